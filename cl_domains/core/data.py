@@ -1,0 +1,225 @@
+"""Data access: the data root, dataset cards, sha256 checks, fetching, and clear errors.
+
+Data root: ``--data-root``, else ``$CL_DOMAINS_DATA``, else a per-user cache directory.
+Every dataset has a card ``datasets/<name>.yaml``: its files (path under the root, sha256,
+rows), official source, licence and, where one exists, how to fetch it. Recipes name data as
+``"<card>/<file key>"`` (e.g. ``stsb/test``) or as a path to the user's own file.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+import yaml
+from pydantic import Field
+
+from .errors import UserError
+from .recipe import StrictModel
+
+__all__ = ["DataFile", "FetchSource", "DatasetCard", "data_root", "cards", "card", "resolve", "verify", "fetch", "sha256sum"]
+
+ENV = "CL_DOMAINS_DATA"
+
+
+class DataFile(StrictModel):
+    path: str
+    sha256: Optional[str] = None
+    rows: Optional[int] = None
+    note: str = ""
+
+
+class FetchSource(StrictModel):
+    url: str
+    sha256: Optional[str] = None
+    archive: Optional[str] = Field(None, description="tar.gz | zip | gz; None = the file itself")
+    members: dict[str, str] = Field(default_factory=dict, description="archive member -> file key")
+
+
+class DatasetCard(StrictModel):
+    name: str
+    domain: str
+    title: str
+    description: str = ""
+    license: str
+    source: str
+    citation: str = ""
+    format: str = ""
+    files: dict[str, DataFile]
+    fetch: list[FetchSource] = Field(default_factory=list)
+    how_to_get: str = ""
+
+
+def data_root(explicit: str | Path | None = None) -> tuple[Path, str]:
+    """The data root and where it came from (for error messages)."""
+    if explicit:
+        return Path(explicit).expanduser(), "--data-root"
+    if os.environ.get(ENV):
+        return Path(os.environ[ENV]).expanduser(), f"${ENV}"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("cl-domains")) / "data", "the default cache (set --data-root or $CL_DOMAINS_DATA)"
+
+
+def card_dirs() -> list[Path]:
+    pkg = Path(__file__).resolve().parents[1]
+    return [pkg / "cards", pkg.parent / "datasets"]
+
+
+@lru_cache(maxsize=None)
+def cards() -> dict[str, DatasetCard]:
+    found: dict[str, DatasetCard] = {}
+    for d in card_dirs():
+        for f in sorted(d.glob("*.yaml")) if d.is_dir() else []:
+            try:
+                c = DatasetCard.model_validate(yaml.safe_load(f.read_text()))
+            except Exception as exc:  # a broken card is a bug in the package: say which file
+                raise UserError(f"dataset card {f} is invalid: {exc}") from None
+            found.setdefault(c.name, c)
+    return found
+
+
+def card(name: str) -> DatasetCard:
+    all_cards = cards()
+    if name not in all_cards:
+        raise UserError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(all_cards))}.")
+    return all_cards[name]
+
+
+def sha256sum(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=None)
+def _checked(path: str, size: int, mtime: float) -> str:
+    return sha256sum(Path(path))
+
+
+def _file_status(c: DatasetCard, key: str, root: Path) -> tuple[Path, str]:
+    entry = c.files[key]
+    p = root / entry.path
+    if not p.is_file():
+        return p, "missing"
+    if entry.sha256 is None:
+        return p, "unverified"
+    st = p.stat()
+    actual = _checked(str(p), st.st_size, st.st_mtime)
+    return p, "ok" if actual == entry.sha256 else f"corrupt (sha256 {actual[:12]}…, expected {entry.sha256[:12]}…)"
+
+
+def _how_to_get(c: DatasetCard) -> str:
+    if c.fetch:
+        return f"run `cl-domains data fetch {c.name}` (downloads from {c.fetch[0].url})"
+    return c.how_to_get or f"get it from {c.source}"
+
+
+def resolve(ref: str, root: str | Path | None = None) -> Path:
+    """A recipe's data reference -> a verified file path.
+
+    ``"<card>/<key>"`` is looked up under the data root and checked against the card's sha256;
+    an existing path is the user's own file and is used as it is.
+    """
+    as_path = Path(ref).expanduser()
+    name, _, key = ref.partition("/")
+    if name not in cards() or as_path.exists():
+        if as_path.exists():
+            return as_path
+        raise UserError(f"data {ref!r} is neither a file nor '<dataset>/<file>' with a known dataset "
+                        f"(known: {', '.join(sorted(cards()))}).")
+    c = card(name)
+    if key not in c.files:
+        raise UserError(f"dataset {name!r} has no file {key!r}; its files: {', '.join(c.files)}.")
+    base, origin = data_root(root)
+    path, status = _file_status(c, key, base)
+    if status == "missing":
+        raise UserError(f"dataset {name!r}: file {path} is missing (data root {base}, from {origin}). "
+                        f"To fix: point --data-root or ${ENV} at the folder holding '{c.files[key].path}', or {_how_to_get(c)}.")
+    if status.startswith("corrupt"):
+        raise UserError(f"dataset {name!r}: file {path} is {status}; refusing to use it. "
+                        f"To fix: delete it and {_how_to_get(c)}, or restore the original file.")
+    return path
+
+
+def verify(name: str, root: str | Path | None = None) -> list[tuple[str, Path, str]]:
+    """``[(file key, path, status)]`` with status ok | missing | corrupt (...) | unverified."""
+    c = card(name)
+    base, _ = data_root(root)
+    return [(key, *_file_status(c, key, base)) for key in c.files]
+
+
+def _download(url: str, dest: Path) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, open(dest, "wb") as f:
+            shutil.copyfileobj(r, f)
+    except OSError as exc:
+        raise UserError(f"download of {url} failed ({exc}). Check the network, or place the files by hand.") from None
+
+
+def fetch(name: str, root: str | Path | None = None, *, force: bool = False) -> list[Path]:
+    """Download a dataset from its official source into the data root, checking every sha256."""
+    c = card(name)
+    base, _ = data_root(root)
+    if not c.fetch:
+        raise UserError(f"dataset {name!r} has no public download: {c.how_to_get or c.source}")
+    written = []
+    for src in c.fetch:
+        targets = {k: base / c.files[k].path for k in (src.members.values() or c.files)}
+        if not force and all(_file_status(c, k, base)[1] == "ok" for k in targets):
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            blob = Path(tmp) / "download"
+            _download(src.url, blob)
+            if src.sha256 and sha256sum(blob) != src.sha256:
+                raise UserError(f"download of {src.url} has the wrong sha256; not used.")
+            for member, key in (src.members.items() or [(None, k) for k in targets]):
+                data = _extract(blob, src.archive, member)
+                out = targets[key]
+                expect = c.files[key].sha256
+                if expect and hashlib.sha256(data).hexdigest() != expect:
+                    raise UserError(f"{name}: {member or src.url} does not match its card's sha256; not written.")
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tmp_out = out.with_suffix(out.suffix + ".part")
+                tmp_out.write_bytes(data)
+                os.replace(tmp_out, out)
+                written.append(out)
+    return written
+
+
+def _extract(blob: Path, archive: str | None, member: str | None) -> bytes:
+    if archive is None:
+        return blob.read_bytes()
+    if archive == "gz":
+        import gzip
+
+        return gzip.decompress(blob.read_bytes())
+    if archive == "tar.gz":
+        with tarfile.open(blob, "r:gz") as t:
+            f = t.extractfile(member)
+            if f is None:
+                raise UserError(f"archive member {member} not found in the download")
+            return f.read()
+    if archive == "zip":
+        with zipfile.ZipFile(blob) as z:
+            return z.read(member)
+    raise UserError(f"unknown archive type {archive!r}")
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """Open ``.txt`` or ``.gz`` text as UTF-8."""
+    if str(path).endswith(".gz"):
+        import gzip
+
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")

@@ -1,0 +1,265 @@
+"""Contrastive objectives as plain functions of tensors.
+
+Everything here is a thin definition on one kernel, :func:`masked_logsumexp`, a numerically
+stable ``log sum_j w_ij * exp(l_ij)`` over the entries a boolean mask keeps. Conventions:
+
+* ``temperature`` is explicit (a float or a tensor, e.g. :class:`Temperature`); logits are
+  ``similarity / temperature``.
+* ``normalize=True`` means cosine similarity (L2-normalised inputs); it is a flag, never hidden.
+* Sampling decides *which* pairs count (boolean masks, see :mod:`cl_domains.core.pairs`);
+  losses decide *how much* (optional per-pair weights on negatives).
+* Every function returns the mean over anchors unless ``reduction="none"``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "masked_logsumexp",
+    "contrastive_nll",
+    "info_nce",
+    "nt_xent",
+    "supcon",
+    "dcl",
+    "mv_infonce",
+    "mv_dhel",
+    "similarity",
+    "Temperature",
+]
+
+
+def masked_logsumexp(logits: Tensor, mask: Tensor | None = None, weights: Tensor | None = None) -> Tensor:
+    """``log(sum_j mask_ij * w_ij * exp(logits_ij))`` along the last dim, stable for any scale.
+
+    Rows where nothing is kept (all masked or zero weight) give ``-inf`` with a zero gradient.
+    """
+    keep = torch.ones_like(logits, dtype=torch.bool) if mask is None else mask.expand_as(logits)
+    if weights is not None:
+        keep = keep & (weights > 0)
+    # Detached per-row max over the kept entries: the shift cancels exactly, it only buys stability.
+    shift = logits.detach().masked_fill(~keep, float("-inf")).amax(-1, keepdim=True)
+    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    terms = torch.exp(logits - shift).masked_fill(~keep, 0.0)
+    if weights is not None:
+        terms = terms * weights.masked_fill(~keep, 0.0)
+    total = terms.sum(-1)
+    empty = total <= 0
+    out = torch.log(torch.where(empty, torch.ones_like(total), total)) + shift.squeeze(-1)
+    return out.masked_fill(empty, float("-inf"))
+
+
+def _reduce(per_anchor: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return per_anchor.mean()
+    if reduction == "sum":
+        return per_anchor.sum()
+    if reduction == "none":
+        return per_anchor
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def contrastive_nll(
+    logits: Tensor,
+    positives: Tensor,
+    negatives: Tensor | None = None,
+    neg_weights: Tensor | None = None,
+    *,
+    decoupled: bool = False,
+    positive_agg: str = "mean",
+) -> Tensor:
+    """Per-anchor contrastive negative log-likelihood over a logit matrix ``[A, C]``.
+
+    ``-log( e^{l_ip} / (sum_{p in P(i)} e^{l_ip} + sum_{n in N(i)} w_in e^{l_in}) )``, where the
+    positive part of the denominator is dropped when ``decoupled`` (DCL, Yeh et al. 2022, eq. 6).
+    Several positives per anchor: ``positive_agg="mean"`` averages the per-positive terms
+    (SupCon's L_out, Khosla et al. 2020, eq. 2); ``"sum"`` puts all positives in one numerator
+    (MIL-NCE style, ``-log sum_p e^{l_ip} / denominator``).
+    ``negatives`` defaults to every entry that is not a positive. Anchors without a positive
+    get ``nan``: callers filter them (see :func:`supcon`).
+    """
+    positives = positives.bool()
+    negatives = ~positives if negatives is None else negatives.bool() & ~positives
+    neg_lse = masked_logsumexp(logits, negatives, neg_weights)
+    if decoupled:
+        denominator = neg_lse
+    else:
+        pos_lse = masked_logsumexp(logits, positives)
+        denominator = torch.logaddexp(pos_lse, neg_lse)
+    n_pos = positives.sum(-1)
+    if positive_agg == "sum":
+        numerator = masked_logsumexp(logits, positives)
+        loss = denominator - numerator
+    elif positive_agg == "mean":
+        pos_logits = logits.masked_fill(~positives, 0.0)
+        loss = denominator - pos_logits.sum(-1) / n_pos.clamp_min(1)
+    else:
+        raise ValueError(f"positive_agg must be 'mean' or 'sum', got {positive_agg!r}")
+    return loss.masked_fill(n_pos == 0, float("nan"))
+
+
+def similarity(a: Tensor, b: Tensor, normalize: bool = True) -> Tensor:
+    """``a @ b.T``, on L2-normalised rows when ``normalize`` (cosine similarity)."""
+    if normalize:
+        a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    return a @ b.transpose(-2, -1)
+
+
+def info_nce(
+    query: Tensor,
+    key: Tensor,
+    temperature: float | Tensor = 0.07,
+    *,
+    hard_negatives: Tensor | None = None,
+    positives: Tensor | None = None,
+    neg_weights: Tensor | None = None,
+    symmetric: bool = False,
+    normalize: bool = True,
+    reduction: str = "mean",
+) -> Tensor:
+    """InfoNCE of ``query[i]`` against all keys, ``key[i]`` being its positive (van den Oord et al. 2018).
+
+    ``hard_negatives`` (``[H, D]``, e.g. SimCSE's contradictions, Gao et al. 2021 eq. 5) are
+    appended as extra columns for every anchor. ``positives`` (bool ``[B, B]``) replaces the
+    diagonal when an anchor has several positive keys. ``neg_weights`` (``[B, B+H]``) scales
+    each negative's term (importance-weighted negatives: DebCSE, MEOW, MCL). ``symmetric`` adds
+    the key->query direction over the ``B`` keys and averages the two.
+    """
+    b = query.shape[0]
+    if key.shape[0] != b:
+        raise ValueError(f"query and key must have the same number of rows, got {b} and {key.shape[0]}")
+    keys = key if hard_negatives is None else torch.cat([key, hard_negatives.reshape(-1, key.shape[-1])])
+    logits = similarity(query, keys, normalize) / temperature
+    pos = torch.eye(b, dtype=torch.bool, device=query.device) if positives is None else positives.bool()
+    pos_full = F.pad(pos, (0, keys.shape[0] - b), value=False)
+    loss = contrastive_nll(logits, pos_full, neg_weights=neg_weights)
+    if symmetric:  # key -> query over the B keys; the mean of the concatenation averages both ways
+        back_w = None if neg_weights is None else neg_weights[:, :b].transpose(0, 1)
+        back = contrastive_nll(logits[:, :b].transpose(0, 1), pos.transpose(0, 1), neg_weights=back_w)
+        loss = torch.cat([loss, back])
+    return _reduce(loss, reduction)
+
+
+def _views_rows(views: Tensor | list[Tensor] | tuple[Tensor, ...]) -> Tensor:
+    """``[V, N, D]`` from a tensor or a list of ``[N, D]`` views."""
+    if isinstance(views, (list, tuple)):
+        views = torch.stack(list(views))
+    if views.dim() != 3:
+        raise ValueError(f"views must be [V, N, D] or a list of [N, D] tensors, got shape {tuple(views.shape)}")
+    return views
+
+
+def nt_xent(
+    z1: Tensor,
+    z2: Tensor,
+    temperature: float | Tensor = 0.5,
+    *,
+    normalize: bool = True,
+    decoupled: bool = False,
+    reduction: str = "mean",
+) -> Tensor:
+    """NT-Xent over ``2N`` rows (SimCLR, Chen et al. 2020, eq. 1): each view's positive is the
+    other view of the same item, all other ``2N-2`` rows are negatives, self-pairs excluded."""
+    rows = torch.cat([z1, z2])
+    n = z1.shape[0]
+    ids = torch.arange(n, device=z1.device).repeat(2)
+    return supcon(rows, ids, temperature, normalize=normalize, decoupled=decoupled, reduction=reduction)
+
+
+def supcon(
+    embeddings: Tensor,
+    labels: Tensor,
+    temperature: float | Tensor = 0.1,
+    *,
+    normalize: bool = True,
+    decoupled: bool = False,
+    positive_agg: str = "mean",
+    neg_weights: Tensor | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020, eq. 2, L_out): rows sharing a label are
+    positives, every other row is a negative, self-pairs are excluded. Anchors whose label occurs
+    once have no positive and are left out of the mean (never a NaN)."""
+    n = embeddings.shape[0]
+    if labels.shape[0] != n:
+        raise ValueError(f"labels has {labels.shape[0]} entries for {n} embeddings")
+    logits = similarity(embeddings, embeddings, normalize) / temperature
+    not_self = ~torch.eye(n, dtype=torch.bool, device=embeddings.device)
+    positives = (labels[:, None] == labels[None, :]) & not_self
+    loss = contrastive_nll(logits, positives, not_self, neg_weights, decoupled=decoupled, positive_agg=positive_agg)
+    if reduction == "none":
+        return loss
+    has_pos = positives.any(-1)
+    if not bool(has_pos.any()):
+        return logits.sum() * 0.0
+    return _reduce(loss[has_pos], reduction)
+
+
+def dcl(z1: Tensor, z2: Tensor, temperature: float | Tensor = 0.1, *, normalize: bool = True, reduction: str = "mean") -> Tensor:
+    """Decoupled contrastive loss (Yeh et al. 2022): NT-Xent without the positive in the denominator."""
+    return nt_xent(z1, z2, temperature, normalize=normalize, decoupled=True, reduction=reduction)
+
+
+def _view_logits(views: Tensor, temperature: float | Tensor, normalize: bool) -> Tensor:
+    v, n, d = views.shape
+    rows = views.reshape(v * n, d)
+    return similarity(rows, rows, normalize) / temperature
+
+
+def mv_infonce(views, temperature: float | Tensor = 0.2, *, normalize: bool = True, reduction: str = "mean") -> Tensor:
+    """MV-InfoNCE (Koromilas et al. 2025): one term per view-row ``(a, i)`` whose numerator holds
+    *all* cross-view pairs of item ``i`` and whose denominator holds every other row:
+    ``-log sum_{a!=b} e^{s(i_a, i_b)/t} + log sum_{(c,j)!=(a,i)} e^{s(i_a, j_c)/t}``.
+    ``views``: ``[V, N, D]`` or a list of ``V`` tensors ``[N, D]``, ``V >= 2``."""
+    views = _views_rows(views)
+    v, n, _ = views.shape
+    logits = _view_logits(views, temperature, normalize)  # [(V N), (V N)], row = a*N + i
+    not_self = ~torch.eye(v * n, dtype=torch.bool, device=views.device)
+    # Numerator per item: all ordered cross-view pairs (a != b), gathered into [N, V*V].
+    per_item = logits.reshape(v, n, v, n).diagonal(dim1=1, dim2=3).permute(2, 0, 1).reshape(n, v * v)
+    cross = ~torch.eye(v, dtype=torch.bool, device=views.device).reshape(1, v * v)
+    numerator = masked_logsumexp(per_item, cross).repeat(v)
+    denominator = masked_logsumexp(logits, not_self)
+    return _reduce(denominator - numerator, reduction)
+
+
+def mv_dhel(views, temperature: float | Tensor = 0.2, *, normalize: bool = True, reduction: str = "mean") -> Tensor:
+    """MV-DHEL (Koromilas et al. 2025): alignment of all cross-view pairs, uniformity within each
+    view separately (decoupled): ``-log sum_{a<b} e^{s(i_a, i_b)/t} + sum_a log sum_{j!=i} e^{s(i_a, j_a)/t}``.
+    One term per item; ``views`` as in :func:`mv_infonce`."""
+    views = _views_rows(views)
+    v, n, _ = views.shape
+    if normalize:
+        views = F.normalize(views, dim=-1)
+    within = views @ views.transpose(1, 2) / temperature  # [V, N, N]
+    not_self = ~torch.eye(n, dtype=torch.bool, device=views.device)
+    uniformity = masked_logsumexp(within, not_self).sum(0)  # [N]
+    pairs = torch.einsum("and,bnd->nab", views, views) / temperature  # [N, V, V]
+    upper = torch.triu(torch.ones(v, v, dtype=torch.bool, device=views.device), diagonal=1)
+    alignment = masked_logsumexp(pairs.reshape(n, v * v), upper.reshape(1, v * v))
+    return _reduce(uniformity - alignment, reduction)
+
+
+class Temperature(nn.Module):
+    """A temperature, fixed or learnable. Learnable ones are stored as ``log(1/t)`` and clipped
+    so that ``t >= min_value`` (CLIP's scale <= 100 guard against collapse of the logit scale)."""
+
+    def __init__(self, init: float = 0.07, learnable: bool = False, min_value: float = 0.01):
+        super().__init__()
+        if init <= 0:
+            raise ValueError(f"temperature must be > 0, got {init}")
+        self.min_value = min_value
+        log_scale = torch.tensor(math.log(1.0 / init))
+        if learnable:
+            self.log_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer("log_scale", log_scale)
+
+    def forward(self) -> Tensor:
+        return torch.exp(-self.log_scale.clamp(max=math.log(1.0 / self.min_value)))
+
+    def extra_repr(self) -> str:
+        return f"value={float(self()):.4g}, learnable={isinstance(self.log_scale, nn.Parameter)}"

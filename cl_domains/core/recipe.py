@@ -1,0 +1,234 @@
+"""Recipes: YAML files validated against a schema, with profiles and dotted overrides.
+
+A recipe has ``name, domain, description, default_profile, model, data, method, train, eval,
+paper, profiles``. ``model``/``data``/``eval`` are validated by the domain's schemas and
+``method`` by the schema its ``name`` selects (see :mod:`cl_domains.core.registry`). A profile
+is a partial recipe deep-merged over the base; ``--set a.b=c`` overrides are applied last.
+Every unknown key or wrong type is a :class:`UserError` that names the key path.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from . import registry
+from .errors import UserError
+
+__all__ = ["StrictModel", "TrainConfig", "PaperConfig", "Recipe", "load_recipe", "parse_override", "recipe_dirs"]
+
+
+class StrictModel(BaseModel):
+    """Base of every recipe section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class TrainConfig(StrictModel):
+    seed: int = 42
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(3e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    epochs: int = Field(1, gt=0)
+    max_steps: Optional[int] = Field(None, gt=0, description="stop after this many steps (overrides epochs)")
+    warmup_ratio: float = Field(0.0, ge=0, le=1)
+    schedule: Literal["linear", "constant", "cosine"] = "linear"
+    grad_clip: Optional[float] = Field(None, gt=0)
+    eval_every: Optional[int] = Field(125, gt=0, description="steps between dev evaluations; null = end only")
+    select_metric: Optional[str] = Field(None, description="dev metric for best-checkpoint selection")
+    select_mode: Literal["max", "min"] = "max"
+    checkpoint_every: int = Field(100, gt=0)
+    log_every: int = Field(10, gt=0)
+    threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (default: torch's choice)")
+    device: str = "auto"
+    eval_before: bool = Field(True, description="score the untrained model on the test split too")
+
+
+class PaperConfig(StrictModel):
+    source: str = ""
+    setting: str = ""
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class _RecipeFile(StrictModel):
+    name: str
+    domain: str
+    description: str = ""
+    default_profile: Optional[str] = None
+    model: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=dict)
+    method: dict[str, Any] = Field(default_factory=dict)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: dict[str, Any] = Field(default_factory=dict)
+    paper: PaperConfig = Field(default_factory=PaperConfig)
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+@dataclass
+class Recipe:
+    """A validated, fully resolved recipe."""
+
+    name: str
+    domain: str
+    description: str
+    profile: Optional[str]
+    model: Any
+    data: Any
+    method: Any
+    train: TrainConfig
+    eval: Any
+    paper: PaperConfig
+    resolved: dict[str, Any]  # the merged plain dict, as saved with a run
+    source: str
+
+    def dump(self) -> str:
+        return yaml.safe_dump(self.resolved, sort_keys=False)
+
+
+def recipe_dirs() -> list[Path]:
+    """Where bare recipe names are looked up: ./recipes, then the recipes shipped with the package."""
+    here = Path(__file__).resolve().parents[1]
+    return [Path.cwd() / "recipes", here / "recipes", here.parent / "recipes"]
+
+
+def _find(path: str | Path) -> Path:
+    p = Path(path)
+    if p.is_file():
+        return p
+    looked = [p]
+    if p.suffix not in (".yaml", ".yml") and len(p.parts) == 1:
+        for d in recipe_dirs():
+            cand = d / f"{p.name}.yaml"
+            looked.append(cand)
+            if cand.is_file():
+                return cand
+    raise UserError(f"recipe not found: {path} (looked at: {', '.join(str(x) for x in looked)}). "
+                    "Run `cl-domains list` to see the recipes.")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=1e-5"`` -> ``(["train", "lr"], 1e-05)``; the value is parsed as YAML."""
+    if "=" not in text:
+        raise UserError(f"--set expects KEY.PATH=VALUE, got {text!r} (example: --set train.lr=1e-5).")
+    key, value = text.split("=", 1)
+    parts = [k for k in key.strip().split(".") if k]
+    if not parts:
+        raise UserError(f"--set {text!r}: empty key path.")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return parts, parsed
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _set_path(d: dict, parts: list[str], value: Any) -> None:
+    for k in parts[:-1]:
+        if not isinstance(d.get(k), dict):
+            d[k] = {}
+        d = d[k]
+    d[parts[-1]] = value
+
+
+def _fields_at(model: type | None, loc: tuple) -> list[str]:
+    """Allowed keys of the (nested) pydantic model that owns ``loc[-1]``."""
+    for part in loc[:-1]:
+        if model is None or not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        field = model.model_fields.get(str(part))
+        model = getattr(field, "annotation", None) if field else None
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(model.model_fields)
+    return []
+
+
+def _explain(exc: ValidationError, model: type, prefix: str, where: str) -> UserError:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        path = ".".join(str(p) for p in (prefix, *loc) if p != "")
+        if err["type"] == "extra_forbidden":
+            allowed = _fields_at(model, loc)
+            parent = ".".join(str(p) for p in (prefix, *loc[:-1]) if p != "") or "the top level"
+            hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            msg = f"unknown key '{path}'"
+            if hint:
+                msg += f" (did you mean '{hint[0]}'?)"
+            if allowed:
+                msg += f"; allowed keys under {parent}: {', '.join(allowed)}"
+        elif err["type"] == "missing":
+            msg = f"missing required key '{path}'"
+        else:
+            msg = f"'{path}' = {err.get('input')!r} is invalid: {err['msg']}"
+        lines.append(msg)
+    return UserError(f"{where}: " + "; ".join(lines) + ".")
+
+
+def _validate(model: type, data: Any, prefix: str, where: str):
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, model, prefix, where) from None
+
+
+def load_recipe(path: str | Path, profile: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Load, merge the profile, apply ``--set`` overrides and validate a recipe."""
+    file = _find(path)
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"recipe {file} is not valid YAML: {exc}".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise UserError(f"recipe {file} must be a mapping of keys (name, domain, model, data, method, train, ...).")
+    where = f"recipe {file}"
+    base = _validate(_RecipeFile, raw, "", where)  # checks the top level before merging profiles
+    profile = profile or base.default_profile
+    merged = {k: v for k, v in raw.items() if k != "profiles"}
+    if profile is not None:
+        if profile not in base.profiles:
+            choices = ", ".join(base.profiles) or "none defined"
+            raise UserError(f"{where}: unknown profile {profile!r}; choose one of: {choices}.")
+        merged = _deep_merge(merged, base.profiles[profile])
+        where += f" (profile {profile!r})"
+    for text in overrides:
+        parts, value = parse_override(text)
+        _set_path(merged, parts, value)
+    if overrides:
+        where += " with --set overrides"
+    top = _validate(_RecipeFile, {**merged, "profiles": {}}, "", where)
+    spec = registry.domain(top.domain)
+    method_name = top.method.get("name")
+    if method_name not in spec.methods:
+        raise UserError(f"{where}: 'method.name' = {method_name!r} is not a {top.domain} method; "
+                        f"choose one of: {', '.join(sorted(spec.methods))}.")
+    method_schema, _ = spec.methods[method_name]
+    # What a run saves: loading it again (e.g. on --resume) gives the same recipe.
+    resolved = {**merged, "default_profile": None, "train": top.train.model_dump()}
+    return Recipe(
+        name=top.name,
+        domain=top.domain,
+        description=top.description,
+        profile=profile,
+        model=_validate(spec.model_schema, top.model, "model", where),
+        data=_validate(spec.data_schema, top.data, "data", where),
+        method=_validate(method_schema, top.method, "method", where),
+        train=top.train,
+        eval=_validate(spec.eval_schema, top.eval, "eval", where),
+        paper=top.paper,
+        resolved=resolved,
+        source=str(file),
+    )

@@ -1,0 +1,114 @@
+"""Run outputs: ``runs/<recipe>-<time>/`` with the resolved config, ``metrics.json``, a log,
+a PNG of the curves and a markdown table of our numbers against the paper's."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from .recipe import Recipe
+
+__all__ = ["Run", "atomic_write_text", "comparison_table"]
+
+console = Console(stderr=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and ``os.replace``: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class Run:
+    """One run directory. ``metrics`` is the content of ``metrics.json``."""
+
+    def __init__(self, directory: Path):
+        self.dir = Path(directory)
+        self.metrics: dict[str, Any] = {}
+        if (self.dir / "metrics.json").is_file():
+            self.metrics = json.loads((self.dir / "metrics.json").read_text())
+
+    @classmethod
+    def create(cls, out: str | Path, recipe: Recipe) -> "Run":
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = Path(out) / f"{recipe.name}-{stamp}"
+        d, i = base, 1
+        while d.exists():
+            i += 1
+            d = base.with_name(f"{base.name}-{i}")
+        d.mkdir(parents=True)
+        (d / "config.yaml").write_text(recipe.dump())
+        info = {"recipe": recipe.name, "source": recipe.source, "profile": recipe.profile,
+                "started": stamp, "python": platform.python_version(), "host": platform.node()}
+        atomic_write_text(d / "run.json", json.dumps(info, indent=2))
+        return cls(d)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        f = self.dir / "run.json"
+        return json.loads(f.read_text()) if f.is_file() else {}
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "config.yaml"
+
+    def log(self, message: str, *, echo: bool = True) -> None:
+        line = f"[{time.strftime('%H:%M:%S')}] {message}"
+        with open(self.dir / "train.log", "a") as f:
+            f.write(line + "\n")
+        if echo:
+            console.print(line, markup=False, highlight=False)
+
+    def save_metrics(self) -> None:
+        atomic_write_text(self.dir / "metrics.json", json.dumps(self.metrics, indent=2, sort_keys=True))
+
+    def plot(self) -> Path:
+        """``curves.png``: training loss and dev metric against step, the paper's number as a line."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        hist = self.metrics.get("history", {})
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        loss = hist.get("loss", [])
+        if loss:
+            ax1.plot([s for s, _ in loss], [v for _, v in loss], lw=1)
+        ax1.set(title="training loss", xlabel="step", ylabel="loss")
+        dev = hist.get("dev", [])
+        key = self.metrics.get("select_metric")
+        if dev and key:
+            ax2.plot([s for s, m in dev], [m.get(key) for s, m in dev], marker="o", label=f"ours ({key})")
+            paper = self.metrics.get("paper", {}).get("metrics", {})
+            for name, value in paper.items():
+                ax2.axhline(value, ls="--", lw=1, color="grey")
+                ax2.annotate(f"paper {name} {value:g}", (0, value), fontsize=7, color="grey", va="bottom")
+            ax2.legend(fontsize=8)
+        ax2.set(title="dev metric", xlabel="step")
+        fig.suptitle(self.dir.name, fontsize=9)
+        fig.tight_layout()
+        out = self.dir / "curves.png"
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
+        return out
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.2f}" if isinstance(v, (int, float)) else "—"
+
+
+def comparison_table(before: dict[str, float], after: dict[str, float], paper: dict[str, float],
+                     paper_label: str = "paper") -> str:
+    """Markdown table: one row per metric, columns before / after / paper."""
+    names = list(dict.fromkeys([*after, *paper]))
+    rows = ["| metric | before training | ours | " + paper_label + " |", "|---|---:|---:|---:|"]
+    for n in names:
+        rows.append(f"| {n} | {_fmt(before.get(n))} | {_fmt(after.get(n))} | {_fmt(paper.get(n))} |")
+    return "\n".join(rows)

@@ -1,0 +1,303 @@
+"""One training loop for every domain.
+
+A domain supplies a :class:`Task` (model, deterministic batches, loss, evaluation); the loop
+owns the optimiser and schedule, progress, periodic dev evaluation with best-checkpoint
+selection, atomic checkpoints (weights as safetensors) and ``resume``, the NaN/inf guard, and
+the run's ``metrics.json`` / plot / "ours vs paper" table.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterable, Protocol
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from safetensors.torch import load_model, save_model
+from torch import Tensor, nn
+
+from .errors import TrainingDiverged, UserError
+from .recipe import Recipe, TrainConfig
+from .runs import Run, atomic_write_text, comparison_table, console
+
+__all__ = ["Task", "Trainer", "seed_everything", "pick_device"]
+
+
+class Task(Protocol):
+    """What a domain method gives the loop."""
+
+    model: nn.Module  # every trained parameter (encoder and heads)
+    dev_metric: str  # default metric for best-checkpoint selection
+
+    def num_batches(self, epoch: int) -> int: ...
+
+    def batches(self, epoch: int) -> Iterable[Any]:
+        """The epoch's batches; must be a deterministic function of (seed, epoch)."""
+
+    def loss(self, batch: Any) -> Tensor | tuple[Tensor, dict[str, float]]: ...
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        """``split`` is ``"dev"`` (model selection) or ``"test"`` (reported)."""
+
+    def export(self, directory: Path) -> None:
+        """Save the trained model in its domain's reusable format."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _schedule(cfg: TrainConfig, total: int):
+    warm = int(cfg.warmup_ratio * total)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / max(warm, 1)
+        if cfg.schedule == "constant":
+            return 1.0
+        progress = (step - warm) / max(total - warm, 1)
+        if cfg.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        return max(0.0, 1.0 - progress)
+
+    return factor
+
+
+class Trainer:
+    def __init__(self, recipe: Recipe, task: Task, run: Run, *, device: torch.device | None = None):
+        self.recipe, self.task, self.run = recipe, task, run
+        self.cfg = recipe.train
+        self.device = device or pick_device(self.cfg.device)
+        self.select = self.cfg.select_metric or task.dev_metric
+        params = [p for p in task.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        per_epoch = [task.num_batches(e) for e in range(self.cfg.epochs)]
+        self.total = min(self.cfg.max_steps or sum(per_epoch), sum(per_epoch))
+        if self.total == 0:
+            raise UserError("the training data yields no batch (check data size against train.batch_size).")
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(self.cfg, self.total))
+        self.state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": None}
+        self.ckpt_dir = run.dir / "checkpoints"
+        self._interrupt_at: int | None = None  # tests: simulate a crash after this step
+        self._last_loss = float("nan")
+
+    # ---------------------------------------------------------------- checkpoints
+    def _save_checkpoint(self) -> None:
+        """Write ``checkpoints/step-N`` completely, then move the ``latest`` pointer atomically."""
+        self.ckpt_dir.mkdir(exist_ok=True)
+        name = f"step-{self.state['step']:07d}"
+        final = self.ckpt_dir / name
+        tmp = self.ckpt_dir / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        save_model(self.task.model, str(tmp / "model.safetensors"))
+        torch.save({
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "state": self.state,
+            "metrics": self.run.metrics,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python_rng": random.getstate(),
+        }, tmp / "trainer.pt")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        atomic_write_text(self.ckpt_dir / "latest", name)
+        for old in self.ckpt_dir.glob("step-*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _load_checkpoint(self) -> None:
+        pointer = self.ckpt_dir / "latest"
+        if not pointer.is_file():
+            raise UserError(f"cannot resume {self.run.dir}: it has no checkpoint yet (no {pointer}). Start the run again.")
+        ckpt = self.ckpt_dir / pointer.read_text().strip()
+        load_model(self.task.model, str(ckpt / "model.safetensors"), device=str(self.device))
+        saved = torch.load(ckpt / "trainer.pt", map_location="cpu", weights_only=False)
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.state = saved["state"]
+        self.run.metrics = saved["metrics"]
+        torch.set_rng_state(saved["torch_rng"])
+        if saved["cuda_rng"]:
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        random.setstate(saved["python_rng"])
+        self.run.log(f"resumed from {ckpt.name} (step {self.state['step']}/{self.total})")
+
+    # ---------------------------------------------------------------- evaluation
+    def _evaluate_dev(self) -> None:
+        t = time.time()
+        metrics = self.task.evaluate("dev")
+        step = self.state["step"]
+        self.run.metrics["history"]["dev"].append([step, metrics])
+        if self.select not in metrics:
+            raise UserError(f"train.select_metric {self.select!r} is not among the dev metrics: {', '.join(metrics)}.")
+        value = metrics[self.select]
+        better = self.state["best"] is None or (
+            value > self.state["best"] if self.cfg.select_mode == "max" else value < self.state["best"])
+        if better and step > 0:
+            self.state["best"], self.state["best_step"] = value, step
+            best = self.run.dir / "best"
+            best.mkdir(exist_ok=True)
+            tmp = best / ".model.safetensors.tmp"
+            save_model(self.task.model, str(tmp))
+            os.replace(tmp, best / "model.safetensors")
+        mark = " (best)" if better and step > 0 else ""
+        self.run.log(f"step {step}: dev {self.select} = {value:.4f}{mark} [{time.time() - t:.1f}s]")
+
+    # ---------------------------------------------------------------- the loop
+    def _diagnose(self, loss: Tensor, extras: dict[str, float]) -> TrainingDiverged:
+        bad = [n for n, p in self.task.model.named_parameters() if not torch.isfinite(p).all()]
+        recent = [round(v, 4) for _, v in self.run.metrics["history"]["loss"][-5:]]
+        return TrainingDiverged(
+            f"training stopped: the loss became {loss.item()} at step {self.state['step'] + 1} "
+            f"(epoch {self.state['epoch']}, lr {self.scheduler.get_last_lr()[0]:.3g}). Recent losses: {recent or 'none'}; "
+            f"{'non-finite weights in ' + ', '.join(bad[:5]) if bad else 'all weights are still finite'}; "
+            f"batch statistics: {extras or 'n/a'}. No checkpoint was written for this step; the last good one is kept. "
+            "Usual causes: a learning rate too high (try --set train.lr=<smaller>), a temperature too small, "
+            "or empty/degenerate inputs in the batch.")
+
+    def fit(self, *, resume: bool = False) -> dict[str, Any]:
+        cfg, task, run = self.cfg, self.task, self.run
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        task.model.to(self.device)
+        if resume:
+            self._load_checkpoint()
+        else:
+            seed_everything(cfg.seed)
+            run.metrics.update({
+                "recipe": self.recipe.name, "profile": self.recipe.profile, "select_metric": self.select,
+                "paper": self.recipe.paper.model_dump(), "history": {"loss": [], "dev": []}, "before": {},
+            })
+            if cfg.eval_before:
+                t = time.time()
+                run.metrics["before"] = task.evaluate("test")
+                run.log(f"before training (test): {_short(run.metrics['before'])} [{time.time() - t:.1f}s]")
+            # Seeded again so that the training stream does not depend on eval_before.
+            seed_everything(cfg.seed)
+        start = time.time()
+        task.model.train()
+        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                   TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+            pid = bar.add_task(self.recipe.name, total=self.total, completed=self.state["step"], info="")
+            while self.state["step"] < self.total and self.state["epoch"] < cfg.epochs:
+                for i, batch in enumerate(task.batches(self.state["epoch"])):
+                    if i < self.state["batch"]:
+                        continue  # consumed before the checkpoint we resumed from
+                    self._train_step(batch)
+                    self.state["batch"] = i + 1
+                    bar.update(pid, completed=self.state["step"], info=f"loss {self._last_loss:.4f}")
+                    self._after_step()
+                    if self.state["step"] >= self.total:
+                        break
+                else:
+                    self.state["epoch"] += 1
+                    self.state["batch"] = 0
+                    continue
+                break
+        run.metrics["train_seconds"] = run.metrics.get("train_seconds", 0.0) + time.time() - start
+        return self._finish()
+
+    def _train_step(self, batch: Any) -> None:
+        out = self.task.loss(batch)
+        loss, extras = out if isinstance(out, tuple) else (out, {})
+        if not torch.isfinite(loss):
+            raise self._diagnose(loss, extras)
+        loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.task.model.parameters(), self.cfg.grad_clip)
+        grads_ok = all(torch.isfinite(p.grad).all() for p in self.task.model.parameters() if p.grad is not None)
+        if not grads_ok:
+            raise self._diagnose(torch.tensor(float("nan")), {**extras, "note": "non-finite gradients"})
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state["step"] += 1
+        self._last_loss = float(loss.detach())
+        self.run.metrics["history"]["loss"].append([self.state["step"], self._last_loss])
+
+    def _after_step(self) -> None:
+        step, cfg = self.state["step"], self.cfg
+        if step % cfg.log_every == 0 and not console.is_terminal:
+            self.run.log(f"step {step}/{self.total} loss {self._last_loss:.4f} lr {self.scheduler.get_last_lr()[0]:.3g}")
+        if cfg.eval_every and step % cfg.eval_every == 0 and step < self.total:
+            self.task.model.eval()
+            self._evaluate_dev()
+            self.task.model.train()
+        if step % cfg.checkpoint_every == 0 and step < self.total:
+            self._save_checkpoint()
+        if self._interrupt_at is not None and step >= self._interrupt_at:
+            raise KeyboardInterrupt(f"simulated interruption after step {step}")
+
+    def _finish(self) -> dict[str, Any]:
+        task, run = self.task, self.run
+        task.model.eval()
+        self._evaluate_dev()
+        best = run.dir / "best" / "model.safetensors"
+        if best.is_file():
+            load_model(task.model, str(best), device=str(self.device))
+            run.log(f"using the best dev checkpoint: step {self.state['best_step']} ({self.select} = {self.state['best']:.4f})")
+        after = task.evaluate("test")
+        run.metrics.update({"final": after, "best_step": self.state["best_step"], "best_dev": self.state["best"],
+                            "steps": self.state["step"]})
+        task.export(run.dir / "model")
+        self._save_checkpoint()
+        run.save_metrics()
+        run.plot()
+        table = comparison_table(run.metrics.get("before", {}), after, self.recipe.paper.metrics,
+                                 f"paper ({self.recipe.paper.setting or self.recipe.paper.source})")
+        atomic_write_text(run.dir / "report.md", f"# {self.recipe.name} ({self.recipe.profile or 'default'})\n\n{table}\n")
+        run.log("results:\n" + table)
+        return run.metrics
+
+
+def _short(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
+
+
+def train_recipe(recipe: Recipe | None = None, *, out: str | Path = "runs", data_root: str | Path | None = None,
+                 resume: str | Path | None = None, interrupt_at: int | None = None) -> Run:
+    """Build the recipe's task and train it in a new run directory, or resume ``resume`` (a run dir)."""
+    from . import registry
+    from .recipe import load_recipe
+
+    if resume is not None:
+        run = Run(Path(resume))
+        if not run.config_path.is_file():
+            raise UserError(f"cannot resume {resume}: it is not a run directory (no config.yaml).")
+        recipe = load_recipe(run.config_path)
+        recipe.profile = run.info.get("profile")
+    elif recipe is None:
+        raise ValueError("give a recipe or a run directory to resume")
+    else:
+        run = Run.create(out, recipe)
+    _, builder = registry.domain(recipe.domain).methods[recipe.method.name]
+    device = pick_device(recipe.train.device)
+    if recipe.train.threads:
+        torch.set_num_threads(recipe.train.threads)
+    seed_everything(recipe.train.seed)  # heads are initialised while the task is built
+    run.log(f"{'resuming' if resume else 'starting'} {recipe.name} (profile {recipe.profile}) in {run.dir} on {device}")
+    task = builder(recipe, data_root, device)
+    trainer = Trainer(recipe, task, run, device=device)
+    trainer._interrupt_at = interrupt_at
+    trainer.fit(resume=resume is not None)
+    return run

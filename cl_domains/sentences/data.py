@@ -1,0 +1,151 @@
+"""Readers for the sentence domain's formats: STS pairs, unlabelled corpora, NLI triplets."""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.data import open_text
+from ..core.errors import UserError
+
+__all__ = ["StsPairs", "read_stsb", "read_sts_year", "read_sick", "read_corpus", "read_triplets", "find_sts_tasks"]
+
+
+@dataclass
+class StsPairs:
+    """Sentence pairs with gold similarity scores."""
+
+    name: str
+    s1: list[str]
+    s2: list[str]
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+def _bad(path: Path, line: int, why: str) -> UserError:
+    return UserError(f"{path}, line {line}: {why}")
+
+
+def read_stsb(path: str | Path, name: str = "STSBenchmark") -> StsPairs:
+    """STS-B in any of its three forms: the official tab-separated release (no header, no quoting,
+    7+ columns), SentEval's copy (same columns), or a TSV with header ``... score sentence1 sentence2``."""
+    path = Path(path)
+    s1, s2, y = [], [], []
+    with open_text(path) as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if rows and rows[0][:1] == ["genre"]:
+        header, rows, first = rows[0], rows[1:], 2
+        try:
+            i_score, i_a, i_b = header.index("score"), header.index("sentence1"), header.index("sentence2")
+        except ValueError:
+            raise _bad(path, 1, f"header {header} lacks score/sentence1/sentence2") from None
+    else:
+        i_score, i_a, i_b, first = 4, 5, 6, 1
+    for n, row in enumerate(rows, first):
+        if len(row) <= max(i_score, i_a, i_b):
+            raise _bad(path, n, f"expected at least {max(i_score, i_a, i_b) + 1} tab-separated columns, got {len(row)}")
+        try:
+            y.append(float(row[i_score]))
+        except ValueError:
+            raise _bad(path, n, f"score {row[i_score]!r} is not a number") from None
+        s1.append(row[i_a].strip())
+        s2.append(row[i_b].strip())
+    if not y:
+        raise UserError(f"{path} holds no sentence pairs.")
+    return StsPairs(name, s1, s2, np.asarray(y))
+
+
+def read_sts_year(directory: str | Path) -> StsPairs:
+    """STS12-16 in SentEval's layout (``STS.input.<subset>.txt`` + ``STS.gs.<subset>.txt``), all
+    subsets concatenated: the "all" setting scores them with a single Spearman (SimCSE's protocol).
+    Pairs without a gold score are skipped, as SentEval does."""
+    directory = Path(directory)
+    inputs = sorted(directory.glob("STS.input.*.txt"))
+    if not inputs:
+        raise UserError(f"{directory} has no STS.input.*.txt files (SentEval layout expected).")
+    s1, s2, y = [], [], []
+    for inp in inputs:
+        subset = inp.name[len("STS.input."):-len(".txt")]
+        gold = directory / f"STS.gs.{subset}.txt"
+        if not gold.is_file():
+            raise UserError(f"{inp} has no gold-score file {gold.name} beside it.")
+        pairs = inp.read_text(encoding="utf-8").splitlines()
+        scores = gold.read_text(encoding="utf-8").splitlines()
+        if len(pairs) != len(scores):
+            raise UserError(f"{inp} has {len(pairs)} lines but {gold.name} has {len(scores)}.")
+        for n, (p, g) in enumerate(zip(pairs, scores), 1):
+            if not g.strip():
+                continue
+            cols = p.split("\t")
+            if len(cols) < 2:
+                raise _bad(inp, n, "expected two tab-separated sentences")
+            s1.append(cols[0].strip())
+            s2.append(cols[1].strip())
+            y.append(float(g))
+    name = re.sub(r"-en-test$", "", directory.name)
+    return StsPairs(name, s1, s2, np.asarray(y))
+
+
+def read_sick(path: str | Path) -> StsPairs:
+    """SICK-R: ``SICK_test_annotated.txt`` (tab-separated with header pair_ID, sentence_A,
+    sentence_B, relatedness_score, ...)."""
+    path = Path(path)
+    with open_text(path) as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    header = rows[0]
+    try:
+        ia, ib, iy = header.index("sentence_A"), header.index("sentence_B"), header.index("relatedness_score")
+    except ValueError:
+        raise _bad(path, 1, f"header {header} lacks sentence_A/sentence_B/relatedness_score") from None
+    rows = rows[1:]
+    return StsPairs("SICKRelatedness", [r[ia] for r in rows], [r[ib] for r in rows], np.asarray([float(r[iy]) for r in rows]))
+
+
+def find_sts_tasks(root: str | Path) -> list[StsPairs]:
+    """Every STS evaluation set found under ``root`` (a file or a folder): STS12-16 year folders,
+    STS-B test files and SICK-R test files, in the usual reporting order."""
+    root = Path(root)
+    if root.is_file():
+        return [read_sick(root) if "SICK" in root.name else read_stsb(root)]
+    if not root.is_dir():
+        raise UserError(f"STS data path {root} does not exist.")
+    tasks = [read_sts_year(d) for d in sorted(root.rglob("STS1[2-6]-en-test")) if d.is_dir()]
+    stsb = sorted(p for p in root.rglob("sts-test.*") if p.suffix in (".csv", ".tsv") and ".senteval" not in p.name)
+    if stsb:
+        tasks.append(read_stsb(stsb[0]))
+    sick = sorted(root.rglob("SICK_test_annotated.txt"))
+    if sick:
+        tasks.append(read_sick(sick[0]))
+    if not tasks:
+        raise UserError(f"no STS evaluation data under {root}: expected STS12-16 folders (STS1X-en-test/), "
+                        "sts-test.csv/.tsv (STS-B) or SICK_test_annotated.txt.")
+    return tasks
+
+
+def read_corpus(path: str | Path) -> list[str]:
+    """One sentence per line (``.txt`` or ``.txt.gz``); blank lines are dropped."""
+    with open_text(Path(path)) as f:
+        lines = [line.strip() for line in f]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise UserError(f"corpus {path} holds no sentence.")
+    return lines
+
+
+def read_triplets(path: str | Path) -> list[tuple[str, str, str]]:
+    """NLI triplets CSV with columns ``sent0,sent1,hard_neg`` (SimCSE's supervised layout)."""
+    path = Path(path)
+    with open_text(path) as f:
+        reader = csv.DictReader(f)
+        need = {"sent0", "sent1", "hard_neg"}
+        if not need <= set(reader.fieldnames or []):
+            raise _bad(path, 1, f"columns {reader.fieldnames} must include {sorted(need)}")
+        rows = [(r["sent0"], r["sent1"], r["hard_neg"]) for r in reader]
+    if not rows:
+        raise UserError(f"{path} holds no triplet.")
+    return rows

