@@ -120,25 +120,31 @@ def info_nce(
     normalize: bool = True,
     reduction: str = "mean",
 ) -> Tensor:
-    """InfoNCE of ``query[i]`` against all keys, ``key[i]`` being its positive (van den Oord et al. 2018).
+    """InfoNCE of each ``query[i]`` against all keys (van den Oord et al. 2018; SimCSE eq. 4).
 
-    ``hard_negatives`` (``[H, D]``, e.g. SimCSE's contradictions, Gao et al. 2021 eq. 5) are
-    appended as extra columns for every anchor. ``positives`` (bool ``[B, B]``) replaces the
-    diagonal when an anchor has several positive keys. ``neg_weights`` (``[B, B+H]``) scales
-    each negative's term (importance-weighted negatives: DebCSE, MEOW, MCL). ``symmetric`` adds
-    the key->query direction over the ``B`` keys and averages the two.
+    By default ``key[i]`` is the positive of ``query[i]``. ``positives`` overrides that: a long
+    tensor ``[A]`` of positive key indices (e.g. local anchors against keys gathered from every
+    process) or a bool mask ``[A, K]`` for several positives per anchor. ``hard_negatives``
+    (``[H, D]``, e.g. SimCSE's contradictions, eq. 5) are appended as extra keys for every anchor.
+    ``neg_weights`` (``[A, K+H]``) scales each negative's term (importance-weighted negatives:
+    DebCSE, MEOW, MCL). ``symmetric`` adds the key->query direction (needs ``A == K``).
     """
-    b = query.shape[0]
-    if key.shape[0] != b:
-        raise ValueError(f"query and key must have the same number of rows, got {b} and {key.shape[0]}")
+    a, k = query.shape[0], key.shape[0]
+    if positives is None:
+        if a != k:
+            raise ValueError(f"query and key must have the same number of rows, got {a} and {k} (or pass positives=)")
+        positives = torch.arange(a, device=query.device)
+    if positives.dtype != torch.bool:
+        positives = F.one_hot(positives.long(), k).bool()
     keys = key if hard_negatives is None else torch.cat([key, hard_negatives.reshape(-1, key.shape[-1])])
     logits = similarity(query, keys, normalize) / temperature
-    pos = torch.eye(b, dtype=torch.bool, device=query.device) if positives is None else positives.bool()
-    pos_full = F.pad(pos, (0, keys.shape[0] - b), value=False)
+    pos_full = F.pad(positives, (0, keys.shape[0] - k), value=False)
     loss = contrastive_nll(logits, pos_full, neg_weights=neg_weights)
-    if symmetric:  # key -> query over the B keys; the mean of the concatenation averages both ways
-        back_w = None if neg_weights is None else neg_weights[:, :b].transpose(0, 1)
-        back = contrastive_nll(logits[:, :b].transpose(0, 1), pos.transpose(0, 1), neg_weights=back_w)
+    if symmetric:  # key -> query over the K keys; the mean of the concatenation averages both ways
+        if a != k:
+            raise ValueError("symmetric=True needs as many keys as queries")
+        back_w = None if neg_weights is None else neg_weights[:, :k].transpose(0, 1)
+        back = contrastive_nll(logits[:, :k].transpose(0, 1), positives.transpose(0, 1), neg_weights=back_w)
         loss = torch.cat([loss, back])
     return _reduce(loss, reduction)
 

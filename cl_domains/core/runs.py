@@ -70,28 +70,36 @@ class Run:
         atomic_write_text(self.dir / "metrics.json", json.dumps(self.metrics, indent=2, sort_keys=True))
 
     def plot(self) -> Path:
-        """``curves.png``: training loss and dev metric against step, the paper's number as a line."""
+        """``curves.png``: training loss and dev metric against step, and the test metrics before
+        training, after training and in the paper side by side."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         hist = self.metrics.get("history", {})
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4))
         loss = hist.get("loss", [])
         if loss:
             ax1.plot([s for s, _ in loss], [v for _, v in loss], lw=1)
         ax1.set(title="training loss", xlabel="step", ylabel="loss")
-        dev = hist.get("dev", [])
-        key = self.metrics.get("select_metric")
+        dev, key = hist.get("dev", []), self.metrics.get("select_metric")
         if dev and key:
-            ax2.plot([s for s, m in dev], [m.get(key) for s, m in dev], marker="o", label=f"ours ({key})")
-            paper = self.metrics.get("paper", {}).get("metrics", {})
-            for name, value in paper.items():
-                ax2.axhline(value, ls="--", lw=1, color="grey")
-                ax2.annotate(f"paper {name} {value:g}", (0, value), fontsize=7, color="grey", va="bottom")
-            ax2.legend(fontsize=8)
-        ax2.set(title="dev metric", xlabel="step")
+            ax2.plot([s for s, _ in dev], [m.get(key) for _, m in dev], marker="o")
+            if self.metrics.get("best_step"):
+                ax2.axvline(self.metrics["best_step"], ls=":", color="grey", label="best checkpoint")
+                ax2.legend(fontsize=8)
+        ax2.set(title=f"dev {key or ''}", xlabel="step")
+        before, after = self.metrics.get("before", {}), self.metrics.get("final", {})
+        paper = self.metrics.get("paper", {}).get("metrics", {})
+        names = list(dict.fromkeys([*after, *paper]))
+        for offset, (label, values) in zip((-0.27, 0.0, 0.27), (("before", before), ("ours", after), ("paper", paper))):
+            xs = [i + offset for i, n in enumerate(names) if n in values]
+            bars = ax3.bar(xs, [values[n] for n in names if n in values], width=0.25, label=label)
+            ax3.bar_label(bars, fmt="%.1f", fontsize=7)
+        ax3.set_xticks(range(len(names)), names)
+        ax3.set(title="test metrics")
+        ax3.legend(fontsize=8)
         fig.suptitle(self.dir.name, fontsize=9)
         fig.tight_layout()
         out = self.dir / "curves.png"

@@ -281,7 +281,7 @@ def train_recipe(recipe: Recipe | None = None, *, out: str | Path = "runs", data
     from .recipe import load_recipe
 
     if resume is not None:
-        run = Run(Path(resume))
+        run: Run | None = Run(Path(resume))
         if not run.config_path.is_file():
             raise UserError(f"cannot resume {resume}: it is not a run directory (no config.yaml).")
         recipe = load_recipe(run.config_path)
@@ -289,14 +289,15 @@ def train_recipe(recipe: Recipe | None = None, *, out: str | Path = "runs", data
     elif recipe is None:
         raise ValueError("give a recipe or a run directory to resume")
     else:
-        run = Run.create(out, recipe)
+        run = None  # created once the task is built, so bad data leaves no empty run directory
     _, builder = registry.domain(recipe.domain).methods[recipe.method.name]
     device = pick_device(recipe.train.device)
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
     seed_everything(recipe.train.seed)  # heads are initialised while the task is built
-    run.log(f"{'resuming' if resume else 'starting'} {recipe.name} (profile {recipe.profile}) in {run.dir} on {device}")
     task = builder(recipe, data_root, device)
+    run = run or Run.create(out, recipe)
+    run.log(f"{'resuming' if resume else 'starting'} {recipe.name} (profile {recipe.profile}) in {run.dir} on {device}")
     trainer = Trainer(recipe, task, run, device=device)
     trainer._interrupt_at = interrupt_at
     trainer.fit(resume=resume is not None)

