@@ -1,6 +1,7 @@
 """``cl-domains run | list | eval | data | report``."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -141,6 +142,8 @@ def report(run_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: user errors become one paragraph on stderr and exit code 2."""
     err = Console(stderr=True)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         app(args=argv, standalone_mode=False)
     except UserError as exc:
