@@ -84,3 +84,30 @@ def test_reader_errors_name_file_and_line(tmp_path):
     trip.write_text("a,b\n1,2\n")
     with pytest.raises(UserError, match=r"must include \['hard_neg', 'sent0', 'sent1'\]"):
         read_triplets(trip)
+
+
+def test_fetch_downloads_extracts_and_checks_sha256(tmp_path, monkeypatch, data_root):
+    """The fetch path end to end on a local file:// URL standing in for the official archive."""
+    import hashlib
+    import tarfile
+
+    src = data_root / "sentences/stsb/original/sts-dev.csv"
+    archive = tmp_path / "Stsbenchmark.tar.gz"
+    with tarfile.open(archive, "w:gz") as t:
+        t.add(src, arcname="stsbenchmark/sts-dev.csv")
+    sha = hashlib.sha256(src.read_bytes()).hexdigest()
+    card = data.DatasetCard(
+        name="demo", domain="sentences", title="demo", license="x", source="x",
+        files={"dev": data.DataFile(path="sentences/demo/sts-dev.csv", sha256=sha)},
+        fetch=[data.FetchSource(url=archive.as_uri(), archive="tar.gz", members={"stsbenchmark/sts-dev.csv": "dev"})])
+    monkeypatch.setattr(data, "cards", lambda: {"demo": card})
+    root = tmp_path / "root"
+    with pytest.raises(UserError, match="run `cl-domains data fetch demo`"):
+        data.resolve("demo/dev", root)
+    written = data.fetch("demo", root)
+    assert written == [root / "sentences/demo/sts-dev.csv"]
+    assert data.resolve("demo/dev", root).read_bytes() == src.read_bytes()
+    assert data.fetch("demo", root) == []  # already there and verified: nothing to do
+    card.files["dev"].sha256 = "0" * 64  # the archive no longer matches the card
+    with pytest.raises(UserError, match="does not match its card's sha256; not written"):
+        data.fetch("demo", root, force=True)

@@ -72,3 +72,20 @@ def test_first_last_avg_and_errors(tmp_path, tiny_backbone):
         SentenceEncoder.from_pretrained("pkg:no_such_pkg")
     with pytest.raises(UserError, match="could not load backbone"):
         SentenceEncoder.from_pretrained(str(tmp_path / "missing-dir"))
+
+
+def test_cli_eval_sts_reports_each_task_and_the_average(tmp_path, tiny_backbone, data_root, capsys):
+    from cl_domains.cli import main
+
+    enc = SentenceEncoder.from_pretrained(tiny_backbone, pooling="cls")
+    enc.save(tmp_path / "model")
+    year = tmp_path / "sts/STS13-en-test"
+    year.mkdir(parents=True)
+    (year / "STS.input.headlines.txt").write_text("a cat sat\ta cat sits\nrain today\tsunny weather\nbig dog\tlarge dog\n")
+    (year / "STS.gs.headlines.txt").write_text("4.8\n0.5\n4.0\n")
+    rows = (data_root / "sentences/stsb/original/sts-test.csv").read_text().splitlines()[:50]
+    (tmp_path / "sts/sts-test.csv").write_text("\n".join(rows) + "\n")
+    assert main(["eval", "sts", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "sts")]) == 0
+    out = capsys.readouterr().out
+    assert "STS13" in out and "STSBenchmark" in out and "avg" in out
+    assert main(["eval", "sts", "--model", str(tmp_path / "nope")]) == 2

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .pairs import labels_to_positives
+
 __all__ = [
     "masked_logsumexp",
     "contrastive_nll",
@@ -194,7 +196,7 @@ def supcon(
         raise ValueError(f"labels has {labels.shape[0]} entries for {n} embeddings")
     logits = similarity(embeddings, embeddings, normalize) / temperature
     not_self = ~torch.eye(n, dtype=torch.bool, device=embeddings.device)
-    positives = (labels[:, None] == labels[None, :]) & not_self
+    positives = labels_to_positives(labels)
     loss = contrastive_nll(logits, positives, not_self, neg_weights, decoupled=decoupled, positive_agg=positive_agg)
     if reduction == "none":
         return loss

@@ -98,7 +98,8 @@ class DebCSE(SentenceTask):
         pooling, head = self.encoder.pooling, self.encoder.head
         self.encoder.pooling = "mean"
         try:
-            return self.encoder.encode(sents, batch_size=self.recipe.eval.batch_size, normalize=True)
+            return self.encoder.encode(sents, batch_size=self.recipe.eval.batch_size, normalize=True,
+                                       progress="DebCSE reference embeddings")
         finally:
             self.encoder.pooling, self.encoder.head = pooling, head
 

@@ -116,13 +116,22 @@ class SentenceEncoder(nn.Module):
         return self(self.tokenize(sentences, max_length))
 
     @torch.no_grad()
-    def encode(self, sentences: Sequence[str], batch_size: int = 128, normalize: bool = False) -> Tensor:
-        """Embeddings for inference, in input order (batches are length-sorted to cut padding)."""
+    def encode(self, sentences: Sequence[str], batch_size: int = 128, normalize: bool = False,
+               progress: str | None = None) -> Tensor:
+        """Embeddings for inference, in input order (batches are length-sorted to cut padding);
+        ``progress`` names a progress bar shown on a terminal."""
+        from rich.progress import track
+
+        from ..core.runs import console
+
         was_training = self.training
         self.eval()
         order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
         out = torch.empty(len(sentences), self.dim)
-        for start in range(0, len(order), batch_size):
+        starts = range(0, len(order), batch_size)
+        if progress:
+            starts = track(starts, description=progress, console=console, disable=not console.is_terminal)
+        for start in starts:
             idx = order[start:start + batch_size]
             out[idx] = self(self.tokenize([sentences[i] for i in idx])).float().cpu()
         self.train(was_training)
