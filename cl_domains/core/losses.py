@@ -37,21 +37,22 @@ __all__ = [
 def masked_logsumexp(logits: Tensor, mask: Tensor | None = None, weights: Tensor | None = None) -> Tensor:
     """``log(sum_j mask_ij * w_ij * exp(logits_ij))`` along the last dim, stable for any scale.
 
-    Rows where nothing is kept (all masked or zero weight) give ``-inf`` with a zero gradient.
+    Weights enter in log space (``l + log w``) and the sum is torch's fused, max-shifted
+    ``logsumexp``. Rows where nothing is kept (all masked or zero weight) give ``-inf`` with a
+    zero gradient (never NaN).
     """
-    keep = torch.ones_like(logits, dtype=torch.bool) if mask is None else mask.expand_as(logits)
+    if mask is None and weights is None:
+        return torch.logsumexp(logits, -1)
+    x = logits
     if weights is not None:
-        keep = keep & (weights > 0)
-    # Detached per-row max over the kept entries: the shift cancels exactly, it only buys stability.
-    shift = logits.detach().masked_fill(~keep, float("-inf")).amax(-1, keepdim=True)
-    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
-    terms = torch.exp(logits - shift).masked_fill(~keep, 0.0)
-    if weights is not None:
-        terms = terms * weights.masked_fill(~keep, 0.0)
-    total = terms.sum(-1)
-    empty = total <= 0
-    out = torch.log(torch.where(empty, torch.ones_like(total), total)) + shift.squeeze(-1)
-    return out.masked_fill(empty, float("-inf"))
+        weights = weights.to(logits.dtype)
+        positive = weights > 0
+        mask = positive if mask is None else mask & positive
+        x = x + torch.where(positive, weights.clamp_min(torch.finfo(weights.dtype).tiny).log(), torch.zeros_like(weights))
+    x = x.masked_fill(~mask, float("-inf"))
+    empty = ~mask.any(-1)
+    x = x.masked_fill(empty.unsqueeze(-1), 0.0)  # keeps the backward of empty rows finite
+    return torch.logsumexp(x, -1).masked_fill(empty, float("-inf"))
 
 
 def _reduce(per_anchor: Tensor, reduction: str) -> Tensor:
@@ -77,29 +78,37 @@ def contrastive_nll(
 
     ``-log( e^{l_ip} / (sum_{p in P(i)} e^{l_ip} + sum_{n in N(i)} w_in e^{l_in}) )``, where the
     positive part of the denominator is dropped when ``decoupled`` (DCL, Yeh et al. 2022, eq. 6).
+    ``positives`` is a long tensor ``[A]`` (one positive column per anchor, the fast path: with
+    no negatives mask and no weights this is exactly cross-entropy) or a bool mask ``[A, C]``.
     Several positives per anchor: ``positive_agg="mean"`` averages the per-positive terms
     (SupCon's L_out, Khosla et al. 2020, eq. 2); ``"sum"`` puts all positives in one numerator
     (MIL-NCE style, ``-log sum_p e^{l_ip} / denominator``).
     ``negatives`` defaults to every entry that is not a positive. Anchors without a positive
     get ``nan``: callers filter them (see :func:`supcon`).
     """
-    positives = positives.bool()
-    negatives = ~positives if negatives is None else negatives.bool() & ~positives
-    neg_lse = masked_logsumexp(logits, negatives, neg_weights)
-    if decoupled:
-        denominator = neg_lse
-    else:
-        pos_lse = masked_logsumexp(logits, positives)
-        denominator = torch.logaddexp(pos_lse, neg_lse)
-    n_pos = positives.sum(-1)
-    if positive_agg == "sum":
-        numerator = masked_logsumexp(logits, positives)
-        loss = denominator - numerator
-    elif positive_agg == "mean":
-        pos_logits = logits.masked_fill(~positives, 0.0)
-        loss = denominator - pos_logits.sum(-1) / n_pos.clamp_min(1)
-    else:
+    if positive_agg not in ("mean", "sum"):
         raise ValueError(f"positive_agg must be 'mean' or 'sum', got {positive_agg!r}")
+    single = positives.dtype != torch.bool
+    if single and negatives is None and neg_weights is None and not decoupled:
+        return masked_logsumexp(logits) - logits.gather(-1, positives.long().unsqueeze(-1)).squeeze(-1)
+    if single and neg_weights is None and not decoupled:  # one positive + a negatives mask (NT-Xent)
+        idx = positives.long().unsqueeze(-1)
+        keep = negatives.bool().scatter(-1, idx, True)
+        return masked_logsumexp(logits, keep) - logits.gather(-1, idx).squeeze(-1)
+    pos = F.one_hot(positives.long(), logits.shape[-1]).bool() if single else positives
+    neg = ~pos if negatives is None else negatives.bool() & ~pos
+    if decoupled:
+        denominator = masked_logsumexp(logits, neg, neg_weights)
+    else:
+        weights = None if neg_weights is None else torch.where(pos, torch.ones_like(neg_weights), neg_weights)
+        denominator = masked_logsumexp(logits, pos | neg, weights)
+    if single:
+        return denominator - logits.gather(-1, positives.long().unsqueeze(-1)).squeeze(-1)
+    n_pos = pos.sum(-1)
+    if positive_agg == "sum":
+        loss = denominator - masked_logsumexp(logits, pos)
+    else:
+        loss = denominator - torch.where(pos, logits, torch.zeros_like(logits)).sum(-1) / n_pos.clamp_min(1)
     return loss.masked_fill(n_pos == 0, float("nan"))
 
 
@@ -136,18 +145,16 @@ def info_nce(
         if a != k:
             raise ValueError(f"query and key must have the same number of rows, got {a} and {k} (or pass positives=)")
         positives = torch.arange(a, device=query.device)
-    if positives.dtype != torch.bool:
-        positives = F.one_hot(positives.long(), k).bool()
     keys = key if hard_negatives is None else torch.cat([key, hard_negatives.reshape(-1, key.shape[-1])])
     logits = similarity(query, keys, normalize) / temperature
-    pos_full = F.pad(positives, (0, keys.shape[0] - k), value=False)
-    loss = contrastive_nll(logits, pos_full, neg_weights=neg_weights)
+    pos = positives if positives.dtype != torch.bool else F.pad(positives, (0, keys.shape[0] - k), value=False)
+    loss = contrastive_nll(logits, pos, neg_weights=neg_weights)
     if symmetric:  # key -> query over the K keys; the mean of the concatenation averages both ways
         if a != k:
             raise ValueError("symmetric=True needs as many keys as queries")
+        back_pos = (F.one_hot(positives.long(), k).bool() if positives.dtype != torch.bool else positives).transpose(0, 1)
         back_w = None if neg_weights is None else neg_weights[:, :k].transpose(0, 1)
-        back = contrastive_nll(logits[:, :k].transpose(0, 1), positives.transpose(0, 1), neg_weights=back_w)
-        loss = torch.cat([loss, back])
+        loss = torch.cat([loss, contrastive_nll(logits[:, :k].transpose(0, 1), back_pos, neg_weights=back_w)])
     return _reduce(loss, reduction)
 
 
@@ -173,8 +180,10 @@ def nt_xent(
     other view of the same item, all other ``2N-2`` rows are negatives, self-pairs excluded."""
     rows = torch.cat([z1, z2])
     n = z1.shape[0]
-    ids = torch.arange(n, device=z1.device).repeat(2)
-    return supcon(rows, ids, temperature, normalize=normalize, decoupled=decoupled, reduction=reduction)
+    logits = similarity(rows, rows, normalize) / temperature
+    other_view = (torch.arange(2 * n, device=rows.device) + n) % (2 * n)
+    not_self = ~torch.eye(2 * n, dtype=torch.bool, device=rows.device)
+    return _reduce(contrastive_nll(logits, other_view, not_self, decoupled=decoupled), reduction)
 
 
 def supcon(
