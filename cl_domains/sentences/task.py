@@ -43,17 +43,18 @@ class SentenceTask:
 
     def __init__(self, recipe: Recipe, data_root: str | Path | None, device: torch.device):
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
-        m = recipe.model
-        self.encoder = SentenceEncoder.from_pretrained(m.backbone, pooling=m.pooling, max_seq_length=m.eval_max_len)
-        self.model = self.encoder
-        self.max_len = m.max_len
         self.batch_size = recipe.train.batch_size
         self.seed = recipe.train.seed
+        # Data first: a missing or corrupt file is reported before any model download is tried.
         self.dev = read_stsb(core_data.resolve(recipe.data.dev, data_root), "stsb_dev")
         self.test = read_stsb(core_data.resolve(recipe.data.test, data_root), "stsb_test")
         self.extra: list[StsPairs] = [t for p in recipe.eval.extra for t in find_sts_tasks(p)]
         self.train_path = core_data.resolve(recipe.data.train, data_root)
         self.examples = self._subset(self.build_examples(self.train_path))
+        m = recipe.model
+        self.encoder = SentenceEncoder.from_pretrained(m.backbone, pooling=m.pooling, max_seq_length=m.eval_max_len)
+        self.model = self.encoder
+        self.max_len = m.max_len
 
     # -- to implement ---------------------------------------------------------
     def build_examples(self, path: Path) -> list:
