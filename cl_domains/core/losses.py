@@ -89,12 +89,12 @@ def contrastive_nll(
     if positive_agg not in ("mean", "sum"):
         raise ValueError(f"positive_agg must be 'mean' or 'sum', got {positive_agg!r}")
     single = positives.dtype != torch.bool
-    if single and negatives is None and neg_weights is None and not decoupled:
-        return masked_logsumexp(logits) - logits.gather(-1, positives.long().unsqueeze(-1)).squeeze(-1)
-    if single and neg_weights is None and not decoupled:  # one positive + a negatives mask (NT-Xent)
+    if single:
         idx = positives.long().unsqueeze(-1)
-        keep = negatives.bool().scatter(-1, idx, True)
-        return masked_logsumexp(logits, keep) - logits.gather(-1, idx).squeeze(-1)
+        pos_logit = logits.gather(-1, idx).squeeze(-1)
+        if neg_weights is None and not decoupled:  # cross-entropy, or NT-Xent with a negatives mask
+            keep = None if negatives is None else negatives.bool().scatter(-1, idx, True)
+            return masked_logsumexp(logits, keep) - pos_logit
     pos = F.one_hot(positives.long(), logits.shape[-1]).bool() if single else positives
     neg = ~pos if negatives is None else negatives.bool() & ~pos
     if decoupled:
@@ -103,7 +103,7 @@ def contrastive_nll(
         weights = None if neg_weights is None else torch.where(pos, torch.ones_like(neg_weights), neg_weights)
         denominator = masked_logsumexp(logits, pos | neg, weights)
     if single:
-        return denominator - logits.gather(-1, positives.long().unsqueeze(-1)).squeeze(-1)
+        return denominator - pos_logit
     n_pos = pos.sum(-1)
     if positive_agg == "sum":
         loss = denominator - masked_logsumexp(logits, pos)
@@ -220,20 +220,15 @@ def dcl(z1: Tensor, z2: Tensor, temperature: float | Tensor = 0.1, *, normalize:
     return nt_xent(z1, z2, temperature, normalize=normalize, decoupled=True, reduction=reduction)
 
 
-def _view_logits(views: Tensor, temperature: float | Tensor, normalize: bool) -> Tensor:
-    v, n, d = views.shape
-    rows = views.reshape(v * n, d)
-    return similarity(rows, rows, normalize) / temperature
-
-
 def mv_infonce(views, temperature: float | Tensor = 0.2, *, normalize: bool = True, reduction: str = "mean") -> Tensor:
     """MV-InfoNCE (Koromilas et al. 2025): one term per view-row ``(a, i)`` whose numerator holds
     *all* cross-view pairs of item ``i`` and whose denominator holds every other row:
     ``-log sum_{a!=b} e^{s(i_a, i_b)/t} + log sum_{(c,j)!=(a,i)} e^{s(i_a, j_c)/t}``.
     ``views``: ``[V, N, D]`` or a list of ``V`` tensors ``[N, D]``, ``V >= 2``."""
     views = _views_rows(views)
-    v, n, _ = views.shape
-    logits = _view_logits(views, temperature, normalize)  # [(V N), (V N)], row = a*N + i
+    v, n, d = views.shape
+    rows = views.reshape(v * n, d)  # row a*N + i is view a of item i
+    logits = similarity(rows, rows, normalize) / temperature
     not_self = ~torch.eye(v * n, dtype=torch.bool, device=views.device)
     # Numerator per item: all ordered cross-view pairs (a != b), gathered into [N, V*V].
     per_item = logits.reshape(v, n, v, n).diagonal(dim1=1, dim2=3).permute(2, 0, 1).reshape(n, v * v)

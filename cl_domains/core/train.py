@@ -81,7 +81,8 @@ def _schedule(cfg: TrainConfig, total: int):
 
 
 class Trainer:
-    def __init__(self, recipe: Recipe, task: Task, run: Run, *, device: torch.device | None = None):
+    def __init__(self, recipe: Recipe, task: Task, run: Run, *, device: torch.device | None = None,
+                 interrupt_at: int | None = None):
         self.recipe, self.task, self.run = recipe, task, run
         self.cfg = recipe.train
         self.device = device or pick_device(self.cfg.device)
@@ -95,7 +96,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(self.cfg, self.total))
         self.state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": None}
         self.ckpt_dir = run.dir / "checkpoints"
-        self._interrupt_at: int | None = None  # tests: simulate a crash after this step
+        self._interrupt_at = interrupt_at  # tests: simulate a crash after this step
         self._last_loss = float("nan")
 
     # ---------------------------------------------------------------- checkpoints
@@ -176,8 +177,6 @@ class Trainer:
 
     def fit(self, *, resume: bool = False) -> dict[str, Any]:
         cfg, task, run = self.cfg, self.task, self.run
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
         task.model.to(self.device)
         if resume:
             self._load_checkpoint()
@@ -298,7 +297,5 @@ def train_recipe(recipe: Recipe | None = None, *, out: str | Path = "runs", data
     task = builder(recipe, data_root, device)
     run = run or Run.create(out, recipe)
     run.log(f"{'resuming' if resume else 'starting'} {recipe.name} (profile {recipe.profile}) in {run.dir} on {device}")
-    trainer = Trainer(recipe, task, run, device=device)
-    trainer._interrupt_at = interrupt_at
-    trainer.fit(resume=resume is not None)
+    Trainer(recipe, task, run, device=device, interrupt_at=interrupt_at).fit(resume=resume is not None)
     return run

@@ -95,13 +95,12 @@ class DebCSE(SentenceTask):
         return surface_similarity(self.words[a], self.words[b], self.lens[a], self.lens[b])
 
     def _reference_embeddings(self, sents: list[str]) -> torch.Tensor:
-        pooling, head = self.encoder.pooling, self.encoder.head
-        self.encoder.pooling = "mean"
+        pooling, self.encoder.pooling = self.encoder.pooling, "mean"
         try:
             return self.encoder.encode(sents, batch_size=self.recipe.eval.batch_size, normalize=True,
                                        progress="DebCSE reference embeddings")
         finally:
-            self.encoder.pooling, self.encoder.head = pooling, head
+            self.encoder.pooling = pooling
 
     def _positive_candidates(self) -> tuple[list[list[int]], list[torch.Tensor]]:
         cfg, ref = self.cfg, self.ref

@@ -89,12 +89,8 @@ class SentenceTask:
         bs = self.recipe.eval.batch_size
         if split == "dev":
             return {"stsb_dev": evaluate_sts(self.encoder, [self.dev], bs)["stsb_dev"]}
-        scores = evaluate_sts(self.encoder, [self.test, *self.extra], bs)
-        scores.pop("avg", None)
-        out = {"stsb_test": scores.pop("stsb_test"), **scores}
-        if self.extra:
-            out["avg"] = sum(out.values()) / len(out)
-        return out
+        scores = evaluate_sts(self.encoder, [self.test, *self.extra], bs)  # "avg" when there are extra tasks
+        return {"stsb_test": scores.pop("stsb_test"), **scores}
 
     def export(self, directory: Path) -> None:
         self.encoder.save(directory)
