@@ -9,6 +9,11 @@ stable ``log sum_j w_ij * exp(l_ij)`` over the entries a boolean mask keeps. Con
 * Sampling decides *which* pairs count (boolean masks, see :mod:`cl_domains.core.pairs`);
   losses decide *how much* (optional per-pair weights on negatives).
 * Every function returns the mean over anchors unless ``reduction="none"``.
+* Big batches: every loss built on embeddings (``info_nce``, ``nt_xent``, ``supcon``, ``dcl``,
+  ``mv_infonce``, ``mv_dhel``) also has a chunked path (:mod:`cl_domains.core.chunked`) with the
+  same values and gradients that never stores the full logit matrix. ``chunked=None`` (default)
+  picks it when the matrix would exceed ``AUTO_CHUNK_ENTRIES`` logits; ``True``/``False`` force
+  it; ``chunk_size`` sets the keys per block.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .chunked import _label_numerator, chunked_nll, use_chunks
 from .pairs import labels_to_positives
 
 __all__ = [
@@ -31,6 +37,7 @@ __all__ = [
     "mv_dhel",
     "similarity",
     "Temperature",
+    "chunked_nll",
 ]
 
 
@@ -92,9 +99,10 @@ def contrastive_nll(
     if single:
         idx = positives.long().unsqueeze(-1)
         pos_logit = logits.gather(-1, idx).squeeze(-1)
-        if neg_weights is None and not decoupled:  # cross-entropy, or NT-Xent with a negatives mask
-            keep = None if negatives is None else negatives.bool().scatter(-1, idx, True)
-            return masked_logsumexp(logits, keep) - pos_logit
+        if neg_weights is None and not decoupled and logits.dim() == 2:
+            # cross-entropy (one fused log-softmax), or NT-Xent with a negatives mask
+            x = logits if negatives is None else logits.masked_fill(~negatives.bool().scatter(-1, idx, True), float("-inf"))
+            return F.cross_entropy(x, positives.long(), reduction="none")
     pos = F.one_hot(positives.long(), logits.shape[-1]).bool() if single else positives
     neg = ~pos if negatives is None else negatives.bool() & ~pos
     if decoupled:
@@ -119,6 +127,10 @@ def similarity(a: Tensor, b: Tensor, normalize: bool = True) -> Tensor:
     return a @ b.transpose(-2, -1)
 
 
+def _unit(x: Tensor, normalize: bool) -> Tensor:
+    return F.normalize(x, dim=-1) if normalize else x
+
+
 def info_nce(
     query: Tensor,
     key: Tensor,
@@ -130,6 +142,8 @@ def info_nce(
     symmetric: bool = False,
     normalize: bool = True,
     reduction: str = "mean",
+    chunked: bool | None = None,
+    chunk_size: int | None = None,
 ) -> Tensor:
     """InfoNCE of each ``query[i]`` against all keys (van den Oord et al. 2018; SimCSE eq. 4).
 
@@ -145,17 +159,35 @@ def info_nce(
         if a != k:
             raise ValueError(f"query and key must have the same number of rows, got {a} and {k} (or pass positives=)")
         positives = torch.arange(a, device=query.device)
+    if symmetric and a != k:
+        raise ValueError("symmetric=True needs as many keys as queries")
     keys = key if hard_negatives is None else torch.cat([key, hard_negatives.reshape(-1, key.shape[-1])])
-    logits = similarity(query, keys, normalize) / temperature
+    q, keys = _unit(query, normalize), _unit(keys, normalize)
     pos = positives if positives.dtype != torch.bool else F.pad(positives, (0, keys.shape[0] - k), value=False)
+    back_w = None if neg_weights is None or not symmetric else neg_weights[:, :k].transpose(0, 1)
+    if use_chunks(chunked, a, keys.shape[0]):
+        loss = chunked_nll(q / temperature, keys, positives=pos, neg_weights=neg_weights, chunk_size=chunk_size)
+        if symmetric:  # key -> query: keys are the anchors, the queries the candidates
+            back_pos = _back_positives(positives, k)
+            back = chunked_nll(keys[:k] / temperature, q, positives=back_pos, neg_weights=back_w, chunk_size=chunk_size)
+            loss = torch.cat([loss, back])
+        return _reduce(loss, reduction)
+    logits = (q / temperature) @ keys.transpose(0, 1)
     loss = contrastive_nll(logits, pos, neg_weights=neg_weights)
     if symmetric:  # key -> query over the K keys; the mean of the concatenation averages both ways
-        if a != k:
-            raise ValueError("symmetric=True needs as many keys as queries")
-        back_pos = (F.one_hot(positives.long(), k).bool() if positives.dtype != torch.bool else positives).transpose(0, 1)
-        back_w = None if neg_weights is None else neg_weights[:, :k].transpose(0, 1)
+        back_pos = _back_positives(positives, k)
         loss = torch.cat([loss, contrastive_nll(logits[:, :k].transpose(0, 1), back_pos, neg_weights=back_w)])
     return _reduce(loss, reduction)
+
+
+def _back_positives(positives: Tensor, k: int) -> Tensor:
+    """Positives of the key -> query direction: the transposed structure (an index stays an
+    index when it is the identity)."""
+    if positives.dtype == torch.bool:
+        return positives.transpose(0, 1)
+    if torch.equal(positives, torch.arange(k, device=positives.device)):
+        return positives
+    return F.one_hot(positives.long(), k).bool().transpose(0, 1)
 
 
 def _views_rows(views: Tensor | list[Tensor] | tuple[Tensor, ...]) -> Tensor:
@@ -175,15 +207,25 @@ def nt_xent(
     normalize: bool = True,
     decoupled: bool = False,
     reduction: str = "mean",
+    chunked: bool | None = None,
+    chunk_size: int | None = None,
 ) -> Tensor:
     """NT-Xent over ``2N`` rows (SimCLR, Chen et al. 2020, eq. 1): each view's positive is the
     other view of the same item, all other ``2N-2`` rows are negatives, self-pairs excluded."""
-    rows = torch.cat([z1, z2])
-    n = z1.shape[0]
-    logits = similarity(rows, rows, normalize) / temperature
-    other_view = (torch.arange(2 * n, device=rows.device) + n) % (2 * n)
-    not_self = ~torch.eye(2 * n, dtype=torch.bool, device=rows.device)
-    return _reduce(contrastive_nll(logits, other_view, not_self, decoupled=decoupled), reduction)
+    rows = _unit(torch.cat([z1, z2]), normalize)
+    m = rows.shape[0]
+    other_view = (torch.arange(m, device=rows.device) + m // 2) % m
+    if use_chunks(chunked, m, m):
+        loss = chunked_nll(rows / temperature, rows, positives=other_view, exclude=torch.arange(m, device=rows.device),
+                           decoupled=decoupled, chunk_size=chunk_size)
+        return _reduce(loss, reduction)
+    logits = (rows / temperature) @ rows.transpose(0, 1)
+    logits.diagonal().fill_(float("-inf"))  # self-pairs (in place: the matmul's backward needs only its inputs)
+    if not decoupled:
+        return _reduce(F.cross_entropy(logits, other_view, reduction="none"), reduction)
+    idx = other_view.unsqueeze(-1)
+    pos_logit = logits.gather(-1, idx).squeeze(-1)
+    return _reduce(torch.logsumexp(logits.scatter(-1, idx, float("-inf")), -1) - pos_logit, reduction)
 
 
 def supcon(
@@ -196,6 +238,8 @@ def supcon(
     positive_agg: str = "mean",
     neg_weights: Tensor | None = None,
     reduction: str = "mean",
+    chunked: bool | None = None,
+    chunk_size: int | None = None,
 ) -> Tensor:
     """Supervised contrastive loss (Khosla et al. 2020, eq. 2, L_out): rows sharing a label are
     positives, every other row is a negative, self-pairs are excluded. Anchors whose label occurs
@@ -203,24 +247,42 @@ def supcon(
     n = embeddings.shape[0]
     if labels.shape[0] != n:
         raise ValueError(f"labels has {labels.shape[0]} entries for {n} embeddings")
-    logits = similarity(embeddings, embeddings, normalize) / temperature
-    not_self = ~torch.eye(n, dtype=torch.bool, device=embeddings.device)
-    positives = labels_to_positives(labels)
-    loss = contrastive_nll(logits, positives, not_self, neg_weights, decoupled=decoupled, positive_agg=positive_agg)
+    z = _unit(embeddings, normalize)
+    if use_chunks(chunked, n, n):
+        loss = chunked_nll(z / temperature, z, labels=(labels, labels), exclude=torch.arange(n, device=z.device),
+                           neg_weights=neg_weights, decoupled=decoupled, positive_agg=positive_agg, chunk_size=chunk_size)
+        _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+        has_pos = counts[inverse] > 1
+    elif neg_weights is None and not decoupled and positive_agg == "mean":
+        # no mask needed: self-pairs set to -inf, mean positive logit from per-label sums
+        anchors = z / temperature
+        logits = anchors @ z.transpose(0, 1)
+        logits.diagonal().fill_(float("-inf"))
+        numerator, count = _label_numerator(anchors, z, (labels, labels), torch.arange(n, device=z.device))
+        loss = (torch.logsumexp(logits, -1) - numerator).masked_fill(count == 0, float("nan"))
+        has_pos = count > 0
+    else:
+        logits = (z / temperature) @ z.transpose(0, 1)
+        not_self = ~torch.eye(n, dtype=torch.bool, device=embeddings.device)
+        positives = labels_to_positives(labels)
+        loss = contrastive_nll(logits, positives, not_self, neg_weights, decoupled=decoupled, positive_agg=positive_agg)
+        has_pos = positives.any(-1)
     if reduction == "none":
         return loss
-    has_pos = positives.any(-1)
     if not bool(has_pos.any()):
-        return logits.sum() * 0.0
+        return z.sum() * 0.0
     return _reduce(loss[has_pos], reduction)
 
 
-def dcl(z1: Tensor, z2: Tensor, temperature: float | Tensor = 0.1, *, normalize: bool = True, reduction: str = "mean") -> Tensor:
+def dcl(z1: Tensor, z2: Tensor, temperature: float | Tensor = 0.1, *, normalize: bool = True, reduction: str = "mean",
+        chunked: bool | None = None, chunk_size: int | None = None) -> Tensor:
     """Decoupled contrastive loss (Yeh et al. 2022): NT-Xent without the positive in the denominator."""
-    return nt_xent(z1, z2, temperature, normalize=normalize, decoupled=True, reduction=reduction)
+    return nt_xent(z1, z2, temperature, normalize=normalize, decoupled=True, reduction=reduction,
+                   chunked=chunked, chunk_size=chunk_size)
 
 
-def mv_infonce(views, temperature: float | Tensor = 0.2, *, normalize: bool = True, reduction: str = "mean") -> Tensor:
+def mv_infonce(views, temperature: float | Tensor = 0.2, *, normalize: bool = True, reduction: str = "mean",
+               chunked: bool | None = None, chunk_size: int | None = None) -> Tensor:
     """MV-InfoNCE (Koromilas et al. 2025): one term per view-row ``(a, i)`` whose numerator holds
     *all* cross-view pairs of item ``i`` and whose denominator holds every other row:
     ``-log sum_{a!=b} e^{s(i_a, i_b)/t} + log sum_{(c,j)!=(a,i)} e^{s(i_a, j_c)/t}``.
@@ -228,17 +290,25 @@ def mv_infonce(views, temperature: float | Tensor = 0.2, *, normalize: bool = Tr
     views = _views_rows(views)
     v, n, d = views.shape
     rows = views.reshape(v * n, d)  # row a*N + i is view a of item i
+    cross = ~torch.eye(v, dtype=torch.bool, device=views.device).reshape(1, v * v)
+    if use_chunks(chunked, v * n, v * n):
+        unit = _unit(views, normalize)
+        per_item = torch.einsum("and,bnd->nab", unit, unit).reshape(n, v * v) / temperature
+        rows = unit.reshape(v * n, d)
+        denominator = chunked_nll(rows / temperature, rows, exclude=torch.arange(v * n, device=rows.device),
+                                  positive_agg="none", chunk_size=chunk_size)
+        return _reduce(denominator - masked_logsumexp(per_item, cross).repeat(v), reduction)
     logits = similarity(rows, rows, normalize) / temperature
     not_self = ~torch.eye(v * n, dtype=torch.bool, device=views.device)
     # Numerator per item: all ordered cross-view pairs (a != b), gathered into [N, V*V].
     per_item = logits.reshape(v, n, v, n).diagonal(dim1=1, dim2=3).permute(2, 0, 1).reshape(n, v * v)
-    cross = ~torch.eye(v, dtype=torch.bool, device=views.device).reshape(1, v * v)
     numerator = masked_logsumexp(per_item, cross).repeat(v)
     denominator = masked_logsumexp(logits, not_self)
     return _reduce(denominator - numerator, reduction)
 
 
-def mv_dhel(views, temperature: float | Tensor = 0.2, *, normalize: bool = True, reduction: str = "mean") -> Tensor:
+def mv_dhel(views, temperature: float | Tensor = 0.2, *, normalize: bool = True, reduction: str = "mean",
+            chunked: bool | None = None, chunk_size: int | None = None) -> Tensor:
     """MV-DHEL (Koromilas et al. 2025): alignment of all cross-view pairs, uniformity within each
     view separately (decoupled): ``-log sum_{a<b} e^{s(i_a, i_b)/t} + sum_a log sum_{j!=i} e^{s(i_a, j_a)/t}``.
     One term per item; ``views`` as in :func:`mv_infonce`."""
@@ -246,9 +316,14 @@ def mv_dhel(views, temperature: float | Tensor = 0.2, *, normalize: bool = True,
     v, n, _ = views.shape
     if normalize:
         views = F.normalize(views, dim=-1)
-    within = views @ views.transpose(1, 2) / temperature  # [V, N, N]
-    not_self = ~torch.eye(n, dtype=torch.bool, device=views.device)
-    uniformity = masked_logsumexp(within, not_self).sum(0)  # [N]
+    if use_chunks(chunked, n, n):
+        self_col = torch.arange(n, device=views.device)
+        uniformity = sum(chunked_nll(x / temperature, x, exclude=self_col, positive_agg="none", chunk_size=chunk_size)
+                         for x in views)
+    else:
+        within = views @ views.transpose(1, 2) / temperature  # [V, N, N]
+        not_self = ~torch.eye(n, dtype=torch.bool, device=views.device)
+        uniformity = masked_logsumexp(within, not_self).sum(0)  # [N]
     pairs = torch.einsum("and,bnd->nab", views, views) / temperature  # [N, V, V]
     upper = torch.triu(torch.ones(v, v, dtype=torch.bool, device=views.device), diagonal=1)
     alignment = masked_logsumexp(pairs.reshape(n, v * v), upper.reshape(1, v * v))
