@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["chunked_nll", "AUTO_CHUNK_ENTRIES", "use_chunks"]
+__all__ = ["chunked_nll", "label_mean_logit", "AUTO_CHUNK_ENTRIES", "use_chunks"]
 
 # The dense path is used up to this many logits (8192 x 8192 float32 = 256 MiB per copy).
 AUTO_CHUNK_ENTRIES = 8192 * 8192
@@ -173,7 +173,7 @@ def _dropped(logits: Tensor, drop: tuple[Tensor, ...], j0: int) -> Tensor:
     return logits
 
 
-def _label_numerator(anchors: Tensor, keys: Tensor, labels: tuple[Tensor, Tensor], exclude: Tensor | None):
+def label_mean_logit(anchors: Tensor, keys: Tensor, labels: tuple[Tensor, Tensor], exclude: Tensor | None):
     """Mean positive logit per anchor from per-label key sums, O((A + C) D): the positives of
     anchor ``i`` are the keys with its label, less its excluded column. Returns (mean, count)."""
     ids = torch.unique(torch.cat(labels), return_inverse=True)[1]
@@ -235,7 +235,7 @@ def chunked_nll(
             num = (anchors * keys[pos_index]).sum(-1)
             return _ChunkedLSE.apply(anchors, keys, drop, chunk) - num
         if pos_index is None and labels is not None and positive_agg == "mean" and not decoupled:
-            num, count = _label_numerator(anchors, keys, labels, exclude)
+            num, count = label_mean_logit(anchors, keys, labels, exclude)
             return (_ChunkedLSE.apply(anchors, keys, drop, chunk) - num).masked_fill(count == 0, float("nan"))
     pairs = _Pairs(pos_index, pos_mask, labels, exclude, None if negatives is None else negatives.bool(),
                    None if neg_weights is None else neg_weights.to(anchors.dtype), decoupled)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .chunked import _label_numerator, chunked_nll, use_chunks
+from .chunked import chunked_nll, label_mean_logit, use_chunks
 from .pairs import labels_to_positives
 
 __all__ = [
@@ -258,7 +258,7 @@ def supcon(
         anchors = z / temperature
         logits = anchors @ z.transpose(0, 1)
         logits.diagonal().fill_(float("-inf"))
-        numerator, count = _label_numerator(anchors, z, (labels, labels), torch.arange(n, device=z.device))
+        numerator, count = label_mean_logit(anchors, z, (labels, labels), torch.arange(n, device=z.device))
         loss = (torch.logsumexp(logits, -1) - numerator).masked_fill(count == 0, float("nan"))
         has_pos = count > 0
     else:

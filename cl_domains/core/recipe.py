@@ -47,6 +47,10 @@ class TrainConfig(StrictModel):
     threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (default: torch's choice)")
     device: str = "auto"
     eval_before: bool = Field(True, description="score the untrained model on the test split too")
+    grad_cache_chunk: Optional[int] = Field(
+        None, gt=0, description="GradCache: embed the batch in sub-batches of this many examples without a graph, "
+        "take the loss on the whole batch, then backpropagate sub-batch by sub-batch (a batch far larger than fits; "
+        "needs a task with embed/loss_from_embeddings)")
 
 
 class PaperConfig(StrictModel):

@@ -31,6 +31,7 @@ class Run:
 
     def __init__(self, directory: Path):
         self.dir = Path(directory)
+        self.muted = False  # set on the non-zero ranks of a multi-process run: only rank 0 writes the log
         self.metrics: dict[str, Any] = {}
         if (self.dir / "metrics.json").is_file():
             self.metrics = json.loads((self.dir / "metrics.json").read_text())
@@ -60,6 +61,8 @@ class Run:
         return self.dir / "config.yaml"
 
     def log(self, message: str, *, echo: bool = True) -> None:
+        if self.muted:
+            return
         line = f"[{time.strftime('%H:%M:%S')}] {message}"
         with open(self.dir / "train.log", "a") as f:
             f.write(line + "\n")

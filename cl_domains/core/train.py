@@ -4,6 +4,19 @@ A domain supplies a :class:`Task` (model, deterministic batches, loss, evaluatio
 owns the optimiser and schedule, progress, periodic dev evaluation with best-checkpoint
 selection, atomic checkpoints (weights as safetensors) and ``resume``, the NaN/inf guard, and
 the run's ``metrics.json`` / plot / "ours vs paper" table.
+
+Scale (for tasks that also implement :class:`EmbeddingTask`):
+
+* ``train.grad_cache_chunk`` (GradCache, Gao et al. 2021): the batch is embedded in sub-batches
+  without a graph, the loss is taken on the whole batch of embeddings, and each sub-batch is
+  embedded again with a graph and backpropagated with its cached embedding gradient. The RNG
+  state of each sub-batch is replayed, so dropout masks match (SimCSE's positives).
+* Several processes (``torchrun --nproc_per_node=N``): every process draws the same global
+  batch and embeds its contiguous shard; embeddings are gathered with gradient
+  (:func:`~cl_domains.core.distributed.gather_with_grad`), so every process computes the loss
+  over the whole global batch, and parameter gradients are averaged over processes: the
+  gradient equals the single-process one. Only rank 0 evaluates, logs and checkpoints.
+  A task without ``embed`` trains on its shard with in-shard negatives (logged once).
 """
 from __future__ import annotations
 
@@ -20,11 +33,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
+from . import distributed as D
 from .errors import TrainingDiverged, UserError
 from .recipe import Recipe, TrainConfig
 from .runs import Run, atomic_write_text, comparison_table, console
 
-__all__ = ["Task", "Trainer", "seed_everything", "pick_device"]
+__all__ = ["Task", "EmbeddingTask", "Trainer", "train_task", "seed_everything", "pick_device"]
 
 
 class Task(Protocol):
@@ -45,6 +59,62 @@ class Task(Protocol):
 
     def export(self, directory: Path) -> None:
         """Save the trained model in its domain's reusable format."""
+
+
+class EmbeddingTask(Task, Protocol):
+    """Optional split of :meth:`Task.loss` that enables GradCache and global-batch negatives
+    across processes. ``loss(batch)`` must equal ``loss_from_embeddings(embed(batch), batch)``.
+
+    Batches are sliced by example: a list or tensor is sliced along its first dimension, a tuple
+    or dict slices each element (columns); anything else needs ``slice_batch(batch, start, stop)``.
+    """
+
+    def embed(self, batch: Any) -> Tensor | tuple[Tensor, ...]:
+        """Embeddings with one row per example of ``batch`` (first dimension), in batch order."""
+
+    def loss_from_embeddings(self, embeddings: Tensor | tuple[Tensor, ...], batch: Any) -> Tensor | tuple[Tensor, dict[str, float]]:
+        """The loss over the whole batch from its embeddings (as :meth:`embed` returns them)."""
+
+
+def _has_embedding_split(task: Any) -> bool:
+    """``embed`` and ``loss_from_embeddings`` exist and no subclass overrides ``loss`` below them
+    (a subclass that redefines only ``loss`` has a different objective)."""
+    mro = type(task).__mro__
+    where = {name: next((i for i, c in enumerate(mro) if name in vars(c)), None)
+             for name in ("loss", "embed", "loss_from_embeddings")}
+    if where["embed"] is None or where["loss_from_embeddings"] is None:
+        return False
+    return where["loss"] is None or where["loss"] >= min(where["embed"], where["loss_from_embeddings"])
+
+
+def _batch_len(batch: Any) -> int:
+    if isinstance(batch, (tuple, dict)):
+        first = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
+        return len(first)
+    return len(batch)
+
+
+def _slice_batch(task: Any, batch: Any, start: int, stop: int) -> Any:
+    if hasattr(task, "slice_batch"):
+        return task.slice_batch(batch, start, stop)
+    if isinstance(batch, (list, Tensor)):
+        return batch[start:stop]
+    if isinstance(batch, tuple):
+        return tuple(x[start:stop] for x in batch)
+    if isinstance(batch, dict):
+        return {k: v[start:stop] for k, v in batch.items()}
+    raise UserError(f"cannot split a batch of type {type(batch).__name__} into sub-batches (train.grad_cache_chunk or "
+                    "several processes): give the task a slice_batch(batch, start, stop) method.")
+
+
+def _rng_state() -> tuple:
+    return torch.get_rng_state(), (torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+
+
+def _set_rng_state(state: tuple) -> None:
+    torch.set_rng_state(state[0])
+    if state[1]:
+        torch.cuda.set_rng_state_all(state[1])
 
 
 def seed_everything(seed: int) -> None:
@@ -98,10 +168,17 @@ class Trainer:
         self.ckpt_dir = run.dir / "checkpoints"
         self._interrupt_at = interrupt_at  # tests: simulate a crash after this step
         self._last_loss = float("nan")
+        self.main = D.rank() == 0
+        self.embedding_path = _has_embedding_split(task)
+        if self.cfg.grad_cache_chunk and not self.embedding_path:
+            raise UserError(f"train.grad_cache_chunk = {self.cfg.grad_cache_chunk} needs a task with embed() and "
+                            f"loss_from_embeddings(); {type(task).__name__} has only loss().")
 
     # ---------------------------------------------------------------- checkpoints
     def _save_checkpoint(self) -> None:
-        """Write ``checkpoints/step-N`` completely, then move the ``latest`` pointer atomically."""
+        """Write ``checkpoints/step-N`` completely, then move the ``latest`` pointer atomically (rank 0)."""
+        if not self.main:
+            return
         self.ckpt_dir.mkdir(exist_ok=True)
         name = f"step-{self.state['step']:07d}"
         final = self.ckpt_dir / name
@@ -140,10 +217,14 @@ class Trainer:
         if saved["cuda_rng"]:
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
         random.setstate(saved["python_rng"])
+        if D.rank() > 0:  # the saved stream is rank 0's; other ranks continue their own
+            torch.manual_seed(self.cfg.seed + 1000 * D.rank() + self.state["step"])
         self.run.log(f"resumed from {ckpt.name} (step {self.state['step']}/{self.total})")
 
     # ---------------------------------------------------------------- evaluation
     def _evaluate_dev(self) -> None:
+        if not self.main:
+            return
         t = time.time()
         metrics = self.task.evaluate("dev")
         step = self.state["step"]
@@ -186,17 +267,21 @@ class Trainer:
                 "recipe": self.recipe.name, "profile": self.recipe.profile, "select_metric": self.select,
                 "paper": self.recipe.paper.model_dump(), "history": {"loss": [], "dev": []}, "before": {},
             })
-            if cfg.eval_before:
+            if cfg.eval_before and self.main:
                 t = time.time()
                 run.metrics["before"] = task.evaluate("test")
                 run.log(f"before training (test): {_short(run.metrics['before'])} [{time.time() - t:.1f}s]")
             # Seeded again so that the training stream does not depend on eval_before.
             seed_everything(cfg.seed)
+            if D.rank() > 0:  # e.g. different dropout masks on every process
+                torch.manual_seed(cfg.seed + 1000 * D.rank())
+        if D.world_size() > 1:
+            self._check_world()
         start = time.time()
         task.model.train()
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                    TimeElapsedColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+        with Progress(*columns, console=console, disable=not (console.is_terminal and self.main)) as bar:
             pid = bar.add_task(self.recipe.name, total=self.total, completed=self.state["step"], info="")
             while self.state["step"] < self.total and self.state["epoch"] < cfg.epochs:
                 for i, batch in enumerate(task.batches(self.state["epoch"])):
@@ -216,12 +301,76 @@ class Trainer:
         run.metrics["train_seconds"] = run.metrics.get("train_seconds", 0.0) + time.time() - start
         return self._finish()
 
-    def _train_step(self, batch: Any) -> None:
-        out = self.task.loss(batch)
-        loss, extras = out if isinstance(out, tuple) else (out, {})
+    def _check_world(self) -> None:
+        ws = D.world_size()
+        if self.cfg.batch_size % ws:
+            raise UserError(f"train.batch_size = {self.cfg.batch_size} must be divisible by the {ws} processes.")
+        for p in self.task.model.parameters():  # same start everywhere (what DDP does at construction)
+            torch.distributed.broadcast(p.data, 0)
+        if not self.embedding_path:
+            self.run.log(f"{type(self.task).__name__} has no embed(): each of the {ws} processes trains on its shard "
+                         "with in-shard negatives (the loss differs from one process on the global batch).")
+
+    @staticmethod
+    def _loss_out(out) -> tuple[Tensor, dict]:
+        return out if isinstance(out, tuple) else (out, {})
+
+    def _backward(self, batch: Any) -> tuple[Tensor, dict]:
+        """Loss of ``batch`` and its parameter gradients (in ``.grad``, averaged over processes)."""
+        ws = D.world_size()
+        if ws > 1:
+            n = _batch_len(batch)
+            if n % ws:
+                raise UserError(f"a batch of {n} examples cannot be split over {ws} processes (drop the last partial batch).")
+            local = _slice_batch(self.task, batch, D.rank() * n // ws, (D.rank() + 1) * n // ws)
+        else:
+            local = batch
+        if not self.embedding_path or (ws == 1 and not self.cfg.grad_cache_chunk):  # the plain step
+            loss, extras = self._loss_out(self.task.loss(local))
+            self._check(loss, extras)
+            loss.backward()
+        elif self.cfg.grad_cache_chunk:
+            loss, extras = self._grad_cache_backward(batch, local, self.cfg.grad_cache_chunk)
+        else:
+            emb = self.task.embed(local)
+            parts = emb if isinstance(emb, tuple) else (emb,)
+            full = tuple(D.gather_with_grad(x) for x in parts)
+            loss, extras = self._loss_out(self.task.loss_from_embeddings(full if isinstance(emb, tuple) else full[0], batch))
+            self._check(loss, extras)
+            loss.backward()
+        D.average_gradients(self.task.model.parameters())
+        return loss, extras
+
+    def _grad_cache_backward(self, batch: Any, local: Any, chunk: int) -> tuple[Tensor, dict]:
+        task, n = self.task, _batch_len(local)
+        bounds = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+        states, parts = [], []
+        with torch.no_grad():  # 1. embeddings without a graph
+            for s, e in bounds:
+                states.append(_rng_state())
+                out = task.embed(_slice_batch(task, local, s, e))
+                parts.append(out if isinstance(out, tuple) else (out,))
+        after = _rng_state()
+        as_tuple = isinstance(out, tuple)
+        leaves = tuple(torch.cat(cols).requires_grad_(True) for cols in zip(*parts))
+        full = tuple(D.gather_with_grad(x) for x in leaves)
+        # 2. the loss on the whole (global) batch, gradients w.r.t. the embeddings
+        loss, extras = self._loss_out(task.loss_from_embeddings(full if as_tuple else full[0], batch))
+        self._check(loss, extras)
+        loss.backward()
+        for (s, e), state in zip(bounds, states):  # 3. re-embed each sub-batch with a graph, same RNG
+            _set_rng_state(state)
+            out = task.embed(_slice_batch(task, local, s, e))
+            torch.autograd.backward(out if as_tuple else (out,), [x.grad[s:e] for x in leaves])
+        _set_rng_state(after)
+        return loss.detach(), extras
+
+    def _check(self, loss: Tensor, extras: dict) -> None:
         if not torch.isfinite(loss):
             raise self._diagnose(loss, extras)
-        loss.backward()
+
+    def _train_step(self, batch: Any) -> None:
+        loss, extras = self._backward(batch)
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.task.model.parameters(), self.cfg.grad_clip)
         grads_ok = all(torch.isfinite(p.grad).all() for p in self.task.model.parameters() if p.grad is not None)
@@ -231,7 +380,7 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.state["step"] += 1
-        self._last_loss = float(loss.detach())
+        self._last_loss = float(loss.detach()) if self.embedding_path else D.all_mean(float(loss.detach()))
         self.run.metrics["history"]["loss"].append([self.state["step"], self._last_loss])
 
     def _after_step(self) -> None:
@@ -250,6 +399,9 @@ class Trainer:
     def _finish(self) -> dict[str, Any]:
         task, run = self.task, self.run
         task.model.eval()
+        if not self.main:
+            run.metrics["steps"] = self.state["step"]
+            return run.metrics
         self._evaluate_dev()
         best = run.dir / "best" / "model.safetensors"
         if best.is_file():
@@ -293,9 +445,27 @@ def train_recipe(recipe: Recipe | None = None, *, out: str | Path = "runs", data
     device = pick_device(recipe.train.device)
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
-    seed_everything(recipe.train.seed)  # heads are initialised while the task is built
-    task = builder(recipe, data_root, device)
-    run = run or Run.create(out, recipe)
-    run.log(f"{'resuming' if resume else 'starting'} {recipe.name} (profile {recipe.profile}) in {run.dir} on {device}")
-    Trainer(recipe, task, run, device=device, interrupt_at=interrupt_at).fit(resume=resume is not None)
+    owns_group = D.init_from_env()
+    try:
+        seed_everything(recipe.train.seed)  # heads are initialised while the task is built
+        task = builder(recipe, data_root, device)
+        return train_task(recipe, task, out=out, run=run, device=device, interrupt_at=interrupt_at)
+    finally:
+        if owns_group:
+            D.shutdown()
+
+
+def train_task(recipe: Recipe, task: Task, *, out: str | Path = "runs", run: Run | None = None,
+               device: torch.device | None = None, interrupt_at: int | None = None) -> Run:
+    """Train a built task in a new run directory under ``out``, or resume ``run`` (an existing
+    one). Under torchrun, rank 0 creates the directory and every rank uses it."""
+    resume = run is not None
+    if run is None:
+        path = Run.create(out, recipe).dir if D.rank() == 0 else None
+        run = Run(D.broadcast_object(path))
+    run.muted = D.rank() != 0
+    device = device or pick_device(recipe.train.device)
+    world = f" x {D.world_size()} processes" if D.world_size() > 1 else ""
+    run.log(f"{'resuming' if resume else 'starting'} {recipe.name} (profile {recipe.profile}) in {run.dir} on {device}{world}")
+    Trainer(recipe, task, run, device=device, interrupt_at=interrupt_at).fit(resume=resume)
     return run

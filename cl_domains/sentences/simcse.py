@@ -29,15 +29,24 @@ class SimCSE(SentenceTask):
     def build_examples(self, path: Path) -> list:
         return read_corpus(path) if self.cfg.variant == "unsup" else read_triplets(path)
 
-    def loss(self, batch: list[int]):
+    def embed(self, batch: list[int]) -> tuple:
+        """Per example: (view 1, view 2) for ``unsup``, (premise, entailment, contradiction) for ``sup``."""
         rows = [self.examples[i] for i in batch]
         n = len(rows)
         if self.cfg.variant == "unsup":
             z = self.encoder.embed(rows + rows, self.max_len)  # one pass, two dropout masks
-            return info_nce(z[:n], z[n:], self.cfg.temperature)
+            return z[:n], z[n:]
         flat = [r[0] for r in rows] + [r[1] for r in rows] + [r[2] for r in rows]
         z = self.encoder.embed(flat, self.max_len)
-        return info_nce(z[:n], z[n:2 * n], self.cfg.temperature, hard_negatives=z[2 * n:])
+        return z[:n], z[n:2 * n], z[2 * n:]
+
+    def loss_from_embeddings(self, z: tuple, batch: list[int]):
+        if self.cfg.variant == "unsup":
+            return info_nce(z[0], z[1], self.cfg.temperature)
+        return info_nce(z[0], z[1], self.cfg.temperature, hard_negatives=z[2])
+
+    def loss(self, batch: list[int]):
+        return self.loss_from_embeddings(self.embed(batch), batch)
 
 
 @register_method("sentences", "simcse", SimCSEConfig)
