@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from .errors import TrainingDiverged, UserError
 from .recipe import Recipe, TrainConfig
-from .runs import Run, atomic_write_text, comparison_table, console
+from .runs import Run, atomic_write_text, comparison_table, console, fmt_metric
 
 __all__ = ["Task", "Trainer", "seed_everything", "pick_device"]
 
@@ -45,6 +45,11 @@ class Task(Protocol):
 
     def export(self, directory: Path) -> None:
         """Save the trained model in its domain's reusable format."""
+
+    # Optional: ``train_step(batch, update) -> (loss, extras)`` replaces ``loss`` for methods that
+    # take several optimiser steps per batch (MCLRec); ``update(loss, extras)`` is the loop's guarded
+    # backward + clip + step. Optional ``optimizers: dict[str, Optimizer]``: the task's own
+    # optimisers (for parameters it keeps out of the loop's), saved with every checkpoint.
 
 
 def seed_everything(seed: int) -> None:
@@ -117,6 +122,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "python_rng": random.getstate(),
+            "task_optimizers": {k: o.state_dict() for k, o in getattr(self.task, "optimizers", {}).items()},
         }, tmp / "trainer.pt")
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
@@ -140,6 +146,8 @@ class Trainer:
         if saved["cuda_rng"]:
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
         random.setstate(saved["python_rng"])
+        for k, o in getattr(self.task, "optimizers", {}).items():
+            o.load_state_dict(saved["task_optimizers"][k])
         self.run.log(f"resumed from {ckpt.name} (step {self.state['step']}/{self.total})")
 
     # ---------------------------------------------------------------- evaluation
@@ -154,12 +162,14 @@ class Trainer:
         better = self.state["best"] is None or (
             value > self.state["best"] if self.cfg.select_mode == "max" else value < self.state["best"])
         if better and step > 0:
-            self.state["best"], self.state["best_step"] = value, step
+            self.state["best"], self.state["best_step"], self.state["stale"] = value, step, 0
             best = self.run.dir / "best"
             best.mkdir(exist_ok=True)
             tmp = best / ".model.safetensors.tmp"
             save_model(self.task.model, str(tmp))
             os.replace(tmp, best / "model.safetensors")
+        elif step > 0:
+            self.state["stale"] = self.state.get("stale", 0) + 1
         mark = " (best)" if better and step > 0 else ""
         self.run.log(f"step {step}: dev {self.select} = {value:.4f}{mark} [{time.time() - t:.1f}s]")
 
@@ -205,8 +215,8 @@ class Trainer:
                     self._train_step(batch)
                     self.state["batch"] = i + 1
                     bar.update(pid, completed=self.state["step"], info=f"loss {self._last_loss:.4f}")
-                    self._after_step()
-                    if self.state["step"] >= self.total:
+                    self._after_step(end_of_epoch=i + 1 == task.num_batches(self.state["epoch"]))
+                    if self.state["step"] >= self.total or self._out_of_patience():
                         break
                 else:
                     self.state["epoch"] += 1
@@ -216,9 +226,27 @@ class Trainer:
         run.metrics["train_seconds"] = run.metrics.get("train_seconds", 0.0) + time.time() - start
         return self._finish()
 
+    def _out_of_patience(self) -> bool:
+        if self.cfg.patience and self.state.get("stale", 0) >= self.cfg.patience:
+            self.run.log(f"early stop: no dev improvement in {self.cfg.patience} evaluations (best at step {self.state['best_step']})")
+            return True
+        return False
+
     def _train_step(self, batch: Any) -> None:
-        out = self.task.loss(batch)
-        loss, extras = out if isinstance(out, tuple) else (out, {})
+        if hasattr(self.task, "train_step"):
+            loss, extras = self.task.train_step(batch, self._update)
+        else:
+            out = self.task.loss(batch)
+            loss, extras = out if isinstance(out, tuple) else (out, {})
+            self._update(loss, extras)
+        self.scheduler.step()
+        self.state["step"] += 1
+        self._last_loss = float(loss.detach())
+        self.run.metrics["history"]["loss"].append([self.state["step"], self._last_loss])
+
+    def _update(self, loss: Tensor, extras: dict[str, float] | None = None) -> None:
+        """Backward, clip, check and apply one optimiser step to the loop's parameters."""
+        extras = extras or {}
         if not torch.isfinite(loss):
             raise self._diagnose(loss, extras)
         loss.backward()
@@ -228,17 +256,14 @@ class Trainer:
         if not grads_ok:
             raise self._diagnose(torch.tensor(float("nan")), {**extras, "note": "non-finite gradients"})
         self.optimizer.step()
-        self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.state["step"] += 1
-        self._last_loss = float(loss.detach())
-        self.run.metrics["history"]["loss"].append([self.state["step"], self._last_loss])
 
-    def _after_step(self) -> None:
+    def _after_step(self, end_of_epoch: bool = False) -> None:
         step, cfg = self.state["step"], self.cfg
         if step % cfg.log_every == 0 and not console.is_terminal:
             self.run.log(f"step {step}/{self.total} loss {self._last_loss:.4f} lr {self.scheduler.get_last_lr()[0]:.3g}")
-        if cfg.eval_every and step % cfg.eval_every == 0 and step < self.total:
+        due = end_of_epoch if cfg.eval_every == "epoch" else bool(cfg.eval_every) and step % cfg.eval_every == 0
+        if due and step < self.total:
             self.task.model.eval()
             self._evaluate_dev()
             self.task.model.train()
@@ -270,7 +295,7 @@ class Trainer:
 
 
 def _short(metrics: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
+    return ", ".join(f"{k} {fmt_metric(v)}" for k, v in metrics.items())
 
 
 def train_recipe(recipe: Recipe | None = None, *, out: str | Path = "runs", data_root: str | Path | None = None,
