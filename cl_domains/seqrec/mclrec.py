@@ -104,9 +104,9 @@ class MCLRec(SeqRecTask):
         try:
             l1 = self.l_cl2(h1, h2)
             opt = self.optimizers["augmenters"]
-            opt.zero_grad(set_to_none=True)
             l1.backward()
             opt.step()
+            opt.zero_grad(set_to_none=True)
         finally:
             self.augmenters.requires_grad_(False)
         loss, extras = self.l0(batch)
