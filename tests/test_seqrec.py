@@ -172,6 +172,14 @@ def test_sasrec_packed_last_position_forward_matches_full_grid():
     torch.testing.assert_close(fast, alone, rtol=1e-5, atol=1e-5)  # padding changes nothing
 
 
+def test_length_groups_give_the_same_vectors():
+    torch.manual_seed(0)
+    model = SASRecEncoder(50, max_len=12, hidden=16, heads=2, inner=32).eval()
+    lengths = torch.randint(1, 13, (300,))
+    seqs = torch.randint(1, 51, (300, 12)) * (torch.arange(12) < lengths[:, None])
+    torch.testing.assert_close(model(seqs, lengths, groups=4), model(seqs, lengths, groups=1), rtol=1e-5, atol=1e-5)
+
+
 def test_recommend_and_reload(tmp_path):
     torch.manual_seed(0)
     model = SASRecEncoder(12, max_len=5, hidden=8, heads=2, inner=16)
