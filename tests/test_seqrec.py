@@ -294,3 +294,27 @@ def test_each_method_trains_exports_and_resumes(tmp_path, small_file, method):
     assert m["steps"] == 6 and set(m["final"]) >= {"HR@10", "NDCG@10", "MRR@10"}
     model = SASRecEncoder.load(run_dir / "model")
     assert model.recommend([1, 2, 3], k=5).shape == (5,)
+
+
+# ---------------------------------------------------------------- recipes (benchmark regression)
+FLOORS = {  # quick profile on Beauty; random ranking gives HR@10 = 10 / 12101 = 0.0008
+    "sasrec_beauty": {"HR@10": 0.018, "NDCG@10": 0.009},  # measured 0.0236 / 0.0124 (500 steps)
+    "cl4srec_beauty": {"HR@10": 0.010, "NDCG@10": 0.005},
+    "mclrec_beauty": {"HR@10": 0.006, "NDCG@10": 0.003},
+}
+
+
+@pytest.mark.integration
+@pytest.mark.benchmark
+@pytest.mark.parametrize("recipe", ["sasrec_beauty", pytest.param("cl4srec_beauty", marks=pytest.mark.slow),
+                                    pytest.param("mclrec_beauty", marks=pytest.mark.slow)])
+def test_quick_profile_beats_the_floor(recipe, tmp_path, data_root):
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.core.train import train_recipe
+
+    run = train_recipe(load_recipe(f"recipes/{recipe}.yaml", "quick", ["train.eval_before=false"]), out=tmp_path,
+                       data_root=data_root)
+    final = run.metrics["final"]
+    for metric, floor in FLOORS[recipe].items():
+        assert final[metric] >= floor, f"{recipe}: {metric} {final[metric]:.4f} < floor {floor}"
+    assert "| HR@10 |" in (run.dir / "report.md").read_text()
