@@ -34,6 +34,8 @@ class DataFile(StrictModel):
     path: str
     sha256: Optional[str] = None
     rows: Optional[int] = None
+    plain_sha256: Optional[str] = Field(None, description="for a .gz file: sha256 of its content; a decompressed copy "
+                                        "at the path without .gz is accepted in its place")
     note: str = ""
 
 
@@ -109,14 +111,17 @@ def _checked(path: str, size: int, mtime: float) -> str:
 
 def _file_status(c: DatasetCard, key: str, root: Path) -> tuple[Path, str]:
     entry = c.files[key]
-    p = root / entry.path
+    p, expect = root / entry.path, entry.sha256
+    plain = p.with_suffix("")
+    if not p.is_file() and entry.plain_sha256 and p.suffix == ".gz" and plain.is_file():
+        p, expect = plain, entry.plain_sha256
     if not p.is_file():
         return p, "missing"
-    if entry.sha256 is None:
+    if expect is None:
         return p, "unverified"
     st = p.stat()
     actual = _checked(str(p), st.st_size, st.st_mtime)
-    return p, "ok" if actual == entry.sha256 else f"corrupt (sha256 {actual[:12]}…, expected {entry.sha256[:12]}…)"
+    return p, "ok" if actual == expect else f"corrupt (sha256 {actual[:12]}…, expected {expect[:12]}…)"
 
 
 def _how_to_get(c: DatasetCard) -> str:
@@ -185,9 +190,11 @@ def fetch(name: str, root: str | Path | None = None, *, force: bool = False) -> 
                 raise UserError(f"download of {src.url} has the wrong sha256; not used.")
             for member, key in (src.members.items() or [(None, k) for k in targets]):
                 data = _extract(blob, src.archive, member)
-                out = targets[key]
-                expect = c.files[key].sha256
-                if expect and hashlib.sha256(data).hexdigest() != expect:
+                out, entry = targets[key], c.files[key]
+                digest = hashlib.sha256(data).hexdigest()
+                if entry.plain_sha256 and digest == entry.plain_sha256 and out.suffix == ".gz":
+                    out = out.with_suffix("")  # the decompressed content: kept as plain text
+                elif entry.sha256 and digest != entry.sha256:
                     raise UserError(f"{name}: {member or src.url} does not match its card's sha256; not written.")
                 out.parent.mkdir(parents=True, exist_ok=True)
                 tmp_out = out.with_suffix(out.suffix + ".part")

@@ -12,10 +12,10 @@ import copy
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from . import registry
 from .errors import UserError
@@ -39,7 +39,8 @@ class TrainConfig(StrictModel):
     warmup_ratio: float = Field(0.0, ge=0, le=1)
     schedule: Literal["linear", "constant", "cosine"] = "linear"
     grad_clip: Optional[float] = Field(None, gt=0)
-    eval_every: Optional[int] = Field(125, gt=0, description="steps between dev evaluations; null = end only")
+    eval_every: Union[PositiveInt, Literal["epoch"], None] = Field(125, description="steps between dev evaluations, 'epoch', or null (end only)")
+    patience: Optional[int] = Field(None, gt=0, description="stop after this many dev evaluations without improvement")
     select_metric: Optional[str] = Field(None, description="dev metric for best-checkpoint selection")
     select_mode: Literal["max", "min"] = "max"
     checkpoint_every: int = Field(100, gt=0)

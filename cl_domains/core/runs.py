@@ -14,7 +14,7 @@ from rich.console import Console
 
 from .recipe import Recipe
 
-__all__ = ["Run", "atomic_write_text", "comparison_table"]
+__all__ = ["Run", "atomic_write_text", "comparison_table", "fmt_metric"]
 
 console = Console(stderr=True)
 
@@ -111,8 +111,9 @@ class Run:
         return out
 
 
-def _fmt(v: Any) -> str:
-    return f"{v:.2f}" if isinstance(v, (int, float)) else "—"
+def fmt_metric(v: Any) -> str:
+    """Four significant digits (78.56, 0.04462), or a dash for a missing value."""
+    return f"{v:.4g}" if isinstance(v, (int, float)) else "—"
 
 
 def comparison_table(before: dict[str, float], after: dict[str, float], paper: dict[str, float],
@@ -121,5 +122,5 @@ def comparison_table(before: dict[str, float], after: dict[str, float], paper: d
     names = list(dict.fromkeys([*after, *paper]))
     rows = ["| metric | before training | ours | " + paper_label + " |", "|---|---:|---:|---:|"]
     for n in names:
-        rows.append(f"| {n} | {_fmt(before.get(n))} | {_fmt(after.get(n))} | {_fmt(paper.get(n))} |")
+        rows.append(f"| {n} | {fmt_metric(before.get(n))} | {fmt_metric(after.get(n))} | {fmt_metric(paper.get(n))} |")
     return "\n".join(rows)

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from . import distributed as D
 from .errors import TrainingDiverged, UserError
 from .recipe import Recipe, TrainConfig
-from .runs import Run, atomic_write_text, comparison_table, console
+from .runs import Run, atomic_write_text, comparison_table, console, fmt_metric
 
 __all__ = ["Task", "EmbeddingTask", "Trainer", "train_task", "seed_everything", "pick_device"]
 
@@ -59,6 +59,11 @@ class Task(Protocol):
 
     def export(self, directory: Path) -> None:
         """Save the trained model in its domain's reusable format."""
+
+    # Optional: ``train_step(batch, update) -> (loss, extras)`` replaces ``loss`` for methods that
+    # take several optimiser steps per batch (MCLRec); ``update(loss, extras)`` is the loop's guarded
+    # backward + clip + step. Optional ``optimizers: dict[str, Optimizer]``: the task's own
+    # optimisers (for parameters it keeps out of the loop's), saved with every checkpoint.
 
 
 class EmbeddingTask(Task, Protocol):
@@ -194,6 +199,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "python_rng": random.getstate(),
+            "task_optimizers": {k: o.state_dict() for k, o in getattr(self.task, "optimizers", {}).items()},
         }, tmp / "trainer.pt")
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
@@ -217,6 +223,8 @@ class Trainer:
         if saved["cuda_rng"]:
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
         random.setstate(saved["python_rng"])
+        for k, o in getattr(self.task, "optimizers", {}).items():
+            o.load_state_dict(saved["task_optimizers"][k])
         if D.rank() > 0:  # the saved stream is rank 0's; other ranks continue their own
             torch.manual_seed(self.cfg.seed + 1000 * D.rank() + self.state["step"])
         self.run.log(f"resumed from {ckpt.name} (step {self.state['step']}/{self.total})")
@@ -235,12 +243,14 @@ class Trainer:
         better = self.state["best"] is None or (
             value > self.state["best"] if self.cfg.select_mode == "max" else value < self.state["best"])
         if better and step > 0:
-            self.state["best"], self.state["best_step"] = value, step
+            self.state["best"], self.state["best_step"], self.state["stale"] = value, step, 0
             best = self.run.dir / "best"
             best.mkdir(exist_ok=True)
             tmp = best / ".model.safetensors.tmp"
             save_model(self.task.model, str(tmp))
             os.replace(tmp, best / "model.safetensors")
+        elif step > 0:
+            self.state["stale"] = self.state.get("stale", 0) + 1
         mark = " (best)" if better and step > 0 else ""
         self.run.log(f"step {step}: dev {self.select} = {value:.4f}{mark} [{time.time() - t:.1f}s]")
 
@@ -290,8 +300,8 @@ class Trainer:
                     self._train_step(batch)
                     self.state["batch"] = i + 1
                     bar.update(pid, completed=self.state["step"], info=f"loss {self._last_loss:.4f}")
-                    self._after_step()
-                    if self.state["step"] >= self.total:
+                    self._after_step(end_of_epoch=i + 1 == task.num_batches(self.state["epoch"]))
+                    if self.state["step"] >= self.total or self._out_of_patience():
                         break
                 else:
                     self.state["epoch"] += 1
@@ -369,25 +379,52 @@ class Trainer:
         if not torch.isfinite(loss):
             raise self._diagnose(loss, extras)
 
+    def _out_of_patience(self) -> bool:
+        if not self.cfg.patience:
+            return False
+        stop = self.state.get("stale", 0) >= self.cfg.patience
+        if D.world_size() > 1:
+            stop = D.broadcast_object(stop)  # rank 0 evaluates; every rank stops with it
+        if stop:
+            self.run.log(f"early stop: no dev improvement in {self.cfg.patience} evaluations (best at step {self.state['best_step']})")
+            return True
+        return False
+
     def _train_step(self, batch: Any) -> None:
-        loss, extras = self._backward(batch)
+        if hasattr(self.task, "train_step"):  # several optimiser steps per batch (MCLRec)
+            loss, extras = self.task.train_step(batch, self._update)
+        else:
+            loss, extras = self._backward(batch)
+            self._apply(extras)
+        self.scheduler.step()
+        self.state["step"] += 1
+        self._last_loss = float(loss.detach()) if self.embedding_path else D.all_mean(float(loss.detach()))
+        self.run.metrics["history"]["loss"].append([self.state["step"], self._last_loss])
+
+    def _update(self, loss: Tensor, extras: dict[str, float] | None = None) -> None:
+        """One optimiser step on a loss the task computed itself: check, backward, average, clip, apply."""
+        extras = extras or {}
+        self._check(loss, extras)
+        loss.backward()
+        D.average_gradients(self.task.model.parameters())
+        self._apply(extras)
+
+    def _apply(self, extras: dict[str, float]) -> None:
+        """Clip, check the gradients and apply them to the loop's parameters."""
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.task.model.parameters(), self.cfg.grad_clip)
         grads_ok = all(torch.isfinite(p.grad).all() for p in self.task.model.parameters() if p.grad is not None)
         if not grads_ok:
             raise self._diagnose(torch.tensor(float("nan")), {**extras, "note": "non-finite gradients"})
         self.optimizer.step()
-        self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.state["step"] += 1
-        self._last_loss = float(loss.detach()) if self.embedding_path else D.all_mean(float(loss.detach()))
-        self.run.metrics["history"]["loss"].append([self.state["step"], self._last_loss])
 
-    def _after_step(self) -> None:
+    def _after_step(self, end_of_epoch: bool = False) -> None:
         step, cfg = self.state["step"], self.cfg
         if step % cfg.log_every == 0 and not console.is_terminal:
             self.run.log(f"step {step}/{self.total} loss {self._last_loss:.4f} lr {self.scheduler.get_last_lr()[0]:.3g}")
-        if cfg.eval_every and step % cfg.eval_every == 0 and step < self.total:
+        due = end_of_epoch if cfg.eval_every == "epoch" else bool(cfg.eval_every) and step % cfg.eval_every == 0
+        if due and step < self.total:
             self.task.model.eval()
             self._evaluate_dev()
             self.task.model.train()
@@ -422,7 +459,7 @@ class Trainer:
 
 
 def _short(metrics: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
+    return ", ".join(f"{k} {fmt_metric(v)}" for k, v in metrics.items())
 
 
 def train_recipe(recipe: Recipe | None = None, *, out: str | Path = "runs", data_root: str | Path | None = None,

@@ -1,0 +1,117 @@
+"""Recipe sections of the seqrec domain and SASRec, the task CL4SRec and MCLRec build on."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal, Optional
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor
+
+from ..core import data as core_data
+from ..core.recipe import Recipe, StrictModel
+from .augment import AUGMENTATIONS, similar_items, two_views
+from .data import LeaveOneOut, read_sequences
+from .evaluate import evaluate_ranking
+from .model import SASRecEncoder
+
+__all__ = ["SeqRecModel", "SeqRecData", "SeqRecEval", "SeqRecTask", "AugmentConfig", "pad_cat"]
+
+
+class SeqRecModel(StrictModel):
+    max_len: int = Field(50, gt=0, description="items of history the encoder sees")
+    hidden: int = Field(64, gt=0)
+    layers: int = Field(2, gt=0)
+    heads: int = Field(2, gt=0)
+    inner: int = Field(256, gt=0, description="feed-forward width")
+    dropout: float = Field(0.5, ge=0, lt=1)
+    attn_dropout: float = Field(0.5, ge=0, lt=1)
+    init_std: float = Field(0.02, gt=0)
+
+
+class SeqRecData(StrictModel):
+    sequences: str = Field(..., description="'<dataset>/sequences' or a path: one user per line, 'user item item ...'")
+    n_items: Optional[int] = Field(None, gt=0, description="number of items (default: the largest id)")
+
+
+class SeqRecEval(StrictModel):
+    batch_size: int = Field(1024, gt=0, description="users scored at once (memory: batch_size x n_items floats)")
+    mask_history: bool = Field(False, description="drop already-seen items from the ranking (ICLRec); MCLRec does not")
+    ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
+
+
+class AugmentConfig(StrictModel):
+    ops: list[Literal[tuple(AUGMENTATIONS)]] = Field(default_factory=lambda: ["crop", "mask", "reorder"])  # type: ignore[valid-type]
+    ratios: dict[str, float] = Field(default_factory=lambda: {"crop": 0.5, "mask": 0.5, "reorder": 0.8,
+                                                                "insert": 0.2, "substitute": 0.2})
+
+
+def pad_cat(*batches: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """Stack ``(seqs, lengths)`` batches of different widths into one, zero-padded."""
+    width = max(s.shape[1] for s, _ in batches)
+    return (torch.cat([F.pad(s, (0, width - s.shape[1])) for s, _ in batches]), torch.cat([n for _, n in batches]))
+
+
+class SeqRecTask:
+    """SASRec trained on every training prefix (next-item cross-entropy over all items, or BPR with
+    one sampled negative); model selection on validation MRR@10, full-ranking test metrics."""
+
+    dev_metric = "MRR@10"
+
+    def __init__(self, recipe: Recipe, data_root: str | Path | None, device: torch.device):
+        self.recipe, self.cfg, self.device = recipe, recipe.method, device
+        self.batch_size, self.seed = recipe.train.batch_size, recipe.train.seed
+        path = core_data.resolve(recipe.data.sequences, data_root)
+        m = recipe.model
+        self.data = LeaveOneOut(read_sequences(path, recipe.data.n_items), m.max_len)
+        self.encoder = SASRecEncoder(self.data.n_items, m.max_len, m.hidden, m.layers, m.heads, m.inner, m.dropout,
+                                     m.attn_dropout, m.init_std)
+        self.model = self.encoder
+        augment: AugmentConfig | None = getattr(self.cfg, "augment", None)
+        needs_similar = augment is not None and {"insert", "substitute"} & set(augment.ops)
+        self.similar = similar_items(self.data.train_part()) if needs_similar else None
+
+    def num_batches(self, epoch: int) -> int:
+        return math.ceil(self.data.n_train / self.batch_size)
+
+    def batches(self, epoch: int):
+        """Shuffled training prefixes; two augmented views per sequence when the method has ``augment``."""
+        g = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        augment: AugmentConfig | None = getattr(self.cfg, "augment", None)
+        for ids in torch.randperm(self.data.n_train, generator=g).split(self.batch_size):
+            seqs, lengths, targets = self.data.train_batch(ids)
+            batch = {"seqs": seqs, "lengths": lengths, "targets": targets}
+            if augment is not None:
+                batch["views"] = two_views(seqs, lengths, augment.ops, augment.ratios, generator=g,
+                                           mask_id=self.encoder.mask_id, similar=self.similar)
+            yield batch
+
+    def rec_loss(self, h: Tensor, targets: Tensor) -> Tensor:
+        """Next-item loss of SASRec (Kang & McAuley 2018): softmax CE over all items (MCLRec eq. 3) or BPR."""
+        scores = self.encoder.scores(h)
+        if self.cfg.loss == "ce":
+            return F.cross_entropy(scores, targets - 1)
+        neg = torch.randint(1, self.data.n_items, targets.shape, device=h.device)
+        neg = neg + (neg >= targets).long()  # uniform over items other than the target
+        pos_s, neg_s = scores.gather(1, (targets - 1)[:, None]), scores.gather(1, (neg - 1)[:, None])
+        return -F.logsigmoid(pos_s - neg_s).mean()
+
+    def encode(self, *batches: tuple[Tensor, Tensor]) -> list[Tensor]:
+        """One encoder pass over several ``(seqs, lengths)`` batches; one output per batch."""
+        seqs, lengths = pad_cat(*batches)
+        h = self.encoder(seqs.to(self.device), lengths.to(self.device))
+        return list(h.split([len(n) for _, n in batches]))
+
+    def loss(self, batch: dict):
+        (h,) = self.encode((batch["seqs"], batch["lengths"]))
+        return self.rec_loss(h, batch["targets"].to(self.device))
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        e = self.recipe.eval
+        return evaluate_ranking(self.encoder, self.data, "valid" if split == "dev" else "test", batch_size=e.batch_size,
+                                mask_history=e.mask_history, ks=tuple(e.ks))
+
+    def export(self, directory: Path) -> None:
+        self.encoder.save(directory)
