@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
+from ..core.distributed import average_gradients
 from ..core.losses import nt_xent, similarity
 from ..core.recipe import StrictModel
 from ..core.registry import register_method
@@ -105,6 +106,7 @@ class MCLRec(SeqRecTask):
             l1 = self.l_cl2(h1, h2)
             opt = self.optimizers["augmenters"]
             l1.backward()
+            average_gradients(self.augmenters.parameters())  # same augmenters on every process under torchrun
             opt.step()
             opt.zero_grad(set_to_none=True)
         finally:
