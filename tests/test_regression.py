@@ -283,7 +283,7 @@ def test_user_table_recipe_trains_each_method(table, tmp_path, data_root):
               "data": {"dataset": "table", "path": str(table), "target": "price"},
               "method": {"name": "supremix", "contrastive_weight": 0.1},
               "train": {"batch_size": 32, "lr": 3e-3, "epochs": 40, "eval_every": 50, "select_mode": "min",
-                        "checkpoint_every": 1000, "eval_before": False, "seed": 1}}
+                        "checkpoint_every": 1000, "eval_before": False, "seed": 1, "threads": 1}}
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(recipe))
     maes = {}

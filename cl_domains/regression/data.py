@@ -31,6 +31,7 @@ class Split:
     x: object  # np.ndarray [n, d] / [n, window], or (s1, s2) lists of sentences
     y: np.ndarray
     shot: Optional[np.ndarray] = None  # "many" | "medium" | "few" per row, where the benchmark defines it
+    offset: Optional[np.ndarray] = None  # a known baseline per row: models regress y - offset (series: last value)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -190,7 +191,9 @@ def load_exchange(path: str | Path, window: int = 168, horizon: int = 12, fracti
     max |value|, chronological 60/20/20 split of the days, input = the last ``window`` values, target
     = the value ``horizon`` steps after the window's last step. Channel-independent: each currency's
     window is one sample with a scalar target (one shared model for the 8 series), so the RMSE over
-    all samples equals the RMSE over all (time, currency) entries of the multi-output task."""
+    all samples equals the RMSE over all (time, currency) entries of the multi-output task. Each
+    sample's ``offset`` is its window's last value: models regress the change over the horizon
+    (metrics are on the rate itself; predicting the offset is the persistence baseline)."""
     path = Path(path)
     arr = _read_numeric(path, None)
     check_xy(arr, arr[:, 0], str(path))
@@ -206,11 +209,11 @@ def load_exchange(path: str | Path, window: int = 168, horizon: int = 12, fracti
         idx = ends[:, None] + np.arange(-window, 0)[None, :]
         x = arr[idx].transpose(0, 2, 1).reshape(-1, window)  # [len(ts) * 8, window], series-major per day
         y = arr[ts].reshape(-1)
-        return Split(x.astype(np.float32), y)
+        return Split(x.astype(np.float32), y, offset=x[:, -1].astype(np.float64))
 
     tr, dv, te = windows(0, a), windows(a, b), windows(b, n)
     if max_train is not None and max_train < len(tr):  # the most recent days: keeps it chronological
-        tr = Split(tr.x[-max_train:], tr.y[-max_train:])
+        tr = Split(tr.x[-max_train:], tr.y[-max_train:], offset=tr.offset[-max_train:])
     return RegressionData("exchange_rate", "series", tr, dv, te, [f"t-{window - i}" for i in range(window)], "rate")
 
 

@@ -125,9 +125,9 @@ class RegressionTask:
         self.seed, self.batch_size = t.seed, t.batch_size
         self.data = load_data(recipe.data, data_root)
         self.x = {s: self._features(s) for s in ("train", "dev", "test")}
-        y = self.data.train.y
+        y = self._target("train")
         self.y_mean, self.y_std = float(y.mean()), float(y.std())
-        self.y = {s: torch.as_tensor((getattr(self.data, s).y - self.y_mean) / self.y_std, dtype=torch.float32)
+        self.y = {s: torch.as_tensor((self._target(s) - self.y_mean) / self.y_std, dtype=torch.float32)
                   for s in ("train", "dev", "test")}
         if len(self.y["train"]) < self.batch_size:
             raise UserError(f"train.batch_size {self.batch_size} exceeds the {len(self.y['train'])} training rows.")
@@ -142,6 +142,10 @@ class RegressionTask:
         self.head = nn.Linear(dim, 1)
         self.model = nn.ModuleDict({"encoder": self.encoder, "projector": self.projector, "head": self.head})
         self.model.to(device)
+
+    def _target(self, split: str) -> np.ndarray:
+        part = getattr(self.data, split)
+        return part.y if part.offset is None else part.y - part.offset
 
     def _features(self, split: str) -> Tensor:
         part = getattr(self.data, split)
@@ -226,17 +230,18 @@ class RegressionTask:
             self.head.weight.copy_(w[:-1].float().unsqueeze(0))
             self.head.bias.copy_(w[-1:].float())
 
-    def predict(self, x: Tensor) -> np.ndarray:
-        """Predictions in the target's units."""
+    def predict(self, split: str) -> np.ndarray:
+        """Predictions of a split, in the target's units."""
         with torch.no_grad():
-            out = self.head(self.represent(x).to(self.device)).squeeze(-1).cpu().double().numpy()
-        return out * self.y_std + self.y_mean
+            out = self.head(self.represent(self.x[split]).to(self.device)).squeeze(-1).cpu().double().numpy()
+        offset = getattr(self.data, split).offset
+        return out * self.y_std + self.y_mean + (0.0 if offset is None else offset)
 
     def evaluate(self, split: str) -> dict[str, float]:
         if self.contrastive and self.cfg.protocol == "two_stage":
             self.fit_probe()
         part = getattr(self.data, split)
-        return metrics_by_shot(self.predict(self.x[split]), part.y, part.shot)
+        return metrics_by_shot(self.predict(split), part.y, part.shot)
 
     def export(self, directory: Path) -> None:
         from safetensors.torch import save_model
