@@ -51,5 +51,5 @@ def test_one_flag_switches_to_the_baselines(method, tmp_path, data_root):
 @pytest.mark.slow  # encodes ~14k sentences with MiniLM on the first run (minutes on 2 CPU cores)
 def test_stsb_dir_quick_profile(tmp_path, data_root):
     m = run_quick("supremix_stsb_dir", tmp_path, data_root).metrics["final"]
-    assert m["pearson"] >= 0.70 and m["mae"] <= 0.85
+    assert m["pearson"] >= 0.80 and m["mae"] <= 0.70  # observed 0.85 and 0.59
     assert {"many_mae", "medium_mae", "few_mae", "few_pearson"} <= set(m)
