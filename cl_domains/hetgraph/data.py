@@ -175,7 +175,7 @@ def _to_torch(x: sp.spmatrix) -> torch.Tensor:
     x = x.tocoo()
     if x.nnz < 0.3 * x.shape[0] * x.shape[1]:
         idx = torch.from_numpy(np.vstack([x.row, x.col]).astype(np.int64))
-        return torch.sparse_coo_tensor(idx, torch.from_numpy(x.data), x.shape).coalesce()
+        return torch.sparse_coo_tensor(idx, torch.from_numpy(x.data), x.shape, check_invariants=False).coalesce()
     return torch.from_numpy(x.toarray())
 
 

@@ -25,7 +25,7 @@ def _sparse(m: sp.spmatrix) -> Tensor:
         return torch.from_numpy(np.asarray(m.toarray(), dtype=np.float32))
     m = m.tocoo()
     idx = torch.from_numpy(np.vstack([m.row, m.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(idx, torch.from_numpy(m.data.astype(np.float32)), m.shape).coalesce()
+    return torch.sparse_coo_tensor(idx, torch.from_numpy(m.data.astype(np.float32)), m.shape, check_invariants=False).coalesce()
 
 
 def _sym_norm(a: sp.spmatrix) -> sp.csr_matrix:
@@ -81,7 +81,7 @@ def prepare(data, metapaths: dict[str, tuple[str, ...]], nei_max: list[int], fea
     drop = torch.from_numpy(rng.permutation(nz.numel())[: int(feat_mask * nz.numel())])
     vals[nz[drop]] = 0.0
     if x.is_sparse:
-        xm = torch.sparse_coo_tensor(xm.indices(), vals, xm.shape).coalesce()
+        xm = torch.sparse_coo_tensor(xm.indices(), vals, xm.shape, check_invariants=False).coalesce()
     feats = {t: data[t].x.float() for t in data.node_types}
     return GraphInputs(feats, xm.float(), adjs, masked, contexts, _sparse((norm_sum / len(metapaths)).tocsr()))
 

@@ -57,10 +57,10 @@ def cluster_weights(assignments: list[Tensor]) -> Tensor:
 def proto_nce(anchor: Tensor, assign: Tensor, centroids: Tensor, temperature: float) -> Tensor:
     """ProtoNCE (PCL, Li et al. 2021, eq. 6) for one clustering: ``-log softmax_s(v_i . c_s / phi_s)[c(i)]``,
     ``phi_s`` the cluster concentration (mean distance / log(n_s + 10)) scaled to mean ``temperature``."""
-    centroids = torch.nn.functional.normalize(centroids, dim=1)
+    centroids = torch.nn.functional.normalize(centroids.to(anchor.dtype), dim=1)
     k = centroids.shape[0]
-    n = torch.bincount(assign, minlength=k).float()
-    dist = torch.zeros(k).index_add_(0, assign, (anchor.detach() - centroids[assign]).norm(dim=1))
+    n = torch.bincount(assign, minlength=k).to(anchor.dtype)
+    dist = torch.zeros(k, dtype=anchor.dtype).index_add_(0, assign, (anchor.detach() - centroids[assign]).norm(dim=1))
     phi = torch.where(n > 1, dist / n.clamp_min(1) / torch.log(n + 10), torch.full_like(n, float("nan")))
     phi = torch.nan_to_num(phi, nan=float(phi[n > 1].max()) if bool((n > 1).any()) else 1.0)
     lo, hi = torch.quantile(phi, 0.1), torch.quantile(phi, 0.9)
