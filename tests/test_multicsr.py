@@ -289,3 +289,42 @@ def test_recipe_profiles_load():
     assert paper.method.false_negative_threshold == 0.95 and not paper.method.human_pairs
     with pytest.raises(UserError, match="base_url"):
         load_recipe("recipes/multicsr_sts.yaml", "quick", ["method.generation.generator.kind=openai"]).method.generation.generator.build()
+
+
+# ---------------------------------------------------------------- stage 3 wiring, tiny model
+def test_task_masks_through_the_reference_and_trains(tiny_backbone, tiny_data, data_root, tmp_path):
+    import csv
+
+    from conftest import write_recipe
+    from cl_domains.core.train import train_recipe
+    from cl_domains.sentences.data import read_triplets
+    from cl_domains.sentences.multicsr import build
+
+    with open(tmp_path / "t.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sent0", "sent1", "hard_neg"])
+        w.writerows(read_triplets(data_root / "sentences/snli_devtest_triplets.csv")[:40])
+    data = {**tiny_data, "train": str(tmp_path / "t.csv")}
+    method = {"name": "multicsr", "reference": tiny_backbone, "reference_pooling": "mean", "human_pairs": True}
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_backbone, data, method, max_steps=2, eval_every=None,
+                                      eval_before=False))
+    task = build(recipe, None, torch.device("cpu"))
+    assert len(task.examples) == 40 and task.ref.shape[0] == len(task.ref_index) <= 120
+    batch = next(iter(task.batches(0)))
+    loss, extras = task.loss(batch)
+    assert torch.isfinite(loss) and 0 <= extras["masked_negatives"] <= 1
+    task.cfg.false_negative_threshold = -1.0  # every negative masked: only the positive is left, loss 0
+    loss, extras = task.loss(batch)
+    assert loss.item() == pytest.approx(0.0, abs=1e-6) and extras["masked_negatives"] == 1.0
+    recipe.method.false_negative_threshold = 0.95
+    run = train_recipe(recipe, out=tmp_path / "runs")
+    assert run.metrics["steps"] == 2 and "stsb_test" in run.metrics["final"]
+
+
+def test_no_training_pairs_is_a_clear_error(tiny_backbone, tiny_data, tmp_path):
+    from conftest import write_recipe
+    from cl_domains.core.train import train_recipe
+
+    method = {"name": "multicsr", "reference": tiny_backbone, "human_pairs": False}
+    with pytest.raises(UserError, match="no training pairs"):
+        train_recipe(load_recipe(write_recipe(tmp_path / "r.yaml", tiny_backbone, tiny_data, method)), out=tmp_path)

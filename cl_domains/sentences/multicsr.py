@@ -93,6 +93,10 @@ class MultiCSR(SentenceTask):
         ref = SentenceEncoder.from_pretrained(cfg.reference, pooling=cfg.reference_pooling, max_seq_length=self.max_len)
         self.ref = ref.encode(sents, batch_size=recipe.eval.batch_size, normalize=True, progress="MultiCSR reference")
         del ref
+        fractions = [self.masked_fraction(self.negatives_mask([self.examples[i] for i in b])) for b in self.batches(0)]
+        self.stats = {"masked_negatives_epoch0": sum(fractions) / max(len(fractions), 1), **self.generation_stats}
+        console.print(f"MultiCSR: the reference masks {100 * self.stats['masked_negatives_epoch0']:.3f}% of the in-batch "
+                      f"negatives (epoch 0, threshold {cfg.false_negative_threshold})")
 
     def build_examples(self, path: Path) -> list[tuple[str, str, str]]:
         cfg = self.cfg
@@ -108,17 +112,24 @@ class MultiCSR(SentenceTask):
                             "method.human_pairs is false: nothing to train on.")
         return examples
 
+    def negatives_mask(self, rows: list[tuple[str, str, str]]) -> torch.Tensor:
+        """``[N, 2N]`` keep-mask of a batch's negatives from the reference embeddings."""
+        n = len(rows)
+        ref = self.ref[[self.ref_index[r[c]] for c in range(3) for r in rows]]
+        return false_negative_keep(ref[:n], ref[n:], self.cfg.false_negative_threshold, self.cfg.mask_hard_negatives)
+
+    @staticmethod
+    def masked_fraction(keep: torch.Tensor) -> float:
+        off_diag = ~torch.eye(*keep.shape, dtype=torch.bool, device=keep.device)
+        return float((~keep & off_diag).sum()) / float(off_diag.sum())
+
     def loss(self, batch: list[int]):
         rows = [self.examples[i] for i in batch]
         n = len(rows)
-        flat = [r[0] for r in rows] + [r[1] for r in rows] + [r[2] for r in rows]
-        z = self.encoder.embed(flat, self.max_len)
-        ref = self.ref[[self.ref_index[s] for s in flat]].to(z.device)
-        keep = false_negative_keep(ref[:n], ref[n:], self.cfg.false_negative_threshold, self.cfg.mask_hard_negatives)
-        off_diag = ~torch.eye(n, 2 * n, dtype=torch.bool, device=z.device)
-        masked = float((~keep & off_diag).sum()) / float(off_diag.sum())
+        z = self.encoder.embed([r[c] for c in range(3) for r in rows], self.max_len)
+        keep = self.negatives_mask(rows).to(z.device)
         loss = masked_sup_loss(z[:n], z[n:2 * n], z[2 * n:], keep, self.cfg.temperature)
-        return loss, {"masked_negatives": masked}
+        return loss, {"masked_negatives": self.masked_fraction(keep)}
 
 
 @register_method("sentences", "multicsr", MultiCSRConfig)
