@@ -63,8 +63,9 @@ def read_seeds(generation: GenerationConfig, train_path: Path, data_root) -> lis
 
 def false_negative_keep(ref_anchor, ref_keys, threshold: float, mask_hard_negatives: bool = True):
     """``[N, K]`` negatives mask from L2-normalised reference embeddings of the anchors and of the keys
-    ``[positives; hard negatives]``: False where the reference cosine reaches ``threshold`` (paper
-    Sec. 3.3, phi); with ``mask_hard_negatives=False`` the hard-negative columns (``>= N``) are all kept."""
+    ``[positives; hard negatives]``: False where the reference cosine reaches ``threshold`` (stage 3,
+    phi; official simcse/models.py ``cl_masked_forward``); with ``mask_hard_negatives=False`` the
+    hard-negative columns (``>= N``) are all kept."""
     keep = drop_false_negatives(ref_anchor @ ref_keys.T, threshold)
     if not mask_hard_negatives:
         keep[:, ref_anchor.shape[0]:] = True
@@ -89,7 +90,8 @@ class MultiCSR(SentenceTask):
         cfg = self.cfg
         sents = list(dict.fromkeys(s for row in self.examples for s in row))
         self.ref_index = {s: i for i, s in enumerate(sents)}
-        console.print(f"MultiCSR: reference embeddings of {len(sents)} sentences ({cfg.reference}, {cfg.reference_pooling})…")
+        console.print(f"MultiCSR: reference embeddings of {len(sents)} sentences "
+                      f"({cfg.reference}, {cfg.reference_pooling} pooling)…")
         ref = SentenceEncoder.from_pretrained(cfg.reference, pooling=cfg.reference_pooling, max_seq_length=self.max_len)
         self.ref = ref.encode(sents, batch_size=recipe.eval.batch_size, normalize=True, progress="MultiCSR reference")
         del ref

@@ -1,4 +1,5 @@
-"""MultiCSR stages 1 and 2 (Wang et al., NAACL 2024, Sec. 3.1-3.2): an LLM writes an entailment
+"""MultiCSR stages 1 and 2 (Wang et al., NAACL 2024; the paper's equations were not available here,
+so each step cites the official code that defines it): an LLM writes an entailment
 and a contradiction of every seed sentence (stage 1), scores each (seed, generation) pair's
 semantic similarity on 0-5 (stage 2), and self-curation keeps the triplets whose scores pass the
 paper's thresholds (positive >= 3, negative <= 3, scores different: the official
@@ -57,21 +58,21 @@ def _few_shot(system: str, shots: Sequence[tuple[str, str]], ask: Callable[[str]
 
 
 def entailment_prompt(sentence: str) -> Messages:
-    """Stage 1 positive: a sentence entailed by the seed (paper Sec. 3.1, entailment prompt)."""
+    """Stage 1 positive: a sentence entailed by the seed (official flan_generate_scoring.py)."""
     return _few_shot("Help me write a sentence that is entailed by a given sentence. Reply with the sentence only. "
                      "Here are some examples:", _ENTAIL_SHOTS,
                      lambda s: f"Write a sentence that is entailment with '{s}':", sentence)
 
 
 def contradiction_prompt(sentence: str) -> Messages:
-    """Stage 1 hard negative: a sentence contradicting the seed (paper Sec. 3.1, contradiction prompt)."""
+    """Stage 1 hard negative: a sentence contradicting the seed (official flan_generate_scoring.py)."""
     return _few_shot("Help me write a sentence that contradicts a given sentence. Reply with the sentence only. "
                      "Here are some examples:", _CONTRA_SHOTS,
                      lambda s: f"Write a sentence that is negative with '{s}':", sentence)
 
 
 def score_prompt(a: str, b: str) -> Messages:
-    """Stage 2 self-scoring: semantic similarity of a pair on 0.0-5.0 (paper Sec. 3.2)."""
+    """Stage 2 self-scoring: a pair's semantic similarity on 0.0-5.0 (official flan_generate_scoring.py)."""
     ask = "Scoring the semantic similarity of the following sentences between 0.0 and 5.0: (a) {} (b) {}"
     msgs = [{"role": "system", "content": "You rate sentence similarity. Reply with one number between 0.0 and 5.0."}]
     for x, y, s in _SCORE_SHOTS:
@@ -115,9 +116,10 @@ def parse_score(output: str) -> tuple[Optional[float], str]:
 
 def curate(seed: str, gen_a: str, gen_b: str, score_a: float, score_b: float, positive_line: float = 3.0,
            negative_line: float = 3.0, score_gap: float = 0.0) -> Optional[tuple[str, str, str]]:
-    """Self-curation (paper Sec. 3.2): orient the pair so the higher-scored generation is the
-    positive, keep ``(seed, positive, negative)`` iff ``pos >= positive_line``, ``neg <= negative_line``
-    and ``pos - neg > score_gap`` (0: the scores must differ, the official ``--similarity_gap 1``)."""
+    """Self-curation (stage 2; official flan_filter.py, filter type 15): orient the pair so the
+    higher-scored generation is the positive, keep ``(seed, positive, negative)`` iff
+    ``pos >= positive_line``, ``neg <= negative_line`` and ``pos - neg > score_gap`` (0: the scores
+    must differ, the official ``--similarity_gap 1``)."""
     (pos, s_pos), (neg, s_neg) = sorted([(gen_a, score_a), (gen_b, score_b)], key=lambda x: -x[1])
     if s_pos >= positive_line and s_neg <= negative_line and s_pos - s_neg > score_gap:
         return seed, pos, neg
@@ -271,7 +273,7 @@ class _Stage:
                     left = len(todo) - start - len(chunk)
                     self.counts["not_attempted"] += left
                     console.print(f"MultiCSR {self.name}: stopping early, the generator answered none of the last "
-                                  f"{failed_in_row} chunks ({self.last_error or getattr(self.get_generator(), 'last_error', '')}); "
+                                  f"{failed_in_row} chunks ({self.last_error or self.get_generator().last_error}); "
                                   f"{left} seeds not attempted. Cached work is kept: run again to continue.",
                                   markup=False, highlight=False)
                     break
