@@ -191,6 +191,7 @@ def test_empty_malformed_and_copied_outputs_are_retried_then_skipped(tmp_path):
     calls = gen.calls
     _, again = build_pairs(SEEDS, _cfg(), Refuse(), tmp_path)  # skips are cached too: no new call
     assert again["stage1"] == {"cached": 7} and again["kept"] == 4 and gen.calls == calls
+    assert again["skipped_in_cache"] == {"entailment_empty": 1, "entailment_copy": 1, "score_malformed": 1}
 
 
 def _closed_port() -> int:

@@ -344,7 +344,9 @@ def build_pairs(seeds: Sequence[str], cfg: GenerationConfig, generator: Generato
                    cfg.positive_line, cfg.negative_line, cfg.score_gap)
         if t is not None:
             triplets.append(t)
-    stats = {"seeds": len(distinct), "stage1": dict(stage1), "stage2": dict(stage2),
+    skipped = Counter(c.records[it["key"]]["skipped"] for c, its in ((c1, items), (c2, items2))
+                      for it in its if "skipped" in c.records.get(it["key"], {}))
+    stats = {"seeds": len(distinct), "stage1": dict(stage1), "stage2": dict(stage2), "skipped_in_cache": dict(skipped),
              "scored": sum(1 for r in generated if r["key"] in c2 and "skipped" not in c2.records[r["key"]]),
              "kept": len(triplets), "torn_cache_lines": c1.torn + c2.torn, "seconds": round(time.time() - t0, 1),
              "generator_loaded": bool(built) and getattr(built[0], "loaded", True)}
