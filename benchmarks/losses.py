@@ -269,7 +269,7 @@ def plot(rows: list[dict], path: Path) -> None:
                 axes[1, col].plot(bs, [max(p[2], 0.1) for p in pts], style, marker="o", label=f"{impl} D={d}")
         axes[0, col].set_title(f"{loss}: fwd+bwd time")
         axes[1, col].set_title(f"{loss}: peak memory increase")
-        axes[0, col].set_ylabel("ms (median)")
+        axes[0, col].set_ylabel("ms (min of the timed calls)")
         axes[1, col].set_ylabel("MiB")
         for ax in axes[:, col]:
             ax.set_xscale("log", base=2)
