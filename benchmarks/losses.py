@@ -194,6 +194,26 @@ def worker(loss: str, impl: str, b: int, d: int, threads: int, repeats: int) -> 
     return {"times": times[1:] if b <= 4096 else times, "peak_mib": (_peak_bytes() - base) / 2 ** 20}
 
 
+def paired_worker(loss: str, b: int, d: int, threads: int, rounds: int, impls: list[str]) -> dict:
+    """One process, calls alternating between implementations (order rotated every round), so
+    that load changes on a shared CPU hit all of them alike: ratios, not memory."""
+    import torch
+
+    torch.set_num_threads(threads)
+    table = implementations(loss)
+    fns = {name: table[name][0]() for name in impls}
+    floats, extra = inputs(loss, b, d, torch.float32)
+    times = {name: [] for name in impls}
+    for r in range(rounds + 1):  # round 0 warms up
+        for name in impls[r % len(impls):] + impls[: r % len(impls)]:
+            xs = [x.detach().requires_grad_() for x in floats]
+            t = time.perf_counter()
+            fns[name](*xs, *extra).backward()
+            if r:
+                times[name].append((time.perf_counter() - t) * 1000)
+    return {name: min(ts) for name, ts in times.items()}
+
+
 # ----------------------------------------------------------------------------- agreement
 def agreement(losses) -> dict:
     """float64 values of every implementation at B=48, D=16, relative to ours-dense."""
@@ -249,7 +269,7 @@ def plot(rows: list[dict], path: Path) -> None:
                 axes[1, col].plot(bs, [max(p[2], 0.1) for p in pts], style, marker="o", label=f"{impl} D={d}")
         axes[0, col].set_title(f"{loss}: fwd+bwd time")
         axes[1, col].set_title(f"{loss}: peak memory increase")
-        axes[0, col].set_ylabel("ms (median)")
+        axes[0, col].set_ylabel("ms (min of the timed calls)")
         axes[1, col].set_ylabel("MiB")
         for ax in axes[:, col]:
             ax.set_xscale("log", base=2)
@@ -260,7 +280,7 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def summary(rows: list[dict], threads: int) -> str:
+def summary(rows: list[dict], threads: int, paired: list[dict]) -> str:
     import torch
 
     ok = {(r["loss"], r["impl"], r["B"], r["D"]): r for r in rows if r["status"] == "ok"}
@@ -276,6 +296,15 @@ def summary(rows: list[dict], threads: int) -> str:
         if peers:
             ms, name = min(peers)
             lines.append(f"| {loss} | {b} | {d} | {r['ms']:.1f} | {name} | {ms:.1f} | {ms / r['ms']:.2f} |")
+    if paired:
+        lines += ["", "## Dense path against the fastest peer, paired (one process, alternating calls, min ms)\n",
+                  "| loss | B | D | ours-dense ms | fastest peer | peer ms | speed-up |", "|---|---:|---:|---:|---|---:|---:|"]
+        for p in paired:
+            peers = [(v, k) for k, v in p.items() if k not in ("loss", "B", "D", "ours-dense")]
+            if peers and "ours-dense" in p:
+                ms, name = min(peers)
+                lines.append(f"| {p['loss']} | {p['B']} | {p['D']} | {p['ours-dense']:.1f} | {name} | {ms:.1f} | "
+                             f"{ms / p['ours-dense']:.2f} |")
     lines += ["", "## Chunked against dense (same process layout, same run)\n",
               "| loss | B | D | dense ms | chunked ms | time ratio | dense MiB | chunked MiB | memory ratio |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -301,8 +330,16 @@ def main() -> None:
     ap.add_argument("--timeout", type=int, default=900, help="seconds per point")
     ap.add_argument("--rounds", type=int, default=1, help="fresh processes per point for B <= 4096 (min over all)")
     ap.add_argument("--keep", action="store_true", help="keep the points already in <out>.csv (resume a run)")
+    ap.add_argument("--paired-rounds", type=int, default=8,
+                    help="B <= 4096: also time ours-dense and the peers alternating in one process (0: off)")
+    ap.add_argument("--paired-worker", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--skip-points", action="store_true", help="only the paired pass")
     ap.add_argument("--worker", nargs=6, metavar=("LOSS", "IMPL", "B", "D", "THREADS", "REPEATS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.paired_worker:
+        loss, b, d, threads, rounds, impls = args.paired_worker
+        print(json.dumps(paired_worker(loss, int(b), int(d), int(threads), int(rounds), impls.split(","))))
+        return
     if args.worker:
         loss, impl, b, d, threads, repeats = args.worker
         print(json.dumps(worker(loss, impl, int(b), int(d), int(threads), int(repeats))))
@@ -323,13 +360,14 @@ def main() -> None:
     agree = agreement(losses)
     for (loss, impl), a in agree.items():
         print(f"float64 check {loss:8s} {impl:13s} {a if isinstance(a, str) else f'rel. diff {a:.1e}'}", flush=True)
-    rows = []
+    sizes, dims = [int(x) for x in args.sizes.split(",")], [int(x) for x in args.dims.split(",")]
+    rows = [r for (_, _, b, d), r in done.items() if b not in sizes or d not in dims]  # kept as they are
     # PASSIVE: on a shared, oversubscribed CPU, spinning OpenMP threads fight for the cores and
     # turn a 1 ms call into 250 ms in some processes (measured here); sleeping waiters do not.
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
            "OMP_WAIT_POLICY": "PASSIVE"}
-    for b in map(int, args.sizes.split(",")):
-        for d in map(int, args.dims.split(",")):
+    for b in ([] if args.skip_points else sizes):
+        for d in dims:
             for loss in losses:
                 point = {}
                 for impl, (_, per_logit) in implementations(loss).items():
@@ -347,7 +385,7 @@ def main() -> None:
                         row["status"] = f"skipped: B > --peers-max-b {args.peers_max_b}"
                     elif gib > args.max_gib:
                         row["status"] = f"skipped: predicted {gib:.0f} GiB > --max-gib {args.max_gib:g}"
-                repeats = {256: 10, 1024: 5, 4096: 2}.get(b, 1)
+                repeats = {256: 3, 1024: 2}.get(b, 1)
                 for _ in range(args.rounds if b <= 4096 else 1):
                     for impl, row in point.items():
                         if row["status"] != "ok":
@@ -372,8 +410,30 @@ def main() -> None:
                     shown = f"{row['ms']:.1f} ms {row['peak_mib']:.0f} MiB" if row["status"] == "ok" else row["status"]
                     print(f"{loss:8s} {row['impl']:13s} B={b:<6d} D={d:<4d} {shown}", flush=True)
                 write_csv(rows, agree, out.with_suffix(".csv"))  # after every point: an interrupted run keeps its rows
+    paired = []
+    for b in (x for x in map(int, args.sizes.split(",")) if x <= min(4096, args.peers_max_b) and args.paired_rounds):
+        for d in map(int, args.dims.split(",")):
+            for loss in losses:
+                names = [i for i, (_, per) in implementations(loss).items() if i != "ours-chunked" and i != "naive"
+                         and not isinstance(agree[(loss, i)], str) and predicted_gib(loss, per, b, d) <= args.max_gib]
+                cmd = [sys.executable, __file__, "--paired-worker", loss, str(b), str(d), str(args.threads),
+                       str(args.paired_rounds if b <= 1024 else max(2, args.paired_rounds // 2)), ",".join(names)]
+                p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
+                if p.returncode != 0:
+                    print(f"paired {loss} B={b} D={d}: error {p.stderr.strip().splitlines()[-1:]}", flush=True)
+                    continue
+                got = json.loads(p.stdout.strip().splitlines()[-1])
+                paired.append({"loss": loss, "B": b, "D": d, **got})
+                print(f"paired {loss:8s} B={b:<5d} D={d:<4d} " + " ".join(f"{k} {v:.1f}" for k, v in got.items()), flush=True)
+    paired_file = out.with_name(out.name + "-paired.json")
+    if paired:
+        paired_file.write_text(json.dumps(paired, indent=1))
+    elif paired_file.is_file():  # from an earlier --skip-points run
+        paired = json.loads(paired_file.read_text())
+    if args.skip_points:
+        rows = list(done.values())
     plot(rows, out.with_suffix(".png"))
-    out.with_suffix(".md").write_text(summary(rows, args.threads))
+    out.with_suffix(".md").write_text(summary(rows, args.threads, paired))
     print(f"wrote {out}.csv, {out}.png, {out}.md")
 
 

@@ -124,6 +124,18 @@ def test_denominator_only_equals_masked_logsumexp():
                                L.masked_logsumexp(q @ k.T, mask), rtol=RTOL, atol=ATOL)
 
 
+def test_denominator_only_with_positives_given():
+    """positive_agg='none' returns the log-sum-exp over positives and negatives (decoupled: negatives)."""
+    q, k = rand(5, 3), rand(7, 3, seed=1)
+    idx = torch.tensor([1, 0, 3, 6, 2])
+    pos = torch.nn.functional.one_hot(idx, 7).bool()
+    for decoupled in (False, True):
+        expect = L.masked_logsumexp(q @ k.T, ~pos if decoupled else None)
+        for p in (idx, pos):
+            got = C.chunked_nll(q, k, positives=p, decoupled=decoupled, positive_agg="none", chunk_size=2)
+            torch.testing.assert_close(got, expect, rtol=RTOL, atol=ATOL)
+
+
 def test_automatic_selection_by_size(monkeypatch):
     calls = []
     real = L.chunked_nll

@@ -229,7 +229,7 @@ def chunked_nll(
     if negatives is None and neg_weights is None and pos_mask is None:
         # Fast path: the denominator drops a few columns per row; the numerator needs no block.
         drop = tuple(d for d in (exclude, pos_index if decoupled else None) if d is not None)
-        if positive_agg == "none" and labels is None and pos_index is None:
+        if positive_agg == "none" and (labels is None or not decoupled):
             return _ChunkedLSE.apply(anchors, keys, drop, chunk)
         if pos_index is not None and labels is None:
             num = (anchors * keys[pos_index]).sum(-1)

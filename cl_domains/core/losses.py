@@ -268,11 +268,17 @@ def supcon(
         _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
         has_pos = counts[inverse] > 1
     elif neg_weights is None and not decoupled and positive_agg == "mean":
-        # no mask needed: self-pairs set to -inf, mean positive logit from per-label sums
+        # self-pairs set to -inf in place; the mean positive logit from a positives mask (small
+        # batches) or from per-label sums, O(N D) (large batches, N > 2 D: faster there)
         anchors = z / temperature
         logits = anchors @ z.transpose(0, 1)
         logits.diagonal().fill_(float("-inf"))
-        numerator, count = label_mean_logit(anchors, z, (labels, labels), torch.arange(n, device=z.device))
+        if n <= 2 * z.shape[-1]:
+            positives = labels_to_positives(labels)
+            count = positives.sum(-1)
+            numerator = logits.masked_fill(~positives, 0.0).sum(-1) / count.clamp_min(1)
+        else:
+            numerator, count = label_mean_logit(anchors, z, (labels, labels), torch.arange(n, device=z.device))
         loss = (torch.logsumexp(logits, -1) - numerator).masked_fill(count == 0, float("nan"))
         has_pos = count > 0
     else:
