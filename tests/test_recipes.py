@@ -19,7 +19,10 @@ RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
 @pytest.mark.parametrize("profile", ["paper", "quick"])
 def test_shipped_recipes_validate(path, profile):
     r = load_recipe(path, profile)
-    assert r.profile == profile and r.paper.metrics
+    assert r.profile == profile
+    if r.domain != "sentences":
+        return  # the backbone/budget conventions below are the sentence domain's; other domains test their own
+    assert r.paper.metrics
     if profile == "quick":
         assert r.model.backbone.startswith("pkg:") and r.train.max_steps
     else:

@@ -242,3 +242,18 @@ def test_ucr_quick_profile_and_pipeline_in_fresh_process(tmp_path, data_root):
     assert out.returncode == 0, out.stderr
     acc = float(out.stdout.split("ACC")[1])
     assert acc >= 0.85
+
+
+@pytest.mark.parametrize("recipe,profiles", [("autotcl_ett", ["paper", "cpu", "multivariate", "quick"]),
+                                             ("ts2vec_ett", ["paper", "cpu", "multivariate", "quick"]),
+                                             ("autotcl_ucr", ["paper", "quick"])])
+def test_timeseries_recipes_validate(recipe, profiles):
+    from cl_domains.core.recipe import load_recipe
+
+    for profile in profiles:
+        r = load_recipe(f"recipes/{recipe}.yaml", profile)
+        assert r.domain == "timeseries" and r.train.threads == 1
+        if profile in ("paper", "multivariate") and r.data.kind == "forecast":
+            assert r.train.max_steps is None and r.train.epochs == 115 and r.paper.metrics["mse"] > 0
+    with pytest.raises(UserError, match="method.aug_dimm"):
+        load_recipe("recipes/autotcl_ett.yaml", "quick", ["method.aug_dimm=3"])
