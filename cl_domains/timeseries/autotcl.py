@@ -1,0 +1,88 @@
+"""AutoTCL (Zheng et al., ICLR 2024): a learned augmentation network trained alternately with the encoder.
+
+Encoder step: view ``v`` from the (frozen) augmenter, loss = global InfoNCE + local_weight *
+local InfoNCE between the representations of ``x`` and ``v``. Augmenter step (every
+``ratio_step`` encoder steps, its own Adam with ``meta_lr``): information preservation (MMD
+between the encoder's representations of ``x`` and ``v``) + reg_weight * mask size + temporal
+consistency of the mask, with gradients into the augmenter only.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from ..core.recipe import StrictModel
+from ..core.registry import register_method
+from .augment import Augmenter, mask_size_penalty, mmd, temporal_consistency
+from .losses import global_loss, hierarchical_loss
+from .task import TimeseriesTask
+
+__all__ = ["AutoTCLConfig", "AutoTCL"]
+
+
+class AutoTCLConfig(StrictModel):
+    name: Literal["autotcl"] = "autotcl"
+    aug_dim: int = Field(16, gt=0, description="width of the augmentation network")
+    aug_depth: int = Field(3, gt=0)
+    meta_lr: float = Field(0.01, gt=0, description="learning rate of the augmentation network")
+    ratio_step: int = Field(1, gt=0, description="encoder steps per augmenter step")
+    local_weight: float = Field(0.3, ge=0)
+    reg_weight: float = Field(0.003, ge=0, description="weight of relu(mean(h) - mask_target)")
+    mask_target: float = Field(0.4, gt=0, le=1)
+    consistency_weight: float = Field(1.0, ge=0, description="weight of the mask's temporal consistency")
+    tau: float = Field(1.0, gt=0, description="Gumbel-sigmoid temperature")
+    hard: bool = Field(True, description="hard (straight-through) Gumbel mask")
+    temperature: float = Field(1.0, gt=0, description="global InfoNCE temperature (dot product)")
+
+
+class AutoTCL(TimeseriesTask):
+    def __init__(self, recipe, data_root, device):
+        super().__init__(recipe, data_root, device)
+        c = self.cfg
+        self.augmenter = Augmenter(self.net_config["input_dims"], c.aug_dim, c.aug_depth, c.tau, c.hard)
+        self.model["augmenter"] = self.augmenter
+        self.aug_optimizer = torch.optim.Adam(self.augmenter.parameters(), lr=c.meta_lr)
+        self._steps = 0
+
+    def encoder_loss(self, x: torch.Tensor, v: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, dict]:
+        z1, z2 = self.net(x, generator=g), self.net(v, generator=g)
+        glob = global_loss(z1, z2, self.cfg.temperature)  # AutoTCL §3.3: global (instance-level) InfoNCE
+        local = hierarchical_loss(z1, z2)  # AutoTCL §3.3: local (timestamp-level) InfoNCE, TS2Vec's multi-scale form
+        return glob + self.cfg.local_weight * local, {"global": glob.item(), "local": local.item()}
+
+    def augmenter_step(self, x: torch.Tensor, g: torch.Generator) -> dict:
+        c = self.cfg
+        v, h, _ = self.augmenter(x, g)
+        with torch.no_grad():
+            zx = self.net(x, mask=False).max(1).values
+        zv = self.net(v, mask=False).max(1).values
+        keep = mmd(zx, zv)  # AutoTCL §3.2 (PRI): the view preserves the information of x
+        size = mask_size_penalty(h, c.mask_target)  # AutoTCL §3.2: small informative part (entropy of v)
+        smooth = temporal_consistency(h)  # AutoTCL §3.2: informative regions are contiguous in time
+        loss = keep + c.reg_weight * size + c.consistency_weight * smooth
+        params = [p for p in self.augmenter.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(loss, params, allow_unused=True)  # the encoder's .grad stays untouched
+        for p, gr in zip(params, grads):
+            p.grad = gr
+        if all(gr is None or torch.isfinite(gr).all() for gr in grads):
+            self.aug_optimizer.step()
+        self.aug_optimizer.zero_grad(set_to_none=True)
+        return {"aug_mmd": keep.item(), "mask_mean": h.mean().item()}
+
+    def loss(self, batch):
+        x, g = self.batch_inputs(batch)
+        stats = {}
+        if self._steps % self.cfg.ratio_step == 0:  # alternating updates (AutoTCL Alg. 1)
+            stats = self.augmenter_step(x, g)
+        self._steps += 1
+        with torch.no_grad():
+            v, _, _ = self.augmenter(x, g)
+        loss, parts = self.encoder_loss(x, v, g)
+        return loss, {**stats, **parts}
+
+
+@register_method("timeseries", "autotcl", AutoTCLConfig)
+def build(recipe, data_root, device) -> AutoTCL:
+    return AutoTCL(recipe, data_root, device)

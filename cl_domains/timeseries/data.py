@@ -1,0 +1,204 @@
+"""Readers for the time-series benchmarks: ETT/WTH forecasting CSVs and UCR-2018 TSVs.
+
+Protocol (TS2Vec / AutoTCL): ETTh train/val/test = rows [0, 8640), [8640, 11520), [11520, 14400)
+(ETTm the same x4); other CSVs 60/20/20 by rows. A ``StandardScaler`` is fitted on the train rows
+only; 7 time covariates (minute, hour, weekday, day, day of year, month, week of year), scaled
+the same way, are prepended as input channels. UCR labels map to 0..K-1 in sorted order of the
+train labels; series are used as they are except the archive's non-normalised sets, which get
+one global train mean/std.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import UserError
+
+__all__ = ["Forecast", "Classification", "read_forecast", "read_ucr", "read_uea", "time_covariates",
+           "UNIVARIATE_TARGETS", "HORIZONS", "NON_NORMALISED_UCR"]
+
+UNIVARIATE_TARGETS = {"ETTh1": "OT", "ETTh2": "OT", "ETTm1": "OT", "ETTm2": "OT", "WTH": "WetBulbCelsius"}
+HORIZONS = {"ETTh1": [24, 48, 168, 336, 720], "ETTh2": [24, 48, 168, 336, 720], "ETTm1": [24, 48, 96, 288, 672],
+            "WTH": [24, 48, 168, 336, 720]}
+# UCR-2018 sets that are not z-normalised per series (TS2Vec's list, restricted to names it contains)
+NON_NORMALISED_UCR = frozenset({
+    "AllGestureWiimoteX", "AllGestureWiimoteY", "AllGestureWiimoteZ", "BME", "Chinatown", "Crop", "EOGHorizontalSignal",
+    "EOGVerticalSignal", "Fungi", "GestureMidAirD1", "GestureMidAirD2", "GestureMidAirD3", "GesturePebbleZ1",
+    "GesturePebbleZ2", "GunPointAgeSpan", "GunPointMaleVersusFemale", "GunPointOldVersusYoung", "HouseTwenty",
+    "InsectEPGRegularTrain", "InsectEPGSmallTrain", "MelbournePedestrian", "PickupGestureWiimoteZ", "PigAirwayPressure",
+    "PigArtPressure", "PigCVP", "PLAID", "PowerCons", "Rock", "SemgHandGenderCh2", "SemgHandMovementCh2",
+    "SemgHandSubjectCh2", "ShakeGestureWiimoteZ", "SmoothSubspace", "UMD"})
+
+
+@dataclass
+class Forecast:
+    """A scaled forecasting series. ``values``: ``[T, n_cov + n_target]`` (covariates first);
+    ``borders``: end rows of train / val / test; ``targets``: names of the target columns."""
+
+    name: str
+    values: np.ndarray
+    n_covariates: int
+    borders: tuple[int, int, int]
+    targets: list[str]
+
+    def split(self, part: str) -> np.ndarray:
+        a, b, c = self.borders
+        return {"train": self.values[:a], "val": self.values[a:b], "test": self.values[b:c]}[part]
+
+
+@dataclass
+class Classification:
+    """``x_*``: ``[N, T, C]`` float32 (NaN pads shorter series); ``y_*``: ``[N]`` int in 0..K-1."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: list
+
+
+def time_covariates(index: pd.DatetimeIndex) -> np.ndarray:
+    """The 7 calendar features of TS2Vec's forecasting protocol, ``[T, 7]`` float."""
+    return np.stack([index.minute, index.hour, index.dayofweek, index.day, index.dayofyear, index.month,
+                     index.isocalendar().week.to_numpy()], axis=1).astype(np.float64)
+
+
+def _borders(name: str, n: int) -> tuple[int, int, int]:
+    if name.startswith("ETTh"):
+        b = (12 * 30 * 24, 16 * 30 * 24, 20 * 30 * 24)
+    elif name.startswith("ETTm"):
+        b = (12 * 30 * 24 * 4, 16 * 30 * 24 * 4, 20 * 30 * 24 * 4)
+    else:
+        b = (int(n * 0.6), int(n * 0.8), n)
+    if b[2] > n:
+        raise UserError(f"{name}: the file has {n} rows but its split needs {b[2]} (train/val/test end at {b}).")
+    return b
+
+
+def _scale(x: np.ndarray, train_end: int) -> np.ndarray:
+    mean = x[:train_end].mean(0)
+    std = x[:train_end].std(0)
+    return (x - mean) / np.where(std > 0, std, 1.0)
+
+
+def read_forecast(path: str | Path, name: str | None = None, *, univariate: bool = True,
+                  target: str | None = None) -> Forecast:
+    """An ETT/WTH-layout CSV (``date`` + numeric columns, ``.gz`` accepted) -> :class:`Forecast`.
+
+    ``name`` (default: the file stem, e.g. ``ETTh1``) picks the split rule and the univariate
+    target; ``target`` overrides the target column.
+    """
+    path = Path(path)
+    name = name or path.name.split(".")[0]
+    try:
+        df = pd.read_csv(path)
+    except Exception as exc:
+        raise UserError(f"{path}: cannot be read as CSV ({exc}).") from None
+    if "date" not in df.columns:
+        raise UserError(f"{path}: no 'date' column; columns are {list(df.columns)[:8]} "
+                        "(expected the ETT/Informer layout: date, then numeric columns).")
+    try:
+        index = pd.DatetimeIndex(pd.to_datetime(df.pop("date")))
+    except Exception as exc:
+        raise UserError(f"{path}: the 'date' column is not parseable as dates ({exc}).") from None
+    if univariate:
+        target = target or UNIVARIATE_TARGETS.get(name)
+        if target is None:
+            raise UserError(f"{path}: no default univariate target for {name!r}; set data.target to one of {list(df.columns)}.")
+        if target not in df.columns:
+            raise UserError(f"{path}: target column {target!r} not found; columns are {list(df.columns)}.")
+        df = df[[target]]
+    bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        raise UserError(f"{path}: column(s) {bad} are not numeric.")
+    values = df.to_numpy(np.float64)
+    if np.isnan(values).any():
+        r, c = np.argwhere(np.isnan(values))[0]
+        raise UserError(f"{path}: missing value (NaN) in column {df.columns[c]!r} at data row {r + 2} "
+                        f"({int(np.isnan(values).sum())} in all); fill or drop them first.")
+    borders = _borders(name, len(values))
+    values = values[:borders[2]]
+    cov = time_covariates(index[:borders[2]])
+    both = np.concatenate([_scale(cov, borders[0]), _scale(values, borders[0])], axis=1).astype(np.float32)
+    return Forecast(name, both, cov.shape[1], borders, list(df.columns))
+
+
+def _read_tsv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        df = pd.read_csv(path, sep="\t", header=None)
+    except Exception as exc:
+        raise UserError(f"{path}: cannot be read as a UCR TSV ({exc}).") from None
+    if df.shape[1] < 2:
+        raise UserError(f"{path}: expected a label column then the series values, got {df.shape[1]} column(s).")
+    labels = df.pop(0).to_numpy()
+    try:
+        x = df.to_numpy(np.float64)
+    except ValueError as exc:
+        raise UserError(f"{path}: non-numeric series values ({exc}).") from None
+    return labels, x
+
+
+def read_ucr(folder: str | Path, name: str | None = None) -> Classification:
+    """``<folder>/<Name>_TRAIN.tsv[.gz]`` and ``_TEST`` -> :class:`Classification` (``C = 1``).
+
+    Varying-length sets are NaN-padded on the right, as in the archive; a series that is all NaN
+    is an error.
+    """
+    folder = Path(folder)
+    name = name or folder.name
+    parts = {}
+    for split in ("TRAIN", "TEST"):
+        cands = [folder / f"{name}_{split}.tsv", folder / f"{name}_{split}.tsv.gz"]
+        f = next((c for c in cands if c.is_file()), None)
+        if f is None:
+            raise UserError(f"UCR set {name!r}: neither {cands[0]} nor {cands[1].name} exists.")
+        parts[split] = _read_tsv(f)
+        empty = np.isnan(parts[split][1]).all(1)
+        if empty.any():
+            raise UserError(f"{f}: series on line {int(np.argmax(empty)) + 1} has no values.")
+    (ytr, xtr), (yte, xte) = parts["TRAIN"], parts["TEST"]
+    if xtr.shape[1] != xte.shape[1]:
+        width = max(xtr.shape[1], xte.shape[1])
+        xtr, xte = (np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=np.nan) for x in (xtr, xte))
+    classes = sorted(np.unique(ytr).tolist())
+    lookup = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(np.unique(yte).tolist()) - set(classes))
+    if unknown:
+        raise UserError(f"UCR set {name!r}: test labels {unknown[:5]} never occur in the train file.")
+    if name in NON_NORMALISED_UCR:
+        mean, std = np.nanmean(xtr), np.nanstd(xtr)
+        xtr, xte = (xtr - mean) / std, (xte - mean) / std
+    return Classification(name, xtr[..., None].astype(np.float32), np.array([lookup[v] for v in ytr]),
+                          xte[..., None].astype(np.float32), np.array([lookup[v] for v in yte]), classes)
+
+
+def read_uea(name: str) -> Classification:
+    """A UEA set shipped inside the aeon or sktime wheel (BasicMotions, JapaneseVowels), ``[N, T, C]``."""
+    loaders = []
+    try:
+        from aeon.datasets import load_classification as _aeon
+
+        loaders.append(lambda split: _aeon(name, split=split))
+    except ImportError:
+        pass
+    try:
+        from sktime.datasets import load_UCR_UEA_dataset as _sk
+
+        loaders.append(lambda split: _sk(name, split=split, return_type="numpy3D"))
+    except ImportError:
+        pass
+    if not loaders:
+        raise UserError(f"UEA set {name!r} needs aeon or sktime installed (pip install aeon); neither is.")
+    xs, ys = [], []
+    for split in ("train", "test"):
+        x, y = loaders[0](split)
+        xs.append(np.asarray(x, np.float32).transpose(0, 2, 1))
+        ys.append(np.asarray(y))
+    classes = sorted(np.unique(ys[0]).tolist())
+    lookup = {c: i for i, c in enumerate(classes)}
+    return Classification(name, xs[0], np.array([lookup[v] for v in ys[0]]), xs[1], np.array([lookup[v] for v in ys[1]]),
+                          classes)

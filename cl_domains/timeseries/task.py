@@ -1,0 +1,203 @@
+"""Recipe sections of the time-series domain and the training task its methods share."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Iterator, Literal, Optional
+
+import numpy as np
+import torch
+from pydantic import Field
+from safetensors.torch import save_model
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+
+from ..core import data as core_data
+from ..core.errors import UserError
+from ..core.recipe import Recipe, StrictModel
+from .data import HORIZONS, Classification, Forecast, read_forecast, read_ucr
+from .networks import TS2VecNet
+from .probes import encode_causal, encode_series, forecast_samples, ridge_probe, svm_probe
+
+__all__ = ["TimeseriesModel", "TimeseriesData", "TimeseriesEval", "TimeseriesTask", "sections", "random_crops"]
+
+
+class TimeseriesModel(StrictModel):
+    output_dims: int = Field(320, gt=0)
+    hidden: int = Field(64, gt=0)
+    depth: int = Field(10, gt=0)
+    kernel: int = Field(3, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    mask_p: float = Field(0.5, ge=0, lt=1, description="TS2Vec timestamp masking probability in training (0 = off)")
+    trend: bool = Field(False, description="append the CoST trend head (AutoTCL's forecasting encoder)")
+    max_kernel: int = Field(128, gt=0)
+
+
+class TimeseriesData(StrictModel):
+    kind: Literal["forecast", "classify"] = "forecast"
+    path: str = Field(..., description="forecast: 'ett/ETTh1' or a CSV; classify: 'ucr/<Name>' or a folder of <Name>_TRAIN/TEST.tsv")
+    name: Optional[str] = Field(None, description="dataset name for split rule and target (default: from the path)")
+    univariate: bool = True
+    target: Optional[str] = None
+    horizons: Optional[list[int]] = Field(None, description="forecast horizons (default: the paper's for the dataset)")
+    max_train_length: int = Field(257, gt=1, description="training sections are at most this long")
+
+
+class TimeseriesEval(StrictModel):
+    padding: int = Field(200, ge=0, description="causal window before each timestamp when encoding for forecasting")
+    batch_size: int = Field(256, gt=0)
+
+
+def sections(x: np.ndarray, length: int) -> np.ndarray:
+    """``[N, T, C]`` -> ``[N * ceil(T / length), length, C]`` when ``T > length``, NaN-padding the last
+    section; all-NaN sections are dropped."""
+    n, t, c = x.shape
+    if t <= length:
+        return x
+    k = math.ceil(t / length)
+    padded = np.full((n, k * length, c), np.nan, np.float32)
+    padded[:, :t] = x
+    out = padded.reshape(n * k, length, c)
+    return out[~np.isnan(out).all(axis=(1, 2))]
+
+
+def random_crops(x: torch.Tensor, g: torch.Generator, temporal_unit: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """TS2Vec's contextual consistency views (§3.2): two overlapping random crops of each series
+    with per-series offsets; returns both crops and the length ``l`` of the overlap, which is the
+    last ``l`` steps of the first and the first ``l`` steps of the second."""
+    b, t, _ = x.shape
+
+    def draw(lo: int, hi: int, size: int = 1) -> torch.Tensor:  # integers in [lo, hi)
+        return torch.randint(lo, hi, (size,), generator=g)
+
+    overlap = int(draw(min(2 ** (temporal_unit + 1), t), t + 1))
+    left = int(draw(0, t - overlap + 1))
+    right = left + overlap
+    ext_left, ext_right = int(draw(0, left + 1)), int(draw(right, t + 1))
+    shift = draw(-ext_left, t - ext_right + 1, b)
+
+    def take(start: torch.Tensor, length: int) -> torch.Tensor:
+        idx = (start.unsqueeze(1) + torch.arange(length)).to(x.device)
+        return x[torch.arange(b, device=x.device).unsqueeze(1), idx]
+
+    return take(shift + ext_left, right - ext_left), take(shift + left, ext_right - left), overlap
+
+
+class TimeseriesTask:
+    """Shared by the time-series methods: data, the TS2Vec network and its SWA copy, the probes, export.
+    A method implements :meth:`loss` (and may add modules to ``self.model`` before training)."""
+
+    def __init__(self, recipe: Recipe, data_root, device: torch.device):
+        self.recipe, self.cfg, self.device = recipe, recipe.method, device
+        self.seed, self.batch_size = recipe.train.seed, recipe.train.batch_size
+        d = recipe.data
+        if d.kind == "forecast":
+            self.data: Forecast | Classification = read_forecast(core_data.resolve(d.path, data_root), d.name,
+                                                                  univariate=d.univariate, target=d.target)
+            self.horizons = d.horizons or HORIZONS.get(self.data.name)
+            if not self.horizons:
+                raise UserError(f"data.horizons is not set and {self.data.name!r} has no default horizons.")
+            test_len = self.data.borders[2] - self.data.borders[1]
+            val_len = self.data.borders[1] - self.data.borders[0]
+            too_long = [h for h in self.horizons if h >= min(test_len, val_len)]
+            if too_long:
+                raise UserError(f"data.horizons {too_long} are too long: the {self.data.name} validation/test splits have "
+                                f"{val_len}/{test_len} steps; every horizon must be shorter.")
+            train = self.data.split("train")[None]
+            self.dev_metric = "val_mse"
+        else:
+            self.data = read_ucr(self._ucr_folder(d.path, data_root))
+            train = self.data.x_train
+            self.dev_metric = "cv_acc"
+        self.train_x = torch.as_tensor(sections(train, d.max_train_length))
+        m = recipe.model
+        self.net_config = dict(input_dims=int(self.train_x.shape[-1]), output_dims=m.output_dims, hidden=m.hidden,
+                               depth=m.depth, kernel=m.kernel, dropout=m.dropout, mask_p=m.mask_p, trend=m.trend,
+                               max_kernel=m.max_kernel)
+        self.net = TS2VecNet(**self.net_config)
+        self.swa = AveragedModel(self.net)
+        self.model = nn.ModuleDict({"net": self.net, "swa": self.swa})
+        self._swa_pending = False
+        self._cache: tuple[float, np.ndarray] | None = None
+
+    @staticmethod
+    def _ucr_folder(ref: str, data_root) -> Path:
+        if Path(ref).expanduser().is_dir():
+            return Path(ref).expanduser()
+        card, _, name = ref.partition("/")
+        train = core_data.resolve(f"{card}/{name}_train", data_root)
+        core_data.resolve(f"{card}/{name}_test", data_root)
+        return train.parent
+
+    # -- batches ---------------------------------------------------------------
+    def num_batches(self, epoch: int) -> int:
+        n, b = len(self.train_x), self.batch_size
+        return n // b + (1 if n % b >= 2 else 0)  # a last batch of one series has no negatives
+
+    def batches(self, epoch: int) -> Iterator[tuple[int, int, torch.Tensor]]:
+        order = torch.randperm(len(self.train_x), generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
+        for i in range(self.num_batches(epoch)):
+            yield epoch, i, order[i * self.batch_size:(i + 1) * self.batch_size]
+
+    def batch_inputs(self, batch) -> tuple[torch.Tensor, torch.Generator]:
+        """The batch's series and a generator seeded from (seed, epoch, batch) for its random draws."""
+        epoch, i, idx = batch
+        self._update_swa()
+        return self.train_x[idx].to(self.device), torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 1009 + i)
+
+    def _update_swa(self) -> None:
+        if self._swa_pending:  # the previous step's weights: the loop steps after loss() returns
+            self.swa.update_parameters(self.net)
+        self._swa_pending = True
+
+    # -- evaluation ------------------------------------------------------------
+    def _encoder(self) -> nn.Module:
+        self._update_swa()
+        self._swa_pending = False
+        return self.swa.module
+
+    def _forecast_reprs(self) -> np.ndarray:
+        net = self._encoder()
+        key = float(sum(p.detach().double().abs().sum() for p in net.parameters()))
+        if self._cache is None or self._cache[0] != key:
+            was = net.training
+            net.eval()
+            self._cache = (key, encode_causal(net, self.data.values, self.recipe.eval.padding, self.recipe.eval.batch_size))
+            net.train(was)
+        return self._cache[1]
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        if isinstance(self.data, Classification):
+            net = self._encoder()
+            was = net.training
+            net.eval()
+            tr, te = encode_series(net, self.data.x_train), encode_series(net, self.data.x_test)
+            net.train(was)
+            res = svm_probe((tr, self.data.y_train), (te, self.data.y_test) if split == "test" else None)
+            return {"cv_acc": res["cv_acc"]} if split == "dev" else {"acc": res["acc"], "cv_acc": res["cv_acc"]}
+        reprs, f = self._forecast_reprs(), self.data
+        a, b, c = f.borders
+        target = f.values[:, f.n_covariates:]
+        out: dict[str, float] = {}
+        for h in self.horizons:
+            res = ridge_probe(forecast_samples(reprs[:a], target[:a], h, drop=self.recipe.eval.padding),
+                              forecast_samples(reprs[a:b], target[a:b], h),
+                              forecast_samples(reprs[b:c], target[b:c], h) if split == "test" else None)
+            out[f"val_mse_{h}"] = res["val_mse"]
+            if split == "test":
+                out[f"mse_{h}"], out[f"mae_{h}"] = res["mse"], res["mae"]
+        out["val_mse"] = float(np.mean([out[f"val_mse_{h}"] for h in self.horizons]))
+        if split == "test":
+            out["mse"] = float(np.mean([out[f"mse_{h}"] for h in self.horizons]))
+            out["mae"] = float(np.mean([out[f"mae_{h}"] for h in self.horizons]))
+            return {k: v for k, v in out.items() if not k.startswith("val_")}
+        return out
+
+    def export(self, directory: Path) -> None:
+        """``config.json`` + ``model.safetensors`` of the averaged encoder: :meth:`TSEncoder.load` reads it."""
+        directory.mkdir(parents=True, exist_ok=True)
+        net = self._encoder()
+        save_model(net, str(directory / "model.safetensors"))
+        (directory / "config.json").write_text(json.dumps({"network": self.net_config, "method": self.cfg.name,
+                                                          "data": self.recipe.data.path}, indent=2))

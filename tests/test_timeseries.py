@@ -1,0 +1,259 @@
+"""Time-series domain: loaders against known sizes, the hierarchical loss against a naive reference,
+the trend head, malformed inputs, quick profiles against floors, and TSEncoder in a fresh process."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cl_domains.core.errors import UserError
+from cl_domains.timeseries import TSEncoder, read_forecast, read_ucr
+from cl_domains.timeseries.augment import gumbel_sigmoid, mmd
+from cl_domains.timeseries.data import time_covariates
+from cl_domains.timeseries.losses import hierarchical_loss
+from cl_domains.timeseries.networks import TrendHead
+from cl_domains.timeseries.probes import forecast_samples
+from cl_domains.timeseries.task import random_crops, sections
+
+UCR_SIZES = {"GunPoint": (50, 150, 150, 2), "ECG200": (100, 100, 96, 2), "ItalyPowerDemand": (67, 1029, 24, 2),
+             "Coffee": (28, 28, 286, 2), "ArrowHead": (36, 175, 251, 3), "CBF": (30, 900, 128, 3),
+             "Chinatown": (20, 343, 24, 2), "SyntheticControl": (300, 300, 60, 6), "TwoLeadECG": (23, 1139, 82, 2)}
+
+
+@pytest.fixture(scope="module")
+def ts_root(data_root):
+    return data_root / "timeseries"
+
+
+# ------------------------------------------------------------------ loaders
+def test_ett_wth_splits_scaling_and_covariates(ts_root):
+    f = read_forecast(ts_root / "ett/ETTh1.csv.gz")
+    assert f.values.shape == (14400, 8) and f.n_covariates == 7 and f.targets == ["OT"]
+    assert f.borders == (8640, 11520, 14400)
+    train = f.split("train")
+    np.testing.assert_allclose(train[:, 7].mean(), 0, atol=1e-5)
+    np.testing.assert_allclose(train[:, 7].std(), 1, atol=1e-4)
+    assert abs(f.split("test")[:, 7].mean()) > 0.05  # scaled with train statistics, not its own
+    multi = read_forecast(ts_root / "ett/ETTh1.csv.gz", univariate=False)
+    assert multi.values.shape == (14400, 14) and multi.targets[-1] == "OT"
+    m1 = read_forecast(ts_root / "ett/ETTm1.csv.gz")
+    assert m1.borders == (34560, 46080, 57600)
+    w = read_forecast(ts_root / "weather/WTH.csv.gz")
+    assert w.borders == (21038, 28051, 35064) and w.targets == ["WetBulbCelsius"]
+
+
+def test_time_covariates_by_hand():
+    idx = pd.DatetimeIndex(["2016-07-01 00:00", "2018-06-26 19:45"])
+    # minute, hour, weekday (Fri=4, Tue=1), day, day of year (2016 is a leap year), month, ISO week
+    np.testing.assert_array_equal(time_covariates(idx), [[0, 0, 4, 1, 183, 7, 26], [45, 19, 1, 26, 177, 6, 26]])
+
+
+@pytest.mark.parametrize("name", sorted(UCR_SIZES))
+def test_ucr_sizes_and_labels(ts_root, name):
+    d = read_ucr(ts_root / "ucr" / name)
+    n_train, n_test, length, k = UCR_SIZES[name]
+    assert d.x_train.shape == (n_train, length, 1) and d.x_test.shape == (n_test, length, 1)
+    assert sorted(set(d.y_train)) == list(range(k)) and d.classes == sorted(d.classes)
+    if name == "Chinatown":  # the non-normalised set: one global train mean/std
+        assert abs(float(d.x_train.mean())) < 1e-5 and float(d.x_train.std()) == pytest.approx(1, abs=1e-4)
+
+
+# ------------------------------------------------------------------ losses and networks
+def naive_hierarchical(z1, z2, alpha=0.5):
+    """Term by term: -log softmax over the other 2N-1 rows, at every max-pooled scale."""
+    def nll(rows):  # rows [2N, D]; partner of i is i +- N
+        n2 = rows.shape[0]
+        total = 0.0
+        for i in range(n2):
+            j = (i + n2 // 2) % n2
+            logits = torch.stack([rows[i] @ rows[k] for k in range(n2) if k != i])
+            pos = rows[i] @ rows[j]
+            total = total - (pos - torch.logsumexp(logits, 0))
+        return total / n2
+
+    total, scales = 0.0, 0
+    while True:
+        b, t = z1.shape[:2]
+        if b > 1:
+            total = total + alpha * sum(nll(torch.cat([z1[:, s], z2[:, s]])) for s in range(t)) / t
+        if t == 1:
+            scales += 1
+            break
+        total = total + (1 - alpha) * sum(nll(torch.cat([z1[i], z2[i]])) for i in range(b)) / b
+        scales += 1
+        z1 = torch.nn.functional.max_pool1d(z1.transpose(1, 2), 2).transpose(1, 2)
+        z2 = torch.nn.functional.max_pool1d(z2.transpose(1, 2), 2).transpose(1, 2)
+    return total / scales
+
+
+@pytest.mark.parametrize("shape,alpha", [((3, 5, 4), 0.5), ((2, 4, 3), 0.8), ((1, 3, 2), 0.5)])
+def test_hierarchical_loss_matches_naive_reference(shape, alpha):
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+    ours = hierarchical_loss(a, b, alpha)
+    ref = naive_hierarchical(a, b, alpha)
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-10)
+    ga = torch.autograd.grad(ours, (a, b))
+    gr = torch.autograd.grad(ref, (a, b))
+    for x, y in zip(ga, gr):
+        torch.testing.assert_close(x, y)
+
+
+def test_trend_head_fft_equals_literal_mean_of_causal_convs():
+    torch.manual_seed(0)
+    head = TrendHead(5, 4, max_kernel=16).double()
+    x = torch.randn(2, 5, 37, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(head(x), head.reference(x))
+    torch.testing.assert_close(head(x, last=True)[..., 0], head.reference(x)[..., -1])
+    g1 = torch.autograd.grad(head(x).square().sum(), [x, head.convs[3].weight])
+    g2 = torch.autograd.grad(head.reference(x).square().sum(), [x, head.convs[3].weight])
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b)
+    # causal: the output at t does not depend on later inputs
+    y = head(x)
+    x2 = x.detach().clone()
+    x2[..., 20:] += 1
+    torch.testing.assert_close(head(x2)[..., :20], y[..., :20])
+
+
+def test_random_crops_share_their_overlap():
+    x = torch.arange(4 * 30, dtype=torch.float32).reshape(4, 30, 1)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(20):
+        a, b, overlap = random_crops(x, g)
+        torch.testing.assert_close(a[:, -overlap:], b[:, :overlap])
+
+
+def test_augmentation_pieces():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.zeros(2, 50, 1, requires_grad=True)
+    h = gumbel_sigmoid(logits, hard=True, generator=g)
+    assert set(h.unique().tolist()) <= {0.0, 1.0}
+    h.sum().backward()
+    assert logits.grad.abs().sum() > 0  # straight-through gradient
+    z = torch.randn(8, 3)
+    assert mmd(z, z).item() == pytest.approx(0, abs=1e-6)
+    assert mmd(z, z + 5).item() > 0.5
+
+
+# ------------------------------------------------------------------ malformed inputs
+def _csv(tmp_path, df, name="ETTh1.csv"):
+    p = tmp_path / name
+    df.to_csv(p, index=False)
+    return p
+
+
+def test_forecast_csv_errors(tmp_path, ts_root):
+    df = pd.read_csv(ts_root / "ett/ETTh1.csv.gz")
+    bad = df.copy()
+    bad.loc[5, "OT"] = np.nan
+    with pytest.raises(UserError, match=r"NaN.*'OT'.*row 7"):
+        read_forecast(_csv(tmp_path, bad))
+    with pytest.raises(UserError, match="target column 'OT' not found"):
+        read_forecast(_csv(tmp_path, df.rename(columns={"OT": "ot"})))
+    with pytest.raises(UserError, match="no 'date' column"):
+        read_forecast(_csv(tmp_path, df.rename(columns={"date": "time"})))
+    with pytest.raises(UserError, match="split needs 14400"):
+        read_forecast(_csv(tmp_path, df.iloc[:10000]))
+
+
+def test_horizon_longer_than_a_split(ts_root):
+    f = read_forecast(ts_root / "ett/ETTh1.csv.gz")
+    with pytest.raises(UserError, match="horizon 3000 is too long"):
+        forecast_samples(np.zeros((2880, 4)), f.split("test")[:, 7:], 3000)
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.timeseries.ts2vec import build
+
+    recipe = load_recipe("recipes/ts2vec_ett.yaml", "quick", ["data.horizons=[24,3000]"])
+    with pytest.raises(UserError, match=r"data.horizons \[3000\] are too long"):
+        build(recipe, ts_root.parent, torch.device("cpu"))
+
+
+def test_tsencoder_input_errors():
+    enc = TSEncoder(n_iters=1, depth=1, output_dims=8)
+    with pytest.raises(UserError, match="different lengths"):
+        enc.fit([np.zeros(10), np.zeros(12)])
+    x = np.random.randn(4, 20)
+    x[1, 5] = np.nan
+    with pytest.raises(UserError, match="series 1 has a missing value .NaN. at step 5"):
+        enc.fit(x)
+    x = np.random.randn(4, 20)
+    x[2] = np.nan
+    with pytest.raises(UserError, match="series 2 has no values"):
+        enc.fit(x)
+    with pytest.raises(UserError, match="call fit"):
+        TSEncoder().transform(np.zeros((2, 5)))
+    padded = np.random.randn(6, 20)
+    padded[0, 15:] = np.nan  # end padding of a shorter series is fine
+    z = enc.fit(pd.DataFrame(padded)).transform(padded)
+    assert z.shape == (6, 8) and np.isfinite(z).all()
+    assert TSEncoder(per="timestamp", n_iters=1, depth=1, output_dims=8).fit(padded).transform(padded).shape == (6, 20, 8)
+
+
+def test_sections_split_long_series():
+    x = np.random.randn(1, 10, 2).astype(np.float32)
+    s = sections(x, 4)
+    assert s.shape == (3, 4, 2) and np.isnan(s[2, 2:]).all()
+    assert sections(x, 10) is x
+
+
+# ------------------------------------------------------------------ quick profiles and the sklearn pipeline
+@pytest.mark.integration
+@pytest.mark.benchmark
+@pytest.mark.parametrize("recipe,floors", [
+    ("autotcl_ett", {"mse": 0.075, "mae": 0.21}),   # quick run measured 0.05/0.17; ridge on inputs alone is worse
+    ("ts2vec_ett", {"mse": 0.09, "mae": 0.23}),
+])
+def test_forecast_quick_profile_floor(recipe, floors, tmp_path, data_root):
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.core.train import train_recipe
+
+    m = train_recipe(load_recipe(f"recipes/{recipe}.yaml", "quick"), out=tmp_path, data_root=data_root).metrics
+    for key, ceiling in floors.items():
+        assert m["final"][key] <= ceiling, f"{recipe} {key} {m['final'][key]:.4f} > {ceiling}"
+    assert m["best_step"] is not None
+
+
+@pytest.mark.integration
+@pytest.mark.benchmark
+def test_ucr_quick_profile_and_pipeline_in_fresh_process(tmp_path, data_root):
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.core.train import train_recipe
+
+    run = train_recipe(load_recipe("recipes/autotcl_ucr.yaml", "quick"), out=tmp_path, data_root=data_root)
+    assert run.metrics["final"]["acc"] >= 0.90
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from sklearn.pipeline import Pipeline
+        from sklearn.svm import SVC
+        from cl_domains.timeseries import TSEncoder, read_ucr
+        d = read_ucr({str(data_root / 'timeseries/ucr/Chinatown')!r})
+        pipe = Pipeline([("enc", TSEncoder(pretrained={str(run.dir / 'model')!r})), ("svc", SVC(C=10))])
+        pipe.fit(d.x_train[..., 0], d.y_train)
+        print("ACC", (pipe.predict(d.x_test[..., 0]) == d.y_test).mean())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    acc = float(out.stdout.split("ACC")[1])
+    assert acc >= 0.85
+
+
+@pytest.mark.parametrize("recipe,profiles", [("autotcl_ett", ["paper", "cpu", "multivariate", "quick"]),
+                                             ("ts2vec_ett", ["paper", "cpu", "multivariate", "quick"]),
+                                             ("autotcl_ucr", ["paper", "quick"])])
+def test_timeseries_recipes_validate(recipe, profiles):
+    from cl_domains.core.recipe import load_recipe
+
+    for profile in profiles:
+        r = load_recipe(f"recipes/{recipe}.yaml", profile)
+        assert r.domain == "timeseries" and r.train.threads == 1
+        if profile in ("paper", "multivariate") and r.data.kind == "forecast":
+            assert r.train.max_steps is None and r.train.epochs == 115 and r.paper.metrics["mse"] > 0
+    with pytest.raises(UserError, match="method.aug_dimm"):
+        load_recipe("recipes/autotcl_ett.yaml", "quick", ["method.aug_dimm=3"])
