@@ -75,3 +75,12 @@ def test_nan_loss_stops_with_a_diagnosis(tmp_path, tiny_backbone, tiny_data, mon
     assert "Recent losses" in str(err.value)
     run = only_run(tmp_path)
     assert (run / "checkpoints" / "latest").read_text() == "step-0000002"  # the last good state is kept
+
+
+def test_recipe_thread_count_does_not_outlive_the_run(tmp_path, tiny_backbone, tiny_data):
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    p = write_recipe(tmp_path / "r.yaml", tiny_backbone, tiny_data, max_steps=1, eval_every=None, threads=target,
+                     eval_before=False)
+    train_recipe(load_recipe(p), out=tmp_path / "runs")
+    assert torch.get_num_threads() == before

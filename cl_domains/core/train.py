@@ -480,6 +480,7 @@ def train_recipe(recipe: Recipe | None = None, *, out: str | Path = "runs", data
         run = None  # created once the task is built, so bad data leaves no empty run directory
     _, builder = registry.domain(recipe.domain).methods[recipe.method.name]
     device = pick_device(recipe.train.device)
+    threads = torch.get_num_threads()
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
     owns_group = D.init_from_env()
@@ -488,6 +489,7 @@ def train_recipe(recipe: Recipe | None = None, *, out: str | Path = "runs", data
         task = builder(recipe, data_root, device)
         return train_task(recipe, task, out=out, run=run, device=device, interrupt_at=interrupt_at)
     finally:
+        torch.set_num_threads(threads)  # a recipe's thread count must not outlive its run (tests, notebooks)
         if owns_group:
             D.shutdown()
 
