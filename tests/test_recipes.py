@@ -20,6 +20,8 @@ RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
 def test_shipped_recipes_validate(path, profile):
     r = load_recipe(path, profile)
     assert r.profile == profile and r.paper.metrics
+    if r.domain != "sentences":  # the backbone rules below are the sentence recipes'
+        return
     if profile == "quick":
         assert r.model.backbone.startswith("pkg:") and r.train.max_steps
     else:
