@@ -307,3 +307,12 @@ def test_user_table_recipe_trains_each_method(table, tmp_path, data_root):
     path.write_text(yaml.safe_dump(recipe))
     with pytest.raises(UserError, match="no target column 'nope'"):
         train_recipe(load_recipe(path), out=tmp_path / "runs")
+
+
+@pytest.mark.parametrize("name", ["uci_airfoil", "uci_concrete", "uci_energy", "stsb_dir", "exchange_rate"])
+def test_regression_cards_verify(name, data_root):
+    from cl_domains.core import data
+
+    assert all(status == "ok" for _, _, status in data.verify(name, data_root))
+    c = data.card(name)
+    assert c.domain == "regression" and c.license and (c.fetch or c.how_to_get)
