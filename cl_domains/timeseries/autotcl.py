@@ -44,6 +44,7 @@ class AutoTCL(TimeseriesTask):
         self.augmenter = Augmenter(self.net_config["input_dims"], c.aug_dim, c.aug_depth, c.tau, c.hard)
         self.model["augmenter"] = self.augmenter
         self.aug_optimizer = torch.optim.Adam(self.augmenter.parameters(), lr=c.meta_lr)
+        self.optimizers = {"augmenter": self.aug_optimizer}  # the loop checkpoints and restores its state
         self._steps = 0
 
     def encoder_loss(self, x: torch.Tensor, v: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, dict]:
