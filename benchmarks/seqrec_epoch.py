@@ -56,7 +56,8 @@ def main() -> None:
     text = "\n".join([
         "# One training epoch on Amazon Beauty (paper settings: batch 256, max length 50, 514 batches)",
         "",
-        f"`python benchmarks/seqrec_epoch.py{' --steps ' + str(args.steps) if args.steps else ''} --threads {args.threads}`, "
+        f"`python benchmarks/seqrec_epoch.py{' --steps ' + str(args.steps) if args.steps else ''} --threads {args.threads} "
+        f"--methods {args.methods}`, "
         f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {args.threads} torch threads, "
         f"load average before the run {load[0]:.2f}.",
         "",
