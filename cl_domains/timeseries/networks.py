@@ -3,6 +3,7 @@
 ``TS2VecNet``: per-timestamp input projection -> optional timestamp masking (training only) ->
 a stack of residual blocks of two dilated ``same``-padded convolutions (dilation 2^i) -> dropout.
 NaN timestamps (padding of ragged series) are zeroed at the input and masked.
+``model.backbone`` may swap the dilated convolutions for a tsai architecture (:mod:`.tsai_backbone`).
 ``TrendHead``: the mean of causal Conv1d outputs with kernel sizes 1, 2, 4, ..., ``max_kernel``.
 """
 from __future__ import annotations
@@ -12,6 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .tsai_backbone import tsai_features
 
 __all__ = ["DilatedConvEncoder", "TS2VecNet", "TrendHead", "Backbone"]
 
@@ -92,14 +95,20 @@ class TrendHead(nn.Module):
 
 
 class TS2VecNet(nn.Module):
-    """``[B, T, C_in]`` -> ``[B, T, out]``; ``trend=True`` appends the CoST trend head (AutoTCL's forecasting encoder)."""
+    """``[B, T, C_in]`` -> ``[B, T, out]``; ``trend=True`` appends the CoST trend head (AutoTCL's forecasting encoder).
+    ``backbone`` (``{"name": "tsai", "arch": ..., "kwargs": {...}}``) replaces the dilated convolutions
+    (``depth`` and ``kernel`` then unused) with a tsai architecture's feature extractor."""
 
     def __init__(self, input_dims: int, output_dims: int = 320, hidden: int = 64, depth: int = 10, kernel: int = 3,
-                 dropout: float = 0.1, mask_p: float = 0.5, trend: bool = False, max_kernel: int = 128):
+                 dropout: float = 0.1, mask_p: float = 0.5, trend: bool = False, max_kernel: int = 128,
+                 backbone: dict | None = None):
         super().__init__()
         self.input_dims, self.output_dims, self.mask_p = input_dims, output_dims, mask_p
         self.input_fc = nn.Linear(input_dims, hidden)
-        self.features = DilatedConvEncoder(hidden, [hidden] * depth + [output_dims], kernel)
+        if backbone and backbone.get("name", "ts2vec") == "tsai":
+            self.features = tsai_features(backbone["arch"], backbone.get("kwargs") or {}, hidden, output_dims)
+        else:
+            self.features = DilatedConvEncoder(hidden, [hidden] * depth + [output_dims], kernel)
         self.dropout = nn.Dropout(dropout)
         self.trend = TrendHead(output_dims, output_dims, max_kernel) if trend else None
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Iterator, Literal, Optional
+from typing import Any, Iterator, Literal, Optional
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from safetensors.torch import save_model
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
@@ -20,7 +20,20 @@ from .data import HORIZONS, Classification, Forecast, read_forecast, read_ucr
 from .networks import TS2VecNet
 from .probes import encode_causal, encode_series, forecast_samples, ridge_probe, svm_probe
 
-__all__ = ["TimeseriesModel", "TimeseriesData", "TimeseriesEval", "TimeseriesTask", "sections", "random_crops"]
+__all__ = ["TimeseriesBackbone", "TimeseriesModel", "TimeseriesData", "TimeseriesEval", "TimeseriesTask", "sections", "random_crops"]
+
+
+class TimeseriesBackbone(StrictModel):
+    name: Literal["ts2vec", "tsai"] = Field("ts2vec", description="ts2vec: the dilated-conv encoder; tsai: a tsai "
+                                            "architecture (optional extra: pip install 'cl-domains[tsai]')")
+    arch: Optional[str] = Field(None, description="tsai model class with per-timestamp features, e.g. InceptionTime")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the tsai model, e.g. {nf: 32}")
+
+    @model_validator(mode="after")
+    def _arch_with_tsai(self):
+        if self.name == "tsai" and not self.arch:
+            raise ValueError("arch is required with name: tsai (e.g. InceptionTime)")
+        return self
 
 
 class TimeseriesModel(StrictModel):
@@ -32,6 +45,8 @@ class TimeseriesModel(StrictModel):
     mask_p: float = Field(0.5, ge=0, lt=1, description="TS2Vec timestamp masking probability in training (0 = off)")
     trend: bool = Field(False, description="append the CoST trend head (AutoTCL's forecasting encoder)")
     max_kernel: int = Field(128, gt=0)
+    backbone: TimeseriesBackbone = Field(default_factory=TimeseriesBackbone,
+                                         description="the encoder body between input projection and output (default: TS2Vec's)")
 
 
 class TimeseriesData(StrictModel):
@@ -115,8 +130,10 @@ class TimeseriesTask:
         self.net_config = dict(input_dims=int(self.train_x.shape[-1]), output_dims=m.output_dims, hidden=m.hidden,
                                depth=m.depth, kernel=m.kernel, dropout=m.dropout, mask_p=m.mask_p, trend=m.trend,
                                max_kernel=m.max_kernel)
+        if m.backbone.name != "ts2vec":
+            self.net_config["backbone"] = m.backbone.model_dump()
         self.net = TS2VecNet(**self.net_config)
-        self.swa = AveragedModel(self.net)
+        self.swa = AveragedModel(self.net, use_buffers=True)  # tsai backbones have BatchNorm statistics
         self.model = nn.ModuleDict({"net": self.net, "swa": self.swa})
         self._swa_pending = False
         self._cache: tuple[float, np.ndarray] | None = None
