@@ -236,3 +236,31 @@ def test_mm_loss_against_the_naive_formula():
             lse = math.log(sum(math.exp(v) for v in row))
             terms.append(sum(lse - v for v in pos) / len(pos))
     assert float(mm_loss(audio, text, phrase, 0.1)) == pytest.approx(sum(terms) / len(terms), rel=1e-5)
+
+
+# ---------------------------------------------------------------- a reduced class-incremental run
+@needs_espeak
+@pytest.mark.integration
+def test_reduced_quick_run_orders_the_strategies(tmp_path, slu_root, data_root):
+    """6 training speakers, 3 evaluation speakers, FSC in 3 tasks, 2 epochs per task, one seed
+    (~1.5 min): joint training beats fine-tuning by far, rehearsal forgets less than fine-tuning,
+    and the run writes its table, plot and reusable models."""
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.core.train import train_recipe
+    from cl_domains.slu import SLUModel
+
+    recipe = load_recipe("recipes/coconut_fsc.yaml", "quick", [
+        "data.train_speakers=6", "data.test_speakers=3", f"data.cache_dir={tmp_path / 'cache'}", "method.n_tasks=3",
+        "method.seeds=[0]", "method.memory_size=60", "train.epochs=2"])
+    run = train_recipe(recipe, out=tmp_path / "runs", data_root=data_root)
+    final = run.metrics["final"]
+    assert final["joint/avg_acc"] > final["finetune/avg_acc"] + 15
+    assert final["finetune/forgetting"] > 30 and final["finetune/last_acc"] < 40
+    for s in ("replay", "coconut"):
+        assert final[f"{s}/forgetting"] < final["finetune/forgetting"]
+        assert final[f"{s}/last_acc"] > final["finetune/last_acc"]
+    assert {"report.md", "curves.png", "metrics.json"} <= {p.name for p in run.dir.iterdir()}
+    assert "| coconut |" in (run.dir / "report.md").read_text()
+    model = SLUModel.load(run.dir / "strategies/joint-seed0/model")
+    wav = sorted((tmp_path / "cache").glob("synth-fsc-*/wavs/*/0000.wav"))[0]
+    assert model.predict([read_wav(wav)])[0] in model.config["classes"]
