@@ -228,7 +228,7 @@ class CILTask:
         p = self.phase
         for j in range(p + 1):
             self.acc[p, j] = self._accuracy(self.test_by_task[j])
-        if self.strategy in ("replay", "coconut"):
+        if self.strategy in ("replay", "coconut") and p < len(self.tasks) - 1:  # no task follows the last
             idx = self.train_by_task[p]
             feats = self._embed(idx) if self.memory.selection == "herding" else None
             self.memory.add_task(idx, [int(self.train_labels[i]) for i in idx], feats)
