@@ -160,7 +160,8 @@ def prepare(cfg: SLUData, data_root=None, log=print) -> Prepared:
     feats = []
     for u in (train, test):
         files = sorted(set(u.audio))
-        where = {f: f"{u.source}, row {i + 2}" for i, f in reversed(list(enumerate(u.audio)))}
+        row = (lambda i: f"row {i + 2}") if cfg.format == "fsc" else (lambda i: f"utterance {i + 1}")  # csv: header = row 1
+        where = {f: f"{u.source}, {row(i)}" for i, f in reversed(list(enumerate(u.audio)))}
         unique = features_for(files, _cache_root(cfg) / "features", [where[f] for f in files], log=log)
         pos = {f: i for i, f in enumerate(files)}
         feats.append([unique[pos[f]] for f in u.audio])
@@ -189,12 +190,11 @@ class CILTask:
         self.model = SLUModel(data.train.classes, data.vocab, **model_cfg.model_dump()).to(self.device)
         n_classes = len(data.train.classes)
         self.tasks = task_splits(n_classes, method.n_tasks, method.task_sizes)
-        task_of = {c: t for t, cs in enumerate(self.tasks) for c in cs}
         self.train_labels = torch.tensor(data.train.labels)
         self.train_lengths = torch.tensor([f.shape[0] for f in data.train_feats])
         self.test_labels = torch.tensor(data.test.labels)
-        self.train_by_task = [[i for i, y in enumerate(data.train.labels) if task_of[y] == t] for t in range(len(self.tasks))]
-        self.test_by_task = [[i for i, y in enumerate(data.test.labels) if task_of[y] == t] for t in range(len(self.tasks))]
+        self.train_by_task = _by_task(data.train.labels, self.tasks)
+        self.test_by_task = _by_task(data.test.labels, self.tasks)
         empty = [t for t in range(len(self.tasks)) if not self.train_by_task[t] or not self.test_by_task[t]]
         if empty:
             raise UserError(f"task(s) {empty} have no training or test examples: use more data or fewer tasks.")
@@ -401,7 +401,8 @@ class CILStudy:
         recipe = self.recipe
         summary = {s: {k: _mean_std([r[k] for r in rs]) for k in ("avg_acc", "last_acc", "forgetting")}
                    for s, rs in results.items()}
-        counts = [len(x) for x in _test_counts(data, recipe.method)]
+        tasks = task_splits(len(data.test.classes), recipe.method.n_tasks, recipe.method.task_sizes)
+        counts = [len(x) for x in _by_task(data.test.labels, tasks)]
         run.metrics.update({
             "recipe": recipe.name, "profile": recipe.profile, "paper": recipe.paper.model_dump(), "data": data.info,
             "final": {f"{s}/{k}": v[0] for s, m in summary.items() for k, v in m.items()},
@@ -416,10 +417,13 @@ class CILStudy:
         run.log("results:\n" + table)
 
 
-def _test_counts(data: Prepared, method: CoconutConfig) -> list[list[int]]:
-    tasks = task_splits(len(data.test.classes), method.n_tasks, method.task_sizes)
+def _by_task(labels: list[int], tasks: list[list[int]]) -> list[list[int]]:
+    """Example indices of each task (by the task of their class)."""
     task_of = {c: t for t, cs in enumerate(tasks) for c in cs}
-    return [[i for i, y in enumerate(data.test.labels) if task_of[y] == t] for t in range(len(tasks))]
+    out: list[list[int]] = [[] for _ in tasks]
+    for i, y in enumerate(labels):
+        out[task_of[y]].append(i)
+    return out
 
 
 def seen_accuracy(acc: np.ndarray, counts: list[int]) -> list[float]:
