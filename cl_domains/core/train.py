@@ -38,7 +38,7 @@ from .errors import TrainingDiverged, UserError
 from .recipe import Recipe, TrainConfig
 from .runs import Run, atomic_write_text, comparison_table, console, fmt_metric
 
-__all__ = ["Task", "EmbeddingTask", "Trainer", "train_task", "seed_everything", "pick_device"]
+__all__ = ["Task", "Study", "EmbeddingTask", "Trainer", "train_task", "seed_everything", "pick_device"]
 
 
 class Task(Protocol):
@@ -64,6 +64,14 @@ class Task(Protocol):
     # take several optimiser steps per batch (MCLRec); ``update(loss, extras)`` is the loop's guarded
     # backward + clip + step. Optional ``optimizers: dict[str, Optimizer]``: the task's own
     # optimisers (for parameters it keeps out of the loop's), saved with every checkpoint.
+
+
+class Study(Protocol):
+    """What a builder may return instead of a Task: an experiment made of several trainings (e.g.
+    the strategies x seeds of a continual-learning benchmark). It creates its run directory under
+    ``out``, drives :class:`Trainer` for each training and writes the run's outputs itself."""
+
+    def run_study(self, *, out: str | Path, device: torch.device) -> Run: ...
 
 
 class EmbeddingTask(Task, Protocol):
@@ -487,6 +495,10 @@ def train_recipe(recipe: Recipe | None = None, *, out: str | Path = "runs", data
     try:
         seed_everything(recipe.train.seed)  # heads are initialised while the task is built
         task = builder(recipe, data_root, device)
+        if hasattr(task, "run_study"):  # a Study: several trainings in one run (e.g. strategies x seeds), see Study
+            if run is not None:
+                raise UserError(f"{recipe.name}: runs of several trainings cannot be resumed; start the run again.")
+            return task.run_study(out=out, device=device)
         return train_task(recipe, task, out=out, run=run, device=device, interrupt_at=interrupt_at)
     finally:
         torch.set_num_threads(threads)  # a recipe's thread count must not outlive its run (tests, notebooks)

@@ -1,0 +1,32 @@
+"""Spoken language understanding: class-incremental intent / scenario classification on FSC and
+SLURP (COCONUT, Cappellazzo et al. 2024) with real recordings or espeak-ng speech synthesised
+from the transcripts.
+
+Public API::
+
+    from cl_domains.slu import SLUModel, read_wav
+    model = SLUModel.load("runs/<run>/strategies/coconut-seed0/model")
+    model.predict([read_wav("turn_on_the_lights.wav")])   # -> ["activate|lights|none"]
+"""
+from ..core.registry import register_domain, register_method
+from .continual import RehearsalMemory, cl_metrics, task_splits
+from .data import FSC_INTENTS, SLURP_SCENARIOS, Utterances, read_fsc_csv, read_massive_jsonl, read_slurp_jsonl, read_wav
+from .features import log_mel, mel_filterbank
+from .model import SLUModel
+from .synth import Voice, assign_voices, synthesize
+from .task import CILStudy, CILTask, CoconutConfig, SLUData, SLUEval, SLUModelConfig, mm_loss, nspt_loss, prepare
+
+register_domain("slu", SLUModelConfig, SLUData, SLUEval)
+
+
+@register_method("slu", "coconut", CoconutConfig)
+def build(recipe, data_root, device) -> CILStudy:
+    """All strategies (joint, COCONUT, replay, fine-tuning) x seeds of the recipe, in one run."""
+    return CILStudy(recipe, data_root)
+
+
+__all__ = [
+    "FSC_INTENTS", "SLURP_SCENARIOS", "Utterances", "read_fsc_csv", "read_massive_jsonl", "read_slurp_jsonl", "read_wav",
+    "log_mel", "mel_filterbank", "SLUModel", "Voice", "assign_voices", "synthesize", "RehearsalMemory", "cl_metrics",
+    "task_splits", "CILStudy", "CILTask", "nspt_loss", "mm_loss", "prepare",
+]
