@@ -261,6 +261,11 @@ def test_reduced_quick_run_orders_the_strategies(tmp_path, slu_root, data_root):
         assert final[f"{s}/last_acc"] > final["finetune/last_acc"]
     assert {"report.md", "curves.png", "metrics.json"} <= {p.name for p in run.dir.iterdir()}
     assert "| coconut |" in (run.dir / "report.md").read_text()
+    # resume: finished trainings are kept, an unfinished one (no result.json) trains again, deterministically
+    (run.dir / "strategies/finetune-seed0/result.json").unlink()
+    again = train_recipe(resume=run.dir, data_root=data_root)
+    assert again.dir == run.dir and again.metrics["final"] == pytest.approx(final)
+    assert "finished before, kept" in (run.dir / "train.log").read_text()
     model = SLUModel.load(run.dir / "strategies/joint-seed0/model")
     wav = sorted((tmp_path / "cache").glob("synth-fsc-*/wavs/*/0000.wav"))[0]
     assert model.predict([read_wav(wav)])[0] in model.config["classes"]

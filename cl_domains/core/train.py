@@ -69,9 +69,10 @@ class Task(Protocol):
 class Study(Protocol):
     """What a builder may return instead of a Task: an experiment made of several trainings (e.g.
     the strategies x seeds of a continual-learning benchmark). It creates its run directory under
-    ``out``, drives :class:`Trainer` for each training and writes the run's outputs itself."""
+    ``out`` (or continues ``run`` on resume), drives :class:`Trainer` for each training and writes the
+    run's outputs itself."""
 
-    def run_study(self, *, out: str | Path, device: torch.device) -> Run: ...
+    def run_study(self, *, out: str | Path, device: torch.device, run: Run | None = None) -> Run: ...
 
 
 class EmbeddingTask(Task, Protocol):
@@ -496,9 +497,7 @@ def train_recipe(recipe: Recipe | None = None, *, out: str | Path = "runs", data
         seed_everything(recipe.train.seed)  # heads are initialised while the task is built
         task = builder(recipe, data_root, device)
         if hasattr(task, "run_study"):  # a Study: several trainings in one run (e.g. strategies x seeds), see Study
-            if run is not None:
-                raise UserError(f"{recipe.name}: runs of several trainings cannot be resumed; start the run again.")
-            return task.run_study(out=out, device=device)
+            return task.run_study(out=out, device=device, run=run)
         return train_task(recipe, task, out=out, run=run, device=device, interrupt_at=interrupt_at)
     finally:
         torch.set_num_threads(threads)  # a recipe's thread count must not outlive its run (tests, notebooks)

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Literal, Optional
@@ -366,10 +367,13 @@ class CILStudy:
     def __init__(self, recipe: Recipe, data_root):
         self.recipe, self.data_root = recipe, data_root
 
-    def run_study(self, *, out, device) -> Run:
+    def run_study(self, *, out, device, run: Run | None = None) -> Run:
+        """Train every strategy x seed; with ``run`` (resume), finished trainings are kept and an
+        unfinished one starts again (its rehearsal memory and teacher live in memory, not in checkpoints)."""
         recipe, cfg = self.recipe, self.recipe.method
-        run = Run.create(out, recipe)
-        run.log(f"starting {recipe.name} (profile {recipe.profile}) in {run.dir} on {device}")
+        resume = run is not None
+        run = run or Run.create(out, recipe)
+        run.log(f"{'resuming' if resume else 'starting'} {recipe.name} (profile {recipe.profile}) in {run.dir} on {device}")
         t0 = time.time()
         data = prepare(recipe.data, self.data_root, log=run.log)
         run.log(f"data: {json.dumps(data.info)}")
@@ -383,6 +387,13 @@ class CILStudy:
                 sub = dataclasses.replace(recipe, train=train, name=f"{recipe.name}/{strategy}-seed{seed}",
                                           paper=PaperConfig(source="see the study's report.md"))
                 sub_dir = run.dir / "strategies" / f"{strategy}-seed{seed}"
+                done = sub_dir / "result.json"
+                if done.is_file():
+                    results.setdefault(strategy, []).append(json.loads(done.read_text()))
+                    run.log(f"{strategy} seed {seed}: finished before, kept")
+                    continue
+                if sub_dir.exists():
+                    shutil.rmtree(sub_dir)
                 sub_dir.mkdir(parents=True)
                 (sub_dir / "config.yaml").write_text(sub.dump())
                 sub_run = Run(sub_dir)
@@ -390,8 +401,9 @@ class CILStudy:
                                recipe.eval.batch_size, device)
                 Trainer(sub, task, sub_run, device=device).fit()
                 final = sub_run.metrics["final"]
-                results.setdefault(strategy, []).append({"seed": seed, **final, "acc_matrix": task.acc.tolist(),
-                                                         "seconds": round(time.time() - t, 1)})
+                result = {"seed": seed, **final, "acc_matrix": task.acc.tolist(), "seconds": round(time.time() - t, 1)}
+                atomic_write_text(done, json.dumps(result))
+                results.setdefault(strategy, []).append(result)
                 run.log(f"{strategy} seed {seed}: " + ", ".join(f"{k} {final[k]:.2f}" for k in final)
                         + f" [{time.time() - t:.0f}s]")
         self._write(run, data, results, time.time() - t0)
