@@ -14,7 +14,7 @@ from cl_domains.core.errors import UserError
 from cl_domains.timeseries import TSEncoder, read_forecast, read_ucr
 from cl_domains.timeseries.augment import gumbel_sigmoid, mmd
 from cl_domains.timeseries.data import time_covariates
-from cl_domains.timeseries.losses import hierarchical_loss
+from cl_domains.timeseries.losses import global_loss, hierarchical_loss, local_loss
 from cl_domains.timeseries.networks import TrendHead
 from cl_domains.timeseries.probes import forecast_samples
 from cl_domains.timeseries.task import random_crops, sections
@@ -104,6 +104,67 @@ def test_hierarchical_loss_matches_naive_reference(shape, alpha):
         torch.testing.assert_close(x, y)
 
 
+def naive_local(z, k, start):
+    """AutoTCL's local InfoNCE by hand: for each series and segment i, -log e^{s(i,p)} / (e^{s(i,p)} + sum_n e^{s(i,n)}),
+    p = i + 1 (i - 1 for the last), n at distance >= 2 except segment 2 for the first row and k - 3 for the last."""
+    size = z.shape[1] // k
+    terms = []
+    for series in z:
+        seg = [torch.nn.functional.normalize(series[start + j * size:start + (j + 1) * size].max(0).values, dim=0)
+               for j in range(k)]
+        for i in range(k):
+            p = i + 1 if i < k - 1 else i - 1
+            negs = [j for j in range(k) if abs(i - j) >= 2 and not (i == 0 and j == 2) and not (i == k - 1 and j == k - 3)]
+            assert len(negs) == k - 3
+            pos = torch.exp(seg[i] @ seg[p])
+            terms.append(-torch.log(pos / (pos + sum(torch.exp(seg[i] @ seg[j]) for j in negs))))
+    return sum(terms) / len(terms)
+
+
+@pytest.mark.parametrize("shape,k", [((2, 37, 3), 4), ((3, 70, 5), 16), ((1, 16, 2), 16)])
+def test_autotcl_local_loss_matches_naive_reference(shape, k):
+    z = torch.randn(*shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64, requires_grad=True)
+    ours = local_loss(z, k, generator=torch.Generator().manual_seed(7))
+    size = shape[1] // k
+    start = int(torch.randint(0, shape[1] - size * k + 1, (1,), generator=torch.Generator().manual_seed(7)))
+    ref = naive_local(z, k, start)
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-10)
+    torch.testing.assert_close(torch.autograd.grad(ours, z)[0], torch.autograd.grad(ref, z)[0])
+    assert local_loss(z[:, :k - 1], k).item() == 0.0  # shorter than one step per segment: no local term
+
+
+def test_autotcl_global_loss_matches_naive_reference():
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(4, 6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, 6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    ours = global_loss(a, b, temperature=0.5)
+    pa = torch.nn.functional.normalize(a.max(1).values, dim=1)
+    pb = torch.nn.functional.normalize(b.max(1).values, dim=1)
+    sim = pa @ pb.T / 0.5  # series i of view 1 against every series of view 2; its own view 2 is the positive
+    ref = sum(-torch.log(torch.exp(sim[i, i]) / torch.exp(sim[i]).sum()) for i in range(4)) / 4
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-10)
+    torch.testing.assert_close(torch.autograd.grad(ours, (a, b)), torch.autograd.grad(ref, (a, b)))
+
+
+def test_ridge_alpha_is_chosen_by_validation_rmse_plus_mae():
+    from sklearn.linear_model import Ridge
+
+    from cl_domains.timeseries.probes import RIDGE_ALPHAS, ridge_probe
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 20))
+    y = x[:, :3] @ np.array([[1.0], [-2.0], [0.5]]) + rng.standard_t(2, size=(300, 1))  # heavy tails: criteria differ
+    train, val, test = (x[:100], y[:100]), (x[100:200], y[100:200]), (x[200:], y[200:])
+    scores = {}
+    for alpha in RIDGE_ALPHAS:
+        err = Ridge(alpha=alpha).fit(*train).predict(val[0]) - val[1]
+        scores[alpha] = np.sqrt((err ** 2).mean()) + np.abs(err).mean()
+    out = ridge_probe(train, val, test)
+    assert out["alpha"] == min(scores, key=scores.get)
+    pred = Ridge(alpha=out["alpha"]).fit(*train).predict(test[0])
+    assert out["mse"] == pytest.approx(((pred - test[1]) ** 2).mean())
+
+
 def test_trend_head_fft_equals_literal_mean_of_causal_convs():
     torch.manual_seed(0)
     head = TrendHead(5, 4, max_kernel=16).double()
@@ -172,6 +233,20 @@ def test_horizon_longer_than_a_split(ts_root):
     recipe = load_recipe("recipes/ts2vec_ett.yaml", "quick", ["data.horizons=[24,3000]"])
     with pytest.raises(UserError, match=r"data.horizons \[3000\] are too long"):
         build(recipe, ts_root.parent, torch.device("cpu"))
+
+
+def test_batches_are_full_like_the_official_loader(ts_root):
+    """34 ETTh1 sections, batch 32: one step per epoch (drop_last); a batch larger than the data takes it all."""
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.timeseries.ts2vec import build
+
+    task = build(load_recipe("recipes/ts2vec_ett.yaml", "quick"), ts_root.parent, torch.device("cpu"))
+    assert len(task.train_x) == 34 and task.num_batches(0) == 1
+    (_, _, idx), = list(task.batches(0))
+    assert len(idx) == 32 and len(set(idx.tolist())) == 32
+    task = build(load_recipe("recipes/ts2vec_ett.yaml", "quick", ["train.batch_size=100"]), ts_root.parent, torch.device("cpu"))
+    (_, _, idx), = list(task.batches(3))
+    assert sorted(idx.tolist()) == list(range(34))
 
 
 def test_tsencoder_input_errors():
@@ -244,8 +319,12 @@ def test_ucr_quick_profile_and_pipeline_in_fresh_process(tmp_path, data_root):
     assert acc >= 0.85
 
 
-@pytest.mark.parametrize("recipe,profiles", [("autotcl_ett", ["paper", "cpu", "multivariate", "quick"]),
-                                             ("ts2vec_ett", ["paper", "cpu", "multivariate", "quick"]),
+PAPER_EPOCHS = {("autotcl_ett", "paper"): 115, ("autotcl_ett", "etth2"): 80, ("autotcl_ett", "ettm1"): 190,
+                ("autotcl_ett", "wth"): 20, ("autotcl_ett", "multivariate"): 35}  # the official per-dataset configs
+
+
+@pytest.mark.parametrize("recipe,profiles", [("autotcl_ett", ["paper", "etth2", "ettm1", "wth", "cpu", "multivariate", "quick"]),
+                                             ("ts2vec_ett", ["paper", "etth2", "ettm1", "wth", "cpu", "multivariate", "quick"]),
                                              ("autotcl_ucr", ["paper", "quick"])])
 def test_timeseries_recipes_validate(recipe, profiles):
     from cl_domains.core.recipe import load_recipe
@@ -253,7 +332,10 @@ def test_timeseries_recipes_validate(recipe, profiles):
     for profile in profiles:
         r = load_recipe(f"recipes/{recipe}.yaml", profile)
         assert r.domain == "timeseries" and r.train.threads == 1
-        if profile in ("paper", "multivariate") and r.data.kind == "forecast":
-            assert r.train.max_steps is None and r.train.epochs == 115 and r.paper.metrics["mse"] > 0
+        if profile not in ("cpu", "quick") and r.data.kind == "forecast":
+            assert r.train.max_steps is None and r.paper.metrics["mse"] > 0
+            assert r.train.epochs == PAPER_EPOCHS.get((recipe, profile), 115)
+            if profile not in ("paper", "multivariate"):
+                assert profile.upper() in r.data.path.upper()
     with pytest.raises(UserError, match="method.aug_dimm"):
         load_recipe("recipes/autotcl_ett.yaml", "quick", ["method.aug_dimm=3"])

@@ -1,10 +1,10 @@
 """AutoTCL (Zheng et al., ICLR 2024): a learned augmentation network trained alternately with the encoder.
 
-Encoder step: view ``v`` from the (frozen) augmenter, loss = global InfoNCE + local_weight *
-local InfoNCE between the representations of ``x`` and ``v``. Augmenter step (every
-``ratio_step`` encoder steps, its own Adam with ``meta_lr``): information preservation (MMD
-between the encoder's representations of ``x`` and ``v``) + reg_weight * mask size + temporal
-consistency of the mask, with gradients into the augmenter only.
+Encoder step: view ``v`` from the (frozen) augmenter, loss = global InfoNCE between the representations
+of ``x`` and ``v`` + local_weight * local InfoNCE between neighbouring segments of ``x``'s representation
+(both cosine, as the official code). Augmenter step (every ``ratio_step`` encoder steps, its own Adam with
+``meta_lr``): information preservation (MMD between the encoder's representations of ``x`` and ``v``) +
+reg_weight * mask size + temporal consistency of the mask, with gradients into the augmenter only.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pydantic import Field
 from ..core.recipe import StrictModel
 from ..core.registry import register_method
 from .augment import Augmenter, mask_size_penalty, mmd, temporal_consistency
-from .losses import global_loss, hierarchical_loss
+from .losses import global_loss, local_loss
 from .task import TimeseriesTask
 
 __all__ = ["AutoTCLConfig", "AutoTCL"]
@@ -34,7 +34,8 @@ class AutoTCLConfig(StrictModel):
     consistency_weight: float = Field(1.0, ge=0, description="weight of the mask's temporal consistency")
     tau: float = Field(1.0, gt=0, description="Gumbel-sigmoid temperature")
     hard: bool = Field(True, description="hard (straight-through) Gumbel mask")
-    temperature: float = Field(1.0, gt=0, description="global InfoNCE temperature (dot product)")
+    temperature: float = Field(1.0, gt=0, description="temperature of the global and local InfoNCE (cosine similarity)")
+    segments: int = Field(16, ge=4, description="segments of the local InfoNCE window")
 
 
 class AutoTCL(TimeseriesTask):
@@ -49,8 +50,8 @@ class AutoTCL(TimeseriesTask):
 
     def encoder_loss(self, x: torch.Tensor, v: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, dict]:
         z1, z2 = self.net(x, generator=g), self.net(v, generator=g)
-        glob = global_loss(z1, z2, self.cfg.temperature)  # AutoTCL §3.3: global (instance-level) InfoNCE
-        local = hierarchical_loss(z1, z2)  # AutoTCL §3.3: local (timestamp-level) InfoNCE, TS2Vec's multi-scale form
+        glob = global_loss(z1, z2, self.cfg.temperature)  # AutoTCL §3.3: global (series-level) InfoNCE between views
+        local = local_loss(z1, self.cfg.segments, self.cfg.temperature, g)  # AutoTCL §3.3: local InfoNCE, neighbouring segments
         return glob + self.cfg.local_weight * local, {"global": glob.item(), "local": local.item()}
 
     def augmenter_step(self, x: torch.Tensor, g: torch.Generator) -> dict:

@@ -8,6 +8,8 @@ by 5-fold cross-validation when every class has enough train series.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -56,17 +58,19 @@ def forecast_samples(reprs: np.ndarray, values: np.ndarray, horizon: int, drop: 
 
 def ridge_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
                 test: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
-    """Ridge with alpha from :data:`RIDGE_ALPHAS` picked by validation MSE; returns val (and test) MSE/MAE."""
+    """Ridge with alpha from :data:`RIDGE_ALPHAS` picked on validation by RMSE + MAE (TS2Vec's protocol);
+    returns val (and test) MSE/MAE."""
     from sklearn.linear_model import Ridge
 
     best = None
     for alpha in RIDGE_ALPHAS:
         model = Ridge(alpha=alpha).fit(*train)
-        err = float(((model.predict(val[0]) - val[1]) ** 2).mean())
-        if best is None or err < best[0]:
-            best = (err, alpha, model)
-    err, alpha, model = best
-    out = {"alpha": alpha, "val_mse": err, "val_mae": float(np.abs(model.predict(val[0]) - val[1]).mean())}
+        err = model.predict(val[0]) - val[1]
+        mse, mae = float((err ** 2).mean()), float(np.abs(err).mean())
+        if best is None or math.sqrt(mse) + mae < best[0]:
+            best = (math.sqrt(mse) + mae, alpha, mse, mae, model)
+    _, alpha, mse, mae, model = best
+    out = {"alpha": alpha, "val_mse": mse, "val_mae": mae}
     if test is not None:
         pred = model.predict(test[0])
         out.update(mse=float(((pred - test[1]) ** 2).mean()), mae=float(np.abs(pred - test[1]).mean()))

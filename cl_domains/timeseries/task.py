@@ -148,14 +148,17 @@ class TimeseriesTask:
         return train.parent
 
     # -- batches ---------------------------------------------------------------
+    def _batch(self) -> int:
+        return min(self.batch_size, len(self.train_x))
+
     def num_batches(self, epoch: int) -> int:
-        n, b = len(self.train_x), self.batch_size
-        return n // b + (1 if n % b >= 2 else 0)  # a last batch of one series has no negatives
+        return len(self.train_x) // self._batch()  # full batches only, as TS2Vec and AutoTCL (drop_last)
 
     def batches(self, epoch: int) -> Iterator[tuple[int, int, torch.Tensor]]:
         order = torch.randperm(len(self.train_x), generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
+        b = self._batch()
         for i in range(self.num_batches(epoch)):
-            yield epoch, i, order[i * self.batch_size:(i + 1) * self.batch_size]
+            yield epoch, i, order[i * b:(i + 1) * b]
 
     def batch_inputs(self, batch) -> tuple[torch.Tensor, torch.Generator]:
         """The batch's series and a generator seeded from (seed, epoch, batch) for its random draws."""
