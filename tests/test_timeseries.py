@@ -144,6 +144,9 @@ def test_autotcl_global_loss_matches_naive_reference():
     ref = sum(-torch.log(torch.exp(sim[i, i]) / torch.exp(sim[i]).sum()) for i in range(4)) / 4
     assert ours.item() == pytest.approx(ref.item(), rel=1e-10)
     torch.testing.assert_close(torch.autograd.grad(ours, (a, b)), torch.autograd.grad(ref, (a, b)))
+    dot = a.max(1).values @ b.max(1).values.T  # objective ts2vec: the same InfoNCE on dot products
+    ref = sum(-torch.log_softmax(dot[i], 0)[i] for i in range(4)) / 4
+    assert global_loss(a, b, normalize=False).item() == pytest.approx(ref.item(), rel=1e-10)
 
 
 def test_ridge_alpha_is_chosen_by_validation_rmse_plus_mae():

@@ -16,7 +16,7 @@ from pydantic import Field
 from ..core.recipe import StrictModel
 from ..core.registry import register_method
 from .augment import Augmenter, mask_size_penalty, mmd, temporal_consistency
-from .losses import global_loss, local_loss
+from .losses import global_loss, hierarchical_loss, local_loss
 from .task import TimeseriesTask
 
 __all__ = ["AutoTCLConfig", "AutoTCL"]
@@ -36,6 +36,9 @@ class AutoTCLConfig(StrictModel):
     hard: bool = Field(True, description="hard (straight-through) Gumbel mask")
     temperature: float = Field(1.0, gt=0, description="temperature of the global and local InfoNCE (cosine similarity)")
     segments: int = Field(16, ge=4, description="segments of the local InfoNCE window")
+    objective: Literal["autotcl", "ts2vec"] = Field(
+        "autotcl", description="autotcl: cosine global + neighbouring-segment local InfoNCE (the official forecasting "
+        "code); ts2vec: dot-product global + TS2Vec's hierarchical local loss (for UCR, whose official code is unpublished)")
 
 
 class AutoTCL(TimeseriesTask):
@@ -50,8 +53,13 @@ class AutoTCL(TimeseriesTask):
 
     def encoder_loss(self, x: torch.Tensor, v: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, dict]:
         z1, z2 = self.net(x, generator=g), self.net(v, generator=g)
-        glob = global_loss(z1, z2, self.cfg.temperature)  # AutoTCL §3.3: global (series-level) InfoNCE between views
-        local = local_loss(z1, self.cfg.segments, self.cfg.temperature, g)  # AutoTCL §3.3: local InfoNCE, neighbouring segments
+        c = self.cfg
+        cosine = c.objective == "autotcl"
+        glob = global_loss(z1, z2, c.temperature, normalize=cosine)  # AutoTCL §3.3: global (series-level) InfoNCE between views
+        if cosine:
+            local = local_loss(z1, c.segments, c.temperature, g)  # AutoTCL §3.3: local InfoNCE, neighbouring segments
+        else:
+            local = hierarchical_loss(z1, z2)  # TS2Vec's multi-scale instance + temporal loss as the local term
         return glob + self.cfg.local_weight * local, {"global": glob.item(), "local": local.item()}
 
     def augmenter_step(self, x: torch.Tensor, g: torch.Generator) -> dict:

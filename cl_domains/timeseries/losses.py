@@ -58,12 +58,12 @@ def hierarchical_loss(z1: Tensor, z2: Tensor, alpha: float = 0.5, temporal_unit:
     return total / scales
 
 
-def global_loss(z1: Tensor, z2: Tensor, temperature: float = 1.0) -> Tensor:
-    """AutoTCL's global InfoNCE: cosine similarity of the max-pooled views; the other view of the same series is
-    the positive, the other series' views are the negatives."""
+def global_loss(z1: Tensor, z2: Tensor, temperature: float = 1.0, normalize: bool = True) -> Tensor:
+    """AutoTCL's global InfoNCE: cosine (or dot-product) similarity of the max-pooled views; the other view of the
+    same series is the positive, the other series' views are the negatives."""
     if z1.shape[0] == 1:
         return z1.sum() * 0.0
-    return info_nce(z1.max(1).values, z2.max(1).values, temperature)
+    return info_nce(z1.max(1).values, z2.max(1).values, temperature, normalize=normalize)
 
 
 def local_loss(z: Tensor, segments: int = 16, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:

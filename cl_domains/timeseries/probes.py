@@ -20,6 +20,7 @@ __all__ = ["encode_causal", "encode_series", "forecast_samples", "ridge_probe", 
 
 RIDGE_ALPHAS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 SVM_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100, 1000, 10000, np.inf)
+SVM_MAX_ITER = 1_000_000  # a hard margin (C = inf) on inseparable features never converges: libsvm stops here
 
 
 @torch.no_grad()
@@ -89,11 +90,11 @@ def svm_probe(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.n
     counts = np.bincount(y)
     folds = int(min(5, counts[counts > 0].min()))
     if len(y) // len(counts) < 5 or len(y) < 50:
-        clf, c = SVC(C=np.inf, gamma="scale"), float("inf")
+        clf, c = SVC(C=np.inf, gamma="scale", max_iter=SVM_MAX_ITER), float("inf")
     else:
-        search = GridSearchCV(SVC(gamma="scale"), {"C": list(SVM_CS)}, cv=5, n_jobs=1).fit(x, y)
+        search = GridSearchCV(SVC(gamma="scale", max_iter=SVM_MAX_ITER), {"C": list(SVM_CS)}, cv=5, n_jobs=1).fit(x, y)
         c = float(search.best_params_["C"])
-        clf = SVC(C=c, gamma="scale")
+        clf = SVC(C=c, gamma="scale", max_iter=SVM_MAX_ITER)
     cv = float(cross_val_score(clf, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=0)).mean()) \
         if folds >= 2 else float("nan")
     out = {"cv_acc": cv, "C": c}
