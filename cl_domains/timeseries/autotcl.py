@@ -2,9 +2,10 @@
 
 Encoder step: view ``v`` from the (frozen) augmenter, loss = global InfoNCE between the representations
 of ``x`` and ``v`` + local_weight * local InfoNCE between neighbouring segments of ``x``'s representation
-(both cosine, as the official code). Augmenter step (every ``ratio_step`` encoder steps, its own Adam with
-``meta_lr``): information preservation (MMD between the encoder's representations of ``x`` and ``v``) +
-reg_weight * mask size + temporal consistency of the mask, with gradients into the augmenter only.
+(both cosine, as the official code; ``objective: ts2vec`` swaps in TS2Vec's losses). Augmenter step
+(every ``ratio_step`` encoder steps, its own Adam with ``meta_lr``): information preservation (MMD between
+the encoder's representations of ``x`` and ``v``) + reg_weight * mask size + temporal consistency of the
+mask, with gradients into the augmenter only.
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ class AutoTCL(TimeseriesTask):
             local = local_loss(z1, c.segments, c.temperature, g)  # AutoTCL §3.3: local InfoNCE, neighbouring segments
         else:
             local = hierarchical_loss(z1, z2)  # TS2Vec's multi-scale instance + temporal loss as the local term
-        return glob + self.cfg.local_weight * local, {"global": glob.item(), "local": local.item()}
+        return glob + c.local_weight * local, {"global": glob.item(), "local": local.item()}
 
     def augmenter_step(self, x: torch.Tensor, g: torch.Generator) -> dict:
         c = self.cfg
