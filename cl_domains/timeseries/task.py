@@ -105,7 +105,7 @@ class TimeseriesTask:
 
     def __init__(self, recipe: Recipe, data_root, device: torch.device):
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
-        self.seed, self.batch_size = recipe.train.seed, recipe.train.batch_size
+        self.seed = recipe.train.seed
         d = recipe.data
         if d.kind == "forecast":
             self.data: Forecast | Classification = read_forecast(core_data.resolve(d.path, data_root), d.name,
@@ -126,6 +126,7 @@ class TimeseriesTask:
             train = self.data.x_train
             self.dev_metric = "cv_acc"
         self.train_x = torch.as_tensor(sections(train, d.max_train_length))
+        self.batch_size = min(recipe.train.batch_size, len(self.train_x))  # a batch larger than the data takes it all
         m = recipe.model
         self.net_config = dict(input_dims=int(self.train_x.shape[-1]), output_dims=m.output_dims, hidden=m.hidden,
                                depth=m.depth, kernel=m.kernel, dropout=m.dropout, mask_p=m.mask_p, trend=m.trend,
@@ -148,15 +149,12 @@ class TimeseriesTask:
         return train.parent
 
     # -- batches ---------------------------------------------------------------
-    def _batch(self) -> int:
-        return min(self.batch_size, len(self.train_x))
-
     def num_batches(self, epoch: int) -> int:
-        return len(self.train_x) // self._batch()  # full batches only, as TS2Vec and AutoTCL (drop_last)
+        return len(self.train_x) // self.batch_size  # full batches only, as TS2Vec and AutoTCL (drop_last)
 
     def batches(self, epoch: int) -> Iterator[tuple[int, int, torch.Tensor]]:
         order = torch.randperm(len(self.train_x), generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
-        b = self._batch()
+        b = self.batch_size
         for i in range(self.num_batches(epoch)):
             yield epoch, i, order[i * b:(i + 1) * b]
 
