@@ -24,7 +24,21 @@ def test_data_root_precedence(monkeypatch, tmp_path):
     assert data.data_root(tmp_path / "arg")[0] == tmp_path / "arg"
     assert data.data_root()[0] == tmp_path / "env"
     monkeypatch.delenv("CL_DOMAINS_DATA")
+    if (beside := data.checkout_data()) is not None:  # this checkout's ../shared/data
+        assert data.data_root()[0] == beside
+    monkeypatch.setattr(data, "checkout_data", lambda: None)
     assert "cl-domains" in str(data.data_root()[0])
+
+
+def test_checkout_data_is_shared_data_beside_the_repo(tmp_path, monkeypatch):
+    fake = tmp_path / "repo" / "cl_domains" / "core" / "data.py"
+    fake.parent.mkdir(parents=True)
+    monkeypatch.setattr(data, "__file__", str(fake))
+    assert data.checkout_data() is None  # no pyproject.toml, no shared/data
+    (tmp_path / "repo" / "pyproject.toml").write_text("")
+    assert data.checkout_data() is None
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    assert data.checkout_data() == tmp_path / "shared" / "data"
 
 
 def test_resolve_user_path_and_unknown(tmp_path):

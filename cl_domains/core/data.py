@@ -1,6 +1,7 @@
 """Data access: the data root, dataset cards, sha256 checks, fetching, and clear errors.
 
-Data root: ``--data-root``, else ``$CL_DOMAINS_DATA``, else a per-user cache directory.
+Data root: ``--data-root``, else ``$CL_DOMAINS_DATA``, else ``../shared/data`` beside a source checkout,
+else a per-user cache directory.
 Every dataset has a card ``datasets/<name>.yaml``: its files (path under the root, sha256,
 rows), official source, licence and, where one exists, how to fetch it. Recipes name data as
 ``"<card>/<file key>"`` (e.g. ``stsb/test``) or as a path to the user's own file.
@@ -60,12 +61,22 @@ class DatasetCard(StrictModel):
     how_to_get: str = ""
 
 
+def checkout_data() -> Path | None:
+    """``shared/data`` beside a source checkout of this package (the layout of this project's workspace)."""
+    root = Path(__file__).resolve().parents[2]
+    candidate = root.parent / "shared" / "data"
+    return candidate if (root / "pyproject.toml").is_file() and candidate.is_dir() else None
+
+
 def data_root(explicit: str | Path | None = None) -> tuple[Path, str]:
-    """The data root and where it came from (for error messages)."""
+    """The data root and where it came from (for error messages): ``--data-root``, else
+    ``$CL_DOMAINS_DATA``, else ``../shared/data`` beside the checkout when it exists, else the user cache."""
     if explicit:
         return Path(explicit).expanduser(), "--data-root"
     if os.environ.get(ENV):
         return Path(os.environ[ENV]).expanduser(), f"${ENV}"
+    if (beside := checkout_data()) is not None:
+        return beside, "shared/data beside the checkout (set --data-root or $CL_DOMAINS_DATA to change)"
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("cl-domains")) / "data", "the default cache (set --data-root or $CL_DOMAINS_DATA)"
