@@ -44,6 +44,8 @@ class TrainConfig(StrictModel):
     select_metric: Optional[str] = Field(None, description="dev metric for best-checkpoint selection")
     select_mode: Literal["max", "min"] = "max"
     checkpoint_every: int = Field(100, gt=0)
+    keep_checkpoints: int = Field(2, gt=0, description="checkpoints kept (newest); resume falls back to an older "
+                                  "intact one when the newest is damaged")
     log_every: int = Field(10, gt=0)
     threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (default: torch's choice)")
     device: str = "auto"
