@@ -85,7 +85,7 @@ def test_ctrl_c_during_a_run_is_130_with_the_resume_command(tmp_path, data_root)
             assert time.time() < deadline, "the run wrote no checkpoint in 90 s"
             time.sleep(0.2)
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
+        _, err = p.communicate(timeout=60)
     finally:
         if p.poll() is None:
             p.kill()
