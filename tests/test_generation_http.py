@@ -26,7 +26,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):
         payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         mode = self.server.mode
         self.server.hits += 1

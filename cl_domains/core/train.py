@@ -249,6 +249,9 @@ class Trainer:
 
     def _restore(self, ckpt: Path) -> None:
         """Read every file of ``ckpt`` before changing anything, then apply it."""
+        if not (ckpt / "trainer.json").is_file() and (ckpt / "trainer.pt").is_file():
+            raise ValueError("written by an older cl-domains (loop state pickled in trainer.pt; not loaded, "
+                             "as unpickling can run code)")
         info = json.loads((ckpt / "trainer.json").read_text())
         if not isinstance(info, dict) or not isinstance(info.get("state"), dict) or not isinstance(info.get("metrics"), dict):
             raise TypeError("trainer.json lacks state/metrics")
