@@ -97,7 +97,7 @@ def test_latest_pointer_cannot_leave_the_run(tmp_path, full):
 def test_resuming_a_finished_run_changes_nothing(tmp_path, capsys):
     run = train_task(recipe(), ToyTask(8), out=tmp_path)
     before = {p: p.read_bytes() for p in run.dir.rglob("*") if p.is_file()}
-    again = train_recipe(resume=run.dir)
+    again = train_task(recipe(), ToyTask(8), run=Run(run.dir))
     assert again.dir == run.dir
     assert "is finished" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in run.dir.rglob("*") if p.is_file()} == before

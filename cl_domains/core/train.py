@@ -537,10 +537,6 @@ def train_recipe(recipe: Recipe | None = None, *, out: str | Path = "runs", data
         run: Run | None = Run(Path(resume))
         if not run.config_path.is_file():
             raise UserError(f"cannot resume {resume}: it is not a run directory (no config.yaml).")
-        if "final" in run.metrics:  # finished: resuming must not evaluate or write again
-            console.print(f"{run.dir} is finished ({run.metrics.get('steps', '?')} steps; results in "
-                          f"{run.dir / 'report.md'}): nothing to resume, nothing changed.", markup=False, highlight=False)
-            return run
         recipe = load_recipe(run.config_path)
         recipe.profile = run.info.get("profile")
     elif recipe is None:
@@ -571,6 +567,10 @@ def train_task(recipe: Recipe, task: Task, *, out: str | Path = "runs", run: Run
     """Train a built task in a new run directory under ``out``, or resume ``run`` (an existing
     one). Under torchrun, rank 0 creates the directory and every rank uses it."""
     resume = run is not None
+    if resume and "final" in run.metrics:  # finished: resuming must not evaluate or write again
+        console.print(f"{run.dir} is finished ({run.metrics.get('steps', '?')} steps; results in "
+                      f"{run.dir / 'report.md'}): nothing to resume, nothing changed.", markup=False, highlight=False)
+        return run
     if run is None:
         path = Run.create(out, recipe).dir if D.rank() == 0 else None
         run = Run(D.broadcast_object(path))
