@@ -3,8 +3,9 @@ get their own directory, with no exception."""
 import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
 
-from cl_domains.core.runs import Run
 from toy_task import recipe
+
+from cl_domains.core.runs import Run
 
 
 def _create(out):
