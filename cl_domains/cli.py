@@ -1,12 +1,13 @@
 """``cl-domains run | list | eval | data | report``."""
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import List, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -36,16 +37,24 @@ def run(
 ) -> None:
     """Train and evaluate a recipe; writes runs/<recipe>-<time>/."""
     from .core.recipe import load_recipe
+    from .core.runs import Run
     from .core.train import train_recipe
 
     if resume is not None:
         if recipe or profile or overrides:
             raise UserError("--resume takes the run directory's saved config: give no recipe, --profile or --set with it.")
-        train_recipe(resume=resume, data_root=data_root)
-        return
-    if recipe is None:
+        if not resume.is_dir():
+            raise UserError(f"--resume {resume}: no such run directory.")
+    elif recipe is None:
         raise UserError("give a recipe (e.g. cl-domains run recipes/debcse_sts.yaml) or --resume RUN_DIR.")
-    train_recipe(load_recipe(recipe, profile, overrides), out=out_dir, data_root=data_root)
+    Run.latest_created = None
+    try:
+        if resume is not None:
+            train_recipe(resume=resume, data_root=data_root)
+        else:
+            train_recipe(load_recipe(recipe, profile, overrides), out=out_dir, data_root=data_root)
+    except KeyboardInterrupt:
+        raise Interrupted(resume or Run.latest_created) from None
 
 
 @app.command("list")
@@ -106,7 +115,8 @@ def data_list() -> None:
 @data_app.command("verify")
 def data_verify(name: Optional[str] = typer.Argument(None, help="dataset (default: all)"), data_root: Optional[Path] = DATA_ROOT) -> None:
     """Check every file of a dataset against its card's sha256."""
-    from .core.data import cards, data_root as root_of, verify
+    from .core.data import cards, verify
+    from .core.data import data_root as root_of
 
     base, origin = root_of(data_root)
     out.print(f"data root: {base} (from {origin})")
@@ -118,7 +128,8 @@ def data_verify(name: Optional[str] = typer.Argument(None, help="dataset (defaul
             table.add_row(n, key, status, str(path))
     out.print(table)
     if bad:
-        raise typer.Exit(1)
+        raise UserError(f"{bad} file(s) missing or corrupt (see the table above); fetch them again with "
+                        f"`cl-domains data fetch {name or '<dataset>'}`, or place the files by hand.")
 
 
 @data_app.command("fetch")
@@ -139,28 +150,62 @@ def report(run_dir: Path) -> None:
     out.print(f.read_text(), markup=False)
 
 
+class Interrupted(Exception):
+    """Ctrl-C during a run (carries the run directory, if one was created)."""
+
+    def __init__(self, run_dir: Path | None):
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+
+
+def _click_types(name: str) -> tuple[type, ...]:
+    """``name`` from click and from the click typer bundles (typer >= 0.22 vendors its own copy)."""
+    found = []
+    for module in ("click.exceptions", "typer._click.exceptions", "typer.exceptions", "typer"):
+        try:
+            t = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if isinstance(t, type) and issubclass(t, BaseException) and t not in found:
+            found.append(t)
+    return tuple(found)
+
+
+_EXIT, _ABORT, _CLICK_ERROR = _click_types("Exit"), _click_types("Abort"), _click_types("ClickException")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: user errors become one paragraph on stderr and exit code 2."""
+    """Console entry point. Exit codes: 0 success, 2 user error (one paragraph on stderr, no
+    traceback; usage errors too), 130 interrupted (with the ``--resume`` command), 1 internal error."""
     err = Console(stderr=True)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False, prog_name="cl-domains")
     except UserError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
         return 2
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
+    except Interrupted as exc:
+        if exc.run_dir is None:
+            err.print("interrupted before a run directory was created: nothing to resume.", highlight=False)
+        else:
+            err.print(f"interrupted: run {exc.run_dir} keeps its last checkpoint; continue with:\n"
+                      f"  cl-domains run --resume {exc.run_dir}", highlight=False, soft_wrap=True)
+        return 130
+    except _EXIT as exc:
+        return int(getattr(exc, "exit_code", 1) or 0)
+    except _CLICK_ERROR as exc:  # usage errors (unknown option or command, bad value): message + usage, code 2
         exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err.print("interrupted")
+        return int(getattr(exc, "exit_code", 2))
+    except (KeyboardInterrupt, *_ABORT):
+        err.print("interrupted", highlight=False)
         return 130
-    except KeyboardInterrupt:
-        err.print("interrupted: continue with `cl-domains run --resume <run dir>`")
-        return 130
-    return 0
+    except Exception:  # noqa: BLE001 - a bug: show it and say so
+        traceback.print_exc()
+        err.print("internal error (a bug in cl-domains, not in your input): please report it with the traceback above.",
+                  highlight=False)
+        return 1
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

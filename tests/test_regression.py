@@ -260,7 +260,7 @@ def test_table_loader_and_its_errors(table, tmp_path):
     rows = table.read_text().splitlines()
     rows[5] = "1.0,,2.0,3.0"
     bad.write_text("\n".join(rows) + "\n")
-    with pytest.raises(UserError, match=r"nan.csv: feature 'b' has NaN/inf values \(1 cells, first at rows \[4\]\)"):
+    with pytest.raises(UserError, match=r"nan.csv: feature 'b' has NaN/inf values \(1 cells, first at file lines \[6\]\)"):
         load_table(bad, "price")
     const = tmp_path / "const.csv"
     const.write_text("a,y\n" + "".join(f"{i},7.5\n" for i in range(30)))

@@ -58,7 +58,7 @@ def test_gz_and_real_beauty_counts(tmp_path, tiny, data_root):
     ("1 1 2 x\n", None, "line 1: expected integers"),
     ("1 1 2 3\n2 4 5\n", None, "line 2: user 2 has 2 item(s)"),
     ("1 1 0 3\n", None, "item id 0 is out of range"),
-    ("1 1 2 3\n2 4 5 12\n", 10, "item id 12 (first on user row 2) is out of range"),
+    ("1 1 2 3\n2 4 5 12\n", 10, "line 2: item id 12 is out of range"),
     ("1 1 2 3\n1 4 5 6\n", None, "user 1 appears twice"),
     ("\n\n", None, "no user sequences"),
 ])

@@ -9,7 +9,6 @@ rows), official source, licence and, where one exists, how to fetch it. Recipes 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import tarfile
@@ -26,7 +25,8 @@ from pydantic import Field
 from .errors import UserError
 from .recipe import StrictModel
 
-__all__ = ["DataFile", "FetchSource", "DatasetCard", "data_root", "cards", "card", "resolve", "verify", "fetch", "sha256sum"]
+__all__ = ["DataFile", "FetchSource", "DatasetCard", "data_root", "cards", "card", "resolve", "verify", "fetch", "sha256sum",
+           "open_text", "UserText"]
 
 ENV = "CL_DOMAINS_DATA"
 
@@ -234,10 +234,82 @@ def _extract(blob: Path, archive: str | None, member: str | None) -> bytes:
     raise UserError(f"unknown archive type {archive!r}")
 
 
-def open_text(path: Path) -> io.TextIOBase:
-    """Open ``.txt`` or ``.gz`` text as UTF-8."""
-    if str(path).endswith(".gz"):
-        import gzip
+class UserText:
+    """A user's text file (``.gz`` accepted) read line by line as UTF-8. Within ``with``, a read or
+    parse problem (bad UTF-8, a damaged gzip, a ``csv`` error, an unreadable file) becomes a
+    :class:`UserError` naming the file and the 1-based line it happened on. Iterate it, or pass it
+    to ``csv.reader`` like an open file."""
 
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.line = 0  # lines handed out so far
+        self._f = None
+
+    def __enter__(self) -> UserText:  # noqa: PYI034
+        try:
+            self._f = self._open("rt")
+        except OSError as exc:
+            raise UserError(f"cannot read {self.path}: {exc.strerror or exc}.") from None
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if self._f is not None:
+            self._f.close()
+        if exc is None or isinstance(exc, UserError):
+            return
+        import csv
+        import zlib
+
+        at = f"{self.path}, line {max(self.line, 1)}"
+        if isinstance(exc, UnicodeDecodeError):
+            raise UserError(f"{self._bad_utf8()}: not UTF-8 text; is it a binary file? Save text as UTF-8.") from None
+        if isinstance(exc, (EOFError, zlib.error)) or type(exc).__name__ == "BadGzipFile":
+            raise UserError(f"{self.path}: damaged or truncated gzip data after line {self.line} ({exc}); "
+                            "download or compress the file again.") from None
+        if isinstance(exc, csv.Error):
+            raise UserError(f"{at}: {exc}.") from None
+        if isinstance(exc, OSError):
+            raise UserError(f"cannot read {self.path} (line {self.line}): {exc.strerror or exc}.") from None
+
+    def __iter__(self):
+        return self
+
+    def _open(self, mode: str):
+        if str(self.path).endswith(".gz"):
+            import gzip
+
+            return gzip.open(self.path, mode, **({"encoding": "utf-8"} if mode == "rt" else {}))
+        return open(self.path, mode, **({"encoding": "utf-8"} if mode == "rt" else {}))
+
+    def _bad_utf8(self) -> str:
+        """``"<file>, line N (byte 0x.. at column C)"`` of the first undecodable byte (text is
+        decoded in blocks, so the line is found again in binary)."""
+        try:
+            with self._open("rb") as f:
+                for n, raw in enumerate(f, 1):
+                    try:
+                        raw.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        return f"{self.path}, line {n} (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+        except Exception:  # noqa: BLE001, S110 - only a more precise message is lost
+            pass
+        return f"{self.path}, near line {self.line + 1}"
+
+    def __next__(self) -> str:
+        text = next(self._f)
+        self.line += 1
+        return text
+
+    def readline(self) -> str:
+        try:
+            return next(self)
+        except StopIteration:
+            return ""
+
+    def read(self) -> str:
+        return "".join(self)
+
+
+def open_text(path: str | Path) -> UserText:
+    """Open ``.txt`` or ``.gz`` text as UTF-8 (see :class:`UserText`)."""
+    return UserText(path)

@@ -10,23 +10,73 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
+import reprlib
+import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from . import registry
 from .errors import UserError
 
-__all__ = ["StrictModel", "TrainConfig", "PaperConfig", "Recipe", "load_recipe", "parse_override", "recipe_dirs"]
+__all__ = ["StrictModel", "TrainConfig", "PaperConfig", "Recipe", "load_recipe", "parse_override", "parse_yaml", "read_user_text",
+           "recipe_dirs", "short_repr"]
+
+
+MAX_RECIPE_BYTES = 1_000_000  # a recipe is a few kB; anything near this is not one
+MAX_RECIPE_DEPTH = 32  # nesting levels of mappings/lists
+MAX_ERRORS_SHOWN = 8
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxlevel = 80, 80, 6, 6, 3
+
+
+def short_repr(value: Any) -> str:
+    """``repr`` cut to about 80 characters per item and a few items per level, for error texts
+    built from user input (a huge or deeply nested value must not make a huge message)."""
+    return _SHORT.repr(value)
+
+
+def _flat_types(annotation: Any) -> list[Any]:
+    """``Optional[Annotated[int, ...]]`` -> ``[int, NoneType]``."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _flat_types(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return [t for a in get_args(annotation) for t in _flat_types(a)]
+    return [annotation]
 
 
 class StrictModel(BaseModel):
-    """Base of every recipe section: unknown keys are errors."""
+    """Base of every recipe section: unknown keys are errors, and booleans and numbers are not
+    converted into each other (``max_steps: true`` or ``eval_before: 1`` are errors, not 1 / True)."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_number_mixups(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None or value is None:
+            return value
+        kinds = [t for t in _flat_types(field.annotation) if t is not type(None)]
+        if isinstance(value, bool) and bool not in kinds and (int in kinds or float in kinds):
+            raise ValueError("expected a number, got a boolean (true/false)")
+        if kinds == [bool] and not isinstance(value, bool):
+            raise ValueError("expected true or false")
+        return value
 
 
 class TrainConfig(StrictModel):
@@ -44,6 +94,8 @@ class TrainConfig(StrictModel):
     select_metric: Optional[str] = Field(None, description="dev metric for best-checkpoint selection")
     select_mode: Literal["max", "min"] = "max"
     checkpoint_every: int = Field(100, gt=0)
+    keep_checkpoints: int = Field(2, gt=0, description="checkpoints kept (newest); resume falls back to an older "
+                                  "intact one when the newest is damaged")
     log_every: int = Field(10, gt=0)
     threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (default: torch's choice)")
     device: str = "auto"
@@ -95,6 +147,74 @@ class Recipe:
         return yaml.safe_dump(self.resolved, sort_keys=False)
 
 
+class _RecipeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses aliases (no "billion laughs"), nesting deeper than
+    ``MAX_RECIPE_DEPTH`` (no recursion error) and duplicate keys (no silent "last one wins")."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, f"YAML aliases (*{short_repr(event.anchor)[1:-1]}) are not "
+                                              "allowed in recipes: write the value out", event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_RECIPE_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_RECIPE_DEPTH} levels", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+            if isinstance(key_node, yaml.ScalarNode):
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {short_repr(key)} (first on line {seen[key]})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML text from a user -> plain data, with :class:`_RecipeLoader`'s limits; any problem is
+    a :class:`UserError` naming ``where`` and the line."""
+    depth = 0
+    for m in _BRACKETS.finditer(text):  # PyYAML's scanner is quadratic in flow nesting: refuse deep [[[ early
+        depth = depth + 1 if m.group() in "[{" else max(depth - 1, 0)
+        if depth > MAX_RECIPE_DEPTH:
+            raise UserError(f"{where}, line {text.count(chr(10), 0, m.start()) + 1}: brackets nested deeper than "
+                            f"{MAX_RECIPE_DEPTH} levels.")
+    try:
+        return yaml.load(text, Loader=_RecipeLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise UserError(f"{where} is not valid YAML: {str(exc)[:600]}".replace("\n", " ")) from None
+    except (ValueError, OverflowError, RecursionError, MemoryError) as exc:  # e.g. an integer of 10,000 digits
+        raise UserError(f"{where}: unreadable value ({type(exc).__name__}: {str(exc)[:200]}).") from None
+
+
+def read_user_text(path: Path, what: str, max_bytes: int) -> str:
+    """A user's text file as UTF-8, refusing files over ``max_bytes`` and naming the line of a bad byte."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise UserError(f"{what} {path} is {size:,} bytes; more than the {max_bytes:,} allowed (is it the right file?).")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path}: {exc.strerror or exc}.") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"{what} {path}, line {line}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset "
+                        f"{exc.start}); save it as UTF-8.") from None
+
+
 def recipe_dirs() -> list[Path]:
     """Where bare recipe names are looked up: ./recipes, then the recipes shipped with the package."""
     here = Path(__file__).resolve().parents[1]
@@ -103,6 +223,8 @@ def recipe_dirs() -> list[Path]:
 
 def _find(path: str | Path) -> Path:
     p = Path(path)
+    if "\0" in str(p):
+        raise UserError(f"recipe path {short_repr(str(p))} contains a NUL byte.")
     if p.is_file():
         return p
     looked = [p]
@@ -125,8 +247,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not parts:
         raise UserError(f"--set {text!r}: empty key path.")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
+        parsed = yaml.load(value, Loader=_RecipeLoader) if value.strip() else ""  # a SafeLoader subclass
+    except (yaml.YAMLError, ValueError, OverflowError):
         parsed = value
     return parts, parsed
 
@@ -163,8 +285,9 @@ def _fields_at(model: type | None, loc: tuple) -> list[str]:
 
 def _explain(exc: ValidationError, model: type, prefix: str, where: str) -> UserError:
     lines = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
+    errors = exc.errors()
+    for err in errors[:MAX_ERRORS_SHOWN]:
+        loc = tuple(p if isinstance(p, int) else short_repr(p)[1:-1] for p in err["loc"])
         path = ".".join(str(p) for p in (prefix, *loc) if p != "")
         if err["type"] == "extra_forbidden":
             allowed = _fields_at(model, loc)
@@ -178,8 +301,10 @@ def _explain(exc: ValidationError, model: type, prefix: str, where: str) -> User
         elif err["type"] == "missing":
             msg = f"missing required key '{path}'"
         else:
-            msg = f"'{path}' = {err.get('input')!r} is invalid: {err['msg']}"
+            msg = f"'{path}' = {short_repr(err.get('input'))} is invalid: {err['msg']}"
         lines.append(msg)
+    if len(errors) > MAX_ERRORS_SHOWN:
+        lines.append(f"and {len(errors) - MAX_ERRORS_SHOWN} more")
     return UserError(f"{where}: " + "; ".join(lines) + ".")
 
 
@@ -193,10 +318,7 @@ def _validate(model: type, data: Any, prefix: str, where: str):
 def load_recipe(path: str | Path, profile: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Load, merge the profile, apply ``--set`` overrides and validate a recipe."""
     file = _find(path)
-    try:
-        raw = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"recipe {file} is not valid YAML: {exc}".replace("\n", " ")) from None
+    raw = parse_yaml(read_user_text(file, "recipe", MAX_RECIPE_BYTES), f"recipe {file}")
     if not isinstance(raw, dict):
         raise UserError(f"recipe {file} must be a mapping of keys (name, domain, model, data, method, train, ...).")
     where = f"recipe {file}"
@@ -206,7 +328,7 @@ def load_recipe(path: str | Path, profile: str | None = None, overrides: list[st
     if profile is not None:
         if profile not in base.profiles:
             choices = ", ".join(base.profiles) or "none defined"
-            raise UserError(f"{where}: unknown profile {profile!r}; choose one of: {choices}.")
+            raise UserError(f"{where}: unknown profile {short_repr(profile)}; choose one of: {choices}.")
         merged = _deep_merge(merged, base.profiles[profile])
         where += f" (profile {profile!r})"
     for text in overrides:
@@ -217,8 +339,8 @@ def load_recipe(path: str | Path, profile: str | None = None, overrides: list[st
     top = _validate(_RecipeFile, {**merged, "profiles": {}}, "", where)
     spec = registry.domain(top.domain)
     method_name = top.method.get("name")
-    if method_name not in spec.methods:
-        raise UserError(f"{where}: 'method.name' = {method_name!r} is not a {top.domain} method; "
+    if not isinstance(method_name, str) or method_name not in spec.methods:
+        raise UserError(f"{where}: 'method.name' = {short_repr(method_name)} is not a {top.domain} method; "
                         f"choose one of: {', '.join(sorted(spec.methods))}.")
     method_schema, _ = spec.methods[method_name]
     # What a run saves: loading it again (e.g. on --resume) gives the same recipe.

@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
+from .errors import UserError
 from .recipe import Recipe
 
 __all__ = ["Run", "atomic_write_text", "comparison_table", "fmt_metric"]
@@ -34,17 +35,45 @@ class Run:
         self.muted = False  # set on the non-zero ranks of a multi-process run: only rank 0 writes the log
         self.metrics: dict[str, Any] = {}
         if (self.dir / "metrics.json").is_file():
-            self.metrics = json.loads((self.dir / "metrics.json").read_text())
+            try:
+                self.metrics = json.loads((self.dir / "metrics.json").read_text())
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise UserError(f"{self.dir / 'metrics.json'} is not valid JSON ({exc}); the run directory is damaged.") from None
+
+    latest_created: Path | None = None  # the last directory :meth:`create` made in this process (the CLI names it on Ctrl-C)
+
+    @staticmethod
+    def check_out(out: str | Path) -> Path:
+        """``out`` must be a folder or not exist yet (checked before any data is loaded)."""
+        out = Path(out)
+        for p in (out, *out.parents):
+            if p.exists():
+                if not p.is_dir():
+                    raise UserError(f"--out {out}: {p} is a file, not a folder; give a folder for the run directories.")
+                break
+        return out
 
     @classmethod
     def create(cls, out: str | Path, recipe: Recipe) -> "Run":
+        """A new ``<out>/<recipe>-<time>[-N]``: ``mkdir`` without ``exist_ok`` claims the name, so
+        processes starting together get distinct folders."""
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        base = Path(out) / f"{recipe.name}-{stamp}"
-        d, i = base, 1
-        while d.exists():
-            i += 1
-            d = base.with_name(f"{base.name}-{i}")
-        d.mkdir(parents=True)
+        parent = cls.check_out(out)
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the run folder's parent {parent}: {exc.strerror or exc}.") from None
+        base = parent / f"{recipe.name}-{stamp}"
+        for i in range(1, 10_000):
+            d = base if i == 1 else base.with_name(f"{base.name}-{i}")
+            try:
+                d.mkdir()
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise UserError(f"could not find a free run folder name next to {base} (9,999 taken).")
+        Run.latest_created = d
         (d / "config.yaml").write_text(recipe.dump())
         info = {"recipe": recipe.name, "source": recipe.source, "profile": recipe.profile,
                 "started": stamp, "python": platform.python_version(), "host": platform.node()}

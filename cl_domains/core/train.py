@@ -20,9 +20,12 @@ Scale (for tasks that also implement :class:`EmbeddingTask`):
 """
 from __future__ import annotations
 
+import json
 import math
 import os
+import pickle
 import random
+import re
 import shutil
 import time
 from pathlib import Path
@@ -30,6 +33,7 @@ from typing import Any, Iterable, Protocol
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
@@ -190,7 +194,9 @@ class Trainer:
 
     # ---------------------------------------------------------------- checkpoints
     def _save_checkpoint(self) -> None:
-        """Write ``checkpoints/step-N`` completely, then move the ``latest`` pointer atomically (rank 0)."""
+        """Write ``checkpoints/step-N`` completely (weights as safetensors, optimiser and RNG state as
+        tensors loadable with ``weights_only=True``, loop state as JSON), move the ``latest`` pointer
+        atomically and keep the newest ``train.keep_checkpoints`` (rank 0)."""
         if not self.main:
             return
         self.ckpt_dir.mkdir(exist_ok=True)
@@ -203,40 +209,69 @@ class Trainer:
         torch.save({
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "state": self.state,
-            "metrics": self.run.metrics,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "python_rng": random.getstate(),
             "task_optimizers": {k: o.state_dict() for k, o in getattr(self.task, "optimizers", {}).items()},
         }, tmp / "trainer.pt")
+        (tmp / "trainer.json").write_text(json.dumps({"state": self.state, "metrics": self.run.metrics}))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         atomic_write_text(self.ckpt_dir / "latest", name)
-        for old in self.ckpt_dir.glob("step-*"):
-            if old.name != name:
-                shutil.rmtree(old, ignore_errors=True)
+        for old in _checkpoints(self.ckpt_dir)[self.cfg.keep_checkpoints:]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def _load_checkpoint(self) -> None:
+        """Load the newest intact checkpoint of this run (only ``checkpoints/step-N`` folders are
+        considered: ``latest`` is a hint, never a path), saying which one and why others were skipped."""
+        found = _checkpoints(self.ckpt_dir)
+        if not found:
+            raise UserError(f"cannot resume {self.run.dir}: it has no checkpoint yet (no {self.ckpt_dir}/step-*). "
+                            "Start the run again.")
         pointer = self.ckpt_dir / "latest"
-        if not pointer.is_file():
-            raise UserError(f"cannot resume {self.run.dir}: it has no checkpoint yet (no {pointer}). Start the run again.")
-        ckpt = self.ckpt_dir / pointer.read_text().strip()
+        hint = pointer.read_text(errors="replace").strip()[:64] if pointer.is_file() else ""
+        if hint and hint != found[0].name:
+            self.run.log(f"checkpoints/latest names {hint!r}, not the newest checkpoint folder {found[0].name}: "
+                         "using the folders, newest first")
+        problems = []
+        for ckpt in found:
+            try:
+                self._restore(ckpt)
+            except (OSError, ValueError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError, SafetensorError) as exc:
+                problems.append(f"{ckpt.name}: {_brief(exc)}")
+                self.run.log(f"checkpoint {ckpt.name} is unusable ({_brief(exc)}); trying an older one")
+                continue
+            why = f" (newer ones unusable: {'; '.join(problems)})" if problems else ""
+            self.run.log(f"resumed from {ckpt.name} (step {self.state['step']}/{self.total}){why}")
+            return
+        raise UserError(f"cannot resume {self.run.dir}: no intact checkpoint ({'; '.join(problems)}). "
+                        "Start the run again.")
+
+    def _restore(self, ckpt: Path) -> None:
+        """Read every file of ``ckpt`` before changing anything, then apply it."""
+        if not (ckpt / "trainer.json").is_file() and (ckpt / "trainer.pt").is_file():
+            raise ValueError("written by an older cl-domains (loop state pickled in trainer.pt; not loaded, "
+                             "as unpickling can run code)")
+        info = json.loads((ckpt / "trainer.json").read_text())
+        if not isinstance(info, dict) or not isinstance(info.get("state"), dict) or not isinstance(info.get("metrics"), dict):
+            raise TypeError("trainer.json lacks state/metrics")
+        saved = torch.load(ckpt / "trainer.pt", map_location="cpu", weights_only=True)
+        missing = set(getattr(self.task, "optimizers", {})) - set(saved["task_optimizers"])
+        if missing:
+            raise KeyError(f"no state for the task optimisers {sorted(missing)}")
         load_model(self.task.model, str(ckpt / "model.safetensors"), device=str(self.device))
-        saved = torch.load(ckpt / "trainer.pt", map_location="cpu", weights_only=False)
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
-        self.state = saved["state"]
-        self.run.metrics = saved["metrics"]
+        self.state = info["state"]
+        self.run.metrics = info["metrics"]
         torch.set_rng_state(saved["torch_rng"])
         if saved["cuda_rng"]:
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
-        random.setstate(saved["python_rng"])
+        random.setstate(_as_tuples(saved["python_rng"]))
         for k, o in getattr(self.task, "optimizers", {}).items():
             o.load_state_dict(saved["task_optimizers"][k])
         if D.rank() > 0:  # the saved stream is rank 0's; other ranks continue their own
             torch.manual_seed(self.cfg.seed + 1000 * D.rank() + self.state["step"])
-        self.run.log(f"resumed from {ckpt.name} (step {self.state['step']}/{self.total})")
 
     # ---------------------------------------------------------------- evaluation
     def _evaluate_dev(self) -> None:
@@ -467,6 +502,27 @@ class Trainer:
         return run.metrics
 
 
+_CKPT = re.compile(r"step-\d{7}")
+
+
+def _checkpoints(directory: Path) -> list[Path]:
+    """The run's checkpoint folders, newest first (names ``step-NNNNNNN`` only)."""
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if _CKPT.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
+    return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def _brief(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
+def _as_tuples(x: Any) -> Any:
+    """``random.setstate`` needs tuples where a round trip may give lists."""
+    return tuple(_as_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
 def _short(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {fmt_metric(v)}" for k, v in metrics.items())
 
@@ -487,6 +543,7 @@ def train_recipe(recipe: Recipe | None = None, *, out: str | Path = "runs", data
         raise ValueError("give a recipe or a run directory to resume")
     else:
         run = None  # created once the task is built, so bad data leaves no empty run directory
+        Run.check_out(out)  # but a wrong --out is said before the data loads
     _, builder = registry.domain(recipe.domain).methods[recipe.method.name]
     device = pick_device(recipe.train.device)
     threads = torch.get_num_threads()
@@ -510,6 +567,10 @@ def train_task(recipe: Recipe, task: Task, *, out: str | Path = "runs", run: Run
     """Train a built task in a new run directory under ``out``, or resume ``run`` (an existing
     one). Under torchrun, rank 0 creates the directory and every rank uses it."""
     resume = run is not None
+    if resume and "final" in run.metrics:  # finished: resuming must not evaluate or write again
+        console.print(f"{run.dir} is finished ({run.metrics.get('steps', '?')} steps; results in "
+                      f"{run.dir / 'report.md'}): nothing to resume, nothing changed.", markup=False, highlight=False)
+        return run
     if run is None:
         path = Run.create(out, recipe).dir if D.rank() == 0 else None
         run = Run(D.broadcast_object(path))

@@ -93,8 +93,8 @@ def _read_features(path: Path) -> sp.csr_matrix:
 def _read_edges(path: Path, n_src: int, n_dst: int) -> np.ndarray:
     try:
         pairs = np.loadtxt(path, dtype=np.int64, ndmin=2)
-    except ValueError as exc:
-        raise UserError(f"{path}: every line must be two integer node ids ({exc}).") from None
+    except (ValueError, OverflowError, EOFError, OSError) as exc:  # OSError, EOFError: a damaged .gz
+        raise UserError(f"{path}: every line must be two integer node ids ({str(exc)[:200]}).") from None
     if pairs.shape[1] != 2:
         raise UserError(f"{path}: expected 2 columns per line, found {pairs.shape[1]}.")
     for col, n in ((0, n_src), (1, n_dst)):
@@ -106,7 +106,10 @@ def _read_edges(path: Path, n_src: int, n_dst: int) -> np.ndarray:
 
 
 def _read_ids(path: Path, n: int) -> np.ndarray:
-    ids = np.load(path, allow_pickle=False).reshape(-1).astype(np.int64)
+    try:
+        ids = np.load(path, allow_pickle=False).reshape(-1).astype(np.int64)
+    except (ValueError, OSError, EOFError, TypeError) as exc:
+        raise UserError(f"cannot read split file {path}: {str(exc)[:200]}") from None
     if ids.size == 0 or ids.min() < 0 or ids.max() >= n:
         raise UserError(f"split file {path}: node ids must lie in 0..{n - 1} (the labelled nodes); "
                         f"found {ids.min() if ids.size else 'none'}..{ids.max() if ids.size else ''}.")
@@ -147,7 +150,10 @@ def load_heco(dataset: str, root: str | Path | None = None, folder: str | Path |
         data[dst, "rev_to", src].edge_index = ei.flip(0).contiguous()
     n = sizes[schema.target]
     labels_path = _file(dataset, "labels", root, folder)
-    y = np.load(labels_path, allow_pickle=False)
+    try:
+        y = np.load(labels_path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(f"cannot read labels {labels_path}: {str(exc)[:200]}") from None
     y = y.argmax(1) if y.ndim == 2 else y
     if y.shape[0] != n:
         raise UserError(f"labels {labels_path} has {y.shape[0]} entries but the graph has {n} {schema.target} nodes: "

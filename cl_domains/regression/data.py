@@ -17,6 +17,7 @@ import numpy as np
 
 from ..core.data import open_text
 from ..core.errors import UserError
+from ..core.recipe import short_repr
 
 __all__ = [
     "Split", "RegressionData", "check_xy", "load_airfoil", "load_uci_pbp", "load_stsb_dir", "stsb_shot_groups",
@@ -49,18 +50,25 @@ class RegressionData:
 
 
 def check_xy(x: np.ndarray, y: np.ndarray, where: str, feature_names: list[str] | None = None,
-             target: str = "target") -> None:
-    """Refuse NaN/inf features or targets and a constant target, naming the column and rows."""
+             target: str = "target", lines: np.ndarray | None = None) -> None:
+    """Refuse NaN/inf features or targets and a constant target, naming the column and rows
+    (``lines[i]``: the 1-based file line of row ``i``, when the rows come from a file)."""
     names = feature_names or [f"column {j}" for j in range(x.shape[1] if x.ndim == 2 else 1)]
+    unit = "file lines" if lines is not None else "rows"
+
+    def at(rows: np.ndarray) -> list[int]:
+        rows = np.unique(rows)[:5]
+        return (lines[rows] if lines is not None else rows).tolist()
+
     bad = ~np.isfinite(x)
     if bad.any():
         rows, cols = np.nonzero(bad.reshape(len(x), -1))
         col = names[cols[0]] if x.ndim == 2 else "window"
-        raise UserError(f"{where}: feature {col!r} has NaN/inf values ({int(bad.sum())} cells, first at rows "
-                        f"{sorted(set(rows.tolist()))[:5]}). Impute or drop them before training.")
+        raise UserError(f"{where}: feature {col!r} has NaN/inf values ({int(bad.sum())} cells, first at {unit} "
+                        f"{at(rows)}). Impute or drop them before training.")
     if not np.isfinite(y).all():
         rows = np.nonzero(~np.isfinite(y))[0]
-        raise UserError(f"{where}: target {target!r} has NaN/inf values at rows {rows[:5].tolist()}"
+        raise UserError(f"{where}: target {target!r} has NaN/inf values at {unit} {at(rows)}"
                         f"{' …' if len(rows) > 5 else ''}. Drop those rows.")
     if len(y) and np.ptp(y) == 0:
         raise UserError(f"{where}: target {target!r} is constant ({y[0]:g} on all {len(y)} rows): there is nothing "
@@ -75,10 +83,10 @@ def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
 
 
 def _tabular(name: str, x: np.ndarray, y: np.ndarray, idx: dict[str, np.ndarray], where: str,
-             feature_names: list[str], target: str) -> RegressionData:
-    check_xy(x, y, where, feature_names, target)
+             feature_names: list[str], target: str, lines: np.ndarray | None = None) -> RegressionData:
+    check_xy(x, y, where, feature_names, target, lines)
     tr, dv, te = (idx[k] for k in ("train", "dev", "test"))
-    check_xy(x[tr], y[tr], f"{where} (training split)", feature_names, target)
+    check_xy(x[tr], y[tr], f"{where} (training split)", feature_names, target, None if lines is None else lines[tr])
     xs = _standardise(x[tr], x[dv], x[te])
     return RegressionData(name, "tabular", Split(xs[0], y[tr]), Split(xs[1], y[dv]), Split(xs[2], y[te]),
                           feature_names, target)
@@ -90,7 +98,11 @@ AIRFOIL_FEATURES = ["frequency", "angle_of_attack", "chord_length", "velocity", 
 def load_airfoil(data_file: str | Path, splits_file: str | Path, seed: int = 0) -> RegressionData:
     """UCI Airfoil Self-Noise with C-Mixup's split for ``seed`` (0-4): 1003 train / 300 dev / 200 test."""
     arr = _read_numeric(Path(data_file), 6, sep="\t")
-    splits = json.loads(Path(splits_file).read_text())["splits"]
+    try:
+        splits = json.loads(Path(splits_file).read_text(encoding="utf-8"))["splits"]
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise UserError(f"{splits_file}: not a splits file ({type(exc).__name__}: {str(exc)[:200]}); expected JSON "
+                        '{"splits": {"<seed>": {"train": [...], "valid": [...], "test": [...]}}}.') from None
     if str(seed) not in splits:
         raise UserError(f"{splits_file}: no split for seed {seed}; available: {', '.join(sorted(splits))} "
                         "(set data.split).")
@@ -218,6 +230,12 @@ def load_exchange(path: str | Path, window: int = 168, horizon: int = 12, fracti
 
 
 # ------------------------------------------------------------------------------------------ user tables
+def _names(columns) -> str:
+    """``a, b, c`` (at most 30 names of at most 60 characters: a message, not a dump)."""
+    names = [str(c) if len(str(c)) <= 60 else str(c)[:57] + "..." for c in list(columns)[:30]]
+    return ", ".join(names) + (f", ... ({len(columns)} in all)" if len(columns) > 30 else "")
+
+
 def load_table(path: str | Path, target: str, features: list[str] | None = None, split: int = 0,
                dev_fraction: float = 0.1, test_fraction: float = 0.2) -> RegressionData:
     """Any CSV/TSV/parquet table with a named numeric ``target``; ``features`` defaults to all other
@@ -235,23 +253,25 @@ def load_table(path: str | Path, target: str, features: list[str] | None = None,
             df = pd.read_csv(path, sep=sep)
     except ImportError as exc:
         raise UserError(f"reading {path} needs a parquet engine: pip install pyarrow ({exc}).") from None
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise UserError(f"could not read {path} as a table: {str(exc).splitlines()[0]}") from None
+    except (ValueError, OSError, EOFError, pd.errors.ParserError) as exc:  # OSError, EOFError: a damaged .gz
+        raise UserError(f"could not read {path} as a table: {str(exc)[:200]}") from None
+    if df.empty:
+        raise UserError(f"{path}, line 2: no data rows after the header ({_names(df.columns)}).")
     if target not in df.columns:
         import difflib
 
         hint = difflib.get_close_matches(target, [str(c) for c in df.columns], n=1)
         raise UserError(f"{path} has no target column {target!r}{f' (did you mean {hint[0]!r}?)' if hint else ''}; "
-                        f"its columns: {', '.join(map(str, df.columns))}. Set data.target.")
+                        f"its columns: {_names(df.columns)}. Set data.target.")
     features = list(features) if features else [c for c in df.columns if c != target]
     missing = [c for c in features if c not in df.columns]
     if missing:
-        raise UserError(f"{path} has no feature column(s) {missing}; its columns: {', '.join(map(str, df.columns))}.")
+        raise UserError(f"{path} has no feature column(s) {short_repr(missing)}; its columns: {_names(df.columns)}.")
     if target in features:
         raise UserError(f"{path}: the target {target!r} is also listed among data.features.")
     for c in [*features, target]:
         if not pd.api.types.is_numeric_dtype(df[c]):
-            raise UserError(f"{path}: column {c!r} is not numeric (e.g. {df[c].iloc[0]!r}); encode or drop it "
+            raise UserError(f"{path}: column {short_repr(c)} is not numeric (e.g. {short_repr(df[c].iloc[0])}); encode or drop it "
                             "(set data.features).")
     x = df[features].to_numpy(np.float64)
     y = df[target].to_numpy(np.float64)
@@ -262,4 +282,5 @@ def load_table(path: str | Path, target: str, features: list[str] | None = None,
                         f"and test_fraction {test_fraction}.")
     perm = np.random.RandomState(split).permutation(n)
     idx = {"test": perm[:n_test], "dev": perm[n_test:n_test + n_dev], "train": perm[n_test + n_dev:]}
-    return _tabular(path.stem, x, y, idx, str(path), [str(c) for c in features], target)
+    # file lines of the rows: the header is line 1 (exact unless the file has blank or multi-line rows)
+    return _tabular(path.stem, x, y, idx, str(path), [str(c) for c in features], target, np.arange(n) + 2)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..core.data import open_text
 from ..core.errors import UserError
+from ..core.recipe import short_repr
 
 __all__ = ["StsPairs", "read_stsb", "read_sts_year", "read_sick", "read_corpus", "read_triplets", "find_sts_tasks"]
 
@@ -43,7 +44,7 @@ def read_stsb(path: str | Path, name: str = "STSBenchmark") -> StsPairs:
         try:
             i_score, i_a, i_b = header.index("score"), header.index("sentence1"), header.index("sentence2")
         except ValueError:
-            raise _bad(path, 1, f"header {header} lacks score/sentence1/sentence2") from None
+            raise _bad(path, 1, f"header {short_repr(header)} lacks score/sentence1/sentence2") from None
     else:
         i_score, i_a, i_b, first = 4, 5, 6, 1
     for n, row in enumerate(rows, first):
@@ -52,7 +53,7 @@ def read_stsb(path: str | Path, name: str = "STSBenchmark") -> StsPairs:
         try:
             y.append(float(row[i_score]))
         except ValueError:
-            raise _bad(path, n, f"score {row[i_score]!r} is not a number") from None
+            raise _bad(path, n, f"score {short_repr(row[i_score])} is not a number") from None
         s1.append(row[i_a].strip())
         s2.append(row[i_b].strip())
     if not y:
@@ -74,8 +75,10 @@ def read_sts_year(directory: str | Path) -> StsPairs:
         gold = directory / f"STS.gs.{subset}.txt"
         if not gold.is_file():
             raise UserError(f"{inp} has no gold-score file {gold.name} beside it.")
-        pairs = inp.read_text(encoding="utf-8").splitlines()
-        scores = gold.read_text(encoding="utf-8").splitlines()
+        with open_text(inp) as f:
+            pairs = f.read().splitlines()
+        with open_text(gold) as f:
+            scores = f.read().splitlines()
         if len(pairs) != len(scores):
             raise UserError(f"{inp} has {len(pairs)} lines but {gold.name} has {len(scores)}.")
         for n, (p, g) in enumerate(zip(pairs, scores), 1):
@@ -84,9 +87,12 @@ def read_sts_year(directory: str | Path) -> StsPairs:
             cols = p.split("\t")
             if len(cols) < 2:
                 raise _bad(inp, n, "expected two tab-separated sentences")
+            try:
+                y.append(float(g))
+            except ValueError:
+                raise _bad(gold, n, f"score {short_repr(g)} is not a number") from None
             s1.append(cols[0].strip())
             s2.append(cols[1].strip())
-            y.append(float(g))
     name = re.sub(r"-en-test$", "", directory.name)
     return StsPairs(name, s1, s2, np.asarray(y))
 
@@ -97,13 +103,24 @@ def read_sick(path: str | Path) -> StsPairs:
     path = Path(path)
     with open_text(path) as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    header = rows[0]
+    header = rows[0] if rows else []
     try:
         ia, ib, iy = header.index("sentence_A"), header.index("sentence_B"), header.index("relatedness_score")
     except ValueError:
-        raise _bad(path, 1, f"header {header} lacks sentence_A/sentence_B/relatedness_score") from None
-    rows = rows[1:]
-    return StsPairs("SICKRelatedness", [r[ia] for r in rows], [r[ib] for r in rows], np.asarray([float(r[iy]) for r in rows]))
+        raise _bad(path, 1, f"header {short_repr(header)} lacks sentence_A/sentence_B/relatedness_score") from None
+    s1, s2, y = [], [], []
+    for n, r in enumerate(rows[1:], 2):
+        if len(r) <= max(ia, ib, iy):
+            raise _bad(path, n, f"expected at least {max(ia, ib, iy) + 1} tab-separated columns, got {len(r)}")
+        try:
+            y.append(float(r[iy]))
+        except ValueError:
+            raise _bad(path, n, f"relatedness_score {short_repr(r[iy])} is not a number") from None
+        s1.append(r[ia])
+        s2.append(r[ib])
+    if not y:
+        raise UserError(f"{path} holds no sentence pairs.")
+    return StsPairs("SICKRelatedness", s1, s2, np.asarray(y))
 
 
 def find_sts_tasks(root: str | Path) -> list[StsPairs]:
@@ -144,8 +161,12 @@ def read_triplets(path: str | Path) -> list[tuple[str, str, str]]:
         reader = csv.DictReader(f)
         need = {"sent0", "sent1", "hard_neg"}
         if not need <= set(reader.fieldnames or []):
-            raise _bad(path, 1, f"columns {reader.fieldnames} must include {sorted(need)}")
-        rows = [(r["sent0"], r["sent1"], r["hard_neg"]) for r in reader]
+            raise _bad(path, 1, f"columns {short_repr(reader.fieldnames)} must include {sorted(need)}")
+        rows = []
+        for r in reader:
+            if any(r[k] is None for k in need):
+                raise _bad(path, reader.line_num, f"expected {len(reader.fieldnames)} comma-separated columns")
+            rows.append((r["sent0"], r["sent1"], r["hard_neg"]))
     if not rows:
         raise UserError(f"{path} holds no triplet.")
     return rows

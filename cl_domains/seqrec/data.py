@@ -18,6 +18,10 @@ from ..core.errors import UserError
 
 __all__ = ["Sequences", "read_sequences", "LeaveOneOut", "gather_windows"]
 
+# Sanity bound on ids when the dataset declares no item count: the largest id may exceed the
+# number of distinct ids by this factor plus margin (ids 1..N with gaps pass; a stray 5e7 does not).
+ID_SLACK, ID_MARGIN = 4, 100_000
+
 
 @dataclass
 class Sequences:
@@ -42,16 +46,17 @@ class Sequences:
 
 def read_sequences(path: str | Path, n_items: int | None = None, min_length: int = 3) -> Sequences:
     """Read a one-user-per-line file (``.gz`` accepted). Items must be ``1..n_items`` (``n_items``
-    defaults to the largest id); every user needs ``min_length`` items (leave-one-out needs 3)."""
+    defaults to the largest id, which must stay near the number of distinct ids: see ``ID_SLACK``);
+    every user needs ``min_length`` items (leave-one-out needs 3)."""
     path = Path(path)
-    rows, users = [], set()
+    rows, users, lines = [], set(), []
     with open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 ids = np.array(line.split(), dtype=np.int64)
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise UserError(f"{path}, line {lineno}: expected integers 'user item item ...', got {line.strip()[:80]!r}.") from None
             user, seq = int(ids[0]), ids[1:]
             if user in users:
@@ -63,13 +68,22 @@ def read_sequences(path: str | Path, n_items: int | None = None, min_length: int
             if seq.min() < 1:
                 raise UserError(f"{path}, line {lineno}: item id {int(seq.min())} is out of range; ids start at 1 (0 is padding).")
             rows.append(seq)
+            lines.append(lineno)
     if not rows:
         raise UserError(f"{path}: no user sequences found.")
     items = np.concatenate(rows)
     top = int(items.max())
     if n_items is not None and top > n_items:
-        line = next(i for i, r in enumerate(rows, 1) if r.max() > n_items)
-        raise UserError(f"{path}: item id {top} (first on user row {line}) is out of range: the dataset declares {n_items} items.")
+        line = lines[next(i for i, r in enumerate(rows) if r.max() > n_items)]
+        raise UserError(f"{path}, line {line}: item id {top} is out of range: the dataset declares {n_items} items.")
+    distinct = int(np.unique(items).size)
+    if n_items is None and top > ID_SLACK * distinct + ID_MARGIN:
+        # the embedding table has one row per id up to the largest: refuse a table mostly empty
+        line = lines[next(i for i, r in enumerate(rows) if r.max() == top)]
+        gb = (top + 1) * 64 * 4 * 4 / 1e9  # 64-dim float32 rows, with gradient and two Adam moments
+        raise UserError(f"{path}, line {line}: item id {top:,} is far above the {distinct:,} distinct items; the item "
+                        f"table would have {top + 1:,} rows (~{gb:,.1f} GB at 64 dimensions with its optimiser state). "
+                        f"Renumber the items 1..{distinct:,} first.")
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum([len(r) for r in rows], out=offsets[1:])
     return Sequences(items, offsets, n_items or top, path.name)

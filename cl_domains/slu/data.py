@@ -17,6 +17,7 @@ import numpy as np
 
 from ..core.data import open_text
 from ..core.errors import UserError
+from ..core.recipe import short_repr
 
 __all__ = ["FSC_INTENTS", "SLURP_SCENARIOS", "Utterances", "read_fsc_csv", "read_massive_jsonl", "read_slurp_jsonl",
            "read_wav", "write_wav", "tokenize", "SAMPLE_RATE"]
@@ -82,11 +83,15 @@ def read_fsc_csv(path: str | Path, audio_root: str | Path | None = None) -> Utte
         reader = csv.DictReader(f)
         missing = [c for c in need if c not in (reader.fieldnames or [])]
         if missing:
-            raise UserError(f"{path}: not an FSC csv, missing column(s) {', '.join(missing)} (header: {reader.fieldnames}).")
-        for row_no, row in enumerate(reader, start=2):
+            raise UserError(f"{path}: not an FSC csv, missing column(s) {', '.join(missing)} (header: "
+                            f"{short_repr(reader.fieldnames)}).")
+        for row in reader:
+            row_no = reader.line_num
+            if any(row[c] is None for c in need):
+                raise UserError(f"{path}, line {row_no}: expected {len(reader.fieldnames)} comma-separated columns.")
             key = (row["action"], row["object"], row["location"])
             if key not in index:
-                raise UserError(f"{path}, line {row_no}: intent {key} is not one of FSC's 31 intents (class map "
+                raise UserError(f"{path}, line {row_no}: intent {short_repr(key)} is not one of FSC's 31 intents (class map "
                                 "cl_domains.slu.FSC_INTENTS); fix the row or remove it.")
             if not row["transcription"].strip():
                 raise UserError(f"{path}, line {row_no}: empty transcription.")
@@ -106,7 +111,7 @@ def _scenario_id(path: Path, line: int, scenario: str) -> int:
     try:
         return SLURP_SCENARIOS.index(scenario)
     except ValueError:
-        raise UserError(f"{path}, line {line}: scenario {scenario!r} is not one of SLURP's 18 scenarios "
+        raise UserError(f"{path}, line {line}: scenario {short_repr(scenario)} is not one of SLURP's 18 scenarios "
                         f"({', '.join(SLURP_SCENARIOS)}).") from None
 
 
@@ -117,8 +122,8 @@ def _jsonl(path: Path):
                 continue
             try:
                 yield line_no, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}, line {line_no}: not valid JSON ({exc}).") from None
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise UserError(f"{path}, line {line_no}: not valid JSON ({str(exc)[:200]}).") from None
 
 
 def read_massive_jsonl(path: str | Path, partition: str | None = None) -> Utterances:
@@ -130,12 +135,15 @@ def read_massive_jsonl(path: str | Path, partition: str | None = None) -> Uttera
         try:
             if partition is not None and r["partition"] != partition:
                 continue
+            if not isinstance(r["utt"], str):
+                raise TypeError("'utt' is not text")
             labels.append(_scenario_id(path, line_no, r["scenario"]))
             texts.append(r["utt"])
             speakers.append(str(r.get("worker_id", "")))
             ids.append(str(r["id"]))
-        except KeyError as exc:
-            raise UserError(f"{path}, line {line_no}: missing field {exc} (expected MASSIVE fields id, scenario, utt).") from None
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise UserError(f"{path}, line {line_no}: missing or malformed field {short_repr(str(exc))} "
+                            "(expected MASSIVE fields id, scenario, utt).") from None
     if not labels:
         raise UserError(f"{path}: no records{f' with partition {partition!r}' if partition else ''}.")
     return Utterances(texts, labels, speakers, list(SLURP_SCENARIOS), None, ids, str(path))
@@ -149,6 +157,8 @@ def read_slurp_jsonl(path: str | Path, audio_root: str | Path | None = None) -> 
     for line_no, r in _jsonl(path):
         try:
             label = _scenario_id(path, line_no, r["scenario"])
+            if not isinstance(r["sentence"], str) or not isinstance(r["recordings"], list):
+                raise TypeError("'sentence' must be text and 'recordings' a list")
             for rec in r["recordings"]:
                 texts.append(r["sentence"])
                 labels.append(label)
@@ -156,9 +166,9 @@ def read_slurp_jsonl(path: str | Path, audio_root: str | Path | None = None) -> 
                 ids.append(rec["file"])
                 if audio_root is not None:
                     audio.append(Path(audio_root) / rec["file"])
-        except KeyError as exc:
-            raise UserError(f"{path}, line {line_no}: missing field {exc} (expected SLURP fields slurp_id, sentence, "
-                            "scenario, recordings).") from None
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise UserError(f"{path}, line {line_no}: missing or malformed field {short_repr(str(exc))} "
+                            "(expected SLURP fields slurp_id, sentence, scenario, recordings).") from None
     if not labels:
         raise UserError(f"{path}: no recordings.")
     return Utterances(texts, labels, speakers, list(SLURP_SCENARIOS), audio if audio_root is not None else None, ids, str(path))

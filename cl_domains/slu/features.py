@@ -14,8 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from ..core.errors import UserError
 from .data import SAMPLE_RATE, read_wav
 
 __all__ = ["hz_to_mel", "mel_to_hz", "mel_filterbank", "log_mel", "features_for", "N_MELS"]
@@ -68,11 +71,12 @@ def log_mel(wave: Tensor | np.ndarray, n_mels: int = N_MELS) -> Tensor:
 
 
 def features_for(files: list[Path], cache_dir: str | Path | None, where: list[str] | None = None, log=print) -> list[Tensor]:
-    """Log-mel of every file (fp16 in memory), cached in ``cache_dir/logmel-<hash>.pt``."""
+    """Log-mel of every file (fp16 in memory), cached in ``cache_dir/logmel-<hash>.safetensors`` (tensors
+    only: a cache file cannot carry code)."""
     digest = hashlib.sha256(("\n".join(map(str, files)) + f"|{N_MELS}|{WIN}|{HOP}").encode()).hexdigest()[:16]
-    cache = Path(cache_dir) / f"logmel-{digest}.pt" if cache_dir else None
+    cache = Path(cache_dir) / f"logmel-{digest}.safetensors" if cache_dir else None
     if cache is not None and cache.is_file():
-        return torch.load(cache)
+        return _load_cache(cache, len(files))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one small STFT per file: extra threads only wait on each other (16k files: 7 s vs > 9 min
     try:                      # with 2 threads on a busy 2-core box)
@@ -82,7 +86,16 @@ def features_for(files: list[Path], cache_dir: str | Path | None, where: list[st
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".part{os.getpid()}")
-        torch.save(out, tmp)
+        save_file({str(i): t for i, t in enumerate(out)}, str(tmp))
         os.replace(tmp, cache)
         log(f"log-mel features of {len(files)} files cached in {cache}")
     return out
+
+
+def _load_cache(cache: Path, n: int) -> list[Tensor]:
+    try:
+        tensors = load_file(str(cache))
+        return [tensors[str(i)] for i in range(n)]
+    except (SafetensorError, OSError, KeyError) as exc:
+        raise UserError(f"feature cache {cache} is damaged or not written by cl-domains ({type(exc).__name__}: "
+                        f"{str(exc)[:200]}); delete it and run again to recompute the features.") from None

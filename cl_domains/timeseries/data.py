@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import UserError
+from ..core.recipe import short_repr
 
 __all__ = ["Forecast", "Classification", "read_forecast", "read_ucr", "read_uea", "time_covariates",
            "UNIVARIATE_TARGETS", "HORIZONS", "NON_NORMALISED_UCR"]
@@ -97,24 +98,24 @@ def read_forecast(path: str | Path, name: str | None = None, *, univariate: bool
     try:
         df = pd.read_csv(path)
     except Exception as exc:
-        raise UserError(f"{path}: cannot be read as CSV ({exc}).") from None
+        raise UserError(f"{path}: cannot be read as CSV ({str(exc)[:300]}).") from None
     if "date" not in df.columns:
-        raise UserError(f"{path}: no 'date' column; columns are {list(df.columns)[:8]} "
+        raise UserError(f"{path}: no 'date' column; columns are {short_repr(list(df.columns))} "
                         "(expected the ETT/Informer layout: date, then numeric columns).")
     try:
         index = pd.DatetimeIndex(pd.to_datetime(df.pop("date")))
     except Exception as exc:
-        raise UserError(f"{path}: the 'date' column is not parseable as dates ({exc}).") from None
+        raise UserError(f"{path}: the 'date' column is not parseable as dates ({str(exc)[:300]}).") from None
     if univariate:
         target = target or UNIVARIATE_TARGETS.get(name)
         if target is None:
-            raise UserError(f"{path}: no default univariate target for {name!r}; set data.target to one of {list(df.columns)}.")
+            raise UserError(f"{path}: no default univariate target for {name!r}; set data.target to one of {short_repr(list(df.columns))}.")
         if target not in df.columns:
-            raise UserError(f"{path}: target column {target!r} not found; columns are {list(df.columns)}.")
+            raise UserError(f"{path}: target column {target!r} not found; columns are {short_repr(list(df.columns))}.")
         df = df[[target]]
     bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if bad:
-        raise UserError(f"{path}: column(s) {bad} are not numeric.")
+        raise UserError(f"{path}: column(s) {short_repr(bad)} are not numeric.")
     values = df.to_numpy(np.float64)
     if np.isnan(values).any():
         r, c = np.argwhere(np.isnan(values))[0]
@@ -131,14 +132,14 @@ def _read_tsv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         df = pd.read_csv(path, sep="\t", header=None)
     except Exception as exc:
-        raise UserError(f"{path}: cannot be read as a UCR TSV ({exc}).") from None
+        raise UserError(f"{path}: cannot be read as a UCR TSV ({str(exc)[:300]}).") from None
     if df.shape[1] < 2:
         raise UserError(f"{path}: expected a label column then the series values, got {df.shape[1]} column(s).")
     labels = df.pop(0).to_numpy()
     try:
         x = df.to_numpy(np.float64)
     except ValueError as exc:
-        raise UserError(f"{path}: non-numeric series values ({exc}).") from None
+        raise UserError(f"{path}: non-numeric series values ({str(exc)[:300]}).") from None
     return labels, x
 
 

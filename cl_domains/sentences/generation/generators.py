@@ -11,10 +11,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, Optional, Sequence
@@ -161,52 +163,104 @@ class LocalGenerator(Generator):
         return out
 
 
+class _Deadline(TimeoutError):
+    """A request ran out of its overall time (or the stage's)."""
+
+
 class OpenAIGenerator(Generator):
     """An OpenAI-compatible ``POST {base_url}/chat/completions`` endpoint (vLLM, llama.cpp server,
     OpenAI, ...). Each prompt is one request, ``concurrency`` at a time; connection errors,
     timeouts, HTTP 429/5xx and malformed responses are retried ``retries`` times with exponential
-    backoff, then the prompt's result is ``None`` and :attr:`last_error` says why."""
+    backoff, then the prompt's result is ``None`` and :attr:`last_error` says why.
+
+    Time is bounded twice: ``timeout`` per socket operation, and ``request_deadline`` for a prompt
+    as a whole (connect, a server that trickles bytes, retries and backoff included); a caller may
+    also set :attr:`deadline` (a ``time.monotonic()`` instant, e.g. the end of a stage) that no
+    request outlives. When every request of a call has failed and ``concurrency`` of them timed out
+    or found the endpoint unreachable, the call's remaining prompts fail at once (a silent endpoint
+    costs one round of requests, not one per prompt). :attr:`failures` counts failures by kind."""
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout: float = 60.0,
-                 retries: int = 3, backoff: float = 1.0, concurrency: int = 4):
+                 retries: int = 3, backoff: float = 1.0, concurrency: int = 4, request_deadline: float = 120.0):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.api_key, self.timeout = model, api_key, timeout
         self.retries, self.backoff, self.concurrency = retries, backoff, concurrency
+        self.request_deadline = request_deadline
+        self.deadline: float | None = None  # set by a caller: no request goes past this monotonic time
         self.requests = 0  # HTTP requests sent, retries included
+        self.failures: Counter = Counter()  # failed attempts by kind: http_<code>, timeout, unreachable, malformed, empty
+        self._lock = threading.Lock()
 
-    def _post(self, payload: dict) -> str:
+    def _fail(self, kind: str, message: str) -> None:
+        with self._lock:
+            self.failures[kind] += 1
+            self.last_error = message
+
+    def _post(self, payload: dict, end: float) -> str:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         req = urllib.request.Request(self.url, json.dumps(payload).encode(), headers, method="POST")
-        self.requests += 1
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-            body = json.loads(resp.read().decode("utf-8"))
+        with self._lock:
+            self.requests += 1
+
+        def left() -> float:
+            rest = end - time.monotonic()
+            if rest <= 0:
+                raise _Deadline(f"no complete answer within the deadline ({self.request_deadline:g} s per request)")
+            return min(self.timeout, rest)
+
+        with urllib.request.urlopen(req, timeout=left()) as resp:
+            sock = getattr(getattr(resp.fp, "raw", None), "_sock", None)
+            chunks = []
+            while True:  # read in pieces, re-arming the socket timeout to what is left of the deadline
+                if sock is not None:
+                    sock.settimeout(left())
+                piece = resp.read1(65536)
+                if not piece:
+                    break
+                chunks.append(piece)
+                left()
+        body = json.loads(b"".join(chunks).decode("utf-8"))
         content = body["choices"][0]["message"]["content"]
         if content is not None and not isinstance(content, str):
             raise ValueError(f"message content is a {type(content).__name__}, not text")
         return content or ""
 
-    def _one(self, messages: Messages, payload: dict) -> Optional[str]:
+    def _one(self, messages: Messages, payload: dict, call: dict) -> Optional[str]:
+        end = time.monotonic() + self.request_deadline
+        if self.deadline is not None:
+            end = min(end, self.deadline)
         for attempt in range(self.retries + 1):
+            if time.monotonic() >= end or (not call["ok"] and call["dead"] >= self.concurrency):
+                break
             try:
-                return self._post({**payload, "messages": messages})
+                out = self._post({**payload, "messages": messages}, end)
+                if not out.strip():
+                    self._fail("empty", f"empty reply from {self.url}")
+                call["ok"] = True
+                return out
             except urllib.error.HTTPError as exc:
-                self.last_error = f"HTTP {exc.code} from {self.url}"
+                self._fail(f"http_{exc.code}", f"HTTP {exc.code} from {self.url}")
                 if exc.code != 429 and exc.code < 500:
                     return None  # a client error: retrying sends the same bad request
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-                self.last_error = f"{self.url} unreachable: {getattr(exc, 'reason', exc)}"
+            except (_Deadline, TimeoutError) as exc:
+                self._fail("timeout", f"{self.url}: {exc}")
+                call["dead"] += 1
+            except (urllib.error.URLError, ConnectionError, OSError) as exc:
+                self._fail("unreachable", f"{self.url} unreachable: {getattr(exc, 'reason', exc)}")
+                call["dead"] += 1
             except (ValueError, KeyError, IndexError, TypeError) as exc:
-                self.last_error = f"malformed response from {self.url}: {exc!r}"
+                self._fail("malformed", f"malformed response from {self.url}: {str(exc)[:200]}")
             if attempt < self.retries:
-                time.sleep(self.backoff * 2 ** attempt)
+                time.sleep(max(0.0, min(self.backoff * 2 ** attempt, end - time.monotonic())))
         return None
 
     def generate(self, prompts, *, max_new_tokens=48, temperature=0.0, seed=0):
         payload = {"model": self.model, "max_tokens": max_new_tokens, "temperature": temperature, "seed": seed}
+        call = {"ok": False, "dead": 0}  # this call's circuit breaker
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(lambda p: self._one(p, payload), prompts))
+            return list(pool.map(lambda p: self._one(p, payload, call), prompts))
 
 
 class GeneratorConfig(StrictModel):
@@ -221,7 +275,8 @@ class GeneratorConfig(StrictModel):
                                    "choice); small-batch decoding gains little from more and suffers on a busy CPU")
     base_url: Optional[str] = Field(None, description="openai: e.g. http://127.0.0.1:8000/v1")
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the key (optional)")
-    timeout: float = Field(60.0, gt=0)
+    timeout: float = Field(60.0, gt=0, description="openai: seconds per socket operation (connect, each read)")
+    request_deadline: float = Field(120.0, gt=0, description="openai: seconds for one prompt in all (retries included)")
     retries: int = Field(3, ge=0)
     backoff: float = Field(1.0, ge=0, description="seconds before the first retry, doubled each time")
     concurrency: int = Field(4, gt=0)
@@ -234,7 +289,7 @@ class GeneratorConfig(StrictModel):
                             "(e.g. http://127.0.0.1:8000/v1).")
         return OpenAIGenerator(self.base_url, self.model, api_key=os.environ.get(self.api_key_env),
                                timeout=self.timeout, retries=self.retries, backoff=self.backoff,
-                               concurrency=self.concurrency)
+                               concurrency=self.concurrency, request_deadline=self.request_deadline)
 
     def fingerprint(self) -> str:
         """What the cached generations depend on: the model (not where or how it is served)."""

@@ -8,10 +8,11 @@ paper's thresholds (positive >= 3, negative <= 3, scores different: the official
 Both stages are cached as append-only JSONL in ``cache_dir`` (``stage1.jsonl``, ``stage2.jsonl``)
 keyed by a hash of the seed, so an interrupted run resumes where it stopped and a finished one
 costs a file read. Outputs that are empty, copy the seed or do not parse are retried with
-sampling, then skipped (cached with the reason, so a rerun does not redo them); prompts the
-backend cannot answer (endpoint down) are *not* cached and are retried by the next run. After
-``max_failed_chunks`` consecutive chunks with no answer at all the stage stops early, keeping
-everything done; nothing here raises on a generation failure.
+sampling, then skipped (cached with the reason, so a rerun does not redo them), except empty
+outputs: like prompts the backend cannot answer (endpoint down), they are *not* cached and are
+retried by the next run. After ``max_failed_chunks`` consecutive chunks with no answer at all, or
+past ``stage_deadline`` seconds, the stage stops early, keeping everything done; nothing here
+raises on a generation failure.
 """
 from __future__ import annotations
 
@@ -176,6 +177,8 @@ class GenerationConfig(StrictModel):
     attempts: int = Field(3, gt=0, description="tries per seed before an unusable output is skipped")
     chunk: int = Field(16, gt=0, description="seeds per generator call (and per cache flush)")
     max_failed_chunks: int = Field(3, gt=0, description="stop a stage after this many chunks in a row got no answer")
+    stage_deadline: Optional[float] = Field(None, gt=0, description="stop a stage after this many seconds (null: no "
+                                            "limit); what is done is cached, a rerun continues")
     positive_line: float = Field(3.0, description="self-curation: min score of the positive (paper: 3.0)")
     negative_line: float = Field(3.0, description="self-curation: max score of the hard negative (paper: 3.0)")
     score_gap: float = Field(0.0, ge=0, description="self-curation: positive - negative score must exceed this")
@@ -246,9 +249,11 @@ class _Stage:
             if not pending:
                 break
         skipped = [{"key": it["key"], "skipped": reasons[it["key"]]} for it in pending]
-        self.cache.add(skipped)
-        for rec in skipped:
+        final = [rec for rec in skipped if not rec["skipped"].endswith("empty")]  # empty: maybe a server fault
+        self.cache.add(final)
+        for rec in final:
             self.counts[f"skipped_{rec['skipped']}"] += 1
+        self.counts["empty_not_cached"] += len(skipped) - len(final)
         return answered
 
     def run(self, items: list[dict]) -> Counter:
@@ -260,9 +265,20 @@ class _Stage:
         cols = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                 TimeRemainingColumn())
         failed_in_row, t0 = 0, time.time()
+        end = time.monotonic() + self.cfg.stage_deadline if self.cfg.stage_deadline else None
+        gen = self.get_generator()
+        if hasattr(gen, "deadline"):
+            gen.deadline = end  # no request outlives the stage
+        failures_before = Counter(getattr(gen, "failures", {}))
         with Progress(*cols, console=console, disable=not console.is_terminal) as bar:
             task = bar.add_task(f"MultiCSR {self.name}", total=len(items), completed=self.counts["cached"])
             for start in range(0, len(todo), self.cfg.chunk):
+                if end is not None and time.monotonic() >= end:
+                    self.counts["not_attempted"] += len(todo) - start
+                    console.print(f"MultiCSR {self.name}: stage deadline ({self.cfg.stage_deadline:g} s) reached; "
+                                  f"{len(todo) - start} seeds not attempted. Cached work is kept: run again to continue.",
+                                  markup=False, highlight=False)
+                    break
                 chunk = todo[start:start + self.cfg.chunk]
                 failed_in_row = 0 if self._chunk(chunk) else failed_in_row + 1
                 bar.update(task, advance=len(chunk))
@@ -277,6 +293,10 @@ class _Stage:
                                   f"{left} seeds not attempted. Cached work is kept: run again to continue.",
                                   markup=False, highlight=False)
                     break
+        if hasattr(gen, "deadline"):
+            gen.deadline = None
+        for kind, n in (Counter(getattr(gen, "failures", {})) - failures_before).items():
+            self.counts[f"request_failures_{kind}"] += n
         return self.counts
 
 
