@@ -57,25 +57,79 @@ def run(
         raise Interrupted(resume or Run.latest_created) from None
 
 
-@app.command("list")
-def list_recipes() -> None:
-    """The recipes shipped with the project."""
-    import yaml
-
+def _shipped_recipes() -> dict[str, Path]:
+    """Recipe file name -> path, first match over ``recipe_dirs()``."""
     from .core.recipe import recipe_dirs
 
-    table = Table("recipe", "domain", "method", "profiles", "paper")
-    seen = set()
+    found: dict[str, Path] = {}
     for d in recipe_dirs():
         for f in sorted(d.glob("*.yaml")) if d.is_dir() else []:
-            if f.name in seen:
-                continue
-            seen.add(f.name)
-            r = yaml.safe_load(f.read_text())
-            paper = ", ".join(f"{k} {v}" for k, v in (r.get("paper", {}).get("metrics") or {}).items())
-            table.add_row(f"{f.parent.name}/{f.name}", r.get("domain", "?"), str(r.get("method", {}).get("name", "?")),
-                          ", ".join(r.get("profiles", {})), paper)
-    out.print(table)
+            found.setdefault(f.name, f)
+    return found
+
+
+def _dataset_of(r: dict) -> str:
+    """The recipe's dataset: its card name (``stsb/test`` -> ``stsb``) or file name."""
+    data = r.get("data") or {}
+    ref = next((data[k] for k in ("dataset", "path", "sequences", "train") if isinstance(data.get(k), str)), "?")
+    return ref.split("/")[0] if "/" in ref and not ref.startswith((".", "/")) else Path(ref).name
+
+
+def _compact(names: list[str], keep: int = 2) -> str:
+    return ", ".join(names[:keep]) + (f" +{len(names) - keep}" if len(names) > keep else "")
+
+
+def _headline(metrics: list[tuple[str, float]], width: int) -> str:
+    """The first paper metric as ``name value`` in ``width`` characters: the value whole, the name shortened."""
+    if not metrics:
+        return ""
+    value = f"{metrics[0][1]:g}"
+    return f"{_fit(metrics[0][0], width - len(value) - 1)} {value}"
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@app.command("list")
+def list_recipes(long: bool = typer.Option(False, "--long", "-l", help="every profile and paper metric")) -> None:
+    """The recipes shipped with the project (80 columns; --long for every profile and paper metric)."""
+    import yaml
+
+    rows = []
+    for f in _shipped_recipes().values():
+        r = yaml.safe_load(f.read_text(encoding="utf-8"))
+        metrics = list(((r.get("paper") or {}).get("metrics") or {}).items())
+        profiles = list(r.get("profiles") or {})
+        rows.append((f, r, metrics, profiles))
+    if long:  # a block per recipe, wrapped at 80 columns
+        import textwrap
+
+        for f, r, metrics, profiles in rows:
+            typer.echo(f"{f.stem}  ({f})")
+            for text in (f"{r.get('domain', '?')} / {(r.get('method') or {}).get('name', '?')} / {_dataset_of(r)}; "
+                         f"profiles: {', '.join(profiles)}",
+                         "paper: " + (", ".join(f"{k} {v:g}" for k, v in metrics) or "-")):
+                typer.echo(textwrap.fill(text, 80, initial_indent="  ", subsequent_indent="    "))
+        return
+    widths = (17, 10, 8, 13, 13, 14)  # 6 columns + 5 separating spaces: 80 columns
+    header = ("recipe", "domain", "method", "dataset", "profiles", "paper")
+    lines = [header]
+    for f, r, metrics, profiles in rows:
+        lines.append((f.stem, str(r.get("domain", "?")), str((r.get("method") or {}).get("name", "?")),
+                      _dataset_of(r), _compact(profiles), _headline(metrics, widths[-1])))
+    for cells in lines:
+        typer.echo(" ".join(_fit(c, w).ljust(w) for c, w in zip(cells, widths)).rstrip())
+
+
+@app.command()
+def show(recipe: str = typer.Argument(..., help="recipe path or name (see `cl-domains list`)")) -> None:
+    """A recipe's method, data, profiles and the paper's numbers."""
+    from .core.recipe import find_recipe
+
+    path = find_recipe(recipe)
+    typer.echo(f"# {path}")
+    typer.echo(path.read_text(encoding="utf-8"))
 
 
 @eval_app.command("sts")

@@ -221,7 +221,8 @@ def recipe_dirs() -> list[Path]:
     return [Path.cwd() / "recipes", here / "recipes", here.parent / "recipes"]
 
 
-def _find(path: str | Path) -> Path:
+def find_recipe(path: str | Path) -> Path:
+    """A recipe file: the path itself, or a bare name looked up in ``recipe_dirs()``."""
     p = Path(path)
     if "\0" in str(p):
         raise UserError(f"recipe path {short_repr(str(p))} contains a NUL byte.")
@@ -317,7 +318,7 @@ def _validate(model: type, data: Any, prefix: str, where: str):
 
 def load_recipe(path: str | Path, profile: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Load, merge the profile, apply ``--set`` overrides and validate a recipe."""
-    file = _find(path)
+    file = find_recipe(path)
     raw = parse_yaml(read_user_text(file, "recipe", MAX_RECIPE_BYTES), f"recipe {file}")
     if not isinstance(raw, dict):
         raise UserError(f"recipe {file} must be a mapping of keys (name, domain, model, data, method, train, ...).")
