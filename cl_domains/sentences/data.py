@@ -36,7 +36,6 @@ def read_stsb(path: str | Path, name: str = "STSBenchmark") -> StsPairs:
     """STS-B in any of its three forms: the official tab-separated release (no header, no quoting,
     7+ columns), SentEval's copy (same columns), or a TSV with header ``... score sentence1 sentence2``."""
     path = Path(path)
-    s1, s2, y = [], [], []
     with open_text(path) as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     if rows and rows[0][:1] == ["genre"]:
@@ -47,13 +46,20 @@ def read_stsb(path: str | Path, name: str = "STSBenchmark") -> StsPairs:
             raise _bad(path, 1, f"header {short_repr(header)} lacks score/sentence1/sentence2") from None
     else:
         i_score, i_a, i_b, first = 4, 5, 6, 1
+    return _scored_pairs(name, path, rows, first, i_a, i_b, i_score, "score")
+
+
+def _scored_pairs(name: str, path: Path, rows: list[list[str]], first: int, i_a: int, i_b: int, i_score: int,
+                  score_name: str) -> StsPairs:
+    """Rows (file lines ``first``, ``first + 1``, ...) -> pairs from columns ``i_a``, ``i_b`` with the score in ``i_score``."""
+    s1, s2, y = [], [], []
     for n, row in enumerate(rows, first):
         if len(row) <= max(i_score, i_a, i_b):
             raise _bad(path, n, f"expected at least {max(i_score, i_a, i_b) + 1} tab-separated columns, got {len(row)}")
         try:
             y.append(float(row[i_score]))
         except ValueError:
-            raise _bad(path, n, f"score {short_repr(row[i_score])} is not a number") from None
+            raise _bad(path, n, f"{score_name} {short_repr(row[i_score])} is not a number") from None
         s1.append(row[i_a].strip())
         s2.append(row[i_b].strip())
     if not y:
@@ -108,19 +114,7 @@ def read_sick(path: str | Path) -> StsPairs:
         ia, ib, iy = header.index("sentence_A"), header.index("sentence_B"), header.index("relatedness_score")
     except ValueError:
         raise _bad(path, 1, f"header {short_repr(header)} lacks sentence_A/sentence_B/relatedness_score") from None
-    s1, s2, y = [], [], []
-    for n, r in enumerate(rows[1:], 2):
-        if len(r) <= max(ia, ib, iy):
-            raise _bad(path, n, f"expected at least {max(ia, ib, iy) + 1} tab-separated columns, got {len(r)}")
-        try:
-            y.append(float(r[iy]))
-        except ValueError:
-            raise _bad(path, n, f"relatedness_score {short_repr(r[iy])} is not a number") from None
-        s1.append(r[ia])
-        s2.append(r[ib])
-    if not y:
-        raise UserError(f"{path} holds no sentence pairs.")
-    return StsPairs("SICKRelatedness", s1, s2, np.asarray(y))
+    return _scored_pairs("SICKRelatedness", path, rows[1:], 2, ia, ib, iy, "relatedness_score")
 
 
 def find_sts_tasks(root: str | Path) -> list[StsPairs]:
