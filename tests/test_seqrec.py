@@ -140,14 +140,38 @@ def test_similar_items_from_co_occurrence(tiny):
 # ---------------------------------------------------------------- metrics
 def test_metrics_on_hand_computed_ranking():
     scores = torch.tensor([[0.1, 0.5, 0.3, 0.9], [0.8, 0.2, 0.1, 0.0]])
-    ranks = target_ranks(scores.clone(), torch.tensor([2, 0]))
-    assert ranks.tolist() == [2, 0]
-    m = ranking_metrics(ranks, (1, 3))
+    higher, tied = target_ranks(scores.clone(), torch.tensor([2, 0]))
+    assert higher.tolist() == [2, 0] and tied.tolist() == [0, 0]
+    m = ranking_metrics(higher, (1, 3), tied)
     assert m["HR@1"] == 0.5 and m["HR@3"] == 1.0
     assert m["NDCG@3"] == pytest.approx((1 / math.log2(4) + 1) / 2)
     assert m["MRR@3"] == pytest.approx((1 / 3 + 1) / 2) and m["MRR@1"] == 0.5
-    masked = target_ranks(scores.clone(), torch.tensor([2, 0]), (torch.tensor([0, 0]), torch.tensor([3, 2])))
+    masked, _ = target_ranks(scores.clone(), torch.tensor([2, 0]), (torch.tensor([0, 0]), torch.tensor([3, 2])))
     assert masked.tolist() == [1, 0]  # item 3 (score .9) was already seen; the target itself never is dropped
+
+
+def test_ties_are_ranked_in_expectation():
+    # target 1 ties with items 2 and 3 below one higher item: places 1, 2, 3 (0-based) equally likely
+    higher, tied = target_ranks(torch.tensor([[0.9, 0.5, 0.5, 0.5, 0.1]]), torch.tensor([1]))
+    assert higher.tolist() == [1] and tied.tolist() == [2]
+    m = ranking_metrics(higher, (1, 2, 5), tied)
+    assert m["HR@1"] == 0 and m["HR@2"] == pytest.approx(1 / 3) and m["HR@5"] == 1
+    assert m["NDCG@5"] == pytest.approx(sum(1 / math.log2(r + 2) for r in (1, 2, 3)) / 3)
+    assert m["MRR@2"] == pytest.approx((1 / 2) / 3)
+
+
+def test_a_constant_score_model_gets_chance_level_metrics(tiny):
+    """A collapsed model (one score for every item) must not look perfect: HR@k = k / n_items exactly."""
+    from cl_domains.seqrec import evaluate_ranking
+
+    data = LeaveOneOut(read_sequences(tiny, n_items=40))
+    m = evaluate_ranking(torch.zeros(40), data, "test", ks=(5, 10))
+    assert m["HR@5"] == pytest.approx(5 / 40) and m["HR@10"] == pytest.approx(10 / 40)
+    assert m["MRR@10"] == pytest.approx(sum(1 / (r + 1) for r in range(10)) / 40)
+    model = SASRecEncoder(40, 8, 8, 1, 1, 8, 0.0, 0.0)
+    with torch.no_grad():
+        model.item_emb.weight.zero_()  # every item embedding equal: every score ties
+    assert evaluate_ranking(model, data, "test", ks=(10,))["HR@10"] == pytest.approx(10 / 40)
 
 
 # ---------------------------------------------------------------- model
@@ -283,15 +307,23 @@ def test_mclrec_three_steps_touch_only_their_parameters(tmp_path, small_file):
 @pytest.mark.parametrize("method", [{"name": "sasrec"}, {"name": "sasrec", "loss": "bpr"}, {"name": "cl4srec"},
                                     {"name": "mclrec", "augment": {"ops": ["insert", "substitute", "crop"]}}])
 def test_each_method_trains_exports_and_resumes(tmp_path, small_file, method):
+    """Interrupted at step 4 and resumed == uninterrupted (final metrics and loss curve), with the most-popular
+    baseline computed once, on the same test split."""
     from cl_domains.core.train import train_recipe
 
     recipe = seqrec_recipe(tmp_path, small_file, method)
+    full = train_recipe(recipe, out=tmp_path / "full").metrics
     with pytest.raises(KeyboardInterrupt):
         train_recipe(recipe, out=tmp_path / "runs", interrupt_at=4)
     (run_dir,) = (tmp_path / "runs").iterdir()
     train_recipe(resume=run_dir)
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["steps"] == 6 and set(m["final"]) >= {"HR@10", "NDCG@10", "MRR@10"}
+    assert m["final"] == pytest.approx(full["final"], abs=1e-9)
+    assert [v for _, v in m["history"]["loss"]] == pytest.approx([v for _, v in full["history"]["loss"]], abs=1e-6)
+    pop = m["baselines"]["most popular"]
+    assert set(pop) == set(m["final"]) and all(math.isfinite(v) for v in pop.values()) and pop == full["baselines"]["most popular"]
+    assert "| before training | most popular | ours |" in (run_dir / "report.md").read_text()
     model = SASRecEncoder.load(run_dir / "model")
     assert model.recommend([1, 2, 3], k=5).shape == (5,)
 
