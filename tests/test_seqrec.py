@@ -329,24 +329,34 @@ def test_each_method_trains_exports_and_resumes(tmp_path, small_file, method):
 
 
 # ---------------------------------------------------------------- recipes (benchmark regression)
-FLOORS = {  # quick profile on Beauty; random ranking gives HR@10 = 10 / 12101 = 0.0008
-    "sasrec_beauty": {"HR@10": 0.018, "NDCG@10": 0.009},  # measured 0.0236 / 0.0124 (500 steps)
-    "cl4srec_beauty": {"HR@10": 0.010, "NDCG@10": 0.005},  # measured 0.0138 / 0.0065 (300 steps)
-    "mclrec_beauty": {"HR@10": 0.006, "NDCG@10": 0.003},  # measured 0.0096 / 0.0047 (150 steps)
-}
+# Quick profiles on Beauty, seed 2020 (benchmarks/results/quick/<recipe>.json; ties ranked in expectation): test
+# HR@10 / NDCG@10 of ours; the most-popular ranking on the same split scores .01131 / .00531 (random: .0008).
+# SASRec beats most-popular 2.1x / 2.3x and CL4SRec by 22% / 23%; MCLRec's 150 steps LOSE to it (.00966 / .00472),
+# while still 13x above its untrained encoder (.00076). Only one seed was measured (no seed spread): each margin is
+# about half the measured gap, and the band around the stored value is 20%.
+QUICK = {"sasrec_beauty": {"HR@10": 0.02357, "NDCG@10": 0.01238}, "cl4srec_beauty": {"HR@10": 0.01382, "NDCG@10": 0.00654},
+         "mclrec_beauty": {"HR@10": 0.009659, "NDCG@10": 0.004718}}
+MARGIN = {"sasrec_beauty": 1.5, "cl4srec_beauty": 1.1}  # ours >= MARGIN x most popular; MCLRec: no claim
+MOST_POPULAR = {"HR@10": 0.01131, "NDCG@10": 0.005309}
+UNTRAINED_HR10 = 0.0007602
 
 
 @pytest.mark.integration
 @pytest.mark.benchmark
 @pytest.mark.parametrize("recipe", ["sasrec_beauty", pytest.param("cl4srec_beauty", marks=pytest.mark.slow),
                                     pytest.param("mclrec_beauty", marks=pytest.mark.slow)])
-def test_quick_profile_beats_the_floor(recipe, tmp_path, data_root):
+def test_quick_profile_against_most_popular(recipe, tmp_path, data_root):
     from cl_domains.core.recipe import load_recipe
     from cl_domains.core.train import train_recipe
 
     run = train_recipe(load_recipe(f"recipes/{recipe}.yaml", "quick", ["train.eval_before=false"]), out=tmp_path,
                        data_root=data_root)
-    final = run.metrics["final"]
-    for metric, floor in FLOORS[recipe].items():
-        assert final[metric] >= floor, f"{recipe}: {metric} {final[metric]:.4f} < floor {floor}"
-    assert "| HR@10 |" in (run.dir / "report.md").read_text()
+    final, pop = run.metrics["final"], run.metrics["baselines"]["most popular"]
+    for metric, value in MOST_POPULAR.items():
+        assert pop[metric] == pytest.approx(value, rel=1e-3)  # the same split and protocol as the stored numbers
+    for metric, value in QUICK[recipe].items():
+        assert final[metric] == pytest.approx(value, rel=0.2), f"{recipe}: {metric} {final[metric]:.4f} vs stored {value}"
+        if recipe in MARGIN:
+            assert final[metric] >= MARGIN[recipe] * pop[metric], f"{recipe}: {metric} {final[metric]:.4f} vs most popular {pop[metric]:.4f}"
+    assert final["HR@10"] > 5 * UNTRAINED_HR10
+    assert "| most popular | ours |" in (run.dir / "report.md").read_text()
