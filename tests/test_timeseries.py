@@ -410,3 +410,25 @@ def test_timeseries_recipes_validate(recipe, profiles):
                 assert profile.upper() in r.data.path.upper()
     with pytest.raises(UserError, match="method.aug_dimm"):
         load_recipe("recipes/autotcl_ett.yaml", "quick", ["method.aug_dimm=3"])
+
+
+def test_autotcl_counts_and_skips_non_finite_augmenter_steps(data_root, monkeypatch):
+    """A NaN augmenter loss does not move the augmenter: the step is skipped, counted (train_stats) and warned about."""
+    from cl_domains.core import registry
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.timeseries import autotcl
+
+    r = load_recipe("recipes/autotcl_ucr.yaml", "quick", TINY["autotcl_ucr"])
+    task = registry.domain("timeseries").methods["autotcl"][1](r, data_root, torch.device("cpu"))
+    x, g = task.batch_inputs(next(iter(task.batches(0))))
+    before = [p.detach().clone() for p in task.augmenter.parameters()]
+    task.augmenter_step(x, g)
+    assert task.train_stats() == {"aug_nonfinite_steps": 0}
+    moved = [p.detach().clone() for p in task.augmenter.parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(before, moved))
+    monkeypatch.setattr(autotcl, "mmd", lambda a, b: (a - b).sum() * float("nan"))
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        stats = task.augmenter_step(x, g)
+    assert stats["aug_skipped"] == 1.0 and task.train_stats() == {"aug_nonfinite_steps": 1}
+    assert all(torch.equal(a, b.detach()) for a, b in zip(moved, task.augmenter.parameters()))
+    assert "augmenter.nonfinite_steps" in dict(task.model.named_buffers())  # saved with every checkpoint
