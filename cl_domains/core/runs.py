@@ -95,7 +95,7 @@ class Run:
         ax2.set(title=f"dev {key or ''}", xlabel="step")
         after = self.metrics.get("final", {})
         paper = shown_paper(self.metrics)
-        names = list(dict.fromkeys([*after, *paper]))
+        names = [n for n in dict.fromkeys([*after, *paper]) if not n.endswith("_std")]  # spreads are not bars
         groups = [("before", self.metrics.get("before", {})), *self.metrics.get("baselines", {}).items(),
                   ("ours", after), ("paper", paper)]
         groups = [(label, values) for label, values in groups if values]
@@ -105,7 +105,8 @@ class Run:
             xs = [i + offset for i, n in enumerate(names) if n in values]
             bars = ax3.bar(xs, [values[n] for n in names if n in values], width=width, label=label)
             ax3.bar_label(bars, fmt="%.3g", fontsize=6)
-        ax3.set_xticks(range(len(names)), names)
+        ax3.set_xticks(range(len(names)), names, rotation=45 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center",
+                       fontsize=7)
         ax3.set(title="test metrics")
         ax3.legend(fontsize=8)
         fig.suptitle(self.dir.name, fontsize=9)
