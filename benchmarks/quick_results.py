@@ -4,7 +4,8 @@
     python benchmarks/quick_results.py autotcl_ett --runs runs/a runs/b      # collects finished runs instead
     python benchmarks/quick_results.py autotcl_ett --profile paper --baselines-only   # the baselines alone, no training
 
-Writes ``benchmarks/results/quick/<recipe>.json`` (every run: seed, final, before, baselines) and prints a markdown
+Writes (replaces) ``benchmarks/results/quick/<recipe>.json`` (every run: seed, final, before, baselines; pass earlier
+runs with ``--runs`` to keep them) and prints a markdown
 row per metric: ours and each baseline as mean ± sample std over the seeds (the per-seed values with one seed).
 """
 from __future__ import annotations
