@@ -334,10 +334,11 @@ def test_each_method_trains_exports_and_resumes(tmp_path, small_file, method):
 # SASRec beats most-popular 2.1x / 2.3x and CL4SRec by 22% / 23%; MCLRec's 150 steps LOSE to it (.00966 / .00472),
 # while still 13x above its untrained encoder (.00076). Seed spread, measured for SASRec only (seeds 2020 / 1: HR@10
 # .0236 / .0221, NDCG@10 .0124 / .0114, about 6%): the SASRec margin (1.5x most popular) sits > 5 such spreads below
-# ours; CL4SRec's (1.1x) is about half its one-seed gap; the band around the stored value is 20% (> 3 spreads).
+# ours. CL4SRec (seeds 2020 / 1: HR@10 .0138 / .0130, NDCG@10 .0065 / .0065) beats it by 15-23%: its margin, 1.05x,
+# is about 2.5 spreads below the mean. The band around the stored value is 20% (> 3 spreads).
 QUICK = {"sasrec_beauty": {"HR@10": 0.02357, "NDCG@10": 0.01238}, "cl4srec_beauty": {"HR@10": 0.01382, "NDCG@10": 0.00654},
          "mclrec_beauty": {"HR@10": 0.009659, "NDCG@10": 0.004718}}
-MARGIN = {"sasrec_beauty": 1.5, "cl4srec_beauty": 1.1}  # ours >= MARGIN x most popular; MCLRec: no claim
+MARGIN = {"sasrec_beauty": 1.5, "cl4srec_beauty": 1.05}  # ours >= MARGIN x most popular; MCLRec: no claim
 MOST_POPULAR = {"HR@10": 0.01131, "NDCG@10": 0.005309}
 UNTRAINED_HR10 = 0.0007602
 
