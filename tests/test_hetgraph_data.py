@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from conftest import skip_or_fail
 
 from cl_domains.core.errors import UserError
 from cl_domains.hetgraph import SCHEMAS, context_incidence, load_heco, metapath_counts, pathsim_topk
@@ -14,7 +15,7 @@ from cl_domains.hetgraph import SCHEMAS, context_incidence, load_heco, metapath_
 @pytest.fixture(scope="module")
 def hroot(data_root):
     if not (data_root / "hetgraph").is_dir():
-        pytest.skip("hetgraph data not found")
+        skip_or_fail(f"hetgraph data not found under {data_root}")
     return data_root
 
 

@@ -316,3 +316,40 @@ def test_regression_cards_verify(name, data_root):
     assert all(status == "ok" for _, _, status in data.verify(name, data_root))
     c = data.card(name)
     assert c.domain == "regression" and c.license and (c.fetch or c.how_to_get)
+
+
+def test_own_table_run_hides_the_airfoil_paper_numbers_and_reports_the_ridge_baseline(table, tmp_path):
+    """The Airfoil recipe on a user's table: no Airfoil paper RMSE in the report or plot data; the ridge on the
+    raw features is there (the table's target is linear in its columns: the ridge is almost exact)."""
+    from cl_domains.core.recipe import load_recipe, paper_applies
+    from cl_domains.core.train import train_recipe
+
+    recipe = load_recipe("recipes/supremix_airfoil.yaml", "quick", [
+        "data.dataset=table", f"data.path={table}", "data.target=price", "train.epochs=2", "train.batch_size=32"])
+    assert paper_applies(recipe)[0] is False
+    assert paper_applies(load_recipe("recipes/supremix_airfoil.yaml", "quick"))[0] is True
+    run = train_recipe(recipe, out=tmp_path)
+    m = run.metrics
+    assert m["paper"]["shown"] is False and "uci_airfoil" in m["paper"]["note"]
+    report = (run.dir / "report.md").read_text()
+    assert "paper" not in report.splitlines()[2] and "2.717" not in report and "paper numbers not shown" in report
+    ridge = m["baselines"]["ridge on raw features"]
+    assert set(ridge) == set(m["final"]) and ridge["mae"] < 0.01 < m["final"]["mae"]
+
+
+def test_resumed_run_equals_uninterrupted_and_reports_baselines(tmp_path, data_root):
+    """Airfoil, 5 epochs of 8 batches (seconds): interrupted after step 12 and resumed == uninterrupted."""
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.core.train import train_recipe
+
+    r = load_recipe("recipes/supremix_airfoil.yaml", "quick", ["train.epochs=5", "train.eval_every=10",
+                                                               "train.checkpoint_every=6"])
+    full = train_recipe(r, out=tmp_path / "full", data_root=data_root).metrics
+    with pytest.raises(KeyboardInterrupt):
+        train_recipe(r, out=tmp_path / "cut", data_root=data_root, interrupt_at=12)
+    (cut,) = (tmp_path / "cut").iterdir()
+    resumed = train_recipe(resume=cut, data_root=data_root).metrics
+    assert resumed["steps"] == full["steps"] > 12
+    assert resumed["final"] == pytest.approx(full["final"], rel=1e-6)
+    assert set(full["baselines"]) == {"ridge on raw features"} and resumed["baselines"] == full["baselines"]
+    assert np.isfinite(list(full["baselines"]["ridge on raw features"].values())).all()

@@ -1,17 +1,17 @@
-"""Benchmark regression of the regression recipes: each quick profile end to end (SupReMix, joint
-training) against a metric floor well below what a broken method gives, and the one-flag switch
-to the baselines. Floors (test split; observed quick-profile values in brackets): Airfoil MAE <= 1.6 dB
-[1.33] (a linear model: 3.7), Concrete MAE <= 4.5 MPa [3.52] (linear: 8.3), Energy MAE <= 1.0 [0.76]
-(linear: 2.1), exchange rate RMSE <= 1.05 x the persistence forecast (the rates are close to a random
-walk: nothing beats it by much)."""
-import numpy as np
+"""Benchmark regression of the regression recipes: each quick profile end to end (SupReMix, joint training)
+against the ridge on the raw features that every run reports (same split), and the one-flag switch to the
+other methods. Measured quick-profile test MAE (seed 0, split 0; benchmarks/results/quick/<recipe>.json), ours vs
+ridge on raw features: Airfoil 1.331 vs 3.452 dB, Concrete 3.518 vs 8.668 MPa, Energy 0.758 vs 2.069 (ratios
+0.37-0.41). Seed spread at the paper profile (5 Airfoil seeds): MAE std 0.045 on 1.07, about 4%. Asserted: ours
+<= 0.6 x the ridge (a wide margin over that spread) and within 15% of the stored value; exchange rate: within
+5% of the persistence forecast, which nothing here beats (the rates are close to a random walk)."""
 import pytest
 
 from cl_domains.core.recipe import load_recipe
 from cl_domains.core.train import train_recipe
 from cl_domains.regression import load_exchange, regression_metrics
 
-FLOORS = {"supremix_airfoil": ("mae", 1.6), "supremix_concrete": ("mae", 4.5), "supremix_energy": ("mae", 1.0)}
+QUICK_MAE = {"supremix_airfoil": 1.331, "supremix_concrete": 3.518, "supremix_energy": 0.7575}
 
 
 def run_quick(name, tmp_path, data_root, *overrides):
@@ -20,21 +20,24 @@ def run_quick(name, tmp_path, data_root, *overrides):
 
 @pytest.mark.integration
 @pytest.mark.benchmark
-@pytest.mark.parametrize("recipe", sorted(FLOORS))
-def test_tabular_quick_profile_beats_the_floor(recipe, tmp_path, data_root):
-    metric, floor = FLOORS[recipe]
-    m = run_quick(recipe, tmp_path, data_root).metrics["final"]
-    print(recipe, {k: round(v, 4) for k, v in m.items()})
-    assert m[metric] <= floor, f"{recipe}: test {metric} {m[metric]:.3f} > floor {floor}"
-    assert m["pearson"] > 0.9
+@pytest.mark.parametrize("recipe", sorted(QUICK_MAE))
+def test_tabular_quick_profile_beats_the_ridge_baseline(recipe, tmp_path, data_root):
+    run = run_quick(recipe, tmp_path, data_root)
+    m, ridge = run.metrics["final"], run.metrics["baselines"]["ridge on raw features"]
+    print(recipe, {k: round(v, 4) for k, v in m.items()}, "ridge", round(ridge["mae"], 4))
+    assert m["mae"] <= 0.6 * ridge["mae"], f"{recipe}: test mae {m['mae']:.3f} vs ridge {ridge['mae']:.3f}"
+    assert m["mae"] == pytest.approx(QUICK_MAE[recipe], rel=0.15)
+    assert m["pearson"] > 0.9 and "| ridge on raw features | ours |" in (run.dir / "report.md").read_text()
 
 
 @pytest.mark.integration
 @pytest.mark.benchmark
 def test_exchange_quick_profile_matches_persistence(tmp_path, data_root):
-    m = run_quick("supremix_exchange", tmp_path, data_root).metrics["final"]
+    metrics = run_quick("supremix_exchange", tmp_path, data_root).metrics
+    m = metrics["final"]
     test = load_exchange(data_root / "regression/exchange_rate/exchange_rate.txt.gz").test
     persistence = regression_metrics(test.offset, test.y)["rmse"]
+    assert metrics["baselines"]["persistence"]["rmse"] == pytest.approx(persistence)  # the reported baseline, same split
     assert m["rmse"] <= 1.05 * persistence, (m["rmse"], persistence)
 
 

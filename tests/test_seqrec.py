@@ -140,14 +140,38 @@ def test_similar_items_from_co_occurrence(tiny):
 # ---------------------------------------------------------------- metrics
 def test_metrics_on_hand_computed_ranking():
     scores = torch.tensor([[0.1, 0.5, 0.3, 0.9], [0.8, 0.2, 0.1, 0.0]])
-    ranks = target_ranks(scores.clone(), torch.tensor([2, 0]))
-    assert ranks.tolist() == [2, 0]
-    m = ranking_metrics(ranks, (1, 3))
+    higher, tied = target_ranks(scores.clone(), torch.tensor([2, 0]))
+    assert higher.tolist() == [2, 0] and tied.tolist() == [0, 0]
+    m = ranking_metrics(higher, (1, 3), tied)
     assert m["HR@1"] == 0.5 and m["HR@3"] == 1.0
     assert m["NDCG@3"] == pytest.approx((1 / math.log2(4) + 1) / 2)
     assert m["MRR@3"] == pytest.approx((1 / 3 + 1) / 2) and m["MRR@1"] == 0.5
-    masked = target_ranks(scores.clone(), torch.tensor([2, 0]), (torch.tensor([0, 0]), torch.tensor([3, 2])))
+    masked, _ = target_ranks(scores.clone(), torch.tensor([2, 0]), (torch.tensor([0, 0]), torch.tensor([3, 2])))
     assert masked.tolist() == [1, 0]  # item 3 (score .9) was already seen; the target itself never is dropped
+
+
+def test_ties_are_ranked_in_expectation():
+    # target 1 ties with items 2 and 3 below one higher item: places 1, 2, 3 (0-based) equally likely
+    higher, tied = target_ranks(torch.tensor([[0.9, 0.5, 0.5, 0.5, 0.1]]), torch.tensor([1]))
+    assert higher.tolist() == [1] and tied.tolist() == [2]
+    m = ranking_metrics(higher, (1, 2, 5), tied)
+    assert m["HR@1"] == 0 and m["HR@2"] == pytest.approx(1 / 3) and m["HR@5"] == 1
+    assert m["NDCG@5"] == pytest.approx(sum(1 / math.log2(r + 2) for r in (1, 2, 3)) / 3)
+    assert m["MRR@2"] == pytest.approx((1 / 2) / 3)
+
+
+def test_a_constant_score_model_gets_chance_level_metrics(tiny):
+    """A collapsed model (one score for every item) must not look perfect: HR@k = k / n_items exactly."""
+    from cl_domains.seqrec import evaluate_ranking
+
+    data = LeaveOneOut(read_sequences(tiny, n_items=40))
+    m = evaluate_ranking(torch.zeros(40), data, "test", ks=(5, 10))
+    assert m["HR@5"] == pytest.approx(5 / 40) and m["HR@10"] == pytest.approx(10 / 40)
+    assert m["MRR@10"] == pytest.approx(sum(1 / (r + 1) for r in range(10)) / 40)
+    model = SASRecEncoder(40, 8, 8, 1, 1, 8, 0.0, 0.0)
+    with torch.no_grad():
+        model.item_emb.weight.zero_()  # every item embedding equal: every score ties
+    assert evaluate_ranking(model, data, "test", ks=(10,))["HR@10"] == pytest.approx(10 / 40)
 
 
 # ---------------------------------------------------------------- model
@@ -283,38 +307,58 @@ def test_mclrec_three_steps_touch_only_their_parameters(tmp_path, small_file):
 @pytest.mark.parametrize("method", [{"name": "sasrec"}, {"name": "sasrec", "loss": "bpr"}, {"name": "cl4srec"},
                                     {"name": "mclrec", "augment": {"ops": ["insert", "substitute", "crop"]}}])
 def test_each_method_trains_exports_and_resumes(tmp_path, small_file, method):
+    """Interrupted at step 4 and resumed == uninterrupted (final metrics and loss curve), with the most-popular
+    baseline computed once, on the same test split."""
     from cl_domains.core.train import train_recipe
 
     recipe = seqrec_recipe(tmp_path, small_file, method)
+    full = train_recipe(recipe, out=tmp_path / "full").metrics
     with pytest.raises(KeyboardInterrupt):
         train_recipe(recipe, out=tmp_path / "runs", interrupt_at=4)
     (run_dir,) = (tmp_path / "runs").iterdir()
     train_recipe(resume=run_dir)
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["steps"] == 6 and set(m["final"]) >= {"HR@10", "NDCG@10", "MRR@10"}
+    assert m["final"] == pytest.approx(full["final"], abs=1e-9)
+    assert [v for _, v in m["history"]["loss"]] == pytest.approx([v for _, v in full["history"]["loss"]], abs=1e-6)
+    pop = m["baselines"]["most popular"]
+    assert set(pop) == set(m["final"]) and all(math.isfinite(v) for v in pop.values()) and pop == full["baselines"]["most popular"]
+    assert "| before training | most popular | ours |" in (run_dir / "report.md").read_text()
     model = SASRecEncoder.load(run_dir / "model")
     assert model.recommend([1, 2, 3], k=5).shape == (5,)
 
 
 # ---------------------------------------------------------------- recipes (benchmark regression)
-FLOORS = {  # quick profile on Beauty; random ranking gives HR@10 = 10 / 12101 = 0.0008
-    "sasrec_beauty": {"HR@10": 0.018, "NDCG@10": 0.009},  # measured 0.0236 / 0.0124 (500 steps)
-    "cl4srec_beauty": {"HR@10": 0.010, "NDCG@10": 0.005},  # measured 0.0138 / 0.0065 (300 steps)
-    "mclrec_beauty": {"HR@10": 0.006, "NDCG@10": 0.003},  # measured 0.0096 / 0.0047 (150 steps)
-}
+# Quick profiles on Beauty, seed 2020 (benchmarks/results/quick/<recipe>.json; ties ranked in expectation): test
+# HR@10 / NDCG@10 of ours; the most-popular ranking on the same split scores .01131 / .00531 (random: .0008).
+# SASRec beats most-popular 2.1x / 2.3x and CL4SRec by 22% / 23%; MCLRec's 150 steps LOSE to it (.00966 / .00472),
+# while still 13x above its untrained encoder (.00076). Seed spread, measured for SASRec only (seeds 2020 / 1: HR@10
+# .0236 / .0221, NDCG@10 .0124 / .0114, about 6%): the SASRec margin (1.5x most popular) sits > 5 such spreads below
+# ours. CL4SRec (seeds 2020 / 1: HR@10 .0138 / .0130, NDCG@10 .0065 / .0065) beats it by 15-23%: its margin, 1.05x,
+# is about 2.5 spreads below the mean. The band around the stored value is 20% (> 3 spreads).
+QUICK = {"sasrec_beauty": {"HR@10": 0.02357, "NDCG@10": 0.01238}, "cl4srec_beauty": {"HR@10": 0.01382, "NDCG@10": 0.00654},
+         "mclrec_beauty": {"HR@10": 0.009659, "NDCG@10": 0.004718}}
+MARGIN = {"sasrec_beauty": 1.5, "cl4srec_beauty": 1.05}  # ours >= MARGIN x most popular; MCLRec: no claim
+MOST_POPULAR = {"HR@10": 0.01131, "NDCG@10": 0.005309}
+UNTRAINED_HR10 = 0.0007602
 
 
 @pytest.mark.integration
 @pytest.mark.benchmark
 @pytest.mark.parametrize("recipe", ["sasrec_beauty", pytest.param("cl4srec_beauty", marks=pytest.mark.slow),
                                     pytest.param("mclrec_beauty", marks=pytest.mark.slow)])
-def test_quick_profile_beats_the_floor(recipe, tmp_path, data_root):
+def test_quick_profile_against_most_popular(recipe, tmp_path, data_root):
     from cl_domains.core.recipe import load_recipe
     from cl_domains.core.train import train_recipe
 
     run = train_recipe(load_recipe(f"recipes/{recipe}.yaml", "quick", ["train.eval_before=false"]), out=tmp_path,
                        data_root=data_root)
-    final = run.metrics["final"]
-    for metric, floor in FLOORS[recipe].items():
-        assert final[metric] >= floor, f"{recipe}: {metric} {final[metric]:.4f} < floor {floor}"
-    assert "| HR@10 |" in (run.dir / "report.md").read_text()
+    final, pop = run.metrics["final"], run.metrics["baselines"]["most popular"]
+    for metric, value in MOST_POPULAR.items():
+        assert pop[metric] == pytest.approx(value, rel=1e-3)  # the same split and protocol as the stored numbers
+    for metric, value in QUICK[recipe].items():
+        assert final[metric] == pytest.approx(value, rel=0.2), f"{recipe}: {metric} {final[metric]:.4f} vs stored {value}"
+        if recipe in MARGIN:
+            assert final[metric] >= MARGIN[recipe] * pop[metric], f"{recipe}: {metric} {final[metric]:.4f} vs most popular {pop[metric]:.4f}"
+    assert final["HR@10"] > 5 * UNTRAINED_HR10
+    assert "| most popular | ours |" in (run.dir / "report.md").read_text()

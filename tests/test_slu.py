@@ -8,6 +8,7 @@ import wave
 import numpy as np
 import pytest
 import torch
+from conftest import skip_or_fail
 
 from cl_domains.core.errors import UserError
 from cl_domains.slu import (FSC_INTENTS, SLURP_SCENARIOS, RehearsalMemory, cl_metrics, log_mel, mel_filterbank,
@@ -17,14 +18,20 @@ from cl_domains.slu.features import hz_to_mel, mel_to_hz
 from cl_domains.slu.synth import assign_voices, espeak_available, manifest_digest, synthesize
 from cl_domains.slu.task import SLUData, prepare
 
-needs_espeak = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng)")
+@pytest.fixture
+def espeak():
+    if not espeak_available():
+        skip_or_fail("espeak-ng is not installed (apt-get install espeak-ng)")
+
+
+needs_espeak = pytest.mark.usefixtures("espeak")
 
 
 @pytest.fixture
 def slu_root(data_root):
     root = data_root / "slu"
     if not (root / "fsc/train_data.csv.gz").is_file():
-        pytest.skip(f"FSC/SLURP text files not found under {root}")
+        skip_or_fail(f"FSC/SLURP text files not found under {root}")
     return root
 
 

@@ -281,20 +281,37 @@ def test_sections_split_long_series():
 
 
 # ------------------------------------------------------------------ quick profiles and the sklearn pipeline
+# Quick profiles on ETTh1 (H = 24, 48), seeds 42 / 1 / 2 (benchmarks/results/quick/<recipe>.json): test MSE mean ± std.
+# Both LOSE to the simple baselines on the same split: last value .0422, ridge on the raw 33-step window .0398, and
+# they barely differ from their own untrained encoder (AutoTCL .0507-.0518, TS2Vec .0529-.0558 over the 3 seeds).
+# So what is asserted is what holds: the result stays within ~4 std of the stored mean, within 1.45x the last-value
+# MSE (measured ratios: AutoTCL 1.15-1.21, TS2Vec 1.31-1.34), and the baselines are this split's deterministic values.
+FORECAST = {"autotcl_ett": (0.0500, 0.0013), "ts2vec_ett": (0.0557, 0.0007)}
+LAST_VALUE_MSE, RIDGE_WINDOW_MSE = 0.04223, 0.03982
+
+
 @pytest.mark.integration
 @pytest.mark.benchmark
-@pytest.mark.parametrize("recipe,floors", [
-    ("autotcl_ett", {"mse": 0.075, "mae": 0.21}),   # quick run measured 0.05/0.17; ridge on inputs alone is worse
-    ("ts2vec_ett", {"mse": 0.09, "mae": 0.23}),
-])
-def test_forecast_quick_profile_floor(recipe, floors, tmp_path, data_root):
+@pytest.mark.parametrize("recipe", sorted(FORECAST))
+def test_forecast_quick_profile_against_baselines(recipe, tmp_path, data_root):
     from cl_domains.core.recipe import load_recipe
     from cl_domains.core.train import train_recipe
 
     m = train_recipe(load_recipe(f"recipes/{recipe}.yaml", "quick"), out=tmp_path, data_root=data_root).metrics
-    for key, ceiling in floors.items():
-        assert m["final"][key] <= ceiling, f"{recipe} {key} {m['final'][key]:.4f} > {ceiling}"
+    mean, std = FORECAST[recipe]
+    mse, base = m["final"]["mse"], m["baselines"]
+    assert abs(mse - mean) <= max(4 * std, 0.004), f"{recipe}: mse {mse:.4f} outside the stored {mean} ± 4 x {std}"
+    assert base["last value"]["mse"] == pytest.approx(LAST_VALUE_MSE, abs=1e-4)
+    assert base["ridge on raw window"]["mse"] == pytest.approx(RIDGE_WINDOW_MSE, abs=1e-4)
+    assert mse <= 1.45 * base["last value"]["mse"], f"{recipe}: mse {mse:.4f} > 1.45 x last value"
     assert m["best_step"] is not None
+
+
+# UCR Chinatown quick, seeds 42 / 1 / 2 / 3: accuracy .9738 / .9621 / .9708 / .9650 (mean .9679 ± .0052); raw 1-NN
+# .9446 and raw SVM .9650 on the same split. Ours beats 1-NN on every seed (margin >= .0175, asserted: .01) but not
+# the raw SVM, and not its own untrained encoder (before training .9767 / .9592 / .9738 / .9679: after > before on
+# 1 seed of 4): 30 steps do not improve this encoder here. Asserted: no drop of more than .02 below before training.
+UCR_QUICK = (0.9679, 0.0052)
 
 
 @pytest.mark.integration
@@ -304,7 +321,12 @@ def test_ucr_quick_profile_and_pipeline_in_fresh_process(tmp_path, data_root):
     from cl_domains.core.train import train_recipe
 
     run = train_recipe(load_recipe("recipes/autotcl_ucr.yaml", "quick"), out=tmp_path, data_root=data_root)
-    assert run.metrics["final"]["acc"] >= 0.90
+    m = run.metrics
+    acc, nn1 = m["final"]["acc"], m["baselines"]["raw 1-NN"]["acc"]
+    assert nn1 == pytest.approx(0.9446, abs=1e-3) and m["baselines"]["raw SVM"]["acc"] == pytest.approx(0.965, abs=1e-3)
+    assert acc >= nn1 + 0.01, f"accuracy {acc:.4f} does not beat raw 1-NN {nn1:.4f} by .01"
+    assert abs(acc - UCR_QUICK[0]) <= 0.02, f"accuracy {acc:.4f} outside the stored {UCR_QUICK[0]} ± .02"
+    assert acc >= m["before"]["acc"] - 0.02
     script = textwrap.dedent(f"""
         import numpy as np
         from sklearn.pipeline import Pipeline
@@ -320,6 +342,52 @@ def test_ucr_quick_profile_and_pipeline_in_fresh_process(tmp_path, data_root):
     assert out.returncode == 0, out.stderr
     acc = float(out.stdout.split("ACC")[1])
     assert acc >= 0.85
+
+
+TINY = {"autotcl_ett": ["model.depth=1", "model.hidden=16", "model.output_dims=16", "data.horizons=[4, 8]",
+                        "eval.padding=8", "train.epochs=20"],
+        "autotcl_ucr": ["model.depth=1", "model.hidden=16", "model.output_dims=16"]}
+
+
+@pytest.mark.parametrize("recipe", sorted(TINY))
+def test_resumed_run_equals_uninterrupted_and_reports_baselines(recipe, tmp_path, data_root):
+    """Tiny configs (seconds): interrupted after step 2 and resumed gives the uninterrupted run's final metrics;
+    the baselines are in metrics.json and report.md, finite, with the test metrics' keys."""
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.core.train import train_recipe
+
+    r = load_recipe(f"recipes/{recipe}.yaml", "quick", TINY[recipe] + ["train.max_steps=4", "train.eval_every=2",
+                                                                       "train.checkpoint_every=2"])
+    full = train_recipe(r, out=tmp_path / "full", data_root=data_root).metrics
+    with pytest.raises(KeyboardInterrupt):
+        train_recipe(r, out=tmp_path / "cut", data_root=data_root, interrupt_at=2)
+    (cut,) = (tmp_path / "cut").iterdir()
+    resumed = train_recipe(resume=cut, data_root=data_root).metrics
+    assert resumed["steps"] == full["steps"] == 4
+    assert resumed["final"] == pytest.approx(full["final"], rel=1e-6)
+    assert resumed["baselines"] == full["baselines"]
+    names = {"autotcl_ett": {"last value", "ridge on raw window"}, "autotcl_ucr": {"raw 1-NN", "raw SVM"}}[recipe]
+    assert set(full["baselines"]) == names
+    for values in full["baselines"].values():
+        assert values and set(values) <= set(full["final"]) and all(np.isfinite(v) for v in values.values())
+    assert full["train_stats"] == {"aug_nonfinite_steps": 0}
+    report = (cut / "report.md").read_text()
+    assert all(n in report.splitlines()[2] for n in names)
+
+
+def test_forecast_baselines_by_hand():
+    from cl_domains.core.baselines import lagged_windows, last_value_forecast, ridge_select
+
+    v = np.arange(6, dtype=float)[:, None]
+    pred, truth = last_value_forecast(v, 2)
+    assert pred.tolist() == [[0, 0], [1, 1], [2, 2], [3, 3]] and truth.tolist() == [[1, 2], [2, 3], [3, 4], [4, 5]]
+    assert lagged_windows(v, 3)[:3].tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 2]]
+    # a noiseless linear target: the smallest alpha wins on validation and predicts it almost exactly
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    y = x @ np.array([1.0, -2.0, 0.5]) + 3
+    res = ridge_select((x[:100], y[:100]), (x[100:150], y[100:150]), {"t": x[150:]})
+    assert res["alpha"] == 0.1 and np.abs(res["test_pred"]["t"] - y[150:]).max() < 0.05
 
 
 PAPER_EPOCHS = {("autotcl_ett", "paper"): 115, ("autotcl_ett", "etth2"): 80, ("autotcl_ett", "ettm1"): 190,
@@ -342,3 +410,25 @@ def test_timeseries_recipes_validate(recipe, profiles):
                 assert profile.upper() in r.data.path.upper()
     with pytest.raises(UserError, match="method.aug_dimm"):
         load_recipe("recipes/autotcl_ett.yaml", "quick", ["method.aug_dimm=3"])
+
+
+def test_autotcl_counts_and_skips_non_finite_augmenter_steps(data_root, monkeypatch):
+    """A NaN augmenter loss does not move the augmenter: the step is skipped, counted (train_stats) and warned about."""
+    from cl_domains.core import registry
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.timeseries import autotcl
+
+    r = load_recipe("recipes/autotcl_ucr.yaml", "quick", TINY["autotcl_ucr"])
+    task = registry.domain("timeseries").methods["autotcl"][1](r, data_root, torch.device("cpu"))
+    x, g = task.batch_inputs(next(iter(task.batches(0))))
+    before = [p.detach().clone() for p in task.augmenter.parameters()]
+    task.augmenter_step(x, g)
+    assert task.train_stats() == {"aug_nonfinite_steps": 0}
+    moved = [p.detach().clone() for p in task.augmenter.parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(before, moved))
+    monkeypatch.setattr(autotcl, "mmd", lambda a, b: (a - b).sum() * float("nan"))
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        stats = task.augmenter_step(x, g)
+    assert stats["aug_skipped"] == 1.0 and task.train_stats() == {"aug_nonfinite_steps": 1}
+    assert all(torch.equal(a, b.detach()) for a, b in zip(moved, task.augmenter.parameters()))
+    assert "augmenter.nonfinite_steps" in dict(task.model.named_buffers())  # saved with every checkpoint

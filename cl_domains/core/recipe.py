@@ -31,7 +31,7 @@ from pydantic import (
 from . import registry
 from .errors import UserError
 
-__all__ = ["StrictModel", "TrainConfig", "PaperConfig", "Recipe", "load_recipe", "parse_override", "parse_yaml", "read_user_text",
+__all__ = ["StrictModel", "TrainConfig", "PaperConfig", "paper_applies", "Recipe", "load_recipe", "parse_override", "parse_yaml", "read_user_text",
            "recipe_dirs", "short_repr"]
 
 
@@ -110,6 +110,21 @@ class PaperConfig(StrictModel):
     source: str = ""
     setting: str = ""
     metrics: dict[str, float] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=dict, description="the data settings the paper's numbers are for "
+                                 "(keys of the recipe's data section, e.g. {path: ett/ETTh1}); reports show the paper "
+                                 "numbers only when the run's data has these values")
+
+
+def paper_applies(recipe: "Recipe") -> tuple[bool, str]:
+    """Whether the recipe's paper numbers are for the data this run uses, and why not."""
+    if not recipe.paper.metrics or not recipe.paper.data:
+        return True, ""
+    data = recipe.data.model_dump() if hasattr(recipe.data, "model_dump") else dict(recipe.data)
+    off = {k: v for k, v in recipe.paper.data.items() if data.get(k) != v}
+    if not off:
+        return True, ""
+    return False, ("paper numbers not shown: they are for data " + ", ".join(f"{k} = {v}" for k, v in recipe.paper.data.items())
+                   + "; this run has " + ", ".join(f"{k} = {data.get(k)}" for k in off))
 
 
 class _RecipeFile(StrictModel):

@@ -15,7 +15,7 @@ from rich.console import Console
 from .errors import UserError
 from .recipe import Recipe
 
-__all__ = ["Run", "atomic_write_text", "comparison_table", "fmt_metric"]
+__all__ = ["Run", "atomic_write_text", "comparison_table", "fmt_metric", "shown_paper"]
 
 console = Console(stderr=True)
 
@@ -103,7 +103,7 @@ class Run:
 
     def plot(self) -> Path:
         """``curves.png``: training loss and dev metric against step, and the test metrics before
-        training, after training and in the paper side by side."""
+        training, of each baseline, after training and in the paper (for the paper's data) side by side."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -122,14 +122,20 @@ class Run:
                 ax2.axvline(self.metrics["best_step"], ls=":", color="grey", label="best checkpoint")
                 ax2.legend(fontsize=8)
         ax2.set(title=f"dev {key or ''}", xlabel="step")
-        before, after = self.metrics.get("before", {}), self.metrics.get("final", {})
-        paper = self.metrics.get("paper", {}).get("metrics", {})
-        names = list(dict.fromkeys([*after, *paper]))
-        for offset, (label, values) in zip((-0.27, 0.0, 0.27), (("before", before), ("ours", after), ("paper", paper))):
+        after = self.metrics.get("final", {})
+        paper = shown_paper(self.metrics)
+        names = [n for n in dict.fromkeys([*after, *paper]) if not n.endswith("_std")]  # spreads are not bars
+        groups = [("before", self.metrics.get("before", {})), *self.metrics.get("baselines", {}).items(),
+                  ("ours", after), ("paper", paper)]
+        groups = [(label, values) for label, values in groups if values]
+        width = 0.8 / max(len(groups), 1)
+        for j, (label, values) in enumerate(groups):
+            offset = (j - (len(groups) - 1) / 2) * width
             xs = [i + offset for i, n in enumerate(names) if n in values]
-            bars = ax3.bar(xs, [values[n] for n in names if n in values], width=0.25, label=label)
-            ax3.bar_label(bars, fmt="%.1f", fontsize=7)
-        ax3.set_xticks(range(len(names)), names)
+            bars = ax3.bar(xs, [values[n] for n in names if n in values], width=width, label=label)
+            ax3.bar_label(bars, fmt="%.3g", fontsize=6)
+        ax3.set_xticks(range(len(names)), names, rotation=45 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center",
+                       fontsize=7)
         ax3.set(title="test metrics")
         ax3.legend(fontsize=8)
         fig.suptitle(self.dir.name, fontsize=9)
@@ -145,11 +151,20 @@ def fmt_metric(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, (int, float)) else "—"
 
 
+def shown_paper(metrics: dict[str, Any]) -> dict[str, float]:
+    """The paper's metrics of a run's ``metrics.json``, empty when they are for other data (``paper.shown``)."""
+    paper = metrics.get("paper", {})
+    return paper.get("metrics", {}) if paper.get("shown", True) else {}
+
+
 def comparison_table(before: dict[str, float], after: dict[str, float], paper: dict[str, float],
-                     paper_label: str = "paper") -> str:
-    """Markdown table: one row per metric, columns before / after / paper."""
+                     paper_label: str = "paper", baselines: dict[str, dict[str, float]] | None = None) -> str:
+    """Markdown table: one row per metric, columns before training / each baseline / ours / paper
+    (empty columns are left out, except ours)."""
     names = list(dict.fromkeys([*after, *paper]))
-    rows = ["| metric | before training | ours | " + paper_label + " |", "|---|---:|---:|---:|"]
+    cols = [("before training", before), *(baselines or {}).items(), ("ours", after), (paper_label, paper)]
+    cols = [(label, values) for label, values in cols if values or label == "ours"]
+    rows = ["| metric | " + " | ".join(label for label, _ in cols) + " |", "|---|" + "---:|" * len(cols)]
     for n in names:
-        rows.append(f"| {n} | {fmt_metric(before.get(n))} | {fmt_metric(after.get(n))} | {fmt_metric(paper.get(n))} |")
+        rows.append(f"| {n} | " + " | ".join(fmt_metric(values.get(n)) for _, values in cols) + " |")
     return "\n".join(rows)

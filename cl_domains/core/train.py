@@ -39,8 +39,8 @@ from torch import Tensor, nn
 
 from . import distributed as D
 from .errors import TrainingDiverged, UserError
-from .recipe import Recipe, TrainConfig
-from .runs import Run, atomic_write_text, comparison_table, console, fmt_metric
+from .recipe import Recipe, TrainConfig, paper_applies
+from .runs import Run, atomic_write_text, comparison_table, console, fmt_metric, shown_paper
 
 __all__ = ["Task", "Study", "EmbeddingTask", "Trainer", "train_task", "seed_everything", "pick_device"]
 
@@ -63,6 +63,11 @@ class Task(Protocol):
 
     def export(self, directory: Path) -> None:
         """Save the trained model in its domain's reusable format."""
+
+    # Optional: ``baselines() -> {name: {metric: value}}``: simple baselines' TEST metrics (the keys of
+    # ``evaluate("test")``) on the run's own data and split, computed once before training and reported
+    # beside before / ours / paper (see :mod:`cl_domains.core.baselines`). Optional ``train_stats() ->
+    # {name: number}``: counters kept while training, written to ``metrics.json["train_stats"]``.
 
     # Optional: ``train_step(batch, update) -> (loss, extras)`` replaces ``loss`` for methods that
     # take several optimiser steps per batch (MCLRec); ``update(loss, extras)`` is the loop's guarded
@@ -317,14 +322,25 @@ class Trainer:
             self._load_checkpoint()
         else:
             seed_everything(cfg.seed)
+            shown, note = paper_applies(self.recipe)
             run.metrics.update({
                 "recipe": self.recipe.name, "profile": self.recipe.profile, "select_metric": self.select,
-                "paper": self.recipe.paper.model_dump(), "history": {"loss": [], "dev": []}, "before": {},
+                "paper": {**self.recipe.paper.model_dump(), "shown": shown, "note": note},
+                "history": {"loss": [], "dev": []}, "before": {}, "baselines": {},
             })
             if cfg.eval_before and self.main:
                 t = time.time()
                 run.metrics["before"] = task.evaluate("test")
                 run.log(f"before training (test): {_short(run.metrics['before'])} [{time.time() - t:.1f}s]")
+            if hasattr(task, "baselines") and self.main:  # once per run: kept in the checkpoints' metrics on resume
+                t = time.time()
+                was = task.model.training
+                task.model.eval()
+                run.metrics["baselines"] = task.baselines()
+                task.model.train(was)
+                for name, values in run.metrics["baselines"].items():
+                    run.log(f"baseline {name} (test): {_short(values)}")
+                run.log(f"baselines computed [{time.time() - t:.1f}s]")
             # Seeded again so that the training stream does not depend on eval_before.
             seed_everything(cfg.seed)
             if D.rank() > 0:  # e.g. different dropout masks on every process
@@ -484,6 +500,9 @@ class Trainer:
             run.metrics["steps"] = self.state["step"]
             return run.metrics
         self._evaluate_dev()
+        if hasattr(task, "train_stats"):  # counters kept while training (e.g. skipped non-finite steps), before
+            run.metrics["train_stats"] = task.train_stats()  # the best checkpoint replaces the weights
+            run.log(f"training statistics: {_short(run.metrics['train_stats'])}")
         best = run.dir / "best" / "model.safetensors"
         if best.is_file():
             load_model(task.model, str(best), device=str(self.device))
@@ -495,10 +514,13 @@ class Trainer:
         self._save_checkpoint()
         run.save_metrics()
         run.plot()
-        table = comparison_table(run.metrics.get("before", {}), after, self.recipe.paper.metrics,
-                                 f"paper ({self.recipe.paper.setting or self.recipe.paper.source})")
-        atomic_write_text(run.dir / "report.md", f"# {self.recipe.name} ({self.recipe.profile or 'default'})\n\n{table}\n")
-        run.log("results:\n" + table)
+        paper = self.recipe.paper
+        table = comparison_table(run.metrics.get("before", {}), after, shown_paper(run.metrics),
+                                 f"paper ({paper.setting or paper.source})", run.metrics.get("baselines"))
+        note = run.metrics.get("paper", {}).get("note")
+        text = f"# {self.recipe.name} ({self.recipe.profile or 'default'})\n\n{table}\n" + (f"\n{note}.\n" if note else "")
+        atomic_write_text(run.dir / "report.md", text)
+        run.log("results:\n" + table + (f"\n{note}." if note else ""))
         return run.metrics
 
 

@@ -82,6 +82,11 @@ class HetGraphTask:
             scores = [linear_probe(z, self.y, *self._split(r), repeats=e.dev_repeats, steps=e.steps, lr=e.lr,
                                    weight_decay=e.weight_decay, seed=self.seed)["val_macro_f1"].mean() for r in e.rates]
             return {"val_macro_f1": float(np.mean(scores))}
+        return self.test_scores(z)
+
+    def test_scores(self, z: torch.Tensor) -> dict[str, float]:
+        """The reported test metrics of node embeddings ``z``: the linear probe at every label rate, KMeans."""
+        e = self.recipe.eval
         out: dict[str, float] = {}
         for r in e.rates:
             res = linear_probe(z, self.y, *self._split(r), repeats=e.repeats, steps=e.steps, lr=e.lr,
@@ -91,6 +96,13 @@ class HetGraphTask:
                 out[f"{k}_{r}_std"] = float(res[k].std())
         out.update(cluster_scores(z, self.y, e.cluster_runs, self.seed))
         return out
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """``untrained encoder`` (called before training: the encoder at its seeded initialisation) and
+        ``raw features`` (the target nodes' input features, same probe and clustering)."""
+        x = self.data[self.target].x
+        raw = (x.to_dense() if x.is_sparse else x).float()
+        return {"untrained encoder": self.test_scores(self.embeddings()), "raw features": self.test_scores(raw)}
 
     def _split(self, rate: int):
         s = self.data[self.target]

@@ -23,6 +23,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from ..core import data as core_data
+from ..core.baselines import ridge_select
 from ..core.errors import UserError
 from ..core.heads import ProjectionHead
 from ..core.recipe import Recipe, StrictModel
@@ -242,6 +243,22 @@ class RegressionTask:
             self.fit_probe()
         part = getattr(self.data, split)
         return metrics_by_shot(self.predict(split), part.y, part.shot)
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """``ridge on raw features``: a linear model (ridge, alpha chosen on the dev MAE) from the encoder's
+        inputs (table columns, the frozen sentence-pair features, or the raw window) to the same target;
+        series also get ``persistence`` (the window's last value)."""
+        x = {s: self.x[s].reshape(len(self.x[s]), -1).double().numpy() for s in ("train", "dev", "test")}
+        y = {s: self.y[s].double().numpy() for s in ("train", "dev")}
+        res = ridge_select((x["train"], y["train"]), (x["dev"], y["dev"]), {"test": x["test"]},
+                           score=lambda p, t: float(np.abs(p - t).mean()))
+        test = self.data.test
+        offset = 0.0 if test.offset is None else test.offset
+        out = {"ridge on raw features": metrics_by_shot(res["test_pred"]["test"] * self.y_std + self.y_mean + offset,
+                                                        test.y, test.shot)}
+        if test.offset is not None:
+            out["persistence"] = metrics_by_shot(np.asarray(test.offset, np.float64), test.y, test.shot)
+        return out
 
     def export(self, directory: Path) -> None:
         from safetensors.torch import save_model

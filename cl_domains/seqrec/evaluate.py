@@ -1,4 +1,8 @@
-"""Full-ranking leave-one-out evaluation: HR@k, NDCG@k, MRR@k over all items, in user batches."""
+"""Full-ranking leave-one-out evaluation: HR@k, NDCG@k, MRR@k over all items, in user batches.
+
+Ties are ranked in expectation: a target tied with ``t`` other items is equally likely at each of the
+``t + 1`` places of the tie, so a model that gives every item one score gets chance-level metrics
+(HR@k = k / n_items), never a perfect score."""
 from __future__ import annotations
 
 import torch
@@ -10,46 +14,67 @@ from .model import SASRecEncoder
 __all__ = ["target_ranks", "ranking_metrics", "evaluate_ranking"]
 
 
-def target_ranks(scores: Tensor, targets: Tensor, exclude: tuple[Tensor, Tensor] | None = None) -> Tensor:
-    """0-based rank of each target column among all columns (items scoring strictly higher;
-    ties count in the target's favour). ``exclude``: ``(row, column)`` candidates to drop (the
-    target itself is never dropped). ``scores`` is modified in place when ``exclude`` is given."""
+def target_ranks(scores: Tensor, targets: Tensor, exclude: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """``(higher, tied)`` per row: the number of candidate items scoring strictly above the target
+    column, and the number of *other* candidates with exactly its score. ``exclude``: ``(row, column)``
+    candidates to drop (the target itself is never dropped). ``scores`` is modified in place."""
     target_scores = scores.gather(1, targets.unsqueeze(1))
     if exclude is not None:
         scores[exclude] = float("-inf")
-    return (scores > target_scores).sum(1)
+    scores.scatter_(1, targets.unsqueeze(1), float("nan"))  # the target is not its own competitor
+    return (scores > target_scores).sum(1), (scores == target_scores).sum(1)
 
 
-def ranking_metrics(ranks: Tensor, ks: tuple[int, ...] = (5, 10, 20)) -> dict[str, float]:
-    """Mean HR@k (target in the top k), NDCG@k (``1/log2(rank+2)`` inside the top k) and MRR@k."""
-    r = ranks.double()
+def _expected(higher: Tensor, tied: Tensor, k: int, gain) -> Tensor:
+    """Mean of ``gain(r)`` over ranks ``r`` in ``higher .. higher + tied`` that fall inside the top ``k``."""
+    table = torch.zeros(k + 1, dtype=torch.float64)
+    table[1:] = torch.cumsum(gain(torch.arange(k, dtype=torch.float64)), 0)  # table[j] = sum of gain(r) for r < j
+    lo = higher.clamp(max=k)
+    hi = (higher + tied + 1).clamp(max=k)
+    return (table[hi] - table[lo]) / (tied + 1).double()
+
+
+def ranking_metrics(higher: Tensor, ks: tuple[int, ...] = (5, 10, 20), tied: Tensor | None = None) -> dict[str, float]:
+    """Mean HR@k (target in the top k), NDCG@k (``1/log2(rank+2)`` inside the top k) and MRR@k, with
+    0-based ranks ``higher``; with ``tied`` (see :func:`target_ranks`) each metric is its expectation over
+    the target's place within its tie."""
+    higher = higher.long().cpu()
+    tied = torch.zeros_like(higher) if tied is None else tied.long().cpu()
     out = {}
     for k in ks:
-        hit = (ranks < k).double()
-        out[f"HR@{k}"] = float(hit.mean())
-        out[f"NDCG@{k}"] = float((hit / torch.log2(r + 2)).mean())
-        out[f"MRR@{k}"] = float((hit / (r + 1)).mean())
+        out[f"HR@{k}"] = float(_expected(higher, tied, k, torch.ones_like).mean())
+        out[f"NDCG@{k}"] = float(_expected(higher, tied, k, lambda r: 1 / torch.log2(r + 2)).mean())
+        out[f"MRR@{k}"] = float(_expected(higher, tied, k, lambda r: 1 / (r + 1)).mean())
     return out
 
 
 @torch.no_grad()
-def evaluate_ranking(model: SASRecEncoder, data: LeaveOneOut, split: str, *, batch_size: int = 1024,
+def evaluate_ranking(model: SASRecEncoder | Tensor, data: LeaveOneOut, split: str, *, batch_size: int = 1024,
                      mask_history: bool = False, ks: tuple[int, ...] = (5, 10, 20)) -> dict[str, float]:
     """Rank every user's ``valid`` or ``test`` target against all items; memory is one
     ``batch_size x n_items`` score block at a time. ``mask_history`` removes the items the user
-    already interacted with from the candidates (ICLRec/CoSeRec); MCLRec keeps them."""
-    was = model.training
-    model.eval()
-    device = model.item_emb.weight.device
-    ranks = []
+    already interacted with from the candidates (ICLRec/CoSeRec); MCLRec keeps them. ``model`` may be
+    a fixed ``[n_items]`` score vector instead (the most-popular baseline)."""
+    fixed = isinstance(model, Tensor)
+    if not fixed:
+        was = model.training
+        model.eval()
+    device = model.device if fixed else model.item_emb.weight.device
+    higher, tied = [], []
     users = torch.arange(data.seqs.n_users)
     for chunk in users.split(batch_size):
         seqs, lengths, targets = data.eval_batch(chunk, split)
-        scores = model.scores(model(seqs.to(device), lengths.to(device)))
+        if fixed:
+            scores = model.to(torch.float64).expand(len(chunk), -1).clone()
+        else:
+            scores = model.scores(model(seqs.to(device), lengths.to(device)))
         seen = None
         if mask_history:
             row, item = data.history(chunk, split)
             seen = (row.to(device), item.to(device) - 1)
-        ranks.append(target_ranks(scores, targets.to(device) - 1, seen).cpu())
-    model.train(was)
-    return ranking_metrics(torch.cat(ranks), ks)
+        h, t = target_ranks(scores, targets.to(device) - 1, seen)
+        higher.append(h.cpu())
+        tied.append(t.cpu())
+    if not fixed:
+        model.train(was)
+    return ranking_metrics(torch.cat(higher), ks, torch.cat(tied))

@@ -11,6 +11,7 @@ from pydantic import Field
 from torch import Tensor
 
 from ..core import data as core_data
+from ..core.baselines import popularity_counts
 from ..core.recipe import Recipe, StrictModel
 from .augment import AUGMENTATIONS, similar_items, two_views
 from .data import LeaveOneOut, read_sequences
@@ -112,6 +113,14 @@ class SeqRecTask:
         e = self.recipe.eval
         return evaluate_ranking(self.encoder, self.data, "valid" if split == "dev" else "test", batch_size=e.batch_size,
                                 mask_history=e.mask_history, ks=tuple(e.ks))
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """``most popular``: every user gets the items ranked by their number of training interactions
+        (each user's items before the validation target), under the same protocol as :meth:`evaluate`."""
+        e = self.recipe.eval
+        counts = torch.from_numpy(popularity_counts(self.data.train_part().items, self.data.n_items))
+        return {"most popular": evaluate_ranking(counts, self.data, "test", batch_size=e.batch_size,
+                                                 mask_history=e.mask_history, ks=tuple(e.ks))}
 
     def export(self, directory: Path) -> None:
         self.encoder.save(directory)

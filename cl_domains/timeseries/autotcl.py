@@ -9,6 +9,7 @@ mask, with gradients into the augmenter only.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
@@ -51,6 +52,8 @@ class AutoTCL(TimeseriesTask):
         self.aug_optimizer = torch.optim.Adam(self.augmenter.parameters(), lr=c.meta_lr)
         self.optimizers = {"augmenter": self.aug_optimizer}  # the loop checkpoints and restores its state
         self._steps = 0
+        # augmenter steps skipped for non-finite gradients; a buffer, so checkpoints (and resume) keep the count
+        self.augmenter.register_buffer("nonfinite_steps", torch.zeros((), dtype=torch.long))
 
     def encoder_loss(self, x: torch.Tensor, v: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, dict]:
         z1, z2 = self.net(x, generator=g), self.net(v, generator=g)
@@ -77,10 +80,18 @@ class AutoTCL(TimeseriesTask):
         grads = torch.autograd.grad(loss, params, allow_unused=True)  # the encoder's .grad stays untouched
         for p, gr in zip(params, grads):
             p.grad = gr
-        if all(gr is None or torch.isfinite(gr).all() for gr in grads):
+        finite = all(gr is None or torch.isfinite(gr).all() for gr in grads)
+        if finite:
             self.aug_optimizer.step()
+        else:  # skipped, counted (metrics.json train_stats) and logged
+            self.augmenter.nonfinite_steps += 1
+            warnings.warn(f"AutoTCL: augmenter step skipped, non-finite gradients "
+                          f"({int(self.augmenter.nonfinite_steps)} so far)", RuntimeWarning, stacklevel=2)
         self.aug_optimizer.zero_grad(set_to_none=True)
-        return {"aug_mmd": keep.item(), "mask_mean": h.mean().item()}
+        return {"aug_mmd": keep.item(), "mask_mean": h.mean().item(), "aug_skipped": float(not finite)}
+
+    def train_stats(self) -> dict[str, int]:
+        return {"aug_nonfinite_steps": int(self.augmenter.nonfinite_steps)}
 
     def loss(self, batch):
         x, g = self.batch_inputs(batch)

@@ -14,6 +14,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from ..core import data as core_data
+from ..core.baselines import forecast_errors, last_value_forecast, lagged_windows, nearest_neighbour_accuracy, ridge_select
 from ..core.errors import UserError
 from ..core.recipe import Recipe, StrictModel
 from .data import HORIZONS, Classification, Forecast, read_forecast, read_ucr
@@ -211,6 +212,36 @@ class TimeseriesTask:
             out["mae"] = float(np.mean([out[f"mae_{h}"] for h in self.horizons]))
             return {k: v for k, v in out.items() if not k.startswith("val_")}
         return out
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Simple baselines on the same split and metrics. Forecasting: ``last value`` (persistence) and
+        ``ridge on raw window`` (the last ``eval.padding + 1`` raw target values, the window the encoder
+        sees; the time covariates are left out: they drift out of their training range on test, and a ridge
+        on them extrapolates badly; alpha on validation as the probe's). Classification: ``raw 1-NN`` (Euclidean) and ``raw SVM``
+        (the same RBF SVM probe on the raw series)."""
+        if isinstance(self.data, Classification):
+            d = self.data
+            flat = lambda x: np.nan_to_num(x.reshape(len(x), -1))  # noqa: E731
+            svm = svm_probe((flat(d.x_train), d.y_train), (flat(d.x_test), d.y_test))
+            return {"raw 1-NN": {"acc": nearest_neighbour_accuracy(d.x_train, d.y_train, d.x_test, d.y_test)},
+                    "raw SVM": {"acc": svm["acc"], "cv_acc": svm["cv_acc"]}}
+        f, pad = self.data, self.recipe.eval.padding
+        a, b, c = f.borders
+        target = f.values[:, f.n_covariates:]
+        windows = lagged_windows(target, pad + 1)
+        last: dict[str, float] = {}
+        ridge: dict[str, float] = {}
+        for h in self.horizons:
+            last.update({f"{k}_{h}": v for k, v in forecast_errors(*last_value_forecast(target[b:c], h)).items()})
+            tr = forecast_samples(windows[:a], target[:a], h, drop=pad)
+            va = forecast_samples(windows[a:b], target[a:b], h)
+            te = forecast_samples(windows[b:c], target[b:c], h)
+            res = ridge_select(tr, va, {"test": te[0]})
+            ridge.update({f"{k}_{h}": v for k, v in forecast_errors(res["test_pred"]["test"], te[1]).items()})
+        for out in (last, ridge):
+            for k in ("mse", "mae"):
+                out[k] = float(np.mean([out[f"{k}_{h}"] for h in self.horizons]))
+        return {"last value": last, "ridge on raw window": ridge}
 
     def export(self, directory: Path) -> None:
         """``config.json`` + ``model.safetensors`` of the averaged encoder: :meth:`TSEncoder.load` reads it."""
