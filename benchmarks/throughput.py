@@ -146,18 +146,18 @@ def comparisons(peers: Path, domains: list[str]) -> list[Comparison]:
             Side("cl-domains SimCSE (unsup)", "ours", {"recipe": simcse[0], "profile": simcse[1], "data_root": DATA,
                                                          "set": ["model.pooling=cls", "train.batch_size=64"], "examples": 64}),
             Side("sentence-transformers MNRL", "st_mnrl", {**st_opts, "batch": 64}),
-            warmup=1, repeats=4, steps=2,
+            warmup=1, repeats=4, steps=1,
             note="ours encodes the two dropout views in one pass of 2B; MNRL encodes anchor and positive columns separately"))
         out.append(Comparison(
             "sentences", "GradCache vs CachedMultipleNegativesRankingLoss",
-            "same model and settings, batch 256 embedded in sub-batches of 32",
+            "same model and settings, batch 128 embedded in sub-batches of 32",
             Side("cl-domains SimCSE + train.grad_cache_chunk=32", "ours",
                  {"recipe": simcse[0], "profile": simcse[1], "data_root": DATA,
-                  "set": ["model.pooling=cls", "train.batch_size=256", "train.grad_cache_chunk=32"],
-                  "examples": 256}),
+                  "set": ["model.pooling=cls", "train.batch_size=128", "train.grad_cache_chunk=32"],
+                  "examples": 128}),
             Side("sentence-transformers CachedMNRL (mini_batch_size 32)", "st_mnrl",
-                 {**st_opts, "batch": 256, "mini_batch": 32}),
-            warmup=1, repeats=3, steps=1))
+                 {**st_opts, "batch": 128, "mini_batch": 32}),
+            warmup=1, repeats=2, steps=1))
     if "seqrec" in domains:
         out.append(Comparison(
             "seqrec", "SASRec on Amazon Beauty (train step; full-ranking test evaluation)",
@@ -237,6 +237,11 @@ def write(rows: list[dict], args, started: str, load: tuple, peers: Path) -> Non
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    render(rows, args, peers)
+
+
+def render(rows: list[dict], args, peers: Path) -> None:
+    base = Path(args.out)
     commits = peer_versions(peers)
     runs = sorted({(r["command"], r["started_utc"], str(r["load_before"])) for r in rows}, key=lambda x: x[1])
     lines = [
@@ -282,9 +287,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", default=None, help="substring of a comparison name")
     ap.add_argument("--out", default="benchmarks/results/throughput")
+    ap.add_argument("--render", action="store_true", help="only rewrite the markdown from the CSV at --out")
     ap.add_argument("--merge", action="store_true", help="keep the rows of domains not run now from the existing CSV")
     args = ap.parse_args()
     peers = Path(args.peers)
+    if args.render:  # rewrite the markdown from the CSV (e.g. after concatenating per-domain runs)
+        with open(Path(args.out).with_suffix(".csv")) as f:
+            rows = list(csv.DictReader(f))
+        for r in rows:
+            for k in ("s_per_step", "examples_per_s", "ratio_peer_over_ours"):
+                r[k] = float(r[k])
+        render(rows, args, peers)
+        return
     started, load = time.strftime("%Y-%m-%d %H:%M", time.gmtime()), os.getloadavg()
     rows = []
     for c in comparisons(peers, args.domains.split(",")):
