@@ -146,7 +146,7 @@ def comparisons(peers: Path, domains: list[str]) -> list[Comparison]:
             Side("cl-domains SimCSE (unsup)", "ours", {"recipe": simcse[0], "profile": simcse[1], "data_root": DATA,
                                                          "set": ["model.pooling=cls", "train.batch_size=64"], "examples": 64}),
             Side("sentence-transformers MNRL", "st_mnrl", {**st_opts, "batch": 64}),
-            warmup=1, repeats=4, steps=1,
+            warmup=1, repeats=5, steps=2,
             note="ours encodes the two dropout views in one pass of 2B; MNRL encodes anchor and positive columns separately"))
         out.append(Comparison(
             "sentences", "GradCache vs CachedMultipleNegativesRankingLoss",
@@ -157,7 +157,7 @@ def comparisons(peers: Path, domains: list[str]) -> list[Comparison]:
                   "examples": 128}),
             Side("sentence-transformers CachedMNRL (mini_batch_size 32)", "st_mnrl",
                  {**st_opts, "batch": 128, "mini_batch": 32}),
-            warmup=1, repeats=2, steps=1))
+            warmup=1, repeats=3, steps=1))
     if "seqrec" in domains:
         out.append(Comparison(
             "seqrec", "SASRec on Amazon Beauty (train step; full-ranking test evaluation)",
@@ -210,6 +210,29 @@ def comparisons(peers: Path, domains: list[str]) -> list[Comparison]:
             warmup=1, repeats=4, steps=1))
     return out
 
+
+FINDINGS = """\
+(filled in after the run)
+"""
+
+
+PEER_SETUP = """\
+- sentence-transformers: the `bench` extra of this environment (`pip install -e ".[bench]"`).
+- RecBole: `python3 -m venv <peers>/.venv-recbole && <peers>/.venv-recbole/bin/pip install torch==2.13.0 recbole==1.2.1`.
+  With the numpy 2.4 that this pulls, `import recbole` fails: `AttributeError: np.float_ was removed in the NumPy 2.0
+  release. Use np.float64 instead.` Fixed with older pins in that venv:
+  `pip install "numpy<2" "pandas<2.3" "scipy<1.14" "scikit-learn<1.6"` (numpy 1.26.4, pandas 2.2.3, scipy 1.13.1).
+  Beauty is written once as RecBole atomic interactions (`Beauty.inter`, position in the sequence as the timestamp).
+- Official code from GitHub, unpacked under `<peers>/` (`git archive`, nothing of it is in this repository):
+  zhihanyue/ts2vec, jianxiangyu/MEOW (`code_meow`), kaiwenzha/Rank-N-Contrast (commits below). Each runs unmodified;
+  the worker only adds compatibility shims before importing it: numpy 1 aliases (`np.float` ...) for TS2Vec and
+  MEOW, pandas' removed `DatetimeIndex.weekofyear` for TS2Vec's `datautils`, and for MEOW (CUDA-only:
+  `.cuda()` on tensors, faiss GPU k-means) `Tensor.cuda` as the identity and faiss-cpu's `IndexFlatIP` in place of
+  `GpuIndexFlatIP` (same k-means parameters), faiss from `pip install --target <peers>/faiss-site faiss-cpu`.
+  TS2Vec reads `datasets/ETTh1.csv` (our ETTh1 file, unzipped); MEOW reads `../data/acm/` (links to our ACM files:
+  HeCo's features/labels/splits and MEOW's count-valued `pap`/`psp` and `nei_*` matrices).
+- PyG HAN: torch-geometric 2.8.1 of this environment (`HANConv` + a linear classifier; PyG has no packaged HAN model).
+"""
 
 def peer_versions(peers: Path) -> dict[str, str]:
     out = {}
@@ -266,13 +289,13 @@ def render(rows: list[dict], args, peers: Path) -> None:
             ev += f" (peer/ours {float(r['eval_ratio_peer_over_ours']):.2f})"
         lines.append(f"| {r['domain']} | {r['comparison']} | {r['tool']} | {r['s_per_step']:.4f} | "
                      f"{r['examples_per_s']:.0f} | {r['peak_rss_mib']} | {ratio} | {ev} |")
-    lines += ["", "## Settings", ""]
+    lines += ["", "## Findings", "", FINDINGS.strip(), "", "## Settings", ""]
     seen = set()
     for r in rows:
         if r["comparison"] not in seen:
             seen.add(r["comparison"])
             lines.append(f"- **{r['comparison']}**: {r['setting']}." + (f" Note: {r['note']}." if r["note"] else ""))
-    lines += ["", "## Versions", ""]
+    lines += ["", "## Peer setup", "", PEER_SETUP.strip(), "", "## Versions", ""]
     for r in rows:
         lines.append(f"- {r['tool']}: {r['info']}")
     for name, commit in commits.items():
