@@ -228,11 +228,13 @@ def recbole_sasrec(opts: dict) -> None:
 
     _numpy_compat()
 
-    work = Path(opts["work_dir"])
+    work, sequences = Path(opts["work_dir"]).resolve(), Path(opts["sequences"]).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    os.chdir(work)  # RecBole writes log/ and log_tensorboard/ in the working directory
     inter = work / "Beauty" / "Beauty.inter"
     if not inter.is_file():  # the S3-Rec sequence file as RecBole atomic interactions (position = time)
         inter.parent.mkdir(parents=True, exist_ok=True)
-        with gzip.open(opts["sequences"], "rt") as f, open(inter, "w") as out:
+        with gzip.open(sequences, "rt") as f, open(inter, "w") as out:
             out.write("user_id:token\titem_id:token\ttimestamp:float\n")
             for line in f:
                 user, *items = line.split()
