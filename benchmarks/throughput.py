@@ -212,7 +212,7 @@ def comparisons(peers: Path, domains: list[str]) -> list[Comparison]:
 
 
 FINDINGS = """\
-Read the ratios, not the seconds: the runs recorded here shared 2 cores with other jobs at a load average of 5-10,
+Read the ratios, not the seconds: most runs recorded here shared 2 cores with other jobs at a load average of 5-10,
 which inflates every absolute time 3-20x (our SASRec step: 1.20 s here, 0.068 s in `seqrec_epoch.md` at load 2.4).
 The two sides of a comparison alternate in one run, so the load hits both alike.
 
@@ -229,12 +229,16 @@ The two sides of a comparison alternate in one run, so the load hits both alike.
   positions through every layer. RecBole's full-sort evaluation also peaked at 6.9 GiB RSS (ours 0.7 GiB).
 - **timeseries**: 1.3x against the official `TS2Vec.fit` loop (same encoder size, crops and hierarchical loss; not
   profiled further).
-- **hetgraph**: 1.2x against the official MEOW step after the `masked_logsumexp` change (commit "core:
-  masked_logsumexp folds weights ..."): the weighted InfoNCE over 4019 x 4019 logits went from 3.69 to 3.21 s
-  fwd+bwd (alternating A/B, bit-identical values and gradients). No alternated measurement of the whole step before
-  the change exists. Our k-means (scikit-learn k-means++, 10 iterations, here without faiss) and the official one
-  (faiss, 20 iterations x 5 restarts) differ by design. PyG's HAN (reference only, supervised, 8 attention heads on
-  the 4.3 M-edge PSP graph) takes 3.4x our MEOW step and 5.6 GiB.
+- **hetgraph**: 1.11 against the official MEOW step, in a rerun after both hetgraph-relevant commits at load 1-2
+  (the loaded run before the k-means commit gave 1.20). Commit "core: masked_logsumexp folds weights ...": the
+  weighted InfoNCE over 4019 x 4019 logits went from 3.69 to 3.21 s fwd+bwd (alternating A/B, bit-identical values
+  and gradients). Commit "hetgraph: scikit-learn k-means runs under torch's thread count": without faiss our k-means
+  is scikit-learn's, whose own OpenMP/BLAS pools ignored `train.threads`; on the loaded box k = 700 (DBLP) took
+  8.5 s instead of 0.54 s (same labels and centroids), and a MEOW DBLP epoch went from 20.8 to 6.2 s
+  (`hetgraph_epoch.md`). No alternated measurement of the whole ACM step before the two commits exists. The two
+  k-means differ by design (ours: scikit-learn k-means++, 10 iterations; official: faiss, 20 iterations x 5
+  restarts). PyG's HAN (reference only, supervised, 8 attention heads on the 4.3 M-edge PSP graph; measured in the
+  loaded run, before the k-means commit) takes 3.4x our MEOW step and 5.6 GiB.
 - **regression**: 34x. The official `RnCLoss` builds a [2B, 2B-1] mask per column in a Python loop (O(B^3) work,
   2.6 GiB peak); ours sorts each row once (`nested_logsumexp`, O(B^2 log B), 0.4 GiB).
 """
