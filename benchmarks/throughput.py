@@ -212,18 +212,19 @@ def comparisons(peers: Path, domains: list[str]) -> list[Comparison]:
 
 
 FINDINGS = """\
-Read the ratios, not the seconds: most runs recorded here shared 2 cores with other jobs at a load average of 5-10,
-which inflates every absolute time 3-20x (our SASRec step: 1.20 s here, 0.068 s in `seqrec_epoch.md` at load 2.4).
+Read the ratios, not the seconds: most runs recorded here shared 2 cores with other jobs at a load average of 3-10,
+which inflates every absolute time up to 20x (our SASRec step: 1.20 s here, 0.068 s in `seqrec_epoch.md` at load 2.4).
 The two sides of a comparison alternate in one run, so the load hits both alike.
 
-- **sentences**: parity. Both sides are the same MiniLM forward and backward (compute-bound). Encoding the two
-  dropout views in one pass of 2B (ours) or two passes of B (MNRL) costs the same (measured apart: 17.5 vs 17.9 s
-  fwd+bwd, alternating). The one loop-side cost found in profiling, the finite-gradient check (a bool tensor per
-  parameter, 0.3-0.5 s a step under this load, ~2%), is now one fused max-|g| pass (commit "core/train: the
-  finite-gradient check ..."); the SimCSE row was measured before that commit, the GradCache row after it.
-  GradCache against CachedMNRL: 0.98, within this run's noise (single steps of 19-25 s on both
-  sides); the work per sub-batch is the same (ours re-tokenises each sub-batch for its second pass: milliseconds).
-  A run before the finite-gradient commit gave 0.96 over 2 steps.
+- **sentences**: SimCSE step 1.01 (parity), GradCache 0.96. Both rows come from one run at load ~3, after the
+  finite-gradient commit (an earlier run at load 5-8 gave 1.01 and 0.98). Both sides are the same MiniLM forward and
+  backward (compute-bound). Encoding the two dropout views in one pass of 2B (ours) or two passes of B (MNRL) costs
+  the same (measured apart: 17.5 vs 17.9 s fwd+bwd, alternating). The one loop-side cost found, the
+  finite-gradient check (a bool tensor per parameter, 0.3-0.5 s a step under load, ~2%), is now one fused max-|g|
+  pass (commit "core/train: the finite-gradient check ..."). **Gap left: GradCache is ~4% slower than
+  CachedMNRL** (ours 22.3-23.8 s, theirs 21.3-21.5 s in every repeat). The work per sub-batch is the same (4 passes
+  of 32 examples x 2 views against 8 of 32 sentences; ours re-tokenises each sub-batch for its second pass, which
+  costs milliseconds); the cause was not found in the time available (not profiled op by op).
 - **seqrec**: 6.2x per training step and 6.8x for the full-ranking evaluation. Our encoder packs real tokens, encodes
   length-sorted groups and computes the last block only at each sequence's final position; RecBole runs all 50
   positions through every layer. RecBole's full-sort evaluation also peaked at 6.9 GiB RSS (ours 0.7 GiB).
