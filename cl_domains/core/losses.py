@@ -51,14 +51,18 @@ def masked_logsumexp(logits: Tensor, mask: Tensor | None = None, weights: Tensor
     """
     if mask is None and weights is None:
         return torch.logsumexp(logits, -1)
-    x = logits
     if weights is not None:
         weights = weights.to(logits.dtype)
         positive = weights > 0
         mask = positive if mask is None else mask & positive
-        x = x + torch.where(positive, weights.clamp_min(torch.finfo(weights.dtype).tiny).log(), torch.zeros_like(weights))
-    x = x.masked_fill(~mask, float("-inf"))
+        # log w where kept, -inf elsewhere (one pass; the clamp keeps a weight's own gradient finite)
+        log_w = weights.clamp_min(torch.finfo(weights.dtype).tiny).log()
+        x = logits + torch.where(mask, log_w, float("-inf"))
+    else:
+        x = logits.masked_fill(~mask, float("-inf"))
     empty = ~mask.any(-1)
+    if not bool(empty.any()):
+        return torch.logsumexp(x, -1)
     x = x.masked_fill(empty.unsqueeze(-1), 0.0)  # keeps the backward of empty rows finite
     return torch.logsumexp(x, -1).masked_fill(empty, float("-inf"))
 
@@ -123,7 +127,8 @@ def contrastive_nll(
         denominator = masked_logsumexp(logits, neg, neg_weights)
     else:
         weights = None if neg_weights is None else torch.where(pos, torch.ones_like(neg_weights), neg_weights)
-        denominator = masked_logsumexp(logits, pos | neg, weights)
+        # pos | ~pos keeps every column: no mask to apply
+        denominator = masked_logsumexp(logits, None if negatives is None else pos | neg, weights)
     if single:
         return denominator - pos_logit
     n_pos = pos.sum(-1)

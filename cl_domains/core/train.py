@@ -473,7 +473,11 @@ class Trainer:
         """Clip, check the gradients and apply them to the loop's parameters."""
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.task.model.parameters(), self.cfg.grad_clip)
-        grads_ok = all(torch.isfinite(p.grad).all() for p in self.task.model.parameters() if p.grad is not None)
+        grads = [p.grad for p in self.task.model.parameters() if p.grad is not None]
+        if hasattr(torch.nn.utils, "get_total_norm"):  # torch >= 2.6: the largest |g|, fused; finite iff all are
+            grads_ok = bool(torch.isfinite(torch.nn.utils.get_total_norm(grads, float("inf"))))
+        else:
+            grads_ok = all(torch.isfinite(g).all() for g in grads)
         if not grads_ok:
             raise self._diagnose(torch.tensor(float("nan")), {**extras, "note": "non-finite gradients"})
         self.optimizer.step()
