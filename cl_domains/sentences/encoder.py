@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from ..core.errors import UserError
 from ..core.heads import MLPHead
 
-__all__ = ["SentenceEncoder", "POOLINGS", "resolve_backbone"]
+__all__ = ["POOLINGS", "SentenceEncoder", "native_pooling", "resolve_backbone"]
 
 # cls: the [CLS] vector; cls_mlp: [CLS] through SimCSE's MLP head in training only (dropped at test,
 # SimCSE's unsupervised setting); mean: masked mean of the last layer; first_last_avg: masked mean
@@ -39,6 +39,22 @@ def resolve_backbone(name: str) -> str:
     if not path.is_dir():
         raise UserError(f"backbone {name!r}: package {pkg!r} has no model/ folder at {path}.")
     return str(path)
+
+
+def native_pooling(name: str) -> str:
+    """The pooling a backbone was trained for: read from its sentence-transformers ``1_Pooling``
+    config (or the ``cl_domains_encoder.json`` we save); ``mean`` when it has none (a raw
+    transformer such as bert-base-uncased, or a hub id not available locally)."""
+    path = Path(resolve_backbone(name))
+    if Path(path, _META).is_file():
+        pooling = json.loads(Path(path, _META).read_text()).get("pooling", "mean")
+        return "cls" if pooling == "cls_mlp" else pooling
+    config = path / "1_Pooling" / "config.json"
+    if config.is_file():
+        modes = json.loads(config.read_text())
+        if modes.get("pooling_mode_cls_token"):
+            return "cls"
+    return "mean"
 
 
 class SentenceEncoder(nn.Module):

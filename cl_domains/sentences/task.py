@@ -8,9 +8,10 @@ import torch
 from pydantic import Field
 
 from ..core import data as core_data
+from ..core.errors import UserError
 from ..core.recipe import Recipe, StrictModel
 from .data import StsPairs, find_sts_tasks, read_stsb
-from .encoder import POOLINGS, SentenceEncoder
+from .encoder import POOLINGS, SentenceEncoder, native_pooling
 from .evaluate import evaluate_sts
 
 __all__ = ["SentencesModel", "SentencesData", "SentencesEval", "SentenceTask"]
@@ -55,6 +56,7 @@ class SentenceTask:
         self.encoder = SentenceEncoder.from_pretrained(m.backbone, pooling=m.pooling, max_seq_length=m.eval_max_len)
         self.model = self.encoder
         self.max_len = m.max_len
+        self._baseline_cache: dict[str, dict[str, dict[str, float]]] = {}
 
     # -- to implement ---------------------------------------------------------
     def build_examples(self, path: Path) -> list:
@@ -86,11 +88,37 @@ class SentenceTask:
             yield order[b * self.batch_size:(b + 1) * self.batch_size]
 
     def evaluate(self, split: str) -> dict[str, float]:
+        return self._scores(self.encoder, split)
+
+    def _scores(self, encoder: SentenceEncoder, split: str) -> dict[str, float]:
         bs = self.recipe.eval.batch_size
         if split == "dev":
-            return {"stsb_dev": evaluate_sts(self.encoder, [self.dev], bs)["stsb_dev"]}
-        scores = evaluate_sts(self.encoder, [self.test, *self.extra], bs)  # "avg" when there are extra tasks
+            return {"stsb_dev": evaluate_sts(encoder, [self.dev], bs)["stsb_dev"]}
+        if split != "test":
+            raise UserError(f"split {split!r} is not 'dev' or 'test'.")
+        scores = evaluate_sts(encoder, [self.test, *self.extra], bs)  # "avg" when there are extra tasks
         return {"stsb_test": scores.pop("stsb_test"), **scores}
+
+    def baselines(self, split: str = "test") -> dict[str, dict[str, float]]:
+        """The untrained backbone scored on this run's ``split`` (same keys as :meth:`evaluate`):
+        with its native pooling (the one it was trained for, e.g. mean for all-MiniLM-L6-v2) and
+        with the recipe's pooling, when they differ. A fresh copy of the backbone is loaded, so the
+        result does not depend on when it is called; it is cached per split."""
+        if split not in self._baseline_cache:
+            m = self.recipe.model
+            native = native_pooling(m.backbone)
+            recipe_pool = "cls" if m.pooling == "cls_mlp" else m.pooling  # the MLP head is dropped at test
+            enc = SentenceEncoder.from_pretrained(m.backbone, pooling=recipe_pool, max_seq_length=m.eval_max_len)
+            enc.to(self.device)
+            out: dict[str, dict[str, float]] = {}
+            if native == recipe_pool:
+                out[f"backbone, {native} pooling (native = recipe)"] = self._scores(enc, split)
+            else:
+                out[f"backbone, {recipe_pool} pooling (recipe)"] = self._scores(enc, split)
+                enc.pooling = native
+                out[f"backbone, {native} pooling (native)"] = self._scores(enc, split)
+            self._baseline_cache[split] = out
+        return {k: dict(v) for k, v in self._baseline_cache[split].items()}
 
     def export(self, directory: Path) -> None:
         self.encoder.save(directory)
