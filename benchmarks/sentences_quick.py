@@ -105,13 +105,17 @@ def table(results: dict) -> str:
         test = [r["test"] for r in recs]
         b = recs[0]["baselines"]
         gap = statistics.mean(test) - _baseline(b, "test", "native")
-        per_seed = ", ".join(f"{s}: {_fmt(r['dev'])} / {r['test']:.2f}" for s, r in zip(seeds, recs))
+        verdict = "equal" if abs(gap) < 0.05 else "gain" if gap > 0 else "loses"
+        per_seed = ", ".join(f"{s}: {_fmt(r['dev'])} / {r['test']:.2f}{'¹' if r.get('source') else ''}"
+                             for s, r in zip(seeds, recs))
+        minutes = [f"{r['minutes']} min (seed {s})" for s, r in zip(seeds, recs) if r.get("minutes")]
         lines.append(
             f"| `{name}` | {recs[0]['pooling']} | {per_seed} | {_ms(test)} | "
             f"{_fmt(_baseline(b, 'dev', 'native'))} / {_baseline(b, 'test', 'native'):.2f} | "
             f"{_fmt(_baseline(b, 'dev', 'recipe'))} / {_baseline(b, 'test', 'recipe'):.2f} | "
-            f"{gap:+.2f} ({'gain' if gap > 0 else 'loses'}) | {entry.get('note') or recs[0].get('minutes', '?')} |")
-    foot = ("\nReproduce a row: `CL_DOMAINS_DATA=../shared/data python benchmarks/sentences_quick.py <recipe> "
+            f"{gap:+.2f} ({verdict}) | {entry.get('note') or ', '.join(minutes)} |")
+    foot = ("\n¹ from the README before issue 21 (measured before later loss and trainer changes), not re-run.\n"
+            "\nReproduce a row: `CL_DOMAINS_DATA=../shared/data python benchmarks/sentences_quick.py <recipe> "
             "--seeds <seeds> [--set key=value ...] --threads 1` (time per run in minutes, on a shared 2-core box).\n")
     return HEADER + "\n".join(lines) + "\n" + foot
 
