@@ -16,7 +16,7 @@ import torch
 
 from cl_domains.core import registry
 from cl_domains.core.recipe import load_recipe
-from cl_domains.core.train import train_task
+from cl_domains.core.train import seed_everything, train_task
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "sentences-quick.json"
 RECIPE_POOLING = "backbone, cls pooling (recipe)"
@@ -63,6 +63,7 @@ def test_quick_profile_beats_the_backbone_and_matches_its_stored_result(recipe, 
     case = CASES[recipe]
     r = load_recipe(f"recipes/{recipe}.yaml", "quick")
     _, builder = registry.domain("sentences").methods[r.method.name]
+    seed_everything(r.train.seed)  # as train_recipe: the MLP head is initialised while the task is built
     task = builder(r, data_root, torch.device("cpu"))
     base = task.baselines("test")
     run = train_task(r, task, out=tmp_path)
