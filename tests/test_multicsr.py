@@ -6,14 +6,23 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+import reference as ref
 import torch
 import torch.nn.functional as F
 
-import reference as ref
 from cl_domains.core.errors import UserError
 from cl_domains.core.recipe import load_recipe
-from cl_domains.sentences.generation import (GenerationConfig, Generator, JsonlCache, OpenAIGenerator, build_pairs,
-                                             curate, flatten_messages, parse_score, parse_sentence)
+from cl_domains.sentences.generation import (
+    GenerationConfig,
+    Generator,
+    JsonlCache,
+    OpenAIGenerator,
+    build_pairs,
+    curate,
+    flatten_messages,
+    parse_score,
+    parse_sentence,
+)
 from cl_domains.sentences.generation.pipeline import entailment_prompt
 from cl_domains.sentences.multicsr import false_negative_keep, masked_sup_loss
 
@@ -299,6 +308,7 @@ def test_task_masks_through_the_reference_and_trains(tiny_backbone, tiny_data, d
     import csv
 
     from conftest import write_recipe
+
     from cl_domains.core.train import train_recipe
     from cl_domains.sentences.data import read_triplets
     from cl_domains.sentences.multicsr import build
@@ -326,8 +336,42 @@ def test_task_masks_through_the_reference_and_trains(tiny_backbone, tiny_data, d
 
 def test_no_training_pairs_is_a_clear_error(tiny_backbone, tiny_data, tmp_path):
     from conftest import write_recipe
+
     from cl_domains.core.train import train_recipe
 
     method = {"name": "multicsr", "reference": tiny_backbone, "human_pairs": False}
     with pytest.raises(UserError, match="no training pairs"):
         train_recipe(load_recipe(write_recipe(tmp_path / "r.yaml", tiny_backbone, tiny_data, method)), out=tmp_path)
+
+
+class Dead(Generator):
+    """A generator that answers every prompt with nothing (a broken model or prompt format)."""
+
+    def generate(self, prompts, **kw):
+        return ["" for _ in prompts]
+
+
+def test_a_dead_generator_fails_the_run_even_with_human_pairs(tiny_backbone, tiny_data, data_root, tmp_path,
+                                                               monkeypatch):
+    """MultiCSR on human pairs alone is supervised SimCSE: stages 1-2 keeping fewer than
+    ``method.min_generated`` triplets must stop the run, not pass it silently."""
+    from conftest import write_recipe
+
+    from cl_domains.core.train import train_recipe
+    from cl_domains.sentences import multicsr
+
+    monkeypatch.setattr(multicsr, "build_pairs", lambda seeds, cfg: build_pairs(seeds, cfg, Dead(), tmp_path / "cache"))
+    lines = (data_root / "sentences/snli_devtest_triplets.csv").read_text().splitlines()[:41]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")  # header + 40 triplets
+    data = {**tiny_data, "train": str(tmp_path / "t.csv")}
+    method = {"name": "multicsr", "reference": tiny_backbone, "human_pairs": True,
+              "generation": {"max_seeds": 3, "attempts": 2}}
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_backbone, data, method, max_steps=1))
+    with pytest.raises(UserError, match=r"kept 0 generated triplets, fewer than method.min_generated = 1"):
+        train_recipe(recipe, out=tmp_path / "runs")
+    stats = json.loads((tmp_path / "cache" / "stats.json").read_text())
+    assert stats["seeds"] == 3 and stats["stage1"].get("ok", 0) == 0 and stats["kept"] == 0
+    # the same dead generator with the check switched off trains on the human pairs (what the check exists for)
+    recipe.method.min_generated = 0
+    recipe.train.max_steps = 1
+    assert train_recipe(recipe, out=tmp_path / "runs").metrics["steps"] == 1

@@ -38,6 +38,10 @@ def test_five_seeds_generate_score_and_rerun_from_cache(local, seeds, tmp_path):
     assert s1["ok"] + sum(v for k, v in s1.items() if k.startswith("skipped_")) == 5 and s1.get("endpoint_failures", 0) == 0
     assert s2["ok"] + sum(v for k, v in s2.items() if k.startswith("skipped_")) == s1["ok"]
     assert stats["kept"] == len(triplets) <= s2["ok"]
+    # the model must produce something usable: zero parsed generations (or zero parsed scores) is a broken
+    # generator or prompt format, which the accounting above would otherwise pass
+    assert s1["ok"] >= 1, f"no usable generation from 5 seeds: {s1}"
+    assert s2["ok"] >= 1, f"no usable score of {s1['ok']} generations: {s2}"
     rows = (tmp_path / "pairs.csv").read_text().splitlines()
     assert rows[0] == "sent0,sent1,hard_neg" and len(rows) == 1 + len(triplets)
     for rec in map(json.loads, (tmp_path / "stage2.jsonl").read_text().splitlines()):

@@ -42,7 +42,8 @@ from ..core.runs import console
 from .data import read_corpus
 from .task import SentenceTask
 
-__all__ = ["DebCSEConfig", "DebCSE", "surface_similarity"]
+__all__ = ["DebCSE", "DebCSEConfig", "negative_weights", "neighbour_positives", "positive_probabilities",
+           "sample_positives", "surface_similarity"]
 
 _WORD = re.compile(r"\w+")
 
@@ -70,13 +71,69 @@ def surface_similarity(words_a, words_b, len_a: int, len_b: int) -> float:
     return (jac + ratio) / 2
 
 
+def neighbour_positives(ref: torch.Tensor, words: list[frozenset[str]], k: int, threshold: float,
+                        block: int = 1024) -> list[list[int]]:
+    """Each sentence's neighbour positives (item 3): among its ``k`` nearest other sentences by
+    the cosine of the L2-normalised reference embeddings ``ref``, those with cosine
+    ``>= threshold`` whose word set differs from its own (an exact duplicate is a dropout view
+    again), nearest first."""
+    n = len(ref)
+    nbrs: list[list[int]] = [[] for _ in range(n)]
+    if k <= 0 or n < 2:
+        return nbrs
+    for start in range(0, n, block):
+        sims = ref[start:start + block] @ ref.T
+        rows = torch.arange(sims.shape[0])
+        sims[rows, rows + start] = -2.0  # not itself
+        top = sims.topk(min(k, n - 1), dim=1)
+        for r in range(sims.shape[0]):
+            a = start + r
+            for s, b in zip(top.values[r].tolist(), top.indices[r].tolist()):
+                if s >= threshold and words[b] != words[a]:
+                    nbrs[a].append(b)
+    return nbrs
+
+
+def positive_probabilities(surf: list[torch.Tensor], bins: int, clip: tuple[float, float]) -> list[torch.Tensor]:
+    """Sampling probabilities of each anchor's positive candidates (item 4): ``surf[a]`` holds the
+    surface similarity of anchor ``a`` to each candidate; the propensity is the histogram density
+    of surface similarity over all candidate pairs, and a candidate is drawn ``∝ 1 / propensity``
+    (clipped)."""
+    population = torch.cat(surf)
+    probs = []
+    for s in surf:
+        w = inverse_propensity_weights(s, population, bins, clip)
+        probs.append(w / w.sum())
+    return probs
+
+
+def sample_positives(cands: list[list[int]], probs: list[torch.Tensor], anchors: list[int],
+                     g: torch.Generator) -> list[int]:
+    """One positive per anchor, drawn from its candidates with ``probs`` (seeded by ``g``)."""
+    return [cands[a][int(torch.multinomial(probs[a], 1, generator=g))] for a in anchors]
+
+
+def negative_weights(sem: torch.Tensor, surf: torch.Tensor | None, neg_reference: torch.Tensor,
+                     false_negative_threshold: float, bins: int, clip: tuple[float, float]) -> torch.Tensor:
+    """``[B, B]`` weights of the in-batch negatives (item 5): anchor ``i`` against key ``j``.
+    ``sem`` is their reference cosine, ``surf`` their surface similarity (``None``: uniform
+    weights) and ``neg_reference`` the surface similarities of random sentence pairs. A key with
+    ``sem >= false_negative_threshold`` gets 0; the others ``1 / e_neg(surf)`` (clipped), each row
+    rescaled to mean 1 over its kept keys. The diagonal (the positive) is 1 and unused."""
+    b = sem.shape[0]
+    not_diag = ~torch.eye(b, dtype=torch.bool, device=sem.device)
+    keep = not_diag & (sem < false_negative_threshold)
+    w = torch.ones_like(sem) if surf is None else inverse_propensity_weights(surf, neg_reference, bins, clip)
+    w = normalize_row_weights(w.to(sem.dtype), keep)
+    return w.masked_fill(~not_diag, 1.0)
+
+
 class DebCSE(SentenceTask):
     def build_examples(self, path: Path) -> list[str]:
         return read_corpus(path)
 
     def __init__(self, recipe, data_root, device):
         super().__init__(recipe, data_root, device)
-        cfg = self.cfg
         sents = self.examples
         self.words = [_words(s) for s in sents]
         self.lens = [len(_WORD.findall(s)) for s in sents]
@@ -103,49 +160,23 @@ class DebCSE(SentenceTask):
             self.encoder.pooling = pooling
 
     def _positive_candidates(self) -> tuple[list[list[int]], list[torch.Tensor]]:
-        cfg, ref = self.cfg, self.ref
-        n = len(ref)
-        nbrs: list[list[int]] = [[] for _ in range(n)]
-        if cfg.neighbours > 0:
-            for start in range(0, n, 1024):
-                sims = ref[start:start + 1024] @ ref.T
-                rows = torch.arange(sims.shape[0])
-                sims[rows, rows + start] = -2.0  # not itself
-                top = sims.topk(min(cfg.neighbours, n - 1), dim=1)
-                for r in range(sims.shape[0]):
-                    a = start + r
-                    for s, b in zip(top.values[r].tolist(), top.indices[r].tolist()):
-                        # an exact duplicate is a dropout view again, not a new positive
-                        if s >= cfg.positive_threshold and self.words[b] != self.words[a]:
-                            nbrs[a].append(b)
-        cands = [[a, *nbrs[a]] for a in range(n)]
+        cfg = self.cfg
+        nbrs = neighbour_positives(self.ref, self.words, cfg.neighbours, cfg.positive_threshold)
+        cands = [[a, *nbrs[a]] for a in range(len(nbrs))]
         surf = [torch.tensor([self._surf(a, c) for c in cs]) for a, cs in enumerate(cands)]
-        population = torch.cat(surf)
-        probs = []
-        for s in surf:
-            w = inverse_propensity_weights(s, population, cfg.bins, tuple(cfg.ipw_clip))
-            probs.append(w / w.sum())
-        return cands, probs
+        return cands, positive_probabilities(surf, cfg.bins, tuple(cfg.ipw_clip))
 
     def batches(self, epoch: int):
         g = torch.Generator().manual_seed(self.seed * 1000 + epoch + 1)
         for anchors in super().batches(epoch):
-            pos = [self.cands[a][int(torch.multinomial(self.cand_probs[a], 1, generator=g))] for a in anchors]
-            yield anchors, pos
+            yield anchors, sample_positives(self.cands, self.cand_probs, anchors, g)
 
     def negative_weights(self, anchors: list[int], keys: list[int]) -> torch.Tensor:
         cfg = self.cfg
-        b = len(anchors)
-        not_diag = ~torch.eye(b, dtype=torch.bool)
         sem = self.ref[anchors] @ self.ref[keys].T
-        keep = not_diag & (sem < cfg.false_negative_threshold)
-        if cfg.weight_negatives:
-            surf = torch.tensor([[self._surf(a, k) for k in keys] for a in anchors])
-            w = inverse_propensity_weights(surf, self.neg_reference, cfg.bins, tuple(cfg.ipw_clip))
-        else:
-            w = torch.ones(b, b)
-        w = normalize_row_weights(w, keep)
-        return w.masked_fill(~not_diag, 1.0)  # the diagonal is the positive; its weight is unused
+        surf = torch.tensor([[self._surf(a, k) for k in keys] for a in anchors]) if cfg.weight_negatives else None
+        return negative_weights(sem, surf, self.neg_reference, cfg.false_negative_threshold, cfg.bins,
+                                tuple(cfg.ipw_clip))
 
     def loss(self, batch):
         anchors, positives = batch

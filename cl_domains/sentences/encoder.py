@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from ..core.errors import UserError
 from ..core.heads import MLPHead
 
-__all__ = ["SentenceEncoder", "POOLINGS", "resolve_backbone"]
+__all__ = ["POOLINGS", "SentenceEncoder", "native_pooling", "resolve_backbone"]
 
 # cls: the [CLS] vector; cls_mlp: [CLS] through SimCSE's MLP head in training only (dropped at test,
 # SimCSE's unsupervised setting); mean: masked mean of the last layer; first_last_avg: masked mean
@@ -39,6 +39,22 @@ def resolve_backbone(name: str) -> str:
     if not path.is_dir():
         raise UserError(f"backbone {name!r}: package {pkg!r} has no model/ folder at {path}.")
     return str(path)
+
+
+def native_pooling(name: str) -> str:
+    """The pooling a backbone was trained for: read from its sentence-transformers ``1_Pooling``
+    config (or the ``cl_domains_encoder.json`` we save); ``mean`` when it has none (a raw
+    transformer such as bert-base-uncased, or a hub id not available locally)."""
+    path = Path(resolve_backbone(name))
+    if Path(path, _META).is_file():
+        pooling = json.loads(Path(path, _META).read_text()).get("pooling", "mean")
+        return "cls" if pooling == "cls_mlp" else pooling
+    config = path / "1_Pooling" / "config.json"
+    if config.is_file():
+        modes = json.loads(config.read_text())
+        if modes.get("pooling_mode_cls_token"):
+            return "cls"
+    return "mean"
 
 
 class SentenceEncoder(nn.Module):
@@ -98,18 +114,25 @@ class SentenceEncoder(nn.Module):
 
     def forward(self, features: dict[str, Tensor]) -> Tensor:
         """Pooled embeddings; the MLP head of ``cls_mlp`` applies only in training mode."""
-        need_all = self.pooling == "first_last_avg"
+        return self.pooled(features, (self.pooling,))[self.pooling]
+
+    def pooled(self, features: dict[str, Tensor], poolings: Sequence[str]) -> dict[str, Tensor]:
+        """Several poolings of one forward pass (e.g. the baselines' ``cls`` and ``mean``)."""
+        need_all = "first_last_avg" in poolings
         out = self.backbone(**features, output_hidden_states=need_all)
         mask = features["attention_mask"].unsqueeze(-1).to(out.last_hidden_state.dtype)
-        if self.pooling in ("cls", "cls_mlp"):
-            pooled = out.last_hidden_state[:, 0]
-            if self.head is not None and self.training:
-                pooled = self.head(pooled)
-            return pooled
-        hidden = out.last_hidden_state
-        if need_all:
-            hidden = (out.hidden_states[1] + out.hidden_states[-1]) / 2
-        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+        result = {}
+        for pooling in poolings:
+            if pooling in ("cls", "cls_mlp"):
+                pooled = out.last_hidden_state[:, 0]
+                if pooling == "cls_mlp" and self.head is not None and self.training:
+                    pooled = self.head(pooled)
+            else:
+                hidden = (out.hidden_states[1] + out.hidden_states[-1]) / 2 if pooling == "first_last_avg" \
+                    else out.last_hidden_state
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+            result[pooling] = pooled
+        return result
 
     def embed(self, sentences: Sequence[str], max_length: int | None = None) -> Tensor:
         """Tokenise and pool with gradient (training)."""
@@ -120,22 +143,32 @@ class SentenceEncoder(nn.Module):
                progress: str | None = None) -> Tensor:
         """Embeddings for inference, in input order (batches are length-sorted to cut padding);
         ``progress`` names a progress bar shown on a terminal."""
+        return self.encode_poolings(sentences, (self.pooling,), batch_size, normalize, progress)[self.pooling]
+
+    @torch.no_grad()
+    def encode_poolings(self, sentences: Sequence[str], poolings: Sequence[str], batch_size: int = 128,
+                        normalize: bool = False, progress: str | None = None) -> dict[str, Tensor]:
+        """:meth:`encode` with several poolings from one forward pass per batch."""
         from rich.progress import track
 
         from ..core.runs import console
 
+        for pooling in poolings:
+            if pooling not in POOLINGS:
+                raise UserError(f"pooling {pooling!r} is not one of: {', '.join(POOLINGS)}.")
         was_training = self.training
         self.eval()
         order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-        out = torch.empty(len(sentences), self.dim)
+        out = {p: torch.empty(len(sentences), self.dim) for p in poolings}
         starts = range(0, len(order), batch_size)
         if progress:
             starts = track(starts, description=progress, console=console, disable=not console.is_terminal)
         for start in starts:
             idx = order[start:start + batch_size]
-            out[idx] = self(self.tokenize([sentences[i] for i in idx])).float().cpu()
+            for p, z in self.pooled(self.tokenize([sentences[i] for i in idx]), poolings).items():
+                out[p][idx] = z.float().cpu()
         self.train(was_training)
-        return torch.nn.functional.normalize(out, dim=-1) if normalize else out
+        return {p: torch.nn.functional.normalize(z, dim=-1) if normalize else z for p, z in out.items()}
 
     # ------------------------------------------------------------------ save
     def save(self, path: str | Path) -> Path:

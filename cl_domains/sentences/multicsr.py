@@ -50,6 +50,8 @@ class MultiCSRConfig(StrictModel):
     human_pairs: bool = Field(False, description="train on data.train's triplets too (paper: no, only their premises "
                               "seed the generation)")
     generation: Optional[GenerationConfig] = Field(None, description="stages 1-2; null: train on data.train only")
+    min_generated: int = Field(1, ge=0, description="fewest self-curated generated triplets stages 1-2 must keep; "
+                               "fewer is an error (a dead generator must not pass as MultiCSR on human pairs alone)")
 
 
 def read_seeds(generation: GenerationConfig, train_path: Path, data_root) -> list[str]:
@@ -108,6 +110,11 @@ class MultiCSR(SentenceTask):
         if cfg.generation is not None:
             seeds = read_seeds(cfg.generation, path, self.data_root)
             generated, self.generation_stats = build_pairs(seeds, cfg.generation)
+            if len(generated) < cfg.min_generated:
+                raise UserError(f"MultiCSR: stages 1-2 kept {len(generated)} generated triplets, fewer than "
+                                f"method.min_generated = {cfg.min_generated} (counts: {self.generation_stats}). "
+                                "Check the generator (model, endpoint) or lower method.min_generated; with 0 the "
+                                "run trains on the human pairs alone, which is supervised SimCSE, not MultiCSR.")
             examples += generated
         if not examples:
             raise UserError("MultiCSR: self-curation kept no generated pair (see the counts above) and "

@@ -8,10 +8,11 @@ import torch
 from pydantic import Field
 
 from ..core import data as core_data
+from ..core.errors import UserError
 from ..core.recipe import Recipe, StrictModel
 from .data import StsPairs, find_sts_tasks, read_stsb
-from .encoder import POOLINGS, SentenceEncoder
-from .evaluate import evaluate_sts
+from .encoder import POOLINGS, SentenceEncoder, native_pooling
+from .evaluate import evaluate_sts, evaluate_sts_poolings
 
 __all__ = ["SentencesModel", "SentencesData", "SentencesEval", "SentenceTask"]
 
@@ -55,6 +56,7 @@ class SentenceTask:
         self.encoder = SentenceEncoder.from_pretrained(m.backbone, pooling=m.pooling, max_seq_length=m.eval_max_len)
         self.model = self.encoder
         self.max_len = m.max_len
+        self._baseline_cache: dict[str, dict[str, dict[str, float]]] = {}
 
     # -- to implement ---------------------------------------------------------
     def build_examples(self, path: Path) -> list:
@@ -85,12 +87,42 @@ class SentenceTask:
         for b in range(self.num_batches(epoch)):
             yield order[b * self.batch_size:(b + 1) * self.batch_size]
 
-    def evaluate(self, split: str) -> dict[str, float]:
-        bs = self.recipe.eval.batch_size
+    def _tasks(self, split: str) -> list[StsPairs]:
         if split == "dev":
-            return {"stsb_dev": evaluate_sts(self.encoder, [self.dev], bs)["stsb_dev"]}
-        scores = evaluate_sts(self.encoder, [self.test, *self.extra], bs)  # "avg" when there are extra tasks
-        return {"stsb_test": scores.pop("stsb_test"), **scores}
+            return [self.dev]
+        if split != "test":
+            raise UserError(f"split {split!r} is not 'dev' or 'test'.")
+        return [self.test, *self.extra]
+
+    @staticmethod
+    def _keys(split: str, scores: dict[str, float]) -> dict[str, float]:
+        if split == "dev":
+            return {"stsb_dev": scores["stsb_dev"]}
+        return {"stsb_test": scores.pop("stsb_test"), **scores}  # "avg" when there are extra tasks
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        return self._keys(split, evaluate_sts(self.encoder, self._tasks(split), self.recipe.eval.batch_size))
+
+    def baselines(self, split: str = "test") -> dict[str, dict[str, float]]:
+        """The untrained backbone scored on this run's ``split`` (same keys as :meth:`evaluate`):
+        with its native pooling (the one it was trained for, e.g. mean for all-MiniLM-L6-v2) and
+        with the recipe's pooling, when they differ (one encoding pass for both). A fresh copy of
+        the backbone is loaded, so the result does not depend on when it is called; cached per split."""
+        if split not in self._baseline_cache:
+            m = self.recipe.model
+            native = native_pooling(m.backbone)
+            recipe_pool = "cls" if m.pooling == "cls_mlp" else m.pooling  # the MLP head is dropped at test
+            enc = SentenceEncoder.from_pretrained(m.backbone, pooling=recipe_pool, max_seq_length=m.eval_max_len)
+            enc.to(self.device)
+            scores = evaluate_sts_poolings(enc, self._tasks(split), list(dict.fromkeys([recipe_pool, native])),
+                                           self.recipe.eval.batch_size)
+            if native == recipe_pool:
+                out = {f"backbone, {native} pooling (native = recipe)": self._keys(split, scores[native])}
+            else:
+                out = {f"backbone, {recipe_pool} pooling (recipe)": self._keys(split, scores[recipe_pool]),
+                       f"backbone, {native} pooling (native)": self._keys(split, scores[native])}
+            self._baseline_cache[split] = out
+        return {k: dict(v) for k, v in self._baseline_cache[split].items()}
 
     def export(self, directory: Path) -> None:
         self.encoder.save(directory)
