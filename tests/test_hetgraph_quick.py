@@ -16,7 +16,7 @@ import math
 
 import pytest
 import torch
-from conftest import skip_or_fail
+from conftest import full_and_resumed, skip_or_fail
 
 from cl_domains.core.recipe import load_recipe
 from cl_domains.core.train import train_recipe
@@ -68,11 +68,8 @@ def test_resumed_run_equals_uninterrupted_and_reports_baselines(tmp_path, data_r
     small = ["train.epochs=4", "train.eval_every=2", "train.checkpoint_every=2", "eval.repeats=2", "eval.steps=50",
              "eval.cluster_runs=1", "eval.rates=[20]", "method.clusters=[10, 20]"]
     r = load_recipe("recipes/meow_acm.yaml", "quick", small)
-    full = train_recipe(r, out=tmp_path / "full", data_root=data_root).metrics
-    with pytest.raises(KeyboardInterrupt):
-        train_recipe(r, out=tmp_path / "cut", data_root=data_root, interrupt_at=2)
-    (cut,) = (tmp_path / "cut").iterdir()
-    resumed = train_recipe(resume=cut, data_root=data_root).metrics
+    full_run, resumed_run = full_and_resumed(r, tmp_path, 2, data_root)
+    full, resumed, cut = full_run.metrics, resumed_run.metrics, resumed_run.dir
     assert resumed["steps"] == full["steps"] == 4
     assert resumed["final"] == pytest.approx(full["final"], abs=1e-6)
     assert set(full["baselines"]) == {"untrained encoder", "raw features"} and resumed["baselines"] == full["baselines"]

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import full_and_resumed
 import torch
 import torch.nn.functional as F
 
@@ -340,15 +341,10 @@ def test_own_table_run_hides_the_airfoil_paper_numbers_and_reports_the_ridge_bas
 def test_resumed_run_equals_uninterrupted_and_reports_baselines(tmp_path, data_root):
     """Airfoil, 5 epochs of 8 batches (seconds): interrupted after step 12 and resumed == uninterrupted."""
     from cl_domains.core.recipe import load_recipe
-    from cl_domains.core.train import train_recipe
 
     r = load_recipe("recipes/supremix_airfoil.yaml", "quick", ["train.epochs=5", "train.eval_every=10",
                                                                "train.checkpoint_every=6"])
-    full = train_recipe(r, out=tmp_path / "full", data_root=data_root).metrics
-    with pytest.raises(KeyboardInterrupt):
-        train_recipe(r, out=tmp_path / "cut", data_root=data_root, interrupt_at=12)
-    (cut,) = (tmp_path / "cut").iterdir()
-    resumed = train_recipe(resume=cut, data_root=data_root).metrics
+    full, resumed = (run.metrics for run in full_and_resumed(r, tmp_path, 12, data_root))
     assert resumed["steps"] == full["steps"] > 12
     assert resumed["final"] == pytest.approx(full["final"], rel=1e-6)
     assert set(full["baselines"]) == {"ridge on raw features"} and resumed["baselines"] == full["baselines"]

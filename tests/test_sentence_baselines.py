@@ -5,11 +5,11 @@ import math
 
 import pytest
 import torch
-from conftest import write_recipe
+from conftest import full_and_resumed, write_recipe
 
 from cl_domains.core import registry
 from cl_domains.core.recipe import load_recipe
-from cl_domains.core.train import train_recipe, train_task
+from cl_domains.core.train import train_task
 from cl_domains.sentences import SentenceEncoder
 from cl_domains.sentences.data import read_triplets
 from cl_domains.sentences.encoder import native_pooling
@@ -81,11 +81,7 @@ def test_supervised_resume_gives_the_same_final_metrics(method, tiny_backbone, t
         method = {**method, "reference": tiny_backbone}
     data = {**tiny_data, "train": _triplets(data_root, tmp_path)}
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_backbone, data, method, eval_before=False))
-    full = train_recipe(recipe, out=tmp_path / "full")
-    with pytest.raises(KeyboardInterrupt):
-        train_recipe(recipe, out=tmp_path / "cut", interrupt_at=5)  # the last checkpoint is step 4
-    (cut,) = [p for p in (tmp_path / "cut").iterdir() if p.is_dir()]
-    resumed = train_recipe(resume=cut)
+    full, resumed = full_and_resumed(recipe, tmp_path, 5)  # the last checkpoint is step 4
     a, b = full.metrics, resumed.metrics
     assert a["steps"] == b["steps"] == 8
     assert a["final"] == b["final"] and a["history"]["dev"] == b["history"]["dev"]

@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+from conftest import full_and_resumed
 import torch
 
 from cl_domains.core.errors import UserError
@@ -309,14 +310,10 @@ def test_mclrec_three_steps_touch_only_their_parameters(tmp_path, small_file):
 def test_each_method_trains_exports_and_resumes(tmp_path, small_file, method):
     """Interrupted at step 4 and resumed == uninterrupted (final metrics and loss curve), with the most-popular
     baseline computed once, on the same test split."""
-    from cl_domains.core.train import train_recipe
 
     recipe = seqrec_recipe(tmp_path, small_file, method)
-    full = train_recipe(recipe, out=tmp_path / "full").metrics
-    with pytest.raises(KeyboardInterrupt):
-        train_recipe(recipe, out=tmp_path / "runs", interrupt_at=4)
-    (run_dir,) = (tmp_path / "runs").iterdir()
-    train_recipe(resume=run_dir)
+    full_run, resumed = full_and_resumed(recipe, tmp_path, 4)
+    full, run_dir = full_run.metrics, resumed.dir
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["steps"] == 6 and set(m["final"]) >= {"HR@10", "NDCG@10", "MRR@10"}
     assert m["final"] == pytest.approx(full["final"], abs=1e-9)

@@ -8,6 +8,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import full_and_resumed
 import torch
 
 from cl_domains.core.errors import UserError
@@ -354,15 +355,11 @@ def test_resumed_run_equals_uninterrupted_and_reports_baselines(recipe, tmp_path
     """Tiny configs (seconds): interrupted after step 2 and resumed gives the uninterrupted run's final metrics;
     the baselines are in metrics.json and report.md, finite, with the test metrics' keys."""
     from cl_domains.core.recipe import load_recipe
-    from cl_domains.core.train import train_recipe
 
     r = load_recipe(f"recipes/{recipe}.yaml", "quick", TINY[recipe] + ["train.max_steps=4", "train.eval_every=2",
                                                                        "train.checkpoint_every=2"])
-    full = train_recipe(r, out=tmp_path / "full", data_root=data_root).metrics
-    with pytest.raises(KeyboardInterrupt):
-        train_recipe(r, out=tmp_path / "cut", data_root=data_root, interrupt_at=2)
-    (cut,) = (tmp_path / "cut").iterdir()
-    resumed = train_recipe(resume=cut, data_root=data_root).metrics
+    full_run, resumed_run = full_and_resumed(r, tmp_path, 2, data_root)
+    full, resumed, cut = full_run.metrics, resumed_run.metrics, resumed_run.dir
     assert resumed["steps"] == full["steps"] == 4
     assert resumed["final"] == pytest.approx(full["final"], rel=1e-6)
     assert resumed["baselines"] == full["baselines"]
