@@ -5,6 +5,7 @@
 Run one recipe per process: the peak resident set size (ru_maxrss) covers loading, graph
 preparation and the epochs. Prints one markdown row.
 """
+
 from __future__ import annotations
 
 import argparse

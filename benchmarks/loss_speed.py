@@ -5,12 +5,12 @@ same process: naive cross-entropy formulas and sentence-transformers' MultipleNe
 
 Writes a markdown table of median milliseconds and ratios (ours / reference of the same kind).
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
-import tracemalloc
 from pathlib import Path
 
 import torch

@@ -21,6 +21,7 @@ rows with item labels, lightly NTXentLoss), ``supcon`` has 2 views per class (pm
 items (``ntxent``/``dcl`` score 2B rows). Points whose predicted memory exceeds ``--max-gib``
 (pml's NT-Xent is cubic in B) are recorded as skipped with the reason.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -155,8 +156,8 @@ def inputs(loss: str, b: int, d: int, dtype):
 def predicted_gib(loss: str, per_logit, b: int, d: int) -> float:
     rows = 2 * b if loss in ("ntxent", "dcl") else b
     if per_logit == "cubic":
-        return 4 * rows ** 3 / 2 ** 30
-    return (per_logit * rows * rows + 16 * rows * d) / 2 ** 30
+        return 4 * rows**3 / 2**30
+    return (per_logit * rows * rows + 16 * rows * d) / 2**30
 
 
 # ----------------------------------------------------------------------------- one point
@@ -191,7 +192,7 @@ def worker(loss: str, impl: str, b: int, d: int, threads: int, repeats: int) -> 
         fn(*xs, *extra).backward()
         times.append((time.perf_counter() - t) * 1000)
         del xs
-    return {"times": times[1:] if b <= 4096 else times, "peak_mib": (_peak_bytes() - base) / 2 ** 20}
+    return {"times": times[1:] if b <= 4096 else times, "peak_mib": (_peak_bytes() - base) / 2**20}
 
 
 def paired_worker(loss: str, b: int, d: int, threads: int, rounds: int, impls: list[str]) -> dict:
@@ -205,7 +206,7 @@ def paired_worker(loss: str, b: int, d: int, threads: int, rounds: int, impls: l
     floats, extra = inputs(loss, b, d, torch.float32)
     times = {name: [] for name in impls}
     for r in range(rounds + 1):  # round 0 warms up
-        for name in impls[r % len(impls):] + impls[: r % len(impls)]:
+        for name in impls[r % len(impls) :] + impls[: r % len(impls)]:
             xs = [x.detach().requires_grad_() for x in floats]
             t = time.perf_counter()
             fns[name](*xs, *extra).backward()
@@ -242,8 +243,21 @@ def _num(text: str):
 
 def write_csv(rows: list[dict], agree: dict, path: Path) -> None:
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["loss", "impl", "B", "D", "ms", "ms_median", "peak_mib", "repeats", "status",
-                                          "float64_rel_diff"])
+        w = csv.DictWriter(
+            f,
+            fieldnames=[
+                "loss",
+                "impl",
+                "B",
+                "D",
+                "ms",
+                "ms_median",
+                "peak_mib",
+                "repeats",
+                "status",
+                "float64_rel_diff",
+            ],
+        )
         w.writeheader()
         for r in rows:
             a = agree.get((r["loss"], r["impl"]), "")
@@ -260,8 +274,11 @@ def plot(rows: list[dict], path: Path) -> None:
     for col, loss in enumerate(LOSSES):
         for impl in sorted({r["impl"] for r in rows if r["loss"] == loss}):
             for d, style in ((768, "-"), (128, "--")):
-                pts = sorted((r["B"], r["ms"], r["peak_mib"]) for r in rows
-                             if r["loss"] == loss and r["impl"] == impl and r["D"] == d and r["status"] == "ok")
+                pts = sorted(
+                    (r["B"], r["ms"], r["peak_mib"])
+                    for r in rows
+                    if r["loss"] == loss and r["impl"] == impl and r["D"] == d and r["status"] == "ok"
+                )
                 if not pts:
                     continue
                 bs = [p[0] for p in pts]
@@ -284,35 +301,52 @@ def summary(rows: list[dict], threads: int, paired: list[dict]) -> str:
     import torch
 
     ok = {(r["loss"], r["impl"], r["B"], r["D"]): r for r in rows if r["status"] == "ok"}
-    lines = [f"# Loss benchmark (fwd+bwd, torch {torch.__version__}, {threads} threads)\n",
-             "ms: minimum over the timed calls (see the module docstring).\n",
-             "## Dense path against the fastest peer (speed-up = fastest peer ms / ours ms; >= 1 means ours is faster)\n",
-             "| loss | B | D | ours-dense ms | fastest peer | peer ms | speed-up |", "|---|---:|---:|---:|---|---:|---:|"]
+    lines = [
+        f"# Loss benchmark (fwd+bwd, torch {torch.__version__}, {threads} threads)\n",
+        "ms: minimum over the timed calls (see the module docstring).\n",
+        "## Dense path against the fastest peer (speed-up = fastest peer ms / ours ms; >= 1 means ours is faster)\n",
+        "| loss | B | D | ours-dense ms | fastest peer | peer ms | speed-up |",
+        "|---|---:|---:|---:|---|---:|---:|",
+    ]
     for (loss, impl, b, d), r in sorted(ok.items()):
         if impl != "ours-dense" or b > 4096:
             continue
-        peers = [(p["ms"], p["impl"]) for (l2, i2, b2, d2), p in ok.items()
-                 if (l2, b2, d2) == (loss, b, d) and not i2.startswith("ours") and i2 != "naive"]
+        peers = [
+            (p["ms"], p["impl"])
+            for (l2, i2, b2, d2), p in ok.items()
+            if (l2, b2, d2) == (loss, b, d) and not i2.startswith("ours") and i2 != "naive"
+        ]
         if peers:
             ms, name = min(peers)
             lines.append(f"| {loss} | {b} | {d} | {r['ms']:.1f} | {name} | {ms:.1f} | {ms / r['ms']:.2f} |")
     if paired:
-        lines += ["", "## Dense path against the fastest peer, paired (one process, alternating calls, min ms)\n",
-                  "| loss | B | D | ours-dense ms | fastest peer | peer ms | speed-up |", "|---|---:|---:|---:|---|---:|---:|"]
+        lines += [
+            "",
+            "## Dense path against the fastest peer, paired (one process, alternating calls, min ms)\n",
+            "| loss | B | D | ours-dense ms | fastest peer | peer ms | speed-up |",
+            "|---|---:|---:|---:|---|---:|---:|",
+        ]
         for p in paired:
             peers = [(v, k) for k, v in p.items() if k not in ("loss", "B", "D", "ours-dense")]
             if peers and "ours-dense" in p:
                 ms, name = min(peers)
-                lines.append(f"| {p['loss']} | {p['B']} | {p['D']} | {p['ours-dense']:.1f} | {name} | {ms:.1f} | "
-                             f"{ms / p['ours-dense']:.2f} |")
-    lines += ["", "## Chunked against dense (same process layout, same run)\n",
-              "| loss | B | D | dense ms | chunked ms | time ratio | dense MiB | chunked MiB | memory ratio |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                lines.append(
+                    f"| {p['loss']} | {p['B']} | {p['D']} | {p['ours-dense']:.1f} | {name} | {ms:.1f} | "
+                    f"{ms / p['ours-dense']:.2f} |"
+                )
+    lines += [
+        "",
+        "## Chunked against dense (same process layout, same run)\n",
+        "| loss | B | D | dense ms | chunked ms | time ratio | dense MiB | chunked MiB | memory ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for (loss, impl, b, d), r in sorted(ok.items()):
         dense = ok.get((loss, "ours-dense", b, d))
         if impl == "ours-chunked" and dense:
-            lines.append(f"| {loss} | {b} | {d} | {dense['ms']:.0f} | {r['ms']:.0f} | {r['ms'] / dense['ms']:.2f} | "
-                         f"{dense['peak_mib']:.0f} | {r['peak_mib']:.0f} | {r['peak_mib'] / max(dense['peak_mib'], 1e-9):.3f} |")
+            lines.append(
+                f"| {loss} | {b} | {d} | {dense['ms']:.0f} | {r['ms']:.0f} | {r['ms'] / dense['ms']:.2f} | "
+                f"{dense['peak_mib']:.0f} | {r['peak_mib']:.0f} | {r['peak_mib'] / max(dense['peak_mib'], 1e-9):.3f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -322,19 +356,29 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sizes", default="256,1024,4096,16384")
     ap.add_argument("--dims", default="768,128")
-    ap.add_argument("--peers-max-b", type=int, default=4096,
-                    help="time peers and the naive reference up to this B (the acceptance compares them at B <= 4096)")
+    ap.add_argument(
+        "--peers-max-b",
+        type=int,
+        default=4096,
+        help="time peers and the naive reference up to this B (the acceptance compares them at B <= 4096)",
+    )
     ap.add_argument("--losses", default=",".join(LOSSES))
     ap.add_argument("--impls", default="", help="comma list to restrict implementations (default: all)")
     ap.add_argument("--max-gib", type=float, default=9.0, help="skip points predicted to need more memory")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per point")
     ap.add_argument("--rounds", type=int, default=1, help="fresh processes per point for B <= 4096 (min over all)")
     ap.add_argument("--keep", action="store_true", help="keep the points already in <out>.csv (resume a run)")
-    ap.add_argument("--paired-rounds", type=int, default=8,
-                    help="B <= 4096: also time ours-dense and the peers alternating in one process (0: off)")
+    ap.add_argument(
+        "--paired-rounds",
+        type=int,
+        default=8,
+        help="B <= 4096: also time ours-dense and the peers alternating in one process (0: off)",
+    )
     ap.add_argument("--paired-worker", nargs=6, help=argparse.SUPPRESS)
     ap.add_argument("--skip-points", action="store_true", help="only the paired pass")
-    ap.add_argument("--worker", nargs=6, metavar=("LOSS", "IMPL", "B", "D", "THREADS", "REPEATS"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--worker", nargs=6, metavar=("LOSS", "IMPL", "B", "D", "THREADS", "REPEATS"), help=argparse.SUPPRESS
+    )
     args = ap.parse_args()
     if args.paired_worker:
         loss, b, d, threads, rounds, impls = args.paired_worker
@@ -354,8 +398,14 @@ def main() -> None:
         with open(out.with_suffix(".csv")) as f:
             for r in csv.DictReader(f):
                 r.pop("float64_rel_diff", None)
-                r.update(B=int(r["B"]), D=int(r["D"]), ms=_num(r["ms"]), ms_median=_num(r["ms_median"]),
-                         peak_mib=_num(r["peak_mib"]), repeats=int(r["repeats"]))
+                r.update(
+                    B=int(r["B"]),
+                    D=int(r["D"]),
+                    ms=_num(r["ms"]),
+                    ms_median=_num(r["ms_median"]),
+                    peak_mib=_num(r["peak_mib"]),
+                    repeats=int(r["repeats"]),
+                )
                 done[(r["loss"], r["impl"], r["B"], r["D"])] = r
     agree = agreement(losses)
     for (loss, impl), a in agree.items():
@@ -364,9 +414,13 @@ def main() -> None:
     rows = [r for (_, _, b, d), r in done.items() if b not in sizes or d not in dims]  # kept as they are
     # PASSIVE: on a shared, oversubscribed CPU, spinning OpenMP threads fight for the cores and
     # turn a 1 ms call into 250 ms in some processes (measured here); sleeping waiters do not.
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "OMP_WAIT_POLICY": "PASSIVE"}
-    for b in ([] if args.skip_points else sizes):
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+        "OMP_WAIT_POLICY": "PASSIVE",
+    }
+    for b in [] if args.skip_points else sizes:
         for d in dims:
             for loss in losses:
                 point = {}
@@ -376,8 +430,18 @@ def main() -> None:
                         continue
                     if only and impl not in only:
                         continue
-                    point[impl] = row = {"loss": loss, "impl": impl, "B": b, "D": d, "ms": "", "ms_median": "",
-                                         "peak_mib": "", "repeats": 0, "status": "ok", "times": []}
+                    point[impl] = row = {
+                        "loss": loss,
+                        "impl": impl,
+                        "B": b,
+                        "D": d,
+                        "ms": "",
+                        "ms_median": "",
+                        "peak_mib": "",
+                        "repeats": 0,
+                        "status": "ok",
+                        "times": [],
+                    }
                     check, gib = agree[(loss, impl)], predicted_gib(loss, per_logit, b, d)
                     if isinstance(check, str):
                         row["status"] = f"skipped: {check}"
@@ -390,14 +454,26 @@ def main() -> None:
                     for impl, row in point.items():
                         if row["status"] != "ok":
                             continue
-                        cmd = [sys.executable, __file__, "--worker", loss, impl, str(b), str(d), str(args.threads), str(repeats)]
+                        cmd = [
+                            sys.executable,
+                            __file__,
+                            "--worker",
+                            loss,
+                            impl,
+                            str(b),
+                            str(d),
+                            str(args.threads),
+                            str(repeats),
+                        ]
                         try:
                             p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
                         except subprocess.TimeoutExpired:
                             row["status"] = f"skipped: over {args.timeout} s"
                             continue
                         if p.returncode != 0:
-                            row["status"] = f"error: {(p.stderr.strip().splitlines() or ['exit ' + str(p.returncode)])[-1][:200]}"
+                            row["status"] = (
+                                f"error: {(p.stderr.strip().splitlines() or ['exit ' + str(p.returncode)])[-1][:200]}"
+                            )
                             continue
                         got = json.loads(p.stdout.strip().splitlines()[-1])
                         row["times"] += got["times"]
@@ -414,17 +490,35 @@ def main() -> None:
     for b in (x for x in map(int, args.sizes.split(",")) if x <= min(4096, args.peers_max_b) and args.paired_rounds):
         for d in map(int, args.dims.split(",")):
             for loss in losses:
-                names = [i for i, (_, per) in implementations(loss).items() if i != "ours-chunked" and i != "naive"
-                         and not isinstance(agree[(loss, i)], str) and predicted_gib(loss, per, b, d) <= args.max_gib]
-                cmd = [sys.executable, __file__, "--paired-worker", loss, str(b), str(d), str(args.threads),
-                       str(args.paired_rounds if b <= 1024 else max(2, args.paired_rounds // 2)), ",".join(names)]
+                names = [
+                    i
+                    for i, (_, per) in implementations(loss).items()
+                    if i != "ours-chunked"
+                    and i != "naive"
+                    and not isinstance(agree[(loss, i)], str)
+                    and predicted_gib(loss, per, b, d) <= args.max_gib
+                ]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--paired-worker",
+                    loss,
+                    str(b),
+                    str(d),
+                    str(args.threads),
+                    str(args.paired_rounds if b <= 1024 else max(2, args.paired_rounds // 2)),
+                    ",".join(names),
+                ]
                 p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
                 if p.returncode != 0:
                     print(f"paired {loss} B={b} D={d}: error {p.stderr.strip().splitlines()[-1:]}", flush=True)
                     continue
                 got = json.loads(p.stdout.strip().splitlines()[-1])
                 paired.append({"loss": loss, "B": b, "D": d, **got})
-                print(f"paired {loss:8s} B={b:<5d} D={d:<4d} " + " ".join(f"{k} {v:.1f}" for k, v in got.items()), flush=True)
+                print(
+                    f"paired {loss:8s} B={b:<5d} D={d:<4d} " + " ".join(f"{k} {v:.1f}" for k, v in got.items()),
+                    flush=True,
+                )
     paired_file = out.with_name(out.name + "-paired.json")
     if paired:
         paired_file.write_text(json.dumps(paired, indent=1))

@@ -8,6 +8,7 @@ Writes (replaces) ``benchmarks/results/quick/<recipe>.json`` (every run: seed, f
 runs with ``--runs`` to keep them) and prints a markdown
 row per metric: ours and each baseline as mean ± sample std over the seeds (the per-seed values with one seed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,17 @@ def collect(run_dir: Path) -> dict:
     m = json.loads((run_dir / "metrics.json").read_text())
     cfg = (run_dir / "config.yaml").read_text()
     seed = next((int(line.split(":")[1]) for line in cfg.splitlines() if line.strip().startswith("seed:")), None)
-    return {"run": run_dir.name, "seed": seed, "profile": m.get("profile"), "final": m.get("final", {}),
-            "before": m.get("before", {}), "baselines": m.get("baselines", {}), "steps": m.get("steps"),
-            "train_seconds": round(m.get("train_seconds", 0.0), 1), "paper": m.get("paper", {}).get("metrics", {})
-            if m.get("paper", {}).get("shown", True) else {}}
+    return {
+        "run": run_dir.name,
+        "seed": seed,
+        "profile": m.get("profile"),
+        "final": m.get("final", {}),
+        "before": m.get("before", {}),
+        "baselines": m.get("baselines", {}),
+        "steps": m.get("steps"),
+        "train_seconds": round(m.get("train_seconds", 0.0), 1),
+        "paper": m.get("paper", {}).get("metrics", {}) if m.get("paper", {}).get("shown", True) else {},
+    }
 
 
 def summary(values: list[float]) -> str:
@@ -62,7 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--metrics", nargs="*", default=None, help="rows of the printed table (default: all)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "quick_results")
     ap.add_argument("--profile", default="quick")
-    ap.add_argument("--baselines-only", action="store_true", help="build the task and print its baselines (no training)")
+    ap.add_argument(
+        "--baselines-only", action="store_true", help="build the task and print its baselines (no training)"
+    )
     args = ap.parse_args(argv)
     if args.baselines_only:
         import torch
@@ -74,7 +84,9 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(r.train.threads or 1)
         task = registry.domain(r.domain).methods[r.method.name][1](r, None, torch.device("cpu"))
         base = task.baselines()
-        print(json.dumps({"recipe": args.recipe, "profile": args.profile, "overrides": args.overrides, "baselines": base}))
+        print(
+            json.dumps({"recipe": args.recipe, "profile": args.profile, "overrides": args.overrides, "baselines": base})
+        )
         return
     runs = [collect(d) for d in args.runs]
     if args.seeds:
@@ -82,14 +94,17 @@ def main(argv: list[str] | None = None) -> None:
         from cl_domains.core.train import train_recipe
 
         for seed in args.seeds:
-            r = load_recipe(ROOT / "recipes" / f"{args.recipe}.yaml", args.profile, [*args.overrides, f"train.seed={seed}"])
+            r = load_recipe(
+                ROOT / "recipes" / f"{args.recipe}.yaml", args.profile, [*args.overrides, f"train.seed={seed}"]
+            )
             runs.append(collect(train_recipe(r, out=args.out).dir))
     if not runs:
         sys.exit("give --seeds or --runs")
     OUT.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/quick_results.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    (OUT / f"{args.recipe}{'' if args.profile == 'quick' else '-' + args.profile}.json").write_text(json.dumps({"recipe": args.recipe, "command": command,
-                                                          "overrides": args.overrides, "runs": runs}, indent=1))
+    (OUT / f"{args.recipe}{'' if args.profile == 'quick' else '-' + args.profile}.json").write_text(
+        json.dumps({"recipe": args.recipe, "command": command, "overrides": args.overrides, "runs": runs}, indent=1)
+    )
     print(table(args.recipe, runs, args.metrics or list(runs[0]["final"])))
 
 

@@ -8,6 +8,7 @@ Each (method, split) is one ``cl-domains run`` of the recipe with ``--set method
 per-run test metrics are appended to ``<out>/<recipe>-<profile>.jsonl`` as they finish (a rerun skips
 what is there), and ``<out>/<recipe>-<profile>.md`` gets the table, next to the recipe's paper numbers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,9 @@ def table(rows: list[dict], paper: dict[str, float], paper_label: str, extra: li
         secs = np.mean([r["seconds"] for r in rs])
         lines.append(f"| {m} | {len(rs)} | " + " | ".join(cells) + f" | {secs:.0f} |")
     if paper:
-        lines.append(f"| {paper_label} | | " + " | ".join(f"{paper[c]:.4g}" if c in paper else "" for c in cols) + " | |")
+        lines.append(
+            f"| {paper_label} | | " + " | ".join(f"{paper[c]:.4g}" if c in paper else "" for c in cols) + " | |"
+        )
     return "\n".join(lines)
 
 
@@ -72,7 +75,11 @@ def main() -> None:
         for method in args.methods.split(","):
             if (method, split) in done:
                 continue
-            recipe = load_recipe(args.recipe, args.profile, [*args.overrides, f"method.name={method}", f"data.split={split}", f"train.seed={split}"])
+            recipe = load_recipe(
+                args.recipe,
+                args.profile,
+                [*args.overrides, f"method.name={method}", f"data.split={split}", f"train.seed={split}"],
+            )
             tmp = Path(tempfile.mkdtemp(prefix="regtable-"))
             t = time.time()
             try:
@@ -80,19 +87,37 @@ def main() -> None:
                 metrics = run.metrics["final"]
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-            row = {"method": method, "split": split, "seconds": time.time() - t, "metrics": metrics,
-                   "overrides": args.overrides}
+            row = {
+                "method": method,
+                "split": split,
+                "seconds": time.time() - t,
+                "metrics": metrics,
+                "overrides": args.overrides,
+            }
             rows.append(row)
             with open(log, "a") as f:
                 f.write(json.dumps(row) + "\n")
-            print(f"{stem}: {method} split {split}: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in ("mae", "rmse") if k in metrics),
-                  flush=True)
+            print(
+                f"{stem}: {method} split {split}: "
+                + ", ".join(f"{k} {metrics[k]:.4f}" for k in ("mae", "rmse") if k in metrics),
+                flush=True,
+            )
     recipe = recipe or load_recipe(args.recipe, args.profile, args.overrides)
     extra = [c for c in args.extra.split(",") if c]
     md = table(rows, recipe.paper.metrics, f"paper: {recipe.paper.setting or recipe.paper.source}", extra)
     cmd = "python benchmarks/regression_table.py " + " ".join(
-        [args.recipe, "--splits", args.splits, "--methods", args.methods, "--profile", args.profile,
-         *[f"--set {o}" for o in args.overrides], *(["--extra", args.extra] if args.extra else [])])
+        [
+            args.recipe,
+            "--splits",
+            args.splits,
+            "--methods",
+            args.methods,
+            "--profile",
+            args.profile,
+            *[f"--set {o}" for o in args.overrides],
+            *(["--extra", args.extra] if args.extra else []),
+        ]
+    )
     (out / f"{stem}.md").write_text(f"# {stem}\n\n`{cmd}`\n\n{md}\n")
     print(md)
 

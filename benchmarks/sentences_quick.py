@@ -9,6 +9,7 @@ and the recipe's pooling, dev and test, on the same splits). Records are merged 
     CL_DOMAINS_DATA=../shared/data python benchmarks/sentences_quick.py debcse_sts --seeds 42 1 --threads 1
     python benchmarks/sentences_quick.py --table-only
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,12 +45,22 @@ def run_one(recipe_name: str, seed: int, overrides: list[str], out: Path, thread
     run = train_task(recipe, task, out=out)
     m = run.metrics
     return {
-        "recipe": recipe_name, "seed": seed, "overrides": overrides, "pooling": recipe.model.pooling,
-        "dev": m["best_dev"], "test": m["final"]["stsb_test"], "best_step": m["best_step"], "steps": m["steps"],
-        "dev_history": m["history"]["dev"], "baselines": baselines, "stats": getattr(task, "stats", {}),
-        "minutes": round((time.time() - t0) / 60, 1), "threads": recipe.train.threads, "run": str(run.dir),
-        "command": "python benchmarks/sentences_quick.py " + " ".join([recipe_name, "--seeds", str(seed)]
-                                                                      + [f"--set {o}" for o in overrides]),
+        "recipe": recipe_name,
+        "seed": seed,
+        "overrides": overrides,
+        "pooling": recipe.model.pooling,
+        "dev": m["best_dev"],
+        "test": m["final"]["stsb_test"],
+        "best_step": m["best_step"],
+        "steps": m["steps"],
+        "dev_history": m["history"]["dev"],
+        "baselines": baselines,
+        "stats": getattr(task, "stats", {}),
+        "minutes": round((time.time() - t0) / 60, 1),
+        "threads": recipe.train.threads,
+        "run": str(run.dir),
+        "command": "python benchmarks/sentences_quick.py "
+        + " ".join([recipe_name, "--seeds", str(seed)] + [f"--set {o}" for o in overrides]),
     }
 
 
@@ -106,17 +117,21 @@ def table(results: dict) -> str:
         b = recs[0]["baselines"]
         gap = statistics.mean(test) - _baseline(b, "test", "native")
         verdict = "equal" if abs(gap) < 0.05 else "gain" if gap > 0 else "loses"
-        per_seed = ", ".join(f"{s}: {_fmt(r['dev'])} / {r['test']:.2f}{'¹' if r.get('source') else ''}"
-                             for s, r in zip(seeds, recs))
+        per_seed = ", ".join(
+            f"{s}: {_fmt(r['dev'])} / {r['test']:.2f}{'¹' if r.get('source') else ''}" for s, r in zip(seeds, recs)
+        )
         minutes = [f"{r['minutes']} min (seed {s})" for s, r in zip(seeds, recs) if r.get("minutes")]
         lines.append(
             f"| `{name}` | {recs[0]['pooling']} | {per_seed} | {_ms(test)} | "
             f"{_fmt(_baseline(b, 'dev', 'native'))} / {_baseline(b, 'test', 'native'):.2f} | "
             f"{_fmt(_baseline(b, 'dev', 'recipe'))} / {_baseline(b, 'test', 'recipe'):.2f} | "
-            f"{gap:+.2f} ({verdict}) | {entry.get('note') or ', '.join(minutes)} |")
-    foot = ("\n¹ from the README before issue 21 (measured before later loss and trainer changes), not re-run.\n"
-            "\nReproduce a row: `CL_DOMAINS_DATA=../shared/data python benchmarks/sentences_quick.py <recipe> "
-            "--seeds <seeds> [--set key=value ...] --threads 1` (time per run in minutes, on a shared 2-core box).\n")
+            f"{gap:+.2f} ({verdict}) | {entry.get('note') or ', '.join(minutes)} |"
+        )
+    foot = (
+        "\n¹ from the README before issue 21 (measured before later loss and trainer changes), not re-run.\n"
+        "\nReproduce a row: `CL_DOMAINS_DATA=../shared/data python benchmarks/sentences_quick.py <recipe> "
+        "--seeds <seeds> [--set key=value ...] --threads 1` (time per run in minutes, on a shared 2-core box).\n"
+    )
     return HEADER + "\n".join(lines) + "\n" + foot
 
 
@@ -137,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
                 entry = results.setdefault(key(rec), {"recipe": name, "overrides": args.overrides, "seeds": {}})
                 entry["seeds"][str(seed)] = rec
                 save(results)  # after every run: a long sweep keeps what it finished
-                print(f"{key(rec)} seed {seed}: dev {rec['dev']:.2f} test {rec['test']:.2f} "
-                      f"({rec['minutes']} min)", flush=True)
+                print(
+                    f"{key(rec)} seed {seed}: dev {rec['dev']:.2f} test {rec['test']:.2f} ({rec['minutes']} min)",
+                    flush=True,
+                )
     save(results)
     print(MD.read_text())
     return 0

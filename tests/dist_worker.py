@@ -3,6 +3,7 @@
 Writes rank-0's all-reduced loss and DDP-averaged gradients to OUT/result-<mode>.pt.
 mode = grad (gather_with_grad) | plain (dist.all_gather without gradient: must differ).
 """
+
 import gc
 import sys
 
@@ -42,7 +43,9 @@ def main(out: str, mode: str) -> None:
     total = loss.detach().clone()
     dist.all_reduce(total)
     if rank() == 0:
-        torch.save({"loss": total / world_size(), "grads": [p.grad for p in model.parameters()]}, f"{out}/result-{mode}.pt")
+        torch.save(
+            {"loss": total / world_size(), "grads": [p.grad for p in model.parameters()]}, f"{out}/result-{mode}.pt"
+        )
     del ddp, q, k, keys, loss
     gc.collect()
     dist.barrier()

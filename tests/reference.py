@@ -1,6 +1,7 @@
 """Naive loop-over-anchors references of the contrastive objectives, written term by term from
 the papers' formulas (scalar torch ops, so autograd gives reference gradients); no code shared
 with cl_domains.core.losses."""
+
 import torch
 
 
@@ -57,7 +58,9 @@ def mv_infonce(views, t):
     for a in range(v):
         for i in range(n):
             num = sum(torch.exp(cos(views[x][i], views[y][i]) / t) for x in range(v) for y in range(v) if x != y)
-            den = sum(torch.exp(cos(views[a][i], views[c][j]) / t) for c in range(v) for j in range(n) if (c, j) != (a, i))
+            den = sum(
+                torch.exp(cos(views[a][i], views[c][j]) / t) for c in range(v) for j in range(n) if (c, j) != (a, i)
+            )
             total += -torch.log(num / den)
     return total / (v * n)
 

@@ -1,5 +1,6 @@
 """Checkpoints hold no code: weights as safetensors, optimiser state loaded with ``weights_only=True``,
 loop state as JSON; the last K are kept and resume falls back to the newest intact one."""
+
 import json
 import pickle
 import subprocess
@@ -44,8 +45,12 @@ def full(tmp_path_factory):
 
 def test_keeps_the_last_k_checkpoints(tmp_path):
     d = cut_run(tmp_path, at=9, keep_checkpoints=3)
-    assert sorted(p.name for p in (d / "checkpoints").iterdir()) == ["latest", "step-0000004", "step-0000006",
-                                                                     "step-0000008"]
+    assert sorted(p.name for p in (d / "checkpoints").iterdir()) == [
+        "latest",
+        "step-0000004",
+        "step-0000006",
+        "step-0000008",
+    ]
     assert (d / "checkpoints/step-0000008/trainer.json").is_file()
 
 
@@ -58,7 +63,9 @@ def test_damaged_newest_checkpoint_resumes_from_the_previous_one(tmp_path, full,
 
         shutil.rmtree(newest)
     else:
-        name = {"truncate_model": "model.safetensors", "truncate_trainer": "trainer.pt", "empty_json": "trainer.json"}[damage]
+        name = {"truncate_model": "model.safetensors", "truncate_trainer": "trainer.pt", "empty_json": "trainer.json"}[
+            damage
+        ]
         f = newest / name
         f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2] if damage != "empty_json" else b"")
     metrics = resume(d).metrics
@@ -112,8 +119,13 @@ def test_out_pointing_at_a_file_is_refused_before_the_data_loads(tmp_path):
 
 
 def test_no_unsafe_deserialisation_in_the_package():
-    found = subprocess.run(["grep", "-rnE", r"weights_only=False|pickle\.load|allow_pickle=True", "cl_domains"],
-                           cwd=REPO, capture_output=True, text=True, check=False).stdout
+    found = subprocess.run(
+        ["grep", "-rnE", r"weights_only=False|pickle\.load|allow_pickle=True", "cl_domains"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
     assert found == ""
     assert sys.version_info >= (3, 10)
 

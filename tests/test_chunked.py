@@ -2,6 +2,7 @@
 
 Block sizes are chosen so that the last block is partial and anchors' positives fall in other
 blocks than the anchor itself."""
+
 import pytest
 import torch
 
@@ -44,21 +45,30 @@ def test_info_nce(chunk):
 @pytest.mark.parametrize("symmetric", [False, True])
 def test_info_nce_hard_negatives_and_weights(symmetric):
     w = weights(7, 14)
-    same(lambda q, k, h, **kw: L.info_nce(q, k, T, hard_negatives=h, neg_weights=w, symmetric=symmetric, **kw),
-         rand(7, 5), rand(7, 5, seed=1), rand(7, 5, seed=2))
+    same(
+        lambda q, k, h, **kw: L.info_nce(q, k, T, hard_negatives=h, neg_weights=w, symmetric=symmetric, **kw),
+        rand(7, 5),
+        rand(7, 5, seed=1),
+        rand(7, 5, seed=2),
+    )
 
 
 @pytest.mark.parametrize("symmetric", [False, True])
 def test_info_nce_several_positives_mask(symmetric):
     labels = torch.arange(9) % 3
     pos = labels[:, None] == labels[None, :]
-    same(lambda q, k, **kw: L.info_nce(q, k, T, positives=pos, symmetric=symmetric, neg_weights=weights(9, 9), **kw),
-         rand(9, 4), rand(9, 4, seed=1))
+    same(
+        lambda q, k, **kw: L.info_nce(q, k, T, positives=pos, symmetric=symmetric, neg_weights=weights(9, 9), **kw),
+        rand(9, 4),
+        rand(9, 4, seed=1),
+    )
 
 
 def test_info_nce_index_positives_against_more_keys_and_symmetric_permutation():
     # local anchors against gathered keys (the distributed layout)
-    same(lambda q, k, **kw: L.info_nce(q, k, T, positives=torch.tensor([4, 5, 6]), **kw), rand(3, 5), rand(8, 5, seed=1))
+    same(
+        lambda q, k, **kw: L.info_nce(q, k, T, positives=torch.tensor([4, 5, 6]), **kw), rand(3, 5), rand(8, 5, seed=1)
+    )
     perm = torch.tensor([2, 0, 3, 1, 5, 4])
     same(lambda q, k, **kw: L.info_nce(q, k, T, positives=perm, symmetric=True, **kw), rand(6, 5), rand(6, 5, seed=1))
 
@@ -80,7 +90,9 @@ def test_nt_xent_and_dcl(decoupled):
 def test_supcon(agg, decoupled, weighted):
     labels = torch.tensor([0, 1, 0, 2, 1, 0, 3, 2, 1, 9])  # label 3 and 9: anchors without a positive
     w = weights(10, 10) if weighted else None
-    same(lambda z, **kw: L.supcon(z, labels, T, positive_agg=agg, decoupled=decoupled, neg_weights=w, **kw), rand(10, 4))
+    same(
+        lambda z, **kw: L.supcon(z, labels, T, positive_agg=agg, decoupled=decoupled, neg_weights=w, **kw), rand(10, 4)
+    )
     per_anchor = same(lambda z, **kw: L.supcon(z, labels, T, positive_agg=agg, reduction="none", **kw), rand(10, 4))
     assert per_anchor.isnan().tolist() == [lab in (3, 9) for lab in labels.tolist()]
 
@@ -110,8 +122,9 @@ def test_chunked_nll_matches_contrastive_nll_with_masks_and_weight_gradients(agg
     neg = torch.rand(a, c, generator=g) < 0.8
     w = (torch.rand(a, c, generator=g, dtype=torch.float64) + 0.1).requires_grad_(True)
     dense = L.contrastive_nll(q @ k.T, pos, neg, w, decoupled=decoupled, positive_agg=agg)
-    stream = C.chunked_nll(q, k, positives=pos, negatives=neg, neg_weights=w, decoupled=decoupled, positive_agg=agg,
-                           chunk_size=4)
+    stream = C.chunked_nll(
+        q, k, positives=pos, negatives=neg, neg_weights=w, decoupled=decoupled, positive_agg=agg, chunk_size=4
+    )
     torch.testing.assert_close(stream, dense, rtol=RTOL, atol=ATOL)
     for x, y in zip(torch.autograd.grad(stream.sum(), [q, k, w]), torch.autograd.grad(dense.sum(), [q, k, w])):
         torch.testing.assert_close(x, y, rtol=RTOL, atol=ATOL)
@@ -120,8 +133,12 @@ def test_chunked_nll_matches_contrastive_nll_with_masks_and_weight_gradients(agg
 def test_denominator_only_equals_masked_logsumexp():
     q, k = rand(5, 3), rand(8, 3, seed=1)
     mask = torch.rand(5, 8, generator=torch.Generator().manual_seed(0)) < 0.6
-    torch.testing.assert_close(C.chunked_nll(q, k, negatives=mask, positive_agg="none", chunk_size=3),
-                               L.masked_logsumexp(q @ k.T, mask), rtol=RTOL, atol=ATOL)
+    torch.testing.assert_close(
+        C.chunked_nll(q, k, negatives=mask, positive_agg="none", chunk_size=3),
+        L.masked_logsumexp(q @ k.T, mask),
+        rtol=RTOL,
+        atol=ATOL,
+    )
 
 
 def test_denominator_only_with_positives_given():

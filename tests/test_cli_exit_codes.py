@@ -1,5 +1,6 @@
 """Exit codes a script can trust, checked through a real process: 0 success, 2 user error (no
 traceback; usage errors included), 130 interrupted (with the --resume command), 1 internal error."""
+
 import os
 import shutil
 import signal
@@ -64,19 +65,35 @@ def test_data_verify_missing_or_corrupt_is_2(tmp_path, data_root, capsys):
 
 
 def test_internal_error_is_1():
-    code, out = cli(code="import sys, cl_domains.core.recipe as r\n"
-                         "def boom(*a, **k): raise ZeroDivisionError('a bug')\n"
-                         "r.load_recipe = boom\n"
-                         "from cl_domains.cli import main\n"
-                         "sys.exit(main(['run', 'anything']))")
+    code, out = cli(
+        code="import sys, cl_domains.core.recipe as r\n"
+        "def boom(*a, **k): raise ZeroDivisionError('a bug')\n"
+        "r.load_recipe = boom\n"
+        "from cl_domains.cli import main\n"
+        "sys.exit(main(['run', 'anything']))"
+    )
     assert code == 1 and "ZeroDivisionError" in out and "internal error" in out
 
 
 def test_ctrl_c_during_a_run_is_130_with_the_resume_command(tmp_path, data_root):
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "400", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "cl_domains.cli", "run", "supremix_airfoil", "--profile", "paper", "--set",
-           "train.checkpoint_every=5", "--set", "train.eval_every=null", "--out", str(tmp_path / "runs"),
-           "--data-root", str(data_root)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cl_domains.cli",
+        "run",
+        "supremix_airfoil",
+        "--profile",
+        "paper",
+        "--set",
+        "train.checkpoint_every=5",
+        "--set",
+        "train.eval_every=null",
+        "--out",
+        str(tmp_path / "runs"),
+        "--data-root",
+        str(data_root),
+    ]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     try:
         deadline = time.time() + 90

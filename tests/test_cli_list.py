@@ -1,4 +1,5 @@
 """The CLI for a person: `--help` without torch, `list` in 80 columns, `show`."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,12 @@ RECIPES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "recipes
 
 def test_cli_import_does_not_load_torch():
     # `cl-domains --help` stays fast (0.26 s of CPU measured) because importing the CLI loads neither torch nor a domain
-    code = "import sys, cl_domains.cli; print(sorted(m for m in ('torch', 'transformers', 'pandas') if m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    code = (
+        "import sys, cl_domains.cli; print(sorted(m for m in ('torch', 'transformers', 'pandas') if m in sys.modules))"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )
 
 
 def test_list_fits_80_columns_and_names_every_recipe():

@@ -1,4 +1,5 @@
 """Dataset cards, checksums and the sentence readers (row counts on the real files)."""
+
 import pytest
 
 from cl_domains.core import data
@@ -82,7 +83,9 @@ def test_senteval_sts_year_sick_and_discovery(tmp_path, data_root):
     assert t.name == "STS12" and len(t) == 3 and t.scores.tolist() == [4.5, 1.0, 3.8]
     sick = tmp_path / "SICK/SICK_test_annotated.txt"
     sick.parent.mkdir()
-    sick.write_text("pair_ID\tsentence_A\tsentence_B\trelatedness_score\tentailment_judgment\n1\ta\tb\t4.1\tENTAILMENT\n")
+    sick.write_text(
+        "pair_ID\tsentence_A\tsentence_B\trelatedness_score\tentailment_judgment\n1\ta\tb\t4.1\tENTAILMENT\n"
+    )
     assert read_sick(sick).scores.tolist() == [4.1]
     (tmp_path / "sts-test.csv").write_text((data_root / "sentences/stsb/original/sts-test.csv").read_text())
     names = [t.name for t in find_sts_tasks(tmp_path)]
@@ -111,9 +114,14 @@ def test_fetch_downloads_extracts_and_checks_sha256(tmp_path, monkeypatch, data_
         t.add(src, arcname="stsbenchmark/sts-dev.csv")
     sha = hashlib.sha256(src.read_bytes()).hexdigest()
     card = data.DatasetCard(
-        name="demo", domain="sentences", title="demo", license="x", source="x",
+        name="demo",
+        domain="sentences",
+        title="demo",
+        license="x",
+        source="x",
         files={"dev": data.DataFile(path="sentences/demo/sts-dev.csv", sha256=sha)},
-        fetch=[data.FetchSource(url=archive.as_uri(), archive="tar.gz", members={"stsbenchmark/sts-dev.csv": "dev"})])
+        fetch=[data.FetchSource(url=archive.as_uri(), archive="tar.gz", members={"stsbenchmark/sts-dev.csv": "dev"})],
+    )
     monkeypatch.setattr(data, "cards", lambda: {"demo": card})
     root = tmp_path / "root"
     with pytest.raises(UserError, match="run `cl-domains data fetch demo`"):

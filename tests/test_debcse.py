@@ -1,5 +1,6 @@
 """DebCSE's pair construction against hand-computed cases: neighbour positives, their
 inverse-propensity sampling probabilities, the seeded draw, and the weights of the negatives."""
+
 import pytest
 import torch
 
@@ -73,15 +74,22 @@ def test_negative_weights_by_hand():
     # random pairs: 3 of 4 below .5 -> densities .75 / .25, 1/density 4/3 and 4, rescaled (sum 2): 2/3 and 2
     neg_reference = torch.tensor([0.1, 0.1, 0.1, 0.9])
     w = negative_weights(sem, surf, neg_reference, 0.8, bins=2, clip=(0.2, 5.0))
-    expected = torch.tensor([[1.0, 0.5, 1.5],   # 2/3 and 2, row mean 4/3 -> .5, 1.5
-                             [0.0, 1.0, 1.0],   # false negative 0; the one kept key (2/3) rescaled to 1
-                             [1.0, 1.0, 1.0]])  # 2 and 2 -> 1, 1
+    expected = torch.tensor(
+        [
+            [1.0, 0.5, 1.5],  # 2/3 and 2, row mean 4/3 -> .5, 1.5
+            [0.0, 1.0, 1.0],  # false negative 0; the one kept key (2/3) rescaled to 1
+            [1.0, 1.0, 1.0],
+        ]
+    )  # 2 and 2 -> 1, 1
     assert torch.allclose(w, expected)
     # uniform weights keep only the false-negative rule
-    assert torch.allclose(negative_weights(sem, None, neg_reference, 0.8, bins=2, clip=(0.2, 5.0)),
-                          torch.tensor([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 1.0]]))
+    assert torch.allclose(
+        negative_weights(sem, None, neg_reference, 0.8, bins=2, clip=(0.2, 5.0)),
+        torch.tensor([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 1.0]]),
+    )
     # clip at 1: row 0 is 2/3 and 1, mean 5/6 -> .8 and 1.2
-    assert torch.allclose(negative_weights(sem, surf, neg_reference, 0.8, bins=2, clip=(0.2, 1.0))[0],
-                          torch.tensor([1.0, 0.8, 1.2]))
+    assert torch.allclose(
+        negative_weights(sem, surf, neg_reference, 0.8, bins=2, clip=(0.2, 1.0))[0], torch.tensor([1.0, 0.8, 1.2])
+    )
     # a threshold above every cosine masks nothing
     assert negative_weights(sem, surf, neg_reference, 0.95, bins=2, clip=(0.2, 5.0))[1, 0] > 0

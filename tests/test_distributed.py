@@ -1,19 +1,30 @@
 """2 CPU processes (gloo) with gathered negatives give the 1-process loss and gradients."""
+
 import subprocess
 import sys
 from pathlib import Path
 
+import dist_worker
 import pytest
 import torch
 
-import dist_worker
 from cl_domains.core.losses import info_nce
 
 
 def run_torchrun(tmp_path: Path, mode: str) -> dict:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(Path(dist_worker.__file__)), str(tmp_path), mode]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(Path(dist_worker.__file__)),
+        str(tmp_path),
+        mode,
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=240, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return torch.load(tmp_path / f"result-{mode}.pt")
 

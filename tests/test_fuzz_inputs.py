@@ -1,6 +1,7 @@
 """Hostile input, generated from a fixed seed: recipes (random keys, types, nesting, aliases,
 duplicate keys, encodings) through ``load_recipe`` and corrupted data files through the domain
 readers. Each either loads or raises a ``UserError``, in under 2 s and 200 MB."""
+
 import gzip
 import json
 import random
@@ -51,12 +52,18 @@ def bounded(fn, *args, trace=True):
 
 # ------------------------------------------------------------------------------------------ recipes
 def random_scalar(rng):
-    return rng.choice([
-        lambda: rng.randint(-10**6, 10**6), lambda: rng.random() * 10 ** rng.randint(-5, 5), lambda: rng.choice([True, False]),
-        lambda: None, lambda: "".join(rng.choice("ab_.-é中\t ") for _ in range(rng.randint(0, 12))),
-        lambda: rng.choice(["epoch", "auto", "cpu", "simcse", "null", "1e-5", "yes", "~", ""]),
-        lambda: float(rng.choice(["nan", "inf", "-inf"])), lambda: 10 ** rng.randint(10, 40),
-    ])()
+    return rng.choice(
+        [
+            lambda: rng.randint(-(10**6), 10**6),
+            lambda: rng.random() * 10 ** rng.randint(-5, 5),
+            lambda: rng.choice([True, False]),
+            lambda: None,
+            lambda: "".join(rng.choice("ab_.-é中\t ") for _ in range(rng.randint(0, 12))),
+            lambda: rng.choice(["epoch", "auto", "cpu", "simcse", "null", "1e-5", "yes", "~", ""]),
+            lambda: float(rng.choice(["nan", "inf", "-inf"])),
+            lambda: 10 ** rng.randint(10, 40),
+        ]
+    )()
 
 
 def random_value(rng, depth=0):
@@ -69,9 +76,35 @@ def random_value(rng, depth=0):
 
 
 def random_key(rng):
-    return rng.choice(["name", "domain", "model", "data", "method", "train", "eval", "paper", "profiles", "lr", "seed",
-                       "max_steps", "hidden", "batch_size", "metrics", "quick", "x" * rng.randint(1, 300), "nmae",
-                       "eval_every", "epochs", "dropout", "backbone", "dataset", "split", "select_metric"])
+    return rng.choice(
+        [
+            "name",
+            "domain",
+            "model",
+            "data",
+            "method",
+            "train",
+            "eval",
+            "paper",
+            "profiles",
+            "lr",
+            "seed",
+            "max_steps",
+            "hidden",
+            "batch_size",
+            "metrics",
+            "quick",
+            "x" * rng.randint(1, 300),
+            "nmae",
+            "eval_every",
+            "epochs",
+            "dropout",
+            "backbone",
+            "dataset",
+            "split",
+            "select_metric",
+        ]
+    )
 
 
 def mutate(rng, d, depth=0):
@@ -95,20 +128,29 @@ def text_attack(rng, text):
     lines = text.splitlines()
     if kind == 0:  # an alias bomb, or a plain alias
         bomb = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
-            f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+            f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+        )
         return (bomb + text) if rng.random() < 0.5 else text.replace("name:", "x: &n 1\nname:", 1) + "y: *n\n"
     if kind == 1:  # deep nesting, block or flow
         n = rng.choice([40, 1000, 20000])
-        return text + "deep: " + "[" * n + "]" * n + "\n" if rng.random() < 0.5 else \
-            text + "".join("  " * i + f"k{i}:\n" for i in range(min(n, 300))) + "  " * 300 + "v: 1\n"
+        return (
+            text + "deep: " + "[" * n + "]" * n + "\n"
+            if rng.random() < 0.5
+            else text + "".join("  " * i + f"k{i}:\n" for i in range(min(n, 300))) + "  " * 300 + "v: 1\n"
+        )
     if kind == 2 and lines:  # a duplicated line: duplicate keys
         i = rng.randrange(len(lines))
-        return "\n".join(lines[:i + 1] + [lines[i]] + lines[i + 1:])
+        return "\n".join(lines[: i + 1] + [lines[i]] + lines[i + 1 :])
     if kind == 3:  # another encoding, or raw bytes
-        return rng.choice([text.encode("utf-16"), text.encode("latin-1", "replace") + b"\xe9\xff",
-                           bytes(rng.randrange(256) for _ in range(rng.randint(1, 400)))])
+        return rng.choice(
+            [
+                text.encode("utf-16"),
+                text.encode("latin-1", "replace") + b"\xe9\xff",
+                bytes(rng.randrange(256) for _ in range(rng.randint(1, 400))),
+            ]
+        )
     if kind == 4:  # truncated
-        return text[:rng.randrange(len(text) + 1)]
+        return text[: rng.randrange(len(text) + 1)]
     if kind == 5:  # characters flipped
         chars = list(text)
         for _ in range(rng.randint(1, 10)):
@@ -116,8 +158,17 @@ def text_attack(rng, text):
                 chars[rng.randrange(len(chars))] = rng.choice(":-[]{}&*!|>'\"#%@`\t\n ")
         return "".join(chars)
     if kind == 6:  # tags and YAML oddities
-        return text + rng.choice(["t: !!python/object:os.system [ls]\n", "t: !!binary aGVsbG8=\n", "t: 2020-01-01\n",
-                                  "? [a, b]\n: 1\n", "t: !!set {a, b}\n", "<<: {name: x}\n", "--- \n---\n"])
+        return text + rng.choice(
+            [
+                "t: !!python/object:os.system [ls]\n",
+                "t: !!binary aGVsbG8=\n",
+                "t: 2020-01-01\n",
+                "? [a, b]\n: 1\n",
+                "t: !!set {a, b}\n",
+                "<<: {name: x}\n",
+                "--- \n---\n",
+            ]
+        )
     if kind == 7:  # a big file
         return text + "big: '" + "x" * rng.choice([10**5, 2 * 10**6]) + "'\n"
     return text
@@ -168,18 +219,35 @@ def _samples():
     rows = "\n".join(f"2016-07-01 {h:02d}:00:00,{h * 0.5},{h + 1.25},{-h}" for h in range(24))
     return [
         (read_corpus, "c.txt", "a first sentence .\nanother one here\n\nthird line\n"),
-        (read_triplets, "t.csv", "sent0,sent1,hard_neg\na man runs,a person runs,a man sleeps\n\"q, x\",b,c\n"),
-        (read_stsb, "s.csv", "main\tx\t2012\t1\t4.2\tA man plays.\tA man is playing.\nmain\tx\t2012\t2\t1.0\tA cat.\tA dog.\n"),
+        (read_triplets, "t.csv", 'sent0,sent1,hard_neg\na man runs,a person runs,a man sleeps\n"q, x",b,c\n'),
+        (
+            read_stsb,
+            "s.csv",
+            "main\tx\t2012\t1\t4.2\tA man plays.\tA man is playing.\nmain\tx\t2012\t2\t1.0\tA cat.\tA dog.\n",
+        ),
         (read_sick, "SICK.txt", "pair_ID\tsentence_A\tsentence_B\trelatedness_score\n1\ta b\ta c\t3.5\n2\tx\ty\t1.0\n"),
         (lambda p: read_sequences(p), "seq.txt", "1 1 2 3 4\n2 2 3 5 1 4\n3 5 4 3\n"),
-        (lambda p: load_table(p, "y"), "tab.csv", "a,b,y\n" + "".join(f"{i},{i * 2 % 7},{i * 0.3}\n" for i in range(20))),
+        (
+            lambda p: load_table(p, "y"),
+            "tab.csv",
+            "a,b,y\n" + "".join(f"{i},{i * 2 % 7},{i * 0.3}\n" for i in range(20)),
+        ),
         (lambda p: read_forecast(p, "mine", univariate=False), "mine.csv", "date,HUFL,HULL,OT\n" + rows + "\n"),
         (_read_tsv, "u_TRAIN.tsv", "1\t0.1\t0.2\t0.3\n2\t0.5\t0.4\t0.1\n"),
-        (lambda p: read_fsc_csv(p), "fsc.csv", (",path,speakerId,transcription,action,object,location\n"
-                                                "0,wavs/a.wav,s1,Turn on the lights,activate,lights,none\n")),
+        (
+            lambda p: read_fsc_csv(p),
+            "fsc.csv",
+            (
+                ",path,speakerId,transcription,action,object,location\n"
+                "0,wavs/a.wav,s1,Turn on the lights,activate,lights,none\n"
+            ),
+        ),
         (lambda p: read_massive_jsonl(p), "m.jsonl", '{"id": "1", "scenario": "alarm", "utt": "wake me up"}\n'),
-        (lambda p: read_slurp_jsonl(p), "sl.jsonl",
-         '{"slurp_id": 1, "sentence": "wake me", "scenario": "alarm", "recordings": [{"file": "a.flac"}]}\n'),
+        (
+            lambda p: read_slurp_jsonl(p),
+            "sl.jsonl",
+            '{"slurp_id": 1, "sentence": "wake me", "scenario": "alarm", "recordings": [{"file": "a.flac"}]}\n',
+        ),
         (lambda p: _read_numeric(p, 3, sep="\t"), "num.dat", "1\t2\t3\n4\t5\t6\n"),
         (_read_stsb_dir, "dir.tsv", "index\tsentence1\tsentence2\tscore\n0\ta\tb\t2.5\n"),
         (lambda p: _read_edges(p, 5, 5), "edges.txt", "0 1\n2 3\n4 0\n"),
@@ -191,12 +259,12 @@ def corrupt(rng, name, text):
     data = text.encode()
     kind = rng.randrange(12)
     if kind == 0:
-        return name, data[:rng.randrange(len(data))]  # truncated
+        return name, data[: rng.randrange(len(data))]  # truncated
     if kind == 1:
         return name, bytes(rng.randrange(256) for _ in range(rng.randint(0, 3000)))  # binary
     if kind == 2:  # a truncated gzip
         z = gzip.compress(data * rng.randint(1, 50))
-        return name + ".gz", z[:rng.randrange(1, len(z))]
+        return name + ".gz", z[: rng.randrange(1, len(z))]
     if kind == 3:
         return name + ".gz", data  # not gzip at all
     if kind == 4:
@@ -267,17 +335,28 @@ def test_seqrec_id_far_above_the_number_of_items_is_refused_with_its_memory(tmp_
 AIRFOIL = (REPO / "cl_domains/recipes/supremix_airfoil.yaml").read_text()
 
 
-@pytest.mark.parametrize("edit, overrides, message", [
-    (lambda t: "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n" + t, [], "aliases .* not allowed"),
-    (lambda t: t + "deep: " + "[" * 10000 + "]" * 10000 + "\n", [], "nested deeper than 32"),
-    (lambda t: t.replace("  dropout: 0.0\n", "  dropout: 0.0\n  dropout: 0.1\n"), [], "duplicate key 'dropout' .first on line 9"),
-    (lambda t: t.encode("utf-16"), [], "line 1: not UTF-8"),
-    (lambda t: t + "big: '" + "x" * 1_100_000 + "'\n", [], "more than the 1,000,000"),
-    (lambda t: t, ["train.max_steps=true"], "'train.max_steps' = True is invalid: .*expected a number, got a boolean"),
-    (lambda t: t, ["train.eval_before=1"], "'train.eval_before' = 1 is invalid: .*expected true or false"),
-    (lambda t: t, ["model.dropout=yes"], "'model.dropout' = True is invalid"),
-    (lambda t: t.replace("  seed: 0", "  seed: " + "9" * 5000), [], "unreadable value"),
-])
+@pytest.mark.parametrize(
+    "edit, overrides, message",
+    [
+        (lambda t: "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n" + t, [], "aliases .* not allowed"),
+        (lambda t: t + "deep: " + "[" * 10000 + "]" * 10000 + "\n", [], "nested deeper than 32"),
+        (
+            lambda t: t.replace("  dropout: 0.0\n", "  dropout: 0.0\n  dropout: 0.1\n"),
+            [],
+            "duplicate key 'dropout' .first on line 9",
+        ),
+        (lambda t: t.encode("utf-16"), [], "line 1: not UTF-8"),
+        (lambda t: t + "big: '" + "x" * 1_100_000 + "'\n", [], "more than the 1,000,000"),
+        (
+            lambda t: t,
+            ["train.max_steps=true"],
+            "'train.max_steps' = True is invalid: .*expected a number, got a boolean",
+        ),
+        (lambda t: t, ["train.eval_before=1"], "'train.eval_before' = 1 is invalid: .*expected true or false"),
+        (lambda t: t, ["model.dropout=yes"], "'model.dropout' = True is invalid"),
+        (lambda t: t.replace("  seed: 0", "  seed: " + "9" * 5000), [], "unreadable value"),
+    ],
+)
 def test_recipe_limits(tmp_path, edit, overrides, message):
     f = tmp_path / "r.yaml"
     text = edit(AIRFOIL)
@@ -286,4 +365,6 @@ def test_recipe_limits(tmp_path, edit, overrides, message):
     with pytest.raises(UserError, match=message):
         load_recipe(f, None, overrides)
     assert time.perf_counter() - t < TIME_S
-    assert load_recipe(REPO / "cl_domains/recipes/supremix_airfoil.yaml", None, ["train.max_steps=3"]).train.max_steps == 3
+    assert (
+        load_recipe(REPO / "cl_domains/recipes/supremix_airfoil.yaml", None, ["train.max_steps=3"]).train.max_steps == 3
+    )

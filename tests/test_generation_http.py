@@ -1,6 +1,7 @@
 """MultiCSR's HTTP generator against a misbehaving local server (127.0.0.1): a server that trickles
 bytes, answers 500, malformed JSON or empty content. The stage ends within its deadline, counts
 each failure, caches nothing false, and a rerun against the healthy server finishes the work."""
+
 import json
 import threading
 import time
@@ -11,8 +12,11 @@ import pytest
 from cl_domains.sentences.generation import GenerationConfig, build_pairs
 from cl_domains.sentences.generation.generators import GeneratorConfig
 
-SEEDS = ["Two children are swimming in a lake.", "A man is playing a guitar on stage.",
-         "The old bridge was closed for repairs."]
+SEEDS = [
+    "Two children are swimming in a lake.",
+    "A man is playing a guitar on stage.",
+    "The old bridge was closed for repairs.",
+]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -71,13 +75,22 @@ def server():
 
 
 def config(srv, stage_deadline=4.0):
-    gen = GeneratorConfig(kind="openai", model="fake", base_url=f"http://127.0.0.1:{srv.server_port}/v1",
-                          timeout=0.5, request_deadline=1.0, retries=2, backoff=0.05, concurrency=2)
+    gen = GeneratorConfig(
+        kind="openai",
+        model="fake",
+        base_url=f"http://127.0.0.1:{srv.server_port}/v1",
+        timeout=0.5,
+        request_deadline=1.0,
+        retries=2,
+        backoff=0.05,
+        concurrency=2,
+    )
     return GenerationConfig(generator=gen, chunk=2, attempts=2, stage_deadline=stage_deadline)
 
 
-@pytest.mark.parametrize("mode, failure", [("trickle", "timeout"), ("500", "http_500"), ("malformed", "malformed"),
-                                           ("empty", "empty")])
+@pytest.mark.parametrize(
+    "mode, failure", [("trickle", "timeout"), ("500", "http_500"), ("malformed", "malformed"), ("empty", "empty")]
+)
 def test_a_misbehaving_server_costs_a_bounded_time_and_a_rerun_finishes(server, tmp_path, mode, failure):
     cfg = config(server)
     server.mode = mode

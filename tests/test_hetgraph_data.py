@@ -1,5 +1,6 @@
 """Heterogeneous-graph loader: meta-path matrices against the shipped HeCo/MEOW files (exactly),
 PathSim pruning by hand, and clear errors for missing files and labels/splits that do not match."""
+
 import shutil
 
 import numpy as np
@@ -59,9 +60,9 @@ def test_acm_metapaths_match_heco_and_meow_files(acm, hroot):
         counts = metapath_counts(acm, SCHEMAS["acm"].metapaths[name])
         same(boolean(counts), boolean(sp.load_npz(d / f"{name}.npz")))  # HeCo: bool, self-loops included
         same(counts, sp.load_npz(d / f"meow/{name}.npz"))  # MEOW: path counts
-    (_, nei_a), = context_incidence(acm, SCHEMAS["acm"].metapaths["pap"])
+    ((_, nei_a),) = context_incidence(acm, SCHEMAS["acm"].metapaths["pap"])
     same(nei_a, boolean(sp.load_npz(d / "meow/nei_a.npz")))
-    (_, nei_s), = context_incidence(acm, SCHEMAS["acm"].metapaths["psp"])
+    ((_, nei_s),) = context_incidence(acm, SCHEMAS["acm"].metapaths["psp"])
     same(nei_s, boolean(sp.load_npz(d / "meow/nei_s.npz")))
 
 
@@ -70,7 +71,10 @@ def test_acm_counts_equal_pyg_add_metapaths(acm):
 
     mp = [[("paper", "to", "author"), ("author", "rev_to", "paper")]]
     out = AddMetaPaths(mp, weighted=True)(acm.clone())
-    ei, w = out["paper", "metapath_0", "paper"].edge_index.numpy(), out["paper", "metapath_0", "paper"].edge_weight.numpy()
+    ei, w = (
+        out["paper", "metapath_0", "paper"].edge_index.numpy(),
+        out["paper", "metapath_0", "paper"].edge_weight.numpy(),
+    )
     same(sp.csr_matrix((w, (ei[0], ei[1])), shape=(4019, 4019)), metapath_counts(acm, ("paper", "author", "paper")))
 
 

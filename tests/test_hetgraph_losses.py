@@ -1,14 +1,12 @@
 """MEOW / AdaMEOW objectives against naive references: cluster weights by hand, the weighted InfoNCE
 term by term (tests/reference.py), the chunked pair-weight MLP against the N x N x d MLP, ProtoNCE
 and the probe's F1 against sklearn."""
-import math
 
-import numpy as np
 import pytest
+import reference as ref
 import torch
 from sklearn.metrics import f1_score
 
-import reference as ref
 from cl_domains.core.losses import info_nce
 from cl_domains.hetgraph.adameow import PairWeights
 from cl_domains.hetgraph.evaluate import batched_f1, linear_probe
@@ -87,8 +85,16 @@ def test_proto_nce_matches_formula():
     phi = dist / n / torch.log(n + 10)
     phi = phi.clamp(torch.quantile(phi, 0.1), torch.quantile(phi, 0.9))
     phi = 0.5 * phi / phi.mean()
-    naive = sum(-torch.log(torch.exp(v[i] @ cn[assign[i]] / phi[assign[i]]) /
-                           sum(torch.exp(v[i] @ cn[s] / phi[s]) for s in range(3))) for i in range(8)) / 8
+    naive = (
+        sum(
+            -torch.log(
+                torch.exp(v[i] @ cn[assign[i]] / phi[assign[i]])
+                / sum(torch.exp(v[i] @ cn[s] / phi[s]) for s in range(3))
+            )
+            for i in range(8)
+        )
+        / 8
+    )
     torch.testing.assert_close(ours, naive, rtol=1e-8, atol=1e-10)
 
 
@@ -97,7 +103,7 @@ def test_kmeans_finds_separated_clusters():
     assign, cent = kmeans(x, 3, seed=0)
     assert cent.shape == (3, 4) and len(set(assign.tolist())) == 3
     for i in range(3):
-        assert len(set(assign[i * 50:(i + 1) * 50].tolist())) == 1
+        assert len(set(assign[i * 50 : (i + 1) * 50].tolist())) == 1
 
 
 def test_batched_f1_equals_sklearn():
@@ -118,5 +124,7 @@ def test_linear_probe_on_separable_embeddings():
     idx = torch.randperm(1200, generator=g)
     res = linear_probe(z, y, idx[:60], idx[60:560], idx[560:1060], repeats=4, steps=100, lr=0.05)
     assert res["macro_f1"].shape == (4,) and res["macro_f1"].min() > 95 and res["auc"].min() > 99
-    noise = linear_probe(torch.randn(1200, 3, generator=g), y, idx[:60], idx[60:560], idx[560:1060], repeats=4, steps=100)
+    noise = linear_probe(
+        torch.randn(1200, 3, generator=g), y, idx[:60], idx[60:560], idx[560:1060], repeats=4, steps=100
+    )
     assert noise["macro_f1"].mean() < 45  # chance is 33

@@ -12,6 +12,7 @@ MEOW's 92.52: on DBLP the quick profile gains under one point over its own untra
 Asserted: ours beats the untrained encoder and the raw features by MARGIN points (about half the measured gap, far
 above the ~1 point run-to-run spread), and stays within 3 points of the stored result.
 """
+
 import math
 
 import pytest
@@ -28,12 +29,15 @@ MARGIN = {"meow_acm": 8.0, "adameow_acm": 2.0, "meow_dblp": 0.5, "adameow_dblp":
 
 @pytest.mark.integration
 @pytest.mark.benchmark
-@pytest.mark.parametrize("recipe", [
-    "meow_acm",
-    pytest.param("adameow_acm", marks=pytest.mark.slow),
-    pytest.param("meow_dblp", marks=pytest.mark.slow),
-    pytest.param("adameow_dblp", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        "meow_acm",
+        pytest.param("adameow_acm", marks=pytest.mark.slow),
+        pytest.param("meow_dblp", marks=pytest.mark.slow),
+        pytest.param("adameow_dblp", marks=pytest.mark.slow),
+    ],
+)
 def test_quick_profile_beats_its_baselines_and_exports(recipe, tmp_path, data_root):
     from cl_domains.hetgraph import load_encoder, load_heco
     from cl_domains.hetgraph.evaluate import linear_probe
@@ -45,7 +49,9 @@ def test_quick_profile_beats_its_baselines_and_exports(recipe, tmp_path, data_ro
     final, base = run.metrics["final"], run.metrics["baselines"]
     ours = final["macro_f1_20"]
     for name in ("untrained encoder", "raw features"):
-        assert ours >= base[name]["macro_f1_20"] + MARGIN[recipe], f"{recipe}: {ours:.2f} vs {name} {base[name]['macro_f1_20']:.2f}"
+        assert ours >= base[name]["macro_f1_20"] + MARGIN[recipe], (
+            f"{recipe}: {ours:.2f} vs {name} {base[name]['macro_f1_20']:.2f}"
+        )
     assert abs(ours - QUICK[recipe]) <= 3.0, f"{recipe}: {ours:.2f} vs stored {QUICK[recipe]}"
     assert set(final) >= {f"{m}_{r}" for m in ("macro_f1", "micro_f1", "auc") for r in (20, 40, 60)} | {"nmi", "ari"}
     # Public API: the exported encoder embeds a HeteroData and reproduces the run's probe score.
@@ -54,8 +60,18 @@ def test_quick_profile_beats_its_baselines_and_exports(recipe, tmp_path, data_ro
     target = data[data.node_types[0]]
     assert z.shape == (target.num_nodes, 64) and torch.isfinite(z).all()
     ev = load_recipe(f"recipes/{recipe}.yaml", "quick").eval
-    res = linear_probe(z, target.y, target.train_20, target.val_20, target.test_20, repeats=ev.repeats, steps=ev.steps,
-                       lr=ev.lr, weight_decay=ev.weight_decay, seed=0)
+    res = linear_probe(
+        z,
+        target.y,
+        target.train_20,
+        target.val_20,
+        target.test_20,
+        repeats=ev.repeats,
+        steps=ev.steps,
+        lr=ev.lr,
+        weight_decay=ev.weight_decay,
+        seed=0,
+    )
     assert res["macro_f1"].mean() == pytest.approx(final["macro_f1_20"], abs=1e-6)
 
 
@@ -65,8 +81,16 @@ def test_resumed_run_equals_uninterrupted_and_reports_baselines(tmp_path, data_r
     if not (data_root / "hetgraph").is_dir():
         skip_or_fail(f"hetgraph data not found under {data_root}")
     torch.set_num_threads(1)
-    small = ["train.epochs=4", "train.eval_every=2", "train.checkpoint_every=2", "eval.repeats=2", "eval.steps=50",
-             "eval.cluster_runs=1", "eval.rates=[20]", "method.clusters=[10, 20]"]
+    small = [
+        "train.epochs=4",
+        "train.eval_every=2",
+        "train.checkpoint_every=2",
+        "eval.repeats=2",
+        "eval.steps=50",
+        "eval.cluster_runs=1",
+        "eval.rates=[20]",
+        "method.clusters=[10, 20]",
+    ]
     r = load_recipe("recipes/meow_acm.yaml", "quick", small)
     full_run, resumed_run = full_and_resumed(r, tmp_path, 2, data_root)
     full, resumed, cut = full_run.metrics, resumed_run.metrics, resumed_run.dir

@@ -1,11 +1,12 @@
 """Every loss against a naive loop-over-anchors reference: values and gradients, float64."""
+
 import math
 
 import pytest
+import reference as ref
 import torch
 import torch.nn.functional as F
 
-import reference as ref
 from cl_domains.core import losses as L
 from cl_domains.core.pairs import inverse_propensity_weights, labels_to_positives, normalize_row_weights
 
@@ -79,24 +80,38 @@ def test_info_nce(n, d):
 
 @pytest.mark.parametrize("n,d", SHAPES)
 def test_info_nce_hard_negatives(n, d):
-    assert_same(lambda q, k, h: L.info_nce(q, k, T, hard_negatives=h),
-                lambda q, k, h: ref.info_nce(q, k, T, hard=h), rand(n, d), rand(n, d, seed=1), rand(n, d, seed=2))
+    assert_same(
+        lambda q, k, h: L.info_nce(q, k, T, hard_negatives=h),
+        lambda q, k, h: ref.info_nce(q, k, T, hard=h),
+        rand(n, d),
+        rand(n, d, seed=1),
+        rand(n, d, seed=2),
+    )
 
 
 @pytest.mark.parametrize("n,d", SHAPES)
 def test_info_nce_weighted_negatives(n, d):
     w = torch.rand(n, 2 * n, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 2
     w[:, 0] = 0.0  # a removed negative (false-negative filter)
-    assert_same(lambda q, k, h: L.info_nce(q, k, T, hard_negatives=h, neg_weights=w),
-                lambda q, k, h: ref.info_nce(q, k, T, hard=h, w=w), rand(n, d), rand(n, d, seed=1), rand(n, d, seed=2))
+    assert_same(
+        lambda q, k, h: L.info_nce(q, k, T, hard_negatives=h, neg_weights=w),
+        lambda q, k, h: ref.info_nce(q, k, T, hard=h, w=w),
+        rand(n, d),
+        rand(n, d, seed=1),
+        rand(n, d, seed=2),
+    )
 
 
 @pytest.mark.parametrize("n,d", SHAPES)
 def test_info_nce_several_positives(n, d):
     labels = torch.arange(n) % 3
     pos = labels[:, None] == labels[None, :]
-    assert_same(lambda q, k: L.info_nce(q, k, T, positives=pos),
-                lambda q, k: ref.info_nce(q, k, T, pos=pos.tolist()), rand(n, d), rand(n, d, seed=1))
+    assert_same(
+        lambda q, k: L.info_nce(q, k, T, positives=pos),
+        lambda q, k: ref.info_nce(q, k, T, pos=pos.tolist()),
+        rand(n, d),
+        rand(n, d, seed=1),
+    )
 
 
 def test_info_nce_symmetric_is_mean_of_both_directions():
@@ -121,7 +136,9 @@ def test_nt_xent_and_dcl(n, d, decoupled):
 @pytest.mark.parametrize("agg", ["mean", "sum"])
 def test_supcon(n, d, agg):
     labels = torch.tensor([i % max(1, (n - 1) // 2) for i in range(n - 1)] + [99])  # the last label is a singleton
-    assert_same(lambda z: L.supcon(z, labels, T, positive_agg=agg), lambda z: ref.supcon(z, labels.tolist(), T, agg), rand(n, d))
+    assert_same(
+        lambda z: L.supcon(z, labels, T, positive_agg=agg), lambda z: ref.supcon(z, labels.tolist(), T, agg), rand(n, d)
+    )
 
 
 def test_supcon_no_positive_anywhere_is_zero_not_nan():

@@ -1,6 +1,7 @@
 """MultiCSR: the false-negative mask and its loss against a naive reference, self-curation rules,
 output parsing, and the cached stages 1-2 under failures (scripted generators and a fake HTTP
 endpoint; the real local model is exercised in test_multicsr_generation.py)."""
+
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -41,8 +42,16 @@ def _batch():
     e = torch.eye(4)
     r_anchor = torch.stack([e[0], e[1], e[2]])
     close = F.normalize(0.96 * e[2] + 0.28 * e[3], dim=0)  # cos(e2, close) = 0.96
-    r_keys = torch.stack([e[3], e[0], F.normalize(e[2] + e[1], dim=0),  # positives: p1 is anchor 0's twin
-                          close, -e[0], -e[1]])                        # hard negatives: h0 is close to anchor 2
+    r_keys = torch.stack(
+        [
+            e[3],
+            e[0],
+            F.normalize(e[2] + e[1], dim=0),  # positives: p1 is anchor 0's twin
+            close,
+            -e[0],
+            -e[1],
+        ]
+    )  # hard negatives: h0 is close to anchor 2
     return a, p, h, r_anchor, r_keys
 
 
@@ -87,23 +96,30 @@ def test_masked_pairs_contribute_nothing_to_the_loss():
     assert moved_h[0].item() > per_anchor[0].item() + 1.0  # ...nor for anchor 0
     # The positive always counts, even when the reference finds it above the threshold.
     no_diag = keep & ~torch.eye(3, 6, dtype=torch.bool)
-    assert masked_sup_loss(a, p, h, no_diag, T).item() == pytest.approx(masked_sup_loss(a, p, h, keep, T).item(), rel=1e-6)
+    assert masked_sup_loss(a, p, h, no_diag, T).item() == pytest.approx(
+        masked_sup_loss(a, p, h, keep, T).item(), rel=1e-6
+    )
     # With nothing masked it is plain supervised SimCSE (core info_nce with hard negatives).
     from cl_domains.core.losses import info_nce
 
     everything = torch.ones(3, 6, dtype=torch.bool)
-    assert masked_sup_loss(a, p, h, everything, T).item() == pytest.approx(info_nce(a, p, T, hard_negatives=h).item(), rel=1e-6)
+    assert masked_sup_loss(a, p, h, everything, T).item() == pytest.approx(
+        info_nce(a, p, T, hard_negatives=h).item(), rel=1e-6
+    )
 
 
 # ---------------------------------------------------------------- stage 2 rules and parsing
-@pytest.mark.parametrize("s_a,s_b,expected", [
-    (4.5, 2.5, ("s", "A", "B")),   # A is the positive
-    (2.5, 4.5, ("s", "B", "A")),   # the "contradiction" scored higher: roles swap (official filter)
-    (3.0, 3.0, None),              # equal scores: the gap switch drops them
-    (3.0, 2.0, ("s", "A", "B")),   # boundaries are inclusive
-    (4.5, 3.5, None),              # negative above 3
-    (2.9, 1.0, None),              # positive below 3
-])
+@pytest.mark.parametrize(
+    "s_a,s_b,expected",
+    [
+        (4.5, 2.5, ("s", "A", "B")),  # A is the positive
+        (2.5, 4.5, ("s", "B", "A")),  # the "contradiction" scored higher: roles swap (official filter)
+        (3.0, 3.0, None),  # equal scores: the gap switch drops them
+        (3.0, 2.0, ("s", "A", "B")),  # boundaries are inclusive
+        (4.5, 3.5, None),  # negative above 3
+        (2.9, 1.0, None),  # positive below 3
+    ],
+)
 def test_self_curation_thresholds(s_a, s_b, expected):
     assert curate("s", "A", "B", s_a, s_b) == expected
 
@@ -181,7 +197,11 @@ def test_pipeline_curates_caches_and_reruns_from_cache(tmp_path):
     gen = Scripted()
     triplets, stats = build_pairs(SEEDS + SEEDS[:2], _cfg(), gen, tmp_path)  # duplicates count once
     assert stats["seeds"] == 7 and stats["kept"] == 7 and stats["stage1"]["ok"] == 7
-    assert triplets[0] == (SEEDS[0], "It is true that seed sentence number 0 is here.", "Nothing like that ever happened here.")
+    assert triplets[0] == (
+        SEEDS[0],
+        "It is true that seed sentence number 0 is here.",
+        "Nothing like that ever happened here.",
+    )
     assert len(_lines(tmp_path / "pairs.csv")) == 8 and len(_lines(tmp_path / "stage1.jsonl")) == 7
     again, stats2 = build_pairs(SEEDS, _cfg(), Refuse(), tmp_path)
     assert again == triplets and stats2["stage1"] == {"cached": 7} and stats2["stage2"] == {"cached": 7}
@@ -189,8 +209,10 @@ def test_pipeline_curates_caches_and_reruns_from_cache(tmp_path):
 
 
 def test_empty_malformed_and_copied_outputs_are_retried_then_skipped(tmp_path):
-    gen = Scripted(entail=lambda s: "" if "1" in s else (s if "2" in s else f"It is true that {s.lower()}"),
-                   score=lambda s, o: "I think they are similar" if "3" in s else ("1.0" if o.startswith("Nothing") else "4.0"))
+    gen = Scripted(
+        entail=lambda s: "" if "1" in s else (s if "2" in s else f"It is true that {s.lower()}"),
+        score=lambda s, o: "I think they are similar" if "3" in s else ("1.0" if o.startswith("Nothing") else "4.0"),
+    )
     triplets, stats = build_pairs(SEEDS, _cfg(attempts=3), gen, tmp_path)
     s1, s2 = stats["stage1"], stats["stage2"]
     assert s1["empty_not_cached"] == 1 and s1["skipped_entailment_copy"] == 1 and s1["ok"] == 5
@@ -258,8 +280,11 @@ class _Fake:
             def do_POST(self):
                 fake.hits += 1
                 self.rfile.read(int(self.headers["Content-Length"]))
-                code, body = fake.script.pop(0) if fake.script else (200, json.dumps(
-                    {"choices": [{"message": {"role": "assistant", "content": "fine"}}]}))
+                code, body = (
+                    fake.script.pop(0)
+                    if fake.script
+                    else (200, json.dumps({"choices": [{"message": {"role": "assistant", "content": "fine"}}]}))
+                )
                 self.send_response(code)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -274,12 +299,15 @@ class _Fake:
         self.httpd.server_close()
 
 
-@pytest.mark.parametrize("script,answer,hits,error", [
-    ([(500, "oops"), (503, "busy")], "fine", 3, None),            # server errors: retried
-    ([(200, "{not json")] * 3, None, 3, "malformed"),              # malformed bodies: retried, then given up
-    ([(200, '{"choices": []}')], "fine", 2, None),                 # a reply without choices is malformed too
-    ([(400, "bad request")], None, 1, "HTTP 400"),                 # a client error is not retried
-])
+@pytest.mark.parametrize(
+    "script,answer,hits,error",
+    [
+        ([(500, "oops"), (503, "busy")], "fine", 3, None),  # server errors: retried
+        ([(200, "{not json")] * 3, None, 3, "malformed"),  # malformed bodies: retried, then given up
+        ([(200, '{"choices": []}')], "fine", 2, None),  # a reply without choices is malformed too
+        ([(400, "bad request")], None, 1, "HTTP 400"),  # a client error is not retried
+    ],
+)
 def test_http_client_retries_and_gives_up(script, answer, hits, error):
     fake = _Fake(script)
     try:
@@ -300,7 +328,9 @@ def test_recipe_profiles_load():
     assert (paper.train.batch_size, paper.train.lr, paper.train.epochs) == (128, 5e-5, 3)
     assert paper.method.false_negative_threshold == 0.95 and not paper.method.human_pairs
     with pytest.raises(UserError, match="base_url"):
-        load_recipe("recipes/multicsr_sts.yaml", "quick", ["method.generation.generator.kind=openai"]).method.generation.generator.build()
+        load_recipe(
+            "recipes/multicsr_sts.yaml", "quick", ["method.generation.generator.kind=openai"]
+        ).method.generation.generator.build()
 
 
 # ---------------------------------------------------------------- stage 3 wiring, tiny model
@@ -319,8 +349,9 @@ def test_task_masks_through_the_reference_and_trains(tiny_backbone, tiny_data, d
         w.writerows(read_triplets(data_root / "sentences/snli_devtest_triplets.csv")[:40])
     data = {**tiny_data, "train": str(tmp_path / "t.csv")}
     method = {"name": "multicsr", "reference": tiny_backbone, "reference_pooling": "mean", "human_pairs": True}
-    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_backbone, data, method, max_steps=2, eval_every=None,
-                                      eval_before=False))
+    recipe = load_recipe(
+        write_recipe(tmp_path / "r.yaml", tiny_backbone, data, method, max_steps=2, eval_every=None, eval_before=False)
+    )
     task = build(recipe, None, torch.device("cpu"))
     assert len(task.examples) == 40 and task.ref.shape[0] == len(task.ref_index) <= 120
     batch = next(iter(task.batches(0)))
@@ -351,8 +382,9 @@ class Dead(Generator):
         return ["" for _ in prompts]
 
 
-def test_a_dead_generator_fails_the_run_even_with_human_pairs(tiny_backbone, tiny_data, data_root, tmp_path,
-                                                               monkeypatch):
+def test_a_dead_generator_fails_the_run_even_with_human_pairs(
+    tiny_backbone, tiny_data, data_root, tmp_path, monkeypatch
+):
     """MultiCSR on human pairs alone is supervised SimCSE: stages 1-2 keeping fewer than
     ``method.min_generated`` triplets must stop the run, not pass it silently."""
     from conftest import write_recipe
@@ -364,8 +396,12 @@ def test_a_dead_generator_fails_the_run_even_with_human_pairs(tiny_backbone, tin
     lines = (data_root / "sentences/snli_devtest_triplets.csv").read_text().splitlines()[:41]
     (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")  # header + 40 triplets
     data = {**tiny_data, "train": str(tmp_path / "t.csv")}
-    method = {"name": "multicsr", "reference": tiny_backbone, "human_pairs": True,
-              "generation": {"max_seeds": 3, "attempts": 2}}
+    method = {
+        "name": "multicsr",
+        "reference": tiny_backbone,
+        "human_pairs": True,
+        "generation": {"max_seeds": 3, "attempts": 2},
+    }
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_backbone, data, method, max_steps=1))
     with pytest.raises(UserError, match=r"kept 0 generated triplets, fewer than method.min_generated = 1"):
         train_recipe(recipe, out=tmp_path / "runs")

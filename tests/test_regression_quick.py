@@ -5,6 +5,7 @@ ridge on raw features: Airfoil 1.331 vs 3.452 dB, Concrete 3.518 vs 8.668 MPa, E
 0.37-0.41). Seed spread at the paper profile (5 Airfoil seeds): MAE std 0.045 on 1.07, about 4%. Asserted: ours
 <= 0.6 x the ridge (a wide margin over that spread) and within 15% of the stored value; exchange rate: within
 5% of the persistence forecast, which nothing here beats (the rates are close to a random walk)."""
+
 import pytest
 
 from cl_domains.core.recipe import load_recipe
@@ -15,7 +16,9 @@ QUICK_MAE = {"supremix_airfoil": 1.331, "supremix_concrete": 3.518, "supremix_en
 
 
 def run_quick(name, tmp_path, data_root, *overrides):
-    return train_recipe(load_recipe(f"recipes/{name}.yaml", "quick", list(overrides)), out=tmp_path, data_root=data_root)
+    return train_recipe(
+        load_recipe(f"recipes/{name}.yaml", "quick", list(overrides)), out=tmp_path, data_root=data_root
+    )
 
 
 @pytest.mark.integration
@@ -37,7 +40,9 @@ def test_exchange_quick_profile_matches_persistence(tmp_path, data_root):
     m = metrics["final"]
     test = load_exchange(data_root / "regression/exchange_rate/exchange_rate.txt.gz").test
     persistence = regression_metrics(test.offset, test.y)["rmse"]
-    assert metrics["baselines"]["persistence"]["rmse"] == pytest.approx(persistence)  # the reported baseline, same split
+    assert metrics["baselines"]["persistence"]["rmse"] == pytest.approx(
+        persistence
+    )  # the reported baseline, same split
     assert m["rmse"] <= 1.05 * persistence, (m["rmse"], persistence)
 
 

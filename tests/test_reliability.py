@@ -1,5 +1,6 @@
 """Run folders are claimed atomically: many runs starting at once (threads and processes) each
 get their own directory, with no exception."""
+
 import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
 

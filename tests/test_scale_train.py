@@ -1,5 +1,6 @@
 """Large batches in the shared Trainer: GradCache gives the gradients of a direct large-batch
 step, and 2 torchrun processes (gloo) give the loss curve of 1 process on the same global batch."""
+
 import json
 import os
 import subprocess
@@ -8,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from toy_task import ToyTask, recipe
 
 from cl_domains.core.errors import UserError
 from cl_domains.core.runs import Run
 from cl_domains.core.train import Trainer, train_task
-from toy_task import ToyTask, recipe
 
 
 def trainer(tmp_path, task, **train):
@@ -41,7 +42,7 @@ def test_grad_cache_replays_dropout_masks(tmp_path):
     batch = torch.arange(12)
     reference = ToyTask(12, dropout=0.5)
     torch.manual_seed(7)
-    parts = [reference.embed(batch[s:s + 4]) for s in range(0, 12, 4)]
+    parts = [reference.embed(batch[s : s + 4]) for s in range(0, 12, 4)]
     loss = reference.loss_from_embeddings(tuple(torch.cat(c) for c in zip(*parts)), batch)
     loss.backward()
     cached = ToyTask(12, dropout=0.5)
@@ -73,9 +74,21 @@ def test_grad_cache_needs_an_embedding_task(tmp_path):
 
 def torchrun(tmp_path: Path, *args, **train) -> dict:
     worker = Path(__file__).with_name("ddp_train_worker.py")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(worker), *map(str, args)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOY_TRAIN": json.dumps(train),
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(worker),
+        *map(str, args),
+    ]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TOY_TRAIN": json.dumps(train),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+    }
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     done = Path(args[0]).parent / "done.json" if args[1] == "resume" else Path(args[0]) / "done.json"

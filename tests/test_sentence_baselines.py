@@ -1,5 +1,6 @@
 """Sentence baselines (the untrained backbone with its native and the recipe's pooling) on tiny
 recipes, one-pass multi-pooling encoding, and equal-metric resume for the supervised methods."""
+
 import csv
 import math
 
@@ -72,10 +73,13 @@ def _triplets(data_root, tmp_path, n=64):
     return str(tmp_path / "t.csv")
 
 
-@pytest.mark.parametrize("method", [
-    {"name": "simcse", "variant": "sup"},
-    {"name": "multicsr", "human_pairs": True, "reference_pooling": "mean", "false_negative_threshold": 0.99},
-])
+@pytest.mark.parametrize(
+    "method",
+    [
+        {"name": "simcse", "variant": "sup"},
+        {"name": "multicsr", "human_pairs": True, "reference_pooling": "mean", "false_negative_threshold": 0.99},
+    ],
+)
 def test_supervised_resume_gives_the_same_final_metrics(method, tiny_backbone, tiny_data, data_root, tmp_path):
     if method["name"] == "multicsr":
         method = {**method, "reference": tiny_backbone}

@@ -1,15 +1,28 @@
 """Sequential recommendation: split, augmentations, metrics, SASRec, MCLRec's update, recipes."""
+
 import gzip
 import json
 import math
 
 import pytest
-from conftest import full_and_resumed
 import torch
+from conftest import full_and_resumed
 
 from cl_domains.core.errors import UserError
-from cl_domains.seqrec import (LeaveOneOut, SASRecEncoder, crop, insert, mask, ranking_metrics, read_sequences, reorder,
-                               similar_items, substitute, target_ranks, two_views)
+from cl_domains.seqrec import (
+    LeaveOneOut,
+    SASRecEncoder,
+    crop,
+    insert,
+    mask,
+    ranking_metrics,
+    read_sequences,
+    reorder,
+    similar_items,
+    substitute,
+    target_ranks,
+    two_views,
+)
 from cl_domains.seqrec.mclrec import margin_regulariser
 
 TINY = "1 1 2 3 4 5\n2 6 7 8\n3 2 9 4 1\n"
@@ -55,14 +68,17 @@ def test_gz_and_real_beauty_counts(tmp_path, tiny, data_root):
     assert d.n_train == 198502 - 3 * 22363 and math.ceil(d.n_train / 256) == 514
 
 
-@pytest.mark.parametrize("text, n_items, message", [
-    ("1 1 2 x\n", None, "line 1: expected integers"),
-    ("1 1 2 3\n2 4 5\n", None, "line 2: user 2 has 2 item(s)"),
-    ("1 1 0 3\n", None, "item id 0 is out of range"),
-    ("1 1 2 3\n2 4 5 12\n", 10, "line 2: item id 12 is out of range"),
-    ("1 1 2 3\n1 4 5 6\n", None, "user 1 appears twice"),
-    ("\n\n", None, "no user sequences"),
-])
+@pytest.mark.parametrize(
+    "text, n_items, message",
+    [
+        ("1 1 2 x\n", None, "line 1: expected integers"),
+        ("1 1 2 3\n2 4 5\n", None, "line 2: user 2 has 2 item(s)"),
+        ("1 1 0 3\n", None, "item id 0 is out of range"),
+        ("1 1 2 3\n2 4 5 12\n", 10, "line 2: item id 12 is out of range"),
+        ("1 1 2 3\n1 4 5 6\n", None, "user 1 appears twice"),
+        ("\n\n", None, "no user sequences"),
+    ],
+)
 def test_malformed_files_name_the_problem(tmp_path, text, n_items, message):
     p = tmp_path / "bad.txt"
     p.write_text(text)
@@ -74,13 +90,19 @@ def test_malformed_files_name_the_problem(tmp_path, text, n_items, message):
 # ---------------------------------------------------------------- augmentations
 @pytest.fixture
 def batch():
-    seqs = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12, 13, 14], [3, 4, 0, 0, 0, 0, 0, 0, 0, 0], [9, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-                         [1, 2, 3, 4, 5, 0, 0, 0, 0, 0]])
+    seqs = torch.tensor(
+        [
+            [5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
+            [3, 4, 0, 0, 0, 0, 0, 0, 0, 0],
+            [9, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            [1, 2, 3, 4, 5, 0, 0, 0, 0, 0],
+        ]
+    )
     return seqs, torch.tensor([10, 2, 1, 5])
 
 
 def is_contiguous_sub(sub, full):
-    return any(full[i:i + len(sub)] == sub for i in range(len(full) - len(sub) + 1))
+    return any(full[i : i + len(sub)] == sub for i in range(len(full) - len(sub) + 1))
 
 
 @pytest.mark.parametrize("op", ["crop", "mask", "reorder", "insert", "substitute"])
@@ -119,14 +141,20 @@ def test_augmentation_semantics(batch):
         assert in_.tolist() == [10, 3, 1, 7]  # row 0 grew to 15 and keeps its most recent 10
         for got, f in zip(rows(i_, in_), full):
             originals = [x for x in got if x < 100]
-            assert originals == f[len(f) - len(originals):]
+            assert originals == f[len(f) - len(originals) :]
             assert all(x - 100 == got[i + 1] for i, x in enumerate(got) if x >= 100)  # inserted before its own item
 
 
 def test_two_views_use_different_operations(batch):
     seqs, lengths = batch
-    (a, an), (b, bn) = two_views(seqs, lengths, ["crop", "mask"], {"crop": 0.5, "mask": 0.5},
-                                 generator=torch.Generator().manual_seed(1), mask_id=99)
+    (a, an), (b, bn) = two_views(
+        seqs,
+        lengths,
+        ["crop", "mask"],
+        {"crop": 0.5, "mask": 0.5},
+        generator=torch.Generator().manual_seed(1),
+        mask_id=99,
+    )
     for r1, n1, r2, n2, n in zip(a, an, b, bn, lengths):
         if n > 1:  # exactly one view is a crop (shorter), the other a mask (same length)
             assert sorted([int(n1), int(n2)]) == [int(0.5 * n), int(n)]
@@ -193,7 +221,7 @@ def test_sasrec_packed_last_position_forward_matches_full_grid():
         x = block(x, slots, (b, length), allowed, None)
     ref = x.view(b, length, -1)[torch.arange(b), lengths - 1]
     torch.testing.assert_close(fast, ref)
-    alone = torch.cat([model(seqs[i:i + 1, :n], lengths[i:i + 1]) for i, n in enumerate(lengths.tolist())])
+    alone = torch.cat([model(seqs[i : i + 1, :n], lengths[i : i + 1]) for i, n in enumerate(lengths.tolist())])
     torch.testing.assert_close(fast, alone, rtol=1e-5, atol=1e-5)  # padding changes nothing
 
 
@@ -247,15 +275,30 @@ def test_margin_regulariser_matches_naive_value_and_gradient():
 
 
 def seqrec_recipe(tmp_path, data, method, **train):
-    from cl_domains.core.recipe import load_recipe
     import yaml
 
-    r = {"name": "tiny_seqrec", "domain": "seqrec",
-         "model": {"max_len": 8, "hidden": 16, "layers": 1, "heads": 2, "inner": 32},
-         "data": {"sequences": str(data)}, "method": method,
-         "train": {"batch_size": 16, "lr": 1e-2, "max_steps": 6, "eval_every": 3, "checkpoint_every": 3, "seed": 1,
-                   "schedule": "constant", "log_every": 3, **train},
-         "eval": {"batch_size": 32}, "paper": {"metrics": {"HR@10": 0.05}}}
+    from cl_domains.core.recipe import load_recipe
+
+    r = {
+        "name": "tiny_seqrec",
+        "domain": "seqrec",
+        "model": {"max_len": 8, "hidden": 16, "layers": 1, "heads": 2, "inner": 32},
+        "data": {"sequences": str(data)},
+        "method": method,
+        "train": {
+            "batch_size": 16,
+            "lr": 1e-2,
+            "max_steps": 6,
+            "eval_every": 3,
+            "checkpoint_every": 3,
+            "seed": 1,
+            "schedule": "constant",
+            "log_every": 3,
+            **train,
+        },
+        "eval": {"batch_size": 32},
+        "paper": {"metrics": {"HR@10": 0.05}},
+    }
     p = tmp_path / "r.yaml"
     p.write_text(yaml.safe_dump(r))
     return load_recipe(p)
@@ -264,8 +307,10 @@ def seqrec_recipe(tmp_path, data, method, **train):
 @pytest.fixture
 def small_file(tmp_path):
     g = torch.Generator().manual_seed(0)
-    lines = [" ".join([str(u)] + [str(int(i)) for i in torch.randperm(40, generator=g)[:int(n)] + 1])
-             for u, n in enumerate(torch.randint(3, 12, (60,), generator=g).tolist(), 1)]
+    lines = [
+        " ".join([str(u)] + [str(int(i)) for i in torch.randperm(40, generator=g)[: int(n)] + 1])
+        for u, n in enumerate(torch.randint(3, 12, (60,), generator=g).tolist(), 1)
+    ]
     p = tmp_path / "small.txt"
     p.write_text("\n".join(lines) + "\n")
     return p
@@ -282,7 +327,10 @@ def test_mclrec_three_steps_touch_only_their_parameters(tmp_path, small_file):
     snaps = []
 
     def snapshot():
-        return ([p.detach().clone() for p in task.encoder.parameters()], [p.detach().clone() for p in task.augmenters.parameters()])
+        return (
+            [p.detach().clone() for p in task.encoder.parameters()],
+            [p.detach().clone() for p in task.augmenters.parameters()],
+        )
 
     def update(loss, extras=None):
         loss.backward()
@@ -305,8 +353,15 @@ def test_mclrec_three_steps_touch_only_their_parameters(tmp_path, small_file):
     assert all(not p.requires_grad for p in task.augmenters.parameters())
 
 
-@pytest.mark.parametrize("method", [{"name": "sasrec"}, {"name": "sasrec", "loss": "bpr"}, {"name": "cl4srec"},
-                                    {"name": "mclrec", "augment": {"ops": ["insert", "substitute", "crop"]}}])
+@pytest.mark.parametrize(
+    "method",
+    [
+        {"name": "sasrec"},
+        {"name": "sasrec", "loss": "bpr"},
+        {"name": "cl4srec"},
+        {"name": "mclrec", "augment": {"ops": ["insert", "substitute", "crop"]}},
+    ],
+)
 def test_each_method_trains_exports_and_resumes(tmp_path, small_file, method):
     """Interrupted at step 4 and resumed == uninterrupted (final metrics and loss curve), with the most-popular
     baseline computed once, on the same test split."""
@@ -319,7 +374,11 @@ def test_each_method_trains_exports_and_resumes(tmp_path, small_file, method):
     assert m["final"] == pytest.approx(full["final"], abs=1e-9)
     assert [v for _, v in m["history"]["loss"]] == pytest.approx([v for _, v in full["history"]["loss"]], abs=1e-6)
     pop = m["baselines"]["most popular"]
-    assert set(pop) == set(m["final"]) and all(math.isfinite(v) for v in pop.values()) and pop == full["baselines"]["most popular"]
+    assert (
+        set(pop) == set(m["final"])
+        and all(math.isfinite(v) for v in pop.values())
+        and pop == full["baselines"]["most popular"]
+    )
     assert "| before training | most popular | ours |" in (run_dir / "report.md").read_text()
     model = SASRecEncoder.load(run_dir / "model")
     assert model.recommend([1, 2, 3], k=5).shape == (5,)
@@ -333,8 +392,11 @@ def test_each_method_trains_exports_and_resumes(tmp_path, small_file, method):
 # .0236 / .0221, NDCG@10 .0124 / .0114, about 6%): the SASRec margin (1.5x most popular) sits > 5 such spreads below
 # ours. CL4SRec (seeds 2020 / 1: HR@10 .0138 / .0130, NDCG@10 .0065 / .0065) beats it by 15-23%: its margin, 1.05x,
 # is about 2.5 spreads below the mean. The band around the stored value is 20% (> 3 spreads).
-QUICK = {"sasrec_beauty": {"HR@10": 0.02357, "NDCG@10": 0.01238}, "cl4srec_beauty": {"HR@10": 0.01382, "NDCG@10": 0.00654},
-         "mclrec_beauty": {"HR@10": 0.009659, "NDCG@10": 0.004718}}
+QUICK = {
+    "sasrec_beauty": {"HR@10": 0.02357, "NDCG@10": 0.01238},
+    "cl4srec_beauty": {"HR@10": 0.01382, "NDCG@10": 0.00654},
+    "mclrec_beauty": {"HR@10": 0.009659, "NDCG@10": 0.004718},
+}
 MARGIN = {"sasrec_beauty": 1.5, "cl4srec_beauty": 1.05}  # ours >= MARGIN x most popular; MCLRec: no claim
 MOST_POPULAR = {"HR@10": 0.01131, "NDCG@10": 0.005309}
 UNTRAINED_HR10 = 0.0007602
@@ -342,20 +404,31 @@ UNTRAINED_HR10 = 0.0007602
 
 @pytest.mark.integration
 @pytest.mark.benchmark
-@pytest.mark.parametrize("recipe", ["sasrec_beauty", pytest.param("cl4srec_beauty", marks=pytest.mark.slow),
-                                    pytest.param("mclrec_beauty", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        "sasrec_beauty",
+        pytest.param("cl4srec_beauty", marks=pytest.mark.slow),
+        pytest.param("mclrec_beauty", marks=pytest.mark.slow),
+    ],
+)
 def test_quick_profile_against_most_popular(recipe, tmp_path, data_root):
     from cl_domains.core.recipe import load_recipe
     from cl_domains.core.train import train_recipe
 
-    run = train_recipe(load_recipe(f"recipes/{recipe}.yaml", "quick", ["train.eval_before=false"]), out=tmp_path,
-                       data_root=data_root)
+    run = train_recipe(
+        load_recipe(f"recipes/{recipe}.yaml", "quick", ["train.eval_before=false"]), out=tmp_path, data_root=data_root
+    )
     final, pop = run.metrics["final"], run.metrics["baselines"]["most popular"]
     for metric, value in MOST_POPULAR.items():
         assert pop[metric] == pytest.approx(value, rel=1e-3)  # the same split and protocol as the stored numbers
     for metric, value in QUICK[recipe].items():
-        assert final[metric] == pytest.approx(value, rel=0.2), f"{recipe}: {metric} {final[metric]:.4f} vs stored {value}"
+        assert final[metric] == pytest.approx(value, rel=0.2), (
+            f"{recipe}: {metric} {final[metric]:.4f} vs stored {value}"
+        )
         if recipe in MARGIN:
-            assert final[metric] >= MARGIN[recipe] * pop[metric], f"{recipe}: {metric} {final[metric]:.4f} vs most popular {pop[metric]:.4f}"
+            assert final[metric] >= MARGIN[recipe] * pop[metric], (
+                f"{recipe}: {metric} {final[metric]:.4f} vs most popular {pop[metric]:.4f}"
+            )
     assert final["HR@10"] > 5 * UNTRAINED_HR10
     assert "| most popular | ours |" in (run.dir / "report.md").read_text()

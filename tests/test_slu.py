@@ -1,9 +1,8 @@
 """SLU domain: log-mel, espeak-ng synthesis, FSC/SLURP loaders, error messages, rehearsal memory,
 continual-learning metrics, the COCONUT loss terms and a reduced class-incremental run."""
+
 import gzip
 import math
-import shutil
-import wave
 
 import numpy as np
 import pytest
@@ -11,12 +10,26 @@ import torch
 from conftest import skip_or_fail
 
 from cl_domains.core.errors import UserError
-from cl_domains.slu import (FSC_INTENTS, SLURP_SCENARIOS, RehearsalMemory, cl_metrics, log_mel, mel_filterbank,
-                            mm_loss, nspt_loss, read_fsc_csv, read_massive_jsonl, read_slurp_jsonl, read_wav, task_splits)
+from cl_domains.slu import (
+    FSC_INTENTS,
+    SLURP_SCENARIOS,
+    RehearsalMemory,
+    cl_metrics,
+    log_mel,
+    mel_filterbank,
+    mm_loss,
+    nspt_loss,
+    read_fsc_csv,
+    read_massive_jsonl,
+    read_slurp_jsonl,
+    read_wav,
+    task_splits,
+)
 from cl_domains.slu.data import write_wav
 from cl_domains.slu.features import hz_to_mel, mel_to_hz
 from cl_domains.slu.synth import assign_voices, espeak_available, manifest_digest, synthesize
 from cl_domains.slu.task import SLUData, prepare
+
 
 @pytest.fixture
 def espeak():
@@ -57,7 +70,7 @@ def test_log_mel_matches_a_numpy_reference():
     padded = np.pad(x, 200, mode="reflect")
     n_frames = 1 + (len(padded) - 400) // 160
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400)  # periodic Hann
-    frames = np.stack([padded[i * 160:i * 160 + 400] * window for i in range(n_frames)])
+    frames = np.stack([padded[i * 160 : i * 160 + 400] * window for i in range(n_frames)])
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
     ref = np.log(power @ mel_filterbank().numpy().T + 1e-6)
     assert ours.shape == (n_frames, 40) == (32, 40)
@@ -90,10 +103,14 @@ def test_slurp_and_massive_loaders(slu_root):
 
 def test_unknown_labels_name_file_and_line(tmp_path):
     csv = tmp_path / "bad.csv"
-    csv.write_text(",path,speakerId,transcription,action,object,location\n"
-                   "0,wavs/a.wav,s1,Turn on the lights,activate,lights,none\n"
-                   "1,wavs/b.wav,s1,Make me a sandwich,make,sandwich,none\n")
-    with pytest.raises(UserError, match=r"bad.csv, line 3: intent \('make', 'sandwich', 'none'\) is not one of FSC's 31"):
+    csv.write_text(
+        ",path,speakerId,transcription,action,object,location\n"
+        "0,wavs/a.wav,s1,Turn on the lights,activate,lights,none\n"
+        "1,wavs/b.wav,s1,Make me a sandwich,make,sandwich,none\n"
+    )
+    with pytest.raises(
+        UserError, match=r"bad.csv, line 3: intent \('make', 'sandwich', 'none'\) is not one of FSC's 31"
+    ):
         read_fsc_csv(csv)
     js = tmp_path / "bad.jsonl.gz"
     with gzip.open(js, "wt") as f:
@@ -131,9 +148,11 @@ def test_real_layout_loader_names_the_row_of_a_bad_file(tmp_path):
     _wav(root / "wavs/a.wav")
     _wav(root / "wavs/b.wav", rate=44100)
     csv = root / "data.csv"
-    csv.write_text(",path,speakerId,transcription,action,object,location\n"
-                   "0,wavs/a.wav,s1,Turn on the lights,activate,lights,none\n"
-                   "1,wavs/b.wav,s2,Lights off,deactivate,lights,none\n")
+    csv.write_text(
+        ",path,speakerId,transcription,action,object,location\n"
+        "0,wavs/a.wav,s1,Turn on the lights,activate,lights,none\n"
+        "1,wavs/b.wav,s2,Lights off,deactivate,lights,none\n"
+    )
     cfg = SLUData(format="fsc", train=str(csv), test=str(csv), audio_root=str(root), cache_dir=str(tmp_path / "cache"))
     with pytest.raises(UserError, match=r"b.wav \(.*data.csv, row 3\): sample rate 44100 Hz"):
         prepare(cfg, log=lambda *_: None)
@@ -147,13 +166,16 @@ def test_real_layout_loader_names_the_row_of_a_bad_file(tmp_path):
 def test_synthesis_is_reproducible_and_eval_voices_are_unseen(tmp_path, slu_root):
     fsc = read_fsc_csv(slu_root / "fsc/valid_data.csv.gz")
     speakers = sorted(set(fsc.speakers))
-    rows = [i for i, s in enumerate(fsc.speakers) if s in speakers[:3]][:4] + \
-           [i for i, s in enumerate(fsc.speakers) if s == speakers[3]][:2]
+    rows = [i for i, s in enumerate(fsc.speakers) if s in speakers[:3]][:4] + [
+        i for i, s in enumerate(fsc.speakers) if s == speakers[3]
+    ][:2]
     train, test = fsc.subset(rows[:4]), fsc.subset(rows[4:])
     voices = assign_voices(train.speakers, test.speakers, seed=0)
     assert not {voices[s].name for s in test.speakers} & {voices[s].name for s in train.speakers}
-    builds = [synthesize({"train": train, "test": test}, voices, tmp_path / f"b{k}", workers=w, log=lambda *_: None)
-              for k, w in enumerate((1, 2))]
+    builds = [
+        synthesize({"train": train, "test": test}, voices, tmp_path / f"b{k}", workers=w, log=lambda *_: None)
+        for k, w in enumerate((1, 2))
+    ]
     assert manifest_digest(tmp_path / "b0") == manifest_digest(tmp_path / "b1")  # same seed: same sha256 per WAV
     x = read_wav(builds[0]["train"].audio[0])
     assert 0.3 < len(x) / 16000 < 6 and np.abs(x).max() > 0.05
@@ -225,7 +247,9 @@ def test_nspt_loss_against_the_naive_formula():
     anchors, ya = s_keys[5:], ys[5:]
     t_keys, yt = torch.randn(5, 8, generator=g), ys[5:]
     ours = nspt_loss(anchors, ya, t_keys, yt, s_keys, ys, 0.1)
-    assert float(ours.detach()) == pytest.approx(_naive_nspt(anchors.detach(), ya, t_keys, yt, s_keys.detach(), ys, 0.1), rel=1e-5)
+    assert float(ours.detach()) == pytest.approx(
+        _naive_nspt(anchors.detach(), ya, t_keys, yt, s_keys.detach(), ys, 0.1), rel=1e-5
+    )
     ours.backward()
     assert torch.isfinite(s_keys.grad).all() and s_keys.grad[:5].abs().sum() > 0  # negatives get a gradient
 
@@ -256,9 +280,19 @@ def test_reduced_quick_run_orders_the_strategies(tmp_path, slu_root, data_root):
     from cl_domains.core.train import train_recipe
     from cl_domains.slu import SLUModel
 
-    recipe = load_recipe("recipes/coconut_fsc.yaml", "quick", [
-        "data.train_speakers=8", "data.test_speakers=3", f"data.cache_dir={tmp_path / 'cache'}", "method.n_tasks=3",
-        "method.seeds=[0]", "method.memory_size=60", "train.epochs=3"])
+    recipe = load_recipe(
+        "recipes/coconut_fsc.yaml",
+        "quick",
+        [
+            "data.train_speakers=8",
+            "data.test_speakers=3",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "method.n_tasks=3",
+            "method.seeds=[0]",
+            "method.memory_size=60",
+            "train.epochs=3",
+        ],
+    )
     run = train_recipe(recipe, out=tmp_path / "runs", data_root=data_root)
     final = run.metrics["final"]
     assert final["joint/avg_acc"] > final["finetune/avg_acc"] + 15

@@ -1,5 +1,6 @@
 """Time-series domain: loaders against known sizes, the hierarchical loss against a naive reference,
 the trend head, malformed inputs, quick profiles against floors, and TSEncoder in a fresh process."""
+
 import os
 import subprocess
 import sys
@@ -8,8 +9,8 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import full_and_resumed
 import torch
+from conftest import full_and_resumed
 
 from cl_domains.core.errors import UserError
 from cl_domains.timeseries import TSEncoder, read_forecast, read_ucr
@@ -20,9 +21,17 @@ from cl_domains.timeseries.networks import TrendHead
 from cl_domains.timeseries.probes import forecast_samples
 from cl_domains.timeseries.task import random_crops, sections
 
-UCR_SIZES = {"GunPoint": (50, 150, 150, 2), "ECG200": (100, 100, 96, 2), "ItalyPowerDemand": (67, 1029, 24, 2),
-             "Coffee": (28, 28, 286, 2), "ArrowHead": (36, 175, 251, 3), "CBF": (30, 900, 128, 3),
-             "Chinatown": (20, 343, 24, 2), "SyntheticControl": (300, 300, 60, 6), "TwoLeadECG": (23, 1139, 82, 2)}
+UCR_SIZES = {
+    "GunPoint": (50, 150, 150, 2),
+    "ECG200": (100, 100, 96, 2),
+    "ItalyPowerDemand": (67, 1029, 24, 2),
+    "Coffee": (28, 28, 286, 2),
+    "ArrowHead": (36, 175, 251, 3),
+    "CBF": (30, 900, 128, 3),
+    "Chinatown": (20, 343, 24, 2),
+    "SyntheticControl": (300, 300, 60, 6),
+    "TwoLeadECG": (23, 1139, 82, 2),
+}
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +75,7 @@ def test_ucr_sizes_and_labels(ts_root, name):
 # ------------------------------------------------------------------ losses and networks
 def naive_hierarchical(z1, z2, alpha=0.5):
     """Term by term: -log softmax over the other 2N-1 rows, at every max-pooled scale."""
+
     def nll(rows):  # rows [2N, D]; partner of i is i +- N
         n2 = rows.shape[0]
         total = 0.0
@@ -111,11 +121,15 @@ def naive_local(z, k, start):
     size = z.shape[1] // k
     terms = []
     for series in z:
-        seg = [torch.nn.functional.normalize(series[start + j * size:start + (j + 1) * size].max(0).values, dim=0)
-               for j in range(k)]
+        seg = [
+            torch.nn.functional.normalize(series[start + j * size : start + (j + 1) * size].max(0).values, dim=0)
+            for j in range(k)
+        ]
         for i in range(k):
             p = i + 1 if i < k - 1 else i - 1
-            negs = [j for j in range(k) if abs(i - j) >= 2 and not (i == 0 and j == 2) and not (i == k - 1 and j == k - 3)]
+            negs = [
+                j for j in range(k) if abs(i - j) >= 2 and not (i == 0 and j == 2) and not (i == k - 1 and j == k - 3)
+            ]
             assert len(negs) == k - 3
             pos = torch.exp(seg[i] @ seg[p])
             terms.append(-torch.log(pos / (pos + sum(torch.exp(seg[i] @ seg[j]) for j in negs))))
@@ -131,7 +145,7 @@ def test_autotcl_local_loss_matches_naive_reference(shape, k):
     ref = naive_local(z, k, start)
     assert ours.item() == pytest.approx(ref.item(), rel=1e-10)
     torch.testing.assert_close(torch.autograd.grad(ours, z)[0], torch.autograd.grad(ref, z)[0])
-    assert local_loss(z[:, :k - 1], k).item() == 0.0  # shorter than one step per segment: no local term
+    assert local_loss(z[:, : k - 1], k).item() == 0.0  # shorter than one step per segment: no local term
 
 
 def test_autotcl_global_loss_matches_naive_reference():
@@ -162,7 +176,7 @@ def test_ridge_alpha_is_chosen_by_validation_rmse_plus_mae():
     scores = {}
     for alpha in RIDGE_ALPHAS:
         err = Ridge(alpha=alpha).fit(*train).predict(val[0]) - val[1]
-        scores[alpha] = np.sqrt((err ** 2).mean()) + np.abs(err).mean()
+        scores[alpha] = np.sqrt((err**2).mean()) + np.abs(err).mean()
     out = ridge_probe(train, val, test)
     assert out["alpha"] == min(scores, key=scores.get)
     pred = Ridge(alpha=out["alpha"]).fit(*train).predict(test[0])
@@ -246,10 +260,12 @@ def test_batches_are_full_like_the_official_loader(ts_root):
 
     task = build(load_recipe("recipes/ts2vec_ett.yaml", "quick"), ts_root.parent, torch.device("cpu"))
     assert len(task.train_x) == 34 and task.num_batches(0) == 1
-    (_, _, idx), = list(task.batches(0))
+    ((_, _, idx),) = list(task.batches(0))
     assert len(idx) == 32 and len(set(idx.tolist())) == 32
-    task = build(load_recipe("recipes/ts2vec_ett.yaml", "quick", ["train.batch_size=100"]), ts_root.parent, torch.device("cpu"))
-    (_, _, idx), = list(task.batches(3))
+    task = build(
+        load_recipe("recipes/ts2vec_ett.yaml", "quick", ["train.batch_size=100"]), ts_root.parent, torch.device("cpu")
+    )
+    ((_, _, idx),) = list(task.batches(3))
     assert sorted(idx.tolist()) == list(range(34))
 
 
@@ -271,7 +287,11 @@ def test_tsencoder_input_errors():
     padded[0, 15:] = np.nan  # end padding of a shorter series is fine
     z = enc.fit(pd.DataFrame(padded)).transform(padded)
     assert z.shape == (6, 8) and np.isfinite(z).all()
-    assert TSEncoder(per="timestamp", n_iters=1, depth=1, output_dims=8).fit(padded).transform(padded).shape == (6, 20, 8)
+    assert TSEncoder(per="timestamp", n_iters=1, depth=1, output_dims=8).fit(padded).transform(padded).shape == (
+        6,
+        20,
+        8,
+    )
 
 
 def test_sections_split_long_series():
@@ -333,21 +353,34 @@ def test_ucr_quick_profile_and_pipeline_in_fresh_process(tmp_path, data_root):
         from sklearn.pipeline import Pipeline
         from sklearn.svm import SVC
         from cl_domains.timeseries import TSEncoder, read_ucr
-        d = read_ucr({str(data_root / 'timeseries/ucr/Chinatown')!r})
-        pipe = Pipeline([("enc", TSEncoder(pretrained={str(run.dir / 'model')!r})), ("svc", SVC(C=10))])
+        d = read_ucr({str(data_root / "timeseries/ucr/Chinatown")!r})
+        pipe = Pipeline([("enc", TSEncoder(pretrained={str(run.dir / "model")!r})), ("svc", SVC(C=10))])
         pipe.fit(d.x_train[..., 0], d.y_train)
         print("ACC", (pipe.predict(d.x_test[..., 0]) == d.y_test).mean())
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert out.returncode == 0, out.stderr
     acc = float(out.stdout.split("ACC")[1])
     assert acc >= 0.85
 
 
-TINY = {"autotcl_ett": ["model.depth=1", "model.hidden=16", "model.output_dims=16", "data.horizons=[4, 8]",
-                        "eval.padding=8", "train.epochs=20"],
-        "autotcl_ucr": ["model.depth=1", "model.hidden=16", "model.output_dims=16"]}
+TINY = {
+    "autotcl_ett": [
+        "model.depth=1",
+        "model.hidden=16",
+        "model.output_dims=16",
+        "data.horizons=[4, 8]",
+        "eval.padding=8",
+        "train.epochs=20",
+    ],
+    "autotcl_ucr": ["model.depth=1", "model.hidden=16", "model.output_dims=16"],
+}
 
 
 @pytest.mark.parametrize("recipe", sorted(TINY))
@@ -356,8 +389,11 @@ def test_resumed_run_equals_uninterrupted_and_reports_baselines(recipe, tmp_path
     the baselines are in metrics.json and report.md, finite, with the test metrics' keys."""
     from cl_domains.core.recipe import load_recipe
 
-    r = load_recipe(f"recipes/{recipe}.yaml", "quick", TINY[recipe] + ["train.max_steps=4", "train.eval_every=2",
-                                                                       "train.checkpoint_every=2"])
+    r = load_recipe(
+        f"recipes/{recipe}.yaml",
+        "quick",
+        TINY[recipe] + ["train.max_steps=4", "train.eval_every=2", "train.checkpoint_every=2"],
+    )
     full_run, resumed_run = full_and_resumed(r, tmp_path, 2, data_root)
     full, resumed, cut = full_run.metrics, resumed_run.metrics, resumed_run.dir
     assert resumed["steps"] == full["steps"] == 4
@@ -387,13 +423,23 @@ def test_forecast_baselines_by_hand():
     assert res["alpha"] == 0.1 and np.abs(res["test_pred"]["t"] - y[150:]).max() < 0.05
 
 
-PAPER_EPOCHS = {("autotcl_ett", "paper"): 115, ("autotcl_ett", "etth2"): 80, ("autotcl_ett", "ettm1"): 190,
-                ("autotcl_ett", "wth"): 20, ("autotcl_ett", "multivariate"): 35}  # the official per-dataset configs
+PAPER_EPOCHS = {
+    ("autotcl_ett", "paper"): 115,
+    ("autotcl_ett", "etth2"): 80,
+    ("autotcl_ett", "ettm1"): 190,
+    ("autotcl_ett", "wth"): 20,
+    ("autotcl_ett", "multivariate"): 35,
+}  # the official per-dataset configs
 
 
-@pytest.mark.parametrize("recipe,profiles", [("autotcl_ett", ["paper", "etth2", "ettm1", "wth", "cpu", "multivariate", "quick"]),
-                                             ("ts2vec_ett", ["paper", "etth2", "ettm1", "wth", "cpu", "multivariate", "quick"]),
-                                             ("autotcl_ucr", ["paper", "quick"])])
+@pytest.mark.parametrize(
+    "recipe,profiles",
+    [
+        ("autotcl_ett", ["paper", "etth2", "ettm1", "wth", "cpu", "multivariate", "quick"]),
+        ("ts2vec_ett", ["paper", "etth2", "ettm1", "wth", "cpu", "multivariate", "quick"]),
+        ("autotcl_ucr", ["paper", "quick"]),
+    ],
+)
 def test_timeseries_recipes_validate(recipe, profiles):
     from cl_domains.core.recipe import load_recipe
 

@@ -1,5 +1,6 @@
 """tsai backbones (the optional ``tsai`` extra): the adapter's contract with a fake ``tsai`` package (always run),
 and real tsai architectures where tsai is installed (``.ci/run``'s separate tsai environment)."""
+
 import json
 import os
 import subprocess
@@ -12,8 +13,7 @@ import torch
 from safetensors.torch import save_model
 
 from cl_domains.core.errors import UserError
-from cl_domains.timeseries import TSEncoder
-from cl_domains.timeseries import tsai_backbone
+from cl_domains.timeseries import TSEncoder, tsai_backbone
 from cl_domains.timeseries.networks import TS2VecNet
 from cl_domains.timeseries.ts2vec import ts2vec_loss
 
@@ -111,20 +111,25 @@ def test_adapter_shapes_nan_padding_and_export(fake_tsai, tmp_path):
     # an exported tsai-backbone encoder (what TimeseriesTask.export writes) loads through TSEncoder
     d = tmp_path / "model"
     d.mkdir()
-    config = dict(input_dims=2, output_dims=5, hidden=3, backbone={"name": "tsai", "arch": "FakeConv", "kwargs": {"nf": 6}})
+    config = dict(
+        input_dims=2, output_dims=5, hidden=3, backbone={"name": "tsai", "arch": "FakeConv", "kwargs": {"nf": 6}}
+    )
     (d / "config.json").write_text(json.dumps({"network": config}))
     save_model(net.eval(), str(d / "model.safetensors"))
     got = TSEncoder.load(d).transform(x.numpy())
     assert got.shape == (4, 5) and np.isfinite(got).all()
 
 
-@pytest.mark.parametrize("arch,kwargs,match", [
-    ("FakePool", {}, r"'FakePool'.*maps \[2, 3, 13\] to \[2, 4, 1\], not one vector per timestamp"),
-    ("FakeFlat", {}, r"'FakeFlat': no known feature extractor"),
-    ("FakeBroken", {}, r"'FakeBroken': importing tsai\.models\.FakeBroken failed.*torchvision"),
-    ("NoSuchArch", {}, r"'NoSuchArch' is not a tsai model"),
-    ("FakeConv", {"depth": 3}, r"model\.backbone\.kwargs.*FakeConv.*depth"),
-])
+@pytest.mark.parametrize(
+    "arch,kwargs,match",
+    [
+        ("FakePool", {}, r"'FakePool'.*maps \[2, 3, 13\] to \[2, 4, 1\], not one vector per timestamp"),
+        ("FakeFlat", {}, r"'FakeFlat': no known feature extractor"),
+        ("FakeBroken", {}, r"'FakeBroken': importing tsai\.models\.FakeBroken failed.*torchvision"),
+        ("NoSuchArch", {}, r"'NoSuchArch' is not a tsai model"),
+        ("FakeConv", {"depth": 3}, r"model\.backbone\.kwargs.*FakeConv.*depth"),
+    ],
+)
 def test_adapter_errors(fake_tsai, arch, kwargs, match):
     with pytest.raises(UserError, match=match):
         tsai_net(arch, **kwargs)
@@ -139,19 +144,28 @@ def tsai():
         import tsai
     except Exception as exc:  # ImportError, or an error raised while tsai imports its dependencies
         if os.environ.get("CL_DOMAINS_REQUIRE_TSAI") == "1":
-            pytest.fail(f"CL_DOMAINS_REQUIRE_TSAI=1 but tsai does not import: {type(exc).__name__}: {exc}", pytrace=False)
-        pytest.skip(f"tsai is not importable here ({type(exc).__name__}): the optional extra's own environment runs these")
+            pytest.fail(
+                f"CL_DOMAINS_REQUIRE_TSAI=1 but tsai does not import: {type(exc).__name__}: {exc}", pytrace=False
+            )
+        pytest.skip(
+            f"tsai is not importable here ({type(exc).__name__}): the optional extra's own environment runs these"
+        )
     return tsai
 
 
 def test_import_stays_light(tsai):
-    out = subprocess.run([sys.executable, "-c", "import sys, cl_domains.timeseries; print('tsai' in sys.modules)"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, cl_domains.timeseries; print('tsai' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
 
 
-@pytest.mark.parametrize("arch,kwargs,dim", [("InceptionTime", {"nf": 8}, 32), ("FCN", {}, 128), ("ResCNN", {}, 128),
-                                             ("FCNPlus", {}, 128)])
+@pytest.mark.parametrize(
+    "arch,kwargs,dim", [("InceptionTime", {"nf": 8}, 32), ("FCN", {}, 128), ("ResCNN", {}, 128), ("FCNPlus", {}, 128)]
+)
 def test_tsai_arch_gives_per_timestamp_representations(tsai, arch, kwargs, dim):
     net = tsai_net(arch, input_dims=3, out=16, hidden=8, **kwargs)
     assert net.features.proj.in_channels == dim
@@ -188,8 +202,15 @@ def test_ucr_quick_with_inceptiontime_backbone(tsai, tmp_path, data_root):
     run = train_recipe(recipe, out=tmp_path, data_root=data_root)
     m = run.metrics
     assert m["final"]["acc"] >= 0.93 and m["final"]["acc"] > m["before"]["acc"], m  # measured .974 (untrained .875)
-    script = (f"from cl_domains.timeseries import TSEncoder, read_ucr; d = read_ucr({str(data_root / 'timeseries/ucr/Chinatown')!r});"
-              f"print('SHAPE', TSEncoder.load({str(run.dir / 'model')!r}).transform(d.x_test).shape)")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    script = (
+        f"from cl_domains.timeseries import TSEncoder, read_ucr; d = read_ucr({str(data_root / 'timeseries/ucr/Chinatown')!r});"
+        f"print('SHAPE', TSEncoder.load({str(run.dir / 'model')!r}).transform(d.x_test).shape)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert out.returncode == 0 and "SHAPE (343, 64)" in out.stdout, out.stderr

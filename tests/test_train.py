@@ -1,14 +1,15 @@
 """The shared training loop on a tiny model: resume equals an uninterrupted run, NaN guard, outputs."""
+
 import json
 
 import pytest
 import torch
+from conftest import write_recipe
 from safetensors.torch import load_file
 
 from cl_domains.core.errors import TrainingDiverged
 from cl_domains.core.recipe import load_recipe
 from cl_domains.core.train import train_recipe
-from conftest import write_recipe
 
 
 def only_run(parent):
@@ -16,7 +17,13 @@ def only_run(parent):
     return d
 
 
-@pytest.mark.parametrize("method", [{"name": "simcse"}, {"name": "debcse", "neighbours": 2, "positive_threshold": 0.0, "false_negative_threshold": 1.0}])
+@pytest.mark.parametrize(
+    "method",
+    [
+        {"name": "simcse"},
+        {"name": "debcse", "neighbours": 2, "positive_threshold": 0.0, "false_negative_threshold": 1.0},
+    ],
+)
 def test_resume_after_interruption_gives_the_same_result(tmp_path, tiny_backbone, tiny_data, method):
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_backbone, tiny_data, method))
     full = train_recipe(recipe, out=tmp_path / "full")
@@ -39,7 +46,16 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, tiny_backbone
 def test_run_outputs(tmp_path, tiny_backbone, tiny_data):
     run = train_recipe(load_recipe(write_recipe(tmp_path / "r.yaml", tiny_backbone, tiny_data)), out=tmp_path)
     files = {p.name for p in run.dir.iterdir()}
-    assert {"config.yaml", "metrics.json", "train.log", "curves.png", "report.md", "model", "best", "checkpoints"} <= files
+    assert {
+        "config.yaml",
+        "metrics.json",
+        "train.log",
+        "curves.png",
+        "report.md",
+        "model",
+        "best",
+        "checkpoints",
+    } <= files
     m = json.loads((run.dir / "metrics.json").read_text())
     assert set(m["final"]) == {"stsb_test"} and set(m["before"]) == {"stsb_test"}
     assert m["best_step"] in (4, 8) and [s for s, _ in m["history"]["dev"]] == [4, 8]
@@ -80,7 +96,8 @@ def test_nan_loss_stops_with_a_diagnosis(tmp_path, tiny_backbone, tiny_data, mon
 def test_recipe_thread_count_does_not_outlive_the_run(tmp_path, tiny_backbone, tiny_data):
     before = torch.get_num_threads()
     target = 1 if before != 1 else 2
-    p = write_recipe(tmp_path / "r.yaml", tiny_backbone, tiny_data, max_steps=1, eval_every=None, threads=target,
-                     eval_before=False)
+    p = write_recipe(
+        tmp_path / "r.yaml", tiny_backbone, tiny_data, max_steps=1, eval_every=None, threads=target, eval_before=False
+    )
     train_recipe(load_recipe(p), out=tmp_path / "runs")
     assert torch.get_num_threads() == before

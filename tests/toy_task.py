@@ -1,5 +1,6 @@
 """A tiny embedding task for the training-loop scale tests (GradCache, torchrun): two noisy
 views of fixed points through a small float64 MLP, InfoNCE over the (global) batch."""
+
 from pathlib import Path
 
 import torch
@@ -19,8 +20,9 @@ class ToyTask:
         self.x1 = torch.randn(N, DIM, generator=g, dtype=torch.float64)
         self.x2 = self.x1 + 0.3 * torch.randn(N, DIM, generator=g, dtype=torch.float64)
         torch.manual_seed(seed)
-        self.model = torch.nn.Sequential(torch.nn.Linear(DIM, 16), torch.nn.Tanh(), torch.nn.Dropout(dropout),
-                                         torch.nn.Linear(16, 4)).double()
+        self.model = torch.nn.Sequential(
+            torch.nn.Linear(DIM, 16), torch.nn.Tanh(), torch.nn.Dropout(dropout), torch.nn.Linear(16, 4)
+        ).double()
         self.batch_size, self.seed = batch_size, seed
 
     def num_batches(self, epoch):
@@ -29,7 +31,7 @@ class ToyTask:
     def batches(self, epoch):
         order = torch.randperm(N, generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
         for i in range(self.num_batches(epoch)):
-            yield order[i * self.batch_size:(i + 1) * self.batch_size]
+            yield order[i * self.batch_size : (i + 1) * self.batch_size]
 
     def embed(self, batch):
         return self.model(self.x1[batch]), self.model(self.x2[batch])
@@ -52,8 +54,31 @@ class ToyTask:
 
 
 def recipe(**train) -> Recipe:
-    cfg = TrainConfig(**{"batch_size": 8, "lr": 0.05, "epochs": 2, "eval_every": None, "checkpoint_every": 2,
-                         "eval_before": False, "log_every": 1, "seed": 0, "device": "cpu", **train})
-    return Recipe(name="toy", domain="toy", description="", profile=None, model=None, data=None, method=None,
-                  train=cfg, eval=None, paper=PaperConfig(), resolved={"name": "toy", "train": cfg.model_dump()},
-                  source="tests/toy_task.py")
+    cfg = TrainConfig(
+        **{
+            "batch_size": 8,
+            "lr": 0.05,
+            "epochs": 2,
+            "eval_every": None,
+            "checkpoint_every": 2,
+            "eval_before": False,
+            "log_every": 1,
+            "seed": 0,
+            "device": "cpu",
+            **train,
+        }
+    )
+    return Recipe(
+        name="toy",
+        domain="toy",
+        description="",
+        profile=None,
+        model=None,
+        data=None,
+        method=None,
+        train=cfg,
+        eval=None,
+        paper=PaperConfig(),
+        resolved={"name": "toy", "train": cfg.model_dump()},
+        source="tests/toy_task.py",
+    )

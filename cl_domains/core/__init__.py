@@ -3,10 +3,20 @@ run outputs and data access. Domains build positive structures and weights and c
 
 The loss names below are imported on first use, so that ``cl_domains.core.errors`` (and the CLI's
 ``--help``) does not pull in torch."""
+
 from .errors import TrainingDiverged, UserError
 
-_LOSSES = ("Temperature", "contrastive_nll", "dcl", "info_nce", "masked_logsumexp", "mv_dhel", "mv_infonce",
-           "nt_xent", "supcon")
+_LOSSES = (
+    "Temperature",
+    "contrastive_nll",
+    "dcl",
+    "info_nce",
+    "masked_logsumexp",
+    "mv_dhel",
+    "mv_infonce",
+    "nt_xent",
+    "supcon",
+)
 __all__ = ["UserError", "TrainingDiverged", *_LOSSES]
 
 

@@ -6,6 +6,7 @@ A task may define ``baselines() -> {name: {metric: value}}`` (test metrics with 
 domain-free pieces: persistence and ridge forecasts from raw windows, ridge with alpha chosen on
 validation, 1-nearest-neighbour classification, and item popularity.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,15 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["RIDGE_ALPHAS", "lagged_windows", "last_value_forecast", "ridge_select", "nearest_neighbour_accuracy",
-           "popularity_counts", "forecast_errors"]
+__all__ = [
+    "RIDGE_ALPHAS",
+    "lagged_windows",
+    "last_value_forecast",
+    "ridge_select",
+    "nearest_neighbour_accuracy",
+    "popularity_counts",
+    "forecast_errors",
+]
 
 RIDGE_ALPHAS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
@@ -36,18 +44,22 @@ def last_value_forecast(values: np.ndarray, horizon: int) -> tuple[np.ndarray, n
     labels (step-major: ``values[t+1]``, then ``values[t+2]``, ...)."""
     values = np.asarray(values, dtype=np.float64)
     n = len(values) - horizon
-    truth = np.stack([values[i + 1:i + 1 + n] for i in range(horizon)], axis=1).reshape(n, -1)
+    truth = np.stack([values[i + 1 : i + 1 + n] for i in range(horizon)], axis=1).reshape(n, -1)
     return np.tile(values[:n], (1, horizon)), truth
 
 
 def forecast_errors(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     err = pred - truth
-    return {"mse": float((err ** 2).mean()), "mae": float(np.abs(err).mean())}
+    return {"mse": float((err**2).mean()), "mae": float(np.abs(err).mean())}
 
 
-def ridge_select(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-                 tests: dict[str, np.ndarray] | None = None, alphas=RIDGE_ALPHAS,
-                 score: Callable[[np.ndarray, np.ndarray], float] | None = None) -> dict:
+def ridge_select(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    tests: dict[str, np.ndarray] | None = None,
+    alphas=RIDGE_ALPHAS,
+    score: Callable[[np.ndarray, np.ndarray], float] | None = None,
+) -> dict:
     """Ridge regression (features standardised on train, intercept) with alpha picked on validation by
     ``score(pred, truth)`` (default RMSE + MAE, TS2Vec's rule; lower is better). One eigendecomposition
     serves every alpha. Returns ``alpha``, ``val_pred`` and the predictions for each array of ``tests``."""
@@ -77,11 +89,13 @@ def ridge_select(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np
     return {"alpha": alpha, "val_pred": val_pred, "test_pred": {k: predict(w, a) for k, a in (tests or {}).items()}}
 
 
-def nearest_neighbour_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
+def nearest_neighbour_accuracy(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
+) -> float:
     """Accuracy of 1-NN under Euclidean distance on the raw (flattened) inputs; NaN entries count as 0."""
     a = np.nan_to_num(np.asarray(x_train, np.float64).reshape(len(x_train), -1))
     b = np.nan_to_num(np.asarray(x_test, np.float64).reshape(len(x_test), -1))
-    d = (b ** 2).sum(1)[:, None] - 2 * b @ a.T + (a ** 2).sum(1)[None, :]
+    d = (b**2).sum(1)[:, None] - 2 * b @ a.T + (a**2).sum(1)[None, :]
     return float((np.asarray(y_train)[d.argmin(1)] == np.asarray(y_test)).mean())
 
 

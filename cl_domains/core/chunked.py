@@ -14,6 +14,7 @@ The positive/negative structure is given compactly so that it needs no ``[A, C]`
 either: positive column indices, label vectors, an excluded column per anchor (the anchor
 itself); dense ``[A, C]`` masks and weights are accepted too and sliced per block.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -146,7 +147,7 @@ class _ChunkedLSE(torch.autograd.Function):
     def forward(ctx, q: Tensor, k: Tensor, drop: tuple[Tensor, ...], chunk: int):
         lse = torch.full((q.shape[0],), float("-inf"), dtype=q.dtype, device=q.device)
         for j0 in range(0, k.shape[0], chunk):
-            lse = torch.logaddexp(lse, torch.logsumexp(_dropped(q @ k[j0:j0 + chunk].T, drop, j0), -1))
+            lse = torch.logaddexp(lse, torch.logsumexp(_dropped(q @ k[j0 : j0 + chunk].T, drop, j0), -1))
         ctx.save_for_backward(q, k, lse)
         ctx.drop, ctx.chunk = drop, chunk
         return lse
@@ -158,10 +159,10 @@ class _ChunkedLSE(torch.autograd.Function):
         g, lse = torch.where(finite, grad, 0.0), torch.where(finite, lse, 0.0)
         dq, dk = torch.zeros_like(q), torch.empty_like(k)
         for j0 in range(0, k.shape[0], ctx.chunk):
-            kb = k[j0:j0 + ctx.chunk]
+            kb = k[j0 : j0 + ctx.chunk]
             p = torch.exp(_dropped(q @ kb.T, ctx.drop, j0).sub_(lse[:, None])).mul_(g[:, None])
             dq.addmm_(p, kb)
-            torch.mm(p.T, q, out=dk[j0:j0 + ctx.chunk])
+            torch.mm(p.T, q, out=dk[j0 : j0 + ctx.chunk])
         return dq, dk, None, None
 
 
@@ -177,11 +178,11 @@ def label_mean_logit(anchors: Tensor, keys: Tensor, labels: tuple[Tensor, Tensor
     """Mean positive logit per anchor from per-label key sums, O((A + C) D): the positives of
     anchor ``i`` are the keys with its label, less its excluded column. Returns (mean, count)."""
     ids = torch.unique(torch.cat(labels), return_inverse=True)[1]
-    a_id, k_id = ids[: len(labels[0])], ids[len(labels[0]):]
+    a_id, k_id = ids[: len(labels[0])], ids[len(labels[0]) :]
     sums = keys.new_zeros(int(ids.max()) + 1, keys.shape[1]).index_add(0, k_id, keys)[a_id]
     count = torch.bincount(k_id, minlength=int(ids.max()) + 1)[a_id]
     if exclude is not None:
-        same = (k_id[exclude] == a_id)
+        same = k_id[exclude] == a_id
         sums = sums - keys[exclude] * same[:, None]
         count = count - same.long()
     return (anchors * sums).sum(-1) / count.clamp_min(1), count
@@ -237,7 +238,14 @@ def chunked_nll(
         if pos_index is None and labels is not None and positive_agg == "mean" and not decoupled:
             num, count = label_mean_logit(anchors, keys, labels, exclude)
             return (_ChunkedLSE.apply(anchors, keys, drop, chunk) - num).masked_fill(count == 0, float("nan"))
-    pairs = _Pairs(pos_index, pos_mask, labels, exclude, None if negatives is None else negatives.bool(),
-                   None if neg_weights is None else neg_weights.to(anchors.dtype), decoupled)
+    pairs = _Pairs(
+        pos_index,
+        pos_mask,
+        labels,
+        exclude,
+        None if negatives is None else negatives.bool(),
+        None if neg_weights is None else neg_weights.to(anchors.dtype),
+        decoupled,
+    )
     weights = pairs.neg_weights if neg_weights is not None and neg_weights.requires_grad else None
     return _ChunkedNLL.apply(anchors, keys, weights, pairs, positive_agg, chunk)

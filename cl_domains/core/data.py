@@ -6,6 +6,7 @@ Every dataset has a card ``datasets/<name>.yaml``: its files (path under the roo
 rows), official source, licence and, where one exists, how to fetch it. Recipes name data as
 ``"<card>/<file key>"`` (e.g. ``stsb/test``) or as a path to the user's own file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,20 @@ from pydantic import Field
 from .errors import UserError
 from .recipe import StrictModel
 
-__all__ = ["DataFile", "FetchSource", "DatasetCard", "data_root", "cards", "card", "resolve", "verify", "fetch", "sha256sum",
-           "open_text", "UserText"]
+__all__ = [
+    "DataFile",
+    "FetchSource",
+    "DatasetCard",
+    "data_root",
+    "cards",
+    "card",
+    "resolve",
+    "verify",
+    "fetch",
+    "sha256sum",
+    "open_text",
+    "UserText",
+]
 
 ENV = "CL_DOMAINS_DATA"
 
@@ -35,8 +48,11 @@ class DataFile(StrictModel):
     path: str
     sha256: Optional[str] = None
     rows: Optional[int] = None
-    plain_sha256: Optional[str] = Field(None, description="for a .gz file: sha256 of its content; a decompressed copy "
-                                        "at the path without .gz is accepted in its place")
+    plain_sha256: Optional[str] = Field(
+        None,
+        description="for a .gz file: sha256 of its content; a decompressed copy "
+        "at the path without .gz is accepted in its place",
+    )
     note: str = ""
 
 
@@ -152,19 +168,25 @@ def resolve(ref: str, root: str | Path | None = None) -> Path:
     if name not in cards() or as_path.exists():
         if as_path.exists():
             return as_path
-        raise UserError(f"data {ref!r} is neither a file nor '<dataset>/<file>' with a known dataset "
-                        f"(known: {', '.join(sorted(cards()))}).")
+        raise UserError(
+            f"data {ref!r} is neither a file nor '<dataset>/<file>' with a known dataset "
+            f"(known: {', '.join(sorted(cards()))})."
+        )
     c = card(name)
     if key not in c.files:
         raise UserError(f"dataset {name!r} has no file {key!r}; its files: {', '.join(c.files)}.")
     base, origin = data_root(root)
     path, status = _file_status(c, key, base)
     if status == "missing":
-        raise UserError(f"dataset {name!r}: file {path} is missing (data root {base}, from {origin}). "
-                        f"To fix: point --data-root or ${ENV} at the folder holding '{c.files[key].path}', or {_how_to_get(c)}.")
+        raise UserError(
+            f"dataset {name!r}: file {path} is missing (data root {base}, from {origin}). "
+            f"To fix: point --data-root or ${ENV} at the folder holding '{c.files[key].path}', or {_how_to_get(c)}."
+        )
     if status.startswith("corrupt"):
-        raise UserError(f"dataset {name!r}: file {path} is {status}; refusing to use it. "
-                        f"To fix: delete it and {_how_to_get(c)}, or restore the original file.")
+        raise UserError(
+            f"dataset {name!r}: file {path} is {status}; refusing to use it. "
+            f"To fix: delete it and {_how_to_get(c)}, or restore the original file."
+        )
     return path
 
 
@@ -199,7 +221,7 @@ def fetch(name: str, root: str | Path | None = None, *, force: bool = False) -> 
             _download(src.url, blob)
             if src.sha256 and sha256sum(blob) != src.sha256:
                 raise UserError(f"download of {src.url} has the wrong sha256; not used.")
-            for member, key in (src.members.items() or [(None, k) for k in targets]):
+            for member, key in src.members.items() or [(None, k) for k in targets]:
                 data = _extract(blob, src.archive, member)
                 out, entry = targets[key], c.files[key]
                 digest = hashlib.sha256(data).hexdigest()
@@ -264,8 +286,10 @@ class UserText:
         if isinstance(exc, UnicodeDecodeError):
             raise UserError(f"{self._bad_utf8()}: not UTF-8 text; is it a binary file? Save text as UTF-8.") from None
         if isinstance(exc, (EOFError, zlib.error)) or type(exc).__name__ == "BadGzipFile":
-            raise UserError(f"{self.path}: damaged or truncated gzip data after line {self.line} ({exc}); "
-                            "download or compress the file again.") from None
+            raise UserError(
+                f"{self.path}: damaged or truncated gzip data after line {self.line} ({exc}); "
+                "download or compress the file again."
+            ) from None
         if isinstance(exc, csv.Error):
             raise UserError(f"{at}: {exc}.") from None
         if isinstance(exc, OSError):

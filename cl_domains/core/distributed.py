@@ -6,6 +6,7 @@ keys. The backward of :func:`gather_with_grad` sums the key gradients of all pro
 world, which yields exactly the gradient of the single-process loss over the global batch.
 A plain ``dist.all_gather`` (no gradient through the other processes' terms) does not.
 """
+
 from __future__ import annotations
 
 import gc
@@ -16,8 +17,18 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["is_distributed", "rank", "world_size", "gather_with_grad", "local_slice", "init_from_env", "shutdown",
-           "broadcast_object", "average_gradients", "all_mean"]
+__all__ = [
+    "is_distributed",
+    "rank",
+    "world_size",
+    "gather_with_grad",
+    "local_slice",
+    "init_from_env",
+    "shutdown",
+    "broadcast_object",
+    "average_gradients",
+    "all_mean",
+]
 
 
 def is_distributed() -> bool:
@@ -108,7 +119,7 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     flat /= world_size()
     offset = 0
     for p in params:
-        p.grad.copy_(flat[offset: offset + p.numel()].view_as(p))
+        p.grad.copy_(flat[offset : offset + p.numel()].view_as(p))
         offset += p.numel()
 
 

@@ -1,4 +1,5 @@
 """Projection heads shared by the domains."""
+
 from __future__ import annotations
 
 from torch import Tensor, nn

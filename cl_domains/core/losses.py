@@ -15,6 +15,7 @@ stable ``log sum_j w_ij * exp(l_ij)`` over the entries a boolean mask keeps. Con
   picks it when the matrix would exceed ``AUTO_CHUNK_ENTRIES`` logits; ``True``/``False`` force
   it; ``chunk_size`` sets the keys per block.
 """
+
 from __future__ import annotations
 
 import math
@@ -119,7 +120,11 @@ def contrastive_nll(
         pos_logit = logits.gather(-1, idx).squeeze(-1)
         if neg_weights is None and not decoupled and logits.dim() == 2:
             # cross-entropy (one fused log-softmax), or NT-Xent with a negatives mask
-            x = logits if negatives is None else logits.masked_fill(~negatives.bool().scatter(-1, idx, True), float("-inf"))
+            x = (
+                logits
+                if negatives is None
+                else logits.masked_fill(~negatives.bool().scatter(-1, idx, True), float("-inf"))
+            )
             return F.cross_entropy(x, positives.long(), reduction="none")
     pos = F.one_hot(positives.long(), logits.shape[-1]).bool() if single else positives
     neg = ~pos if negatives is None else negatives.bool() & ~pos
@@ -235,8 +240,14 @@ def nt_xent(
     m = rows.shape[0]
     other_view = (torch.arange(m, device=rows.device) + m // 2) % m
     if use_chunks(chunked, m, m):
-        loss = chunked_nll(rows / temperature, rows, positives=other_view, exclude=torch.arange(m, device=rows.device),
-                           decoupled=decoupled, chunk_size=chunk_size)
+        loss = chunked_nll(
+            rows / temperature,
+            rows,
+            positives=other_view,
+            exclude=torch.arange(m, device=rows.device),
+            decoupled=decoupled,
+            chunk_size=chunk_size,
+        )
         return _reduce(loss, reduction)
     logits = (rows / temperature) @ rows.transpose(0, 1)
     logits.diagonal().fill_(float("-inf"))  # self-pairs (in place: the matmul's backward needs only its inputs)
@@ -268,8 +279,16 @@ def supcon(
         raise ValueError(f"labels has {labels.shape[0]} entries for {n} embeddings")
     z = _unit(embeddings, normalize)
     if use_chunks(chunked, n, n):
-        loss = chunked_nll(z / temperature, z, labels=(labels, labels), exclude=torch.arange(n, device=z.device),
-                           neg_weights=neg_weights, decoupled=decoupled, positive_agg=positive_agg, chunk_size=chunk_size)
+        loss = chunked_nll(
+            z / temperature,
+            z,
+            labels=(labels, labels),
+            exclude=torch.arange(n, device=z.device),
+            neg_weights=neg_weights,
+            decoupled=decoupled,
+            positive_agg=positive_agg,
+            chunk_size=chunk_size,
+        )
         _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
         has_pos = counts[inverse] > 1
     elif neg_weights is None and not decoupled and positive_agg == "mean":
@@ -299,15 +318,38 @@ def supcon(
     return _reduce(loss[has_pos], reduction)
 
 
-def dcl(z1: Tensor, z2: Tensor, temperature: float | Tensor = 0.1, *, normalize: bool = True, reduction: str = "mean",
-        chunked: bool | None = None, chunk_size: int | None = None) -> Tensor:
+def dcl(
+    z1: Tensor,
+    z2: Tensor,
+    temperature: float | Tensor = 0.1,
+    *,
+    normalize: bool = True,
+    reduction: str = "mean",
+    chunked: bool | None = None,
+    chunk_size: int | None = None,
+) -> Tensor:
     """Decoupled contrastive loss (Yeh et al. 2022): NT-Xent without the positive in the denominator."""
-    return nt_xent(z1, z2, temperature, normalize=normalize, decoupled=True, reduction=reduction,
-                   chunked=chunked, chunk_size=chunk_size)
+    return nt_xent(
+        z1,
+        z2,
+        temperature,
+        normalize=normalize,
+        decoupled=True,
+        reduction=reduction,
+        chunked=chunked,
+        chunk_size=chunk_size,
+    )
 
 
-def mv_infonce(views, temperature: float | Tensor = 0.2, *, normalize: bool = True, reduction: str = "mean",
-               chunked: bool | None = None, chunk_size: int | None = None) -> Tensor:
+def mv_infonce(
+    views,
+    temperature: float | Tensor = 0.2,
+    *,
+    normalize: bool = True,
+    reduction: str = "mean",
+    chunked: bool | None = None,
+    chunk_size: int | None = None,
+) -> Tensor:
     """MV-InfoNCE (Koromilas et al. 2025): one term per view-row ``(a, i)`` whose numerator holds
     *all* cross-view pairs of item ``i`` and whose denominator holds every other row:
     ``-log sum_{a!=b} e^{s(i_a, i_b)/t} + log sum_{(c,j)!=(a,i)} e^{s(i_a, j_c)/t}``.
@@ -320,8 +362,13 @@ def mv_infonce(views, temperature: float | Tensor = 0.2, *, normalize: bool = Tr
         unit = _unit(views, normalize)
         per_item = torch.einsum("and,bnd->nab", unit, unit).reshape(n, v * v) / temperature
         rows = unit.reshape(v * n, d)
-        denominator = chunked_nll(rows / temperature, rows, exclude=torch.arange(v * n, device=rows.device),
-                                  positive_agg="none", chunk_size=chunk_size)
+        denominator = chunked_nll(
+            rows / temperature,
+            rows,
+            exclude=torch.arange(v * n, device=rows.device),
+            positive_agg="none",
+            chunk_size=chunk_size,
+        )
         return _reduce(denominator - masked_logsumexp(per_item, cross).repeat(v), reduction)
     logits = similarity(rows, rows, normalize) / temperature
     not_self = ~torch.eye(v * n, dtype=torch.bool, device=views.device)
@@ -332,8 +379,15 @@ def mv_infonce(views, temperature: float | Tensor = 0.2, *, normalize: bool = Tr
     return _reduce(denominator - numerator, reduction)
 
 
-def mv_dhel(views, temperature: float | Tensor = 0.2, *, normalize: bool = True, reduction: str = "mean",
-            chunked: bool | None = None, chunk_size: int | None = None) -> Tensor:
+def mv_dhel(
+    views,
+    temperature: float | Tensor = 0.2,
+    *,
+    normalize: bool = True,
+    reduction: str = "mean",
+    chunked: bool | None = None,
+    chunk_size: int | None = None,
+) -> Tensor:
     """MV-DHEL (Koromilas et al. 2025): alignment of all cross-view pairs, uniformity within each
     view separately (decoupled): ``-log sum_{a<b} e^{s(i_a, i_b)/t} + sum_a log sum_{j!=i} e^{s(i_a, j_a)/t}``.
     One term per item; ``views`` as in :func:`mv_infonce`."""
@@ -343,8 +397,9 @@ def mv_dhel(views, temperature: float | Tensor = 0.2, *, normalize: bool = True,
         views = F.normalize(views, dim=-1)
     if use_chunks(chunked, n, n):
         self_col = torch.arange(n, device=views.device)
-        uniformity = sum(chunked_nll(x / temperature, x, exclude=self_col, positive_agg="none", chunk_size=chunk_size)
-                         for x in views)
+        uniformity = sum(
+            chunked_nll(x / temperature, x, exclude=self_col, positive_agg="none", chunk_size=chunk_size) for x in views
+        )
     else:
         within = views @ views.transpose(1, 2) / temperature  # [V, N, N]
         not_self = ~torch.eye(n, dtype=torch.bool, device=views.device)

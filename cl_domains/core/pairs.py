@@ -2,6 +2,7 @@
 
 Samplers decide *which* pairs count and *how much*; :mod:`cl_domains.core.losses` only scores.
 """
+
 from __future__ import annotations
 
 import torch

@@ -6,6 +6,7 @@ paper, profiles``. ``model``/``data``/``eval`` are validated by the domain's sch
 is a partial recipe deep-merged over the base; ``--set a.b=c`` overrides are applied last.
 Every unknown key or wrong type is a :class:`UserError` that names the key path.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,8 +32,19 @@ from pydantic import (
 from . import registry
 from .errors import UserError
 
-__all__ = ["StrictModel", "TrainConfig", "PaperConfig", "paper_applies", "Recipe", "load_recipe", "parse_override", "parse_yaml", "read_user_text",
-           "recipe_dirs", "short_repr"]
+__all__ = [
+    "StrictModel",
+    "TrainConfig",
+    "PaperConfig",
+    "paper_applies",
+    "Recipe",
+    "load_recipe",
+    "parse_override",
+    "parse_yaml",
+    "read_user_text",
+    "recipe_dirs",
+    "short_repr",
+]
 
 
 MAX_RECIPE_BYTES = 1_000_000  # a recipe is a few kB; anything near this is not one
@@ -89,30 +101,41 @@ class TrainConfig(StrictModel):
     warmup_ratio: float = Field(0.0, ge=0, le=1)
     schedule: Literal["linear", "constant", "cosine"] = "linear"
     grad_clip: Optional[float] = Field(None, gt=0)
-    eval_every: Union[PositiveInt, Literal["epoch"], None] = Field(125, description="steps between dev evaluations, 'epoch', or null (end only)")
+    eval_every: Union[PositiveInt, Literal["epoch"], None] = Field(
+        125, description="steps between dev evaluations, 'epoch', or null (end only)"
+    )
     patience: Optional[int] = Field(None, gt=0, description="stop after this many dev evaluations without improvement")
     select_metric: Optional[str] = Field(None, description="dev metric for best-checkpoint selection")
     select_mode: Literal["max", "min"] = "max"
     checkpoint_every: int = Field(100, gt=0)
-    keep_checkpoints: int = Field(2, gt=0, description="checkpoints kept (newest); resume falls back to an older "
-                                  "intact one when the newest is damaged")
+    keep_checkpoints: int = Field(
+        2,
+        gt=0,
+        description="checkpoints kept (newest); resume falls back to an older intact one when the newest is damaged",
+    )
     log_every: int = Field(10, gt=0)
     threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (default: torch's choice)")
     device: str = "auto"
     eval_before: bool = Field(True, description="score the untrained model on the test split too")
     grad_cache_chunk: Optional[int] = Field(
-        None, gt=0, description="GradCache: embed the batch in sub-batches of this many examples without a graph, "
+        None,
+        gt=0,
+        description="GradCache: embed the batch in sub-batches of this many examples without a graph, "
         "take the loss on the whole batch, then backpropagate sub-batch by sub-batch (a batch far larger than fits; "
-        "needs a task with embed/loss_from_embeddings)")
+        "needs a task with embed/loss_from_embeddings)",
+    )
 
 
 class PaperConfig(StrictModel):
     source: str = ""
     setting: str = ""
     metrics: dict[str, float] = Field(default_factory=dict)
-    data: dict[str, Any] = Field(default_factory=dict, description="the data settings the paper's numbers are for "
-                                 "(keys of the recipe's data section, e.g. {path: ett/ETTh1}); reports show the paper "
-                                 "numbers only when the run's data has these values")
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the data settings the paper's numbers are for "
+        "(keys of the recipe's data section, e.g. {path: ett/ETTh1}); reports show the paper "
+        "numbers only when the run's data has these values",
+    )
 
 
 def paper_applies(recipe: "Recipe") -> tuple[bool, str]:
@@ -123,8 +146,12 @@ def paper_applies(recipe: "Recipe") -> tuple[bool, str]:
     off = {k: v for k, v in recipe.paper.data.items() if data.get(k) != v}
     if not off:
         return True, ""
-    return False, ("paper numbers not shown: they are for data " + ", ".join(f"{k} = {v}" for k, v in recipe.paper.data.items())
-                   + "; this run has " + ", ".join(f"{k} = {data.get(k)}" for k in off))
+    return False, (
+        "paper numbers not shown: they are for data "
+        + ", ".join(f"{k} = {v}" for k, v in recipe.paper.data.items())
+        + "; this run has "
+        + ", ".join(f"{k} = {data.get(k)}" for k in off)
+    )
 
 
 class _RecipeFile(StrictModel):
@@ -171,12 +198,18 @@ class _RecipeLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
-            raise yaml.composer.ComposerError(None, None, f"YAML aliases (*{short_repr(event.anchor)[1:-1]}) are not "
-                                              "allowed in recipes: write the value out", event.start_mark)
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"YAML aliases (*{short_repr(event.anchor)[1:-1]}) are not allowed in recipes: write the value out",
+                event.start_mark,
+            )
         self._depth += 1
         try:
             if self._depth > MAX_RECIPE_DEPTH:
-                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_RECIPE_DEPTH} levels", event.start_mark)
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_RECIPE_DEPTH} levels", event.start_mark
+                )
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -188,7 +221,8 @@ class _RecipeLoader(yaml.SafeLoader):
                 key = self.construct_object(key_node)
                 if key in seen:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {short_repr(key)} (first on line {seen[key]})", key_node.start_mark)
+                        None, None, f"duplicate key {short_repr(key)} (first on line {seen[key]})", key_node.start_mark
+                    )
                 seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
 
@@ -203,8 +237,10 @@ def parse_yaml(text: str, where: str) -> Any:
     for m in _BRACKETS.finditer(text):  # PyYAML's scanner is quadratic in flow nesting: refuse deep [[[ early
         depth = depth + 1 if m.group() in "[{" else max(depth - 1, 0)
         if depth > MAX_RECIPE_DEPTH:
-            raise UserError(f"{where}, line {text.count(chr(10), 0, m.start()) + 1}: brackets nested deeper than "
-                            f"{MAX_RECIPE_DEPTH} levels.")
+            raise UserError(
+                f"{where}, line {text.count(chr(10), 0, m.start()) + 1}: brackets nested deeper than "
+                f"{MAX_RECIPE_DEPTH} levels."
+            )
     try:
         return yaml.load(text, Loader=_RecipeLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -218,7 +254,9 @@ def read_user_text(path: Path, what: str, max_bytes: int) -> str:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise UserError(f"{what} {path} is {size:,} bytes; more than the {max_bytes:,} allowed (is it the right file?).")
+            raise UserError(
+                f"{what} {path} is {size:,} bytes; more than the {max_bytes:,} allowed (is it the right file?)."
+            )
         raw = path.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {what} {path}: {exc.strerror or exc}.") from None
@@ -226,8 +264,10 @@ def read_user_text(path: Path, what: str, max_bytes: int) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise UserError(f"{what} {path}, line {line}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset "
-                        f"{exc.start}); save it as UTF-8.") from None
+        raise UserError(
+            f"{what} {path}, line {line}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset "
+            f"{exc.start}); save it as UTF-8."
+        ) from None
 
 
 def recipe_dirs() -> list[Path]:
@@ -250,8 +290,10 @@ def find_recipe(path: str | Path) -> Path:
             looked.append(cand)
             if cand.is_file():
                 return cand
-    raise UserError(f"recipe not found: {path} (looked at: {', '.join(str(x) for x in looked)}). "
-                    "Run `cl-domains list` to see the recipes.")
+    raise UserError(
+        f"recipe not found: {path} (looked at: {', '.join(str(x) for x in looked)}). "
+        "Run `cl-domains list` to see the recipes."
+    )
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -356,8 +398,10 @@ def load_recipe(path: str | Path, profile: str | None = None, overrides: list[st
     spec = registry.domain(top.domain)
     method_name = top.method.get("name")
     if not isinstance(method_name, str) or method_name not in spec.methods:
-        raise UserError(f"{where}: 'method.name' = {short_repr(method_name)} is not a {top.domain} method; "
-                        f"choose one of: {', '.join(sorted(spec.methods))}.")
+        raise UserError(
+            f"{where}: 'method.name' = {short_repr(method_name)} is not a {top.domain} method; "
+            f"choose one of: {', '.join(sorted(spec.methods))}."
+        )
     method_schema, _ = spec.methods[method_name]
     # What a run saves: loading it again (e.g. on --resume) gives the same recipe.
     resolved = {**merged, "default_profile": None, "train": top.train.model_dump()}

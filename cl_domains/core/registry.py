@@ -3,6 +3,7 @@
 A domain module registers one :class:`DomainSpec`; each of its methods registers a builder
 ``build(recipe, data_root, device) -> Task`` and the pydantic model of its ``method`` section.
 """
+
 from __future__ import annotations
 
 import importlib

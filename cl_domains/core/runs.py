@@ -1,5 +1,6 @@
 """Run outputs: ``runs/<recipe>-<time>/`` with the resolved config, ``metrics.json``, a log,
 a PNG of the curves and a markdown table of our numbers against the paper's."""
+
 from __future__ import annotations
 
 import json
@@ -38,9 +39,13 @@ class Run:
             try:
                 self.metrics = json.loads((self.dir / "metrics.json").read_text())
             except (ValueError, UnicodeDecodeError) as exc:
-                raise UserError(f"{self.dir / 'metrics.json'} is not valid JSON ({exc}); the run directory is damaged.") from None
+                raise UserError(
+                    f"{self.dir / 'metrics.json'} is not valid JSON ({exc}); the run directory is damaged."
+                ) from None
 
-    latest_created: Path | None = None  # the last directory :meth:`create` made in this process (the CLI names it on Ctrl-C)
+    latest_created: Path | None = (
+        None  # the last directory :meth:`create` made in this process (the CLI names it on Ctrl-C)
+    )
 
     @staticmethod
     def check_out(out: str | Path) -> Path:
@@ -75,8 +80,14 @@ class Run:
             raise UserError(f"could not find a free run folder name next to {base} (9,999 taken).")
         Run.latest_created = d
         (d / "config.yaml").write_text(recipe.dump())
-        info = {"recipe": recipe.name, "source": recipe.source, "profile": recipe.profile,
-                "started": stamp, "python": platform.python_version(), "host": platform.node()}
+        info = {
+            "recipe": recipe.name,
+            "source": recipe.source,
+            "profile": recipe.profile,
+            "started": stamp,
+            "python": platform.python_version(),
+            "host": platform.node(),
+        }
         atomic_write_text(d / "run.json", json.dumps(info, indent=2))
         return cls(d)
 
@@ -125,8 +136,12 @@ class Run:
         after = self.metrics.get("final", {})
         paper = shown_paper(self.metrics)
         names = [n for n in dict.fromkeys([*after, *paper]) if not n.endswith("_std")]  # spreads are not bars
-        groups = [("before", self.metrics.get("before", {})), *self.metrics.get("baselines", {}).items(),
-                  ("ours", after), ("paper", paper)]
+        groups = [
+            ("before", self.metrics.get("before", {})),
+            *self.metrics.get("baselines", {}).items(),
+            ("ours", after),
+            ("paper", paper),
+        ]
         groups = [(label, values) for label, values in groups if values]
         width = 0.8 / max(len(groups), 1)
         for j, (label, values) in enumerate(groups):
@@ -134,8 +149,13 @@ class Run:
             xs = [i + offset for i, n in enumerate(names) if n in values]
             bars = ax3.bar(xs, [values[n] for n in names if n in values], width=width, label=label)
             ax3.bar_label(bars, fmt="%.3g", fontsize=6)
-        ax3.set_xticks(range(len(names)), names, rotation=45 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center",
-                       fontsize=7)
+        ax3.set_xticks(
+            range(len(names)),
+            names,
+            rotation=45 if len(names) > 6 else 0,
+            ha="right" if len(names) > 6 else "center",
+            fontsize=7,
+        )
         ax3.set(title="test metrics")
         ax3.legend(fontsize=8)
         fig.suptitle(self.dir.name, fontsize=9)
@@ -157,8 +177,13 @@ def shown_paper(metrics: dict[str, Any]) -> dict[str, float]:
     return paper.get("metrics", {}) if paper.get("shown", True) else {}
 
 
-def comparison_table(before: dict[str, float], after: dict[str, float], paper: dict[str, float],
-                     paper_label: str = "paper", baselines: dict[str, dict[str, float]] | None = None) -> str:
+def comparison_table(
+    before: dict[str, float],
+    after: dict[str, float],
+    paper: dict[str, float],
+    paper_label: str = "paper",
+    baselines: dict[str, dict[str, float]] | None = None,
+) -> str:
     """Markdown table: one row per metric, columns before training / each baseline / ours / paper
     (empty columns are left out, except ours)."""
     names = list(dict.fromkeys([*after, *paper]))

@@ -18,6 +18,7 @@ Scale (for tasks that also implement :class:`EmbeddingTask`):
   gradient equals the single-process one. Only rank 0 evaluates, logs and checkpoints.
   A task without ``embed`` trains on its shard with in-shard negatives (logged once).
 """
+
 from __future__ import annotations
 
 import json
@@ -95,7 +96,9 @@ class EmbeddingTask(Task, Protocol):
     def embed(self, batch: Any) -> Tensor | tuple[Tensor, ...]:
         """Embeddings with one row per example of ``batch`` (first dimension), in batch order."""
 
-    def loss_from_embeddings(self, embeddings: Tensor | tuple[Tensor, ...], batch: Any) -> Tensor | tuple[Tensor, dict[str, float]]:
+    def loss_from_embeddings(
+        self, embeddings: Tensor | tuple[Tensor, ...], batch: Any
+    ) -> Tensor | tuple[Tensor, dict[str, float]]:
         """The loss over the whole batch from its embeddings (as :meth:`embed` returns them)."""
 
 
@@ -103,8 +106,10 @@ def _has_embedding_split(task: Any) -> bool:
     """``embed`` and ``loss_from_embeddings`` exist and no subclass overrides ``loss`` below them
     (a subclass that redefines only ``loss`` has a different objective)."""
     mro = type(task).__mro__
-    where = {name: next((i for i, c in enumerate(mro) if name in vars(c)), None)
-             for name in ("loss", "embed", "loss_from_embeddings")}
+    where = {
+        name: next((i for i, c in enumerate(mro) if name in vars(c)), None)
+        for name in ("loss", "embed", "loss_from_embeddings")
+    }
     if where["embed"] is None or where["loss_from_embeddings"] is None:
         return False
     return where["loss"] is None or where["loss"] >= min(where["embed"], where["loss_from_embeddings"])
@@ -126,8 +131,10 @@ def _slice_batch(task: Any, batch: Any, start: int, stop: int) -> Any:
         return tuple(x[start:stop] for x in batch)
     if isinstance(batch, dict):
         return {k: v[start:stop] for k, v in batch.items()}
-    raise UserError(f"cannot split a batch of type {type(batch).__name__} into sub-batches (train.grad_cache_chunk or "
-                    "several processes): give the task a slice_batch(batch, start, stop) method.")
+    raise UserError(
+        f"cannot split a batch of type {type(batch).__name__} into sub-batches (train.grad_cache_chunk or "
+        "several processes): give the task a slice_batch(batch, start, stop) method."
+    )
 
 
 def _rng_state() -> tuple:
@@ -174,8 +181,15 @@ def _schedule(cfg: TrainConfig, total: int):
 
 
 class Trainer:
-    def __init__(self, recipe: Recipe, task: Task, run: Run, *, device: torch.device | None = None,
-                 interrupt_at: int | None = None):
+    def __init__(
+        self,
+        recipe: Recipe,
+        task: Task,
+        run: Run,
+        *,
+        device: torch.device | None = None,
+        interrupt_at: int | None = None,
+    ):
         self.recipe, self.task, self.run = recipe, task, run
         self.cfg = recipe.train
         self.device = device or pick_device(self.cfg.device)
@@ -194,8 +208,10 @@ class Trainer:
         self.main = D.rank() == 0
         self.embedding_path = _has_embedding_split(task)
         if self.cfg.grad_cache_chunk and not self.embedding_path:
-            raise UserError(f"train.grad_cache_chunk = {self.cfg.grad_cache_chunk} needs a task with embed() and "
-                            f"loss_from_embeddings(); {type(task).__name__} has only loss().")
+            raise UserError(
+                f"train.grad_cache_chunk = {self.cfg.grad_cache_chunk} needs a task with embed() and "
+                f"loss_from_embeddings(); {type(task).__name__} has only loss()."
+            )
 
     # ---------------------------------------------------------------- checkpoints
     def _save_checkpoint(self) -> None:
@@ -211,19 +227,22 @@ class Trainer:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         save_model(self.task.model, str(tmp / "model.safetensors"))
-        torch.save({
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "python_rng": random.getstate(),
-            "task_optimizers": {k: o.state_dict() for k, o in getattr(self.task, "optimizers", {}).items()},
-        }, tmp / "trainer.pt")
+        torch.save(
+            {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "python_rng": random.getstate(),
+                "task_optimizers": {k: o.state_dict() for k, o in getattr(self.task, "optimizers", {}).items()},
+            },
+            tmp / "trainer.pt",
+        )
         (tmp / "trainer.json").write_text(json.dumps({"state": self.state, "metrics": self.run.metrics}))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         atomic_write_text(self.ckpt_dir / "latest", name)
-        for old in _checkpoints(self.ckpt_dir)[self.cfg.keep_checkpoints:]:
+        for old in _checkpoints(self.ckpt_dir)[self.cfg.keep_checkpoints :]:
             shutil.rmtree(old, ignore_errors=True)
 
     def _load_checkpoint(self) -> None:
@@ -231,34 +250,53 @@ class Trainer:
         considered: ``latest`` is a hint, never a path), saying which one and why others were skipped."""
         found = _checkpoints(self.ckpt_dir)
         if not found:
-            raise UserError(f"cannot resume {self.run.dir}: it has no checkpoint yet (no {self.ckpt_dir}/step-*). "
-                            "Start the run again.")
+            raise UserError(
+                f"cannot resume {self.run.dir}: it has no checkpoint yet (no {self.ckpt_dir}/step-*). "
+                "Start the run again."
+            )
         pointer = self.ckpt_dir / "latest"
         hint = pointer.read_text(errors="replace").strip()[:64] if pointer.is_file() else ""
         if hint and hint != found[0].name:
-            self.run.log(f"checkpoints/latest names {hint!r}, not the newest checkpoint folder {found[0].name}: "
-                         "using the folders, newest first")
+            self.run.log(
+                f"checkpoints/latest names {hint!r}, not the newest checkpoint folder {found[0].name}: "
+                "using the folders, newest first"
+            )
         problems = []
         for ckpt in found:
             try:
                 self._restore(ckpt)
-            except (OSError, ValueError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError, SafetensorError) as exc:
+            except (
+                OSError,
+                ValueError,
+                RuntimeError,
+                KeyError,
+                TypeError,
+                pickle.UnpicklingError,
+                SafetensorError,
+            ) as exc:
                 problems.append(f"{ckpt.name}: {_brief(exc)}")
                 self.run.log(f"checkpoint {ckpt.name} is unusable ({_brief(exc)}); trying an older one")
                 continue
             why = f" (newer ones unusable: {'; '.join(problems)})" if problems else ""
             self.run.log(f"resumed from {ckpt.name} (step {self.state['step']}/{self.total}){why}")
             return
-        raise UserError(f"cannot resume {self.run.dir}: no intact checkpoint ({'; '.join(problems)}). "
-                        "Start the run again.")
+        raise UserError(
+            f"cannot resume {self.run.dir}: no intact checkpoint ({'; '.join(problems)}). Start the run again."
+        )
 
     def _restore(self, ckpt: Path) -> None:
         """Read every file of ``ckpt`` before changing anything, then apply it."""
         if not (ckpt / "trainer.json").is_file() and (ckpt / "trainer.pt").is_file():
-            raise ValueError("written by an older cl-domains (loop state pickled in trainer.pt; not loaded, "
-                             "as unpickling can run code)")
+            raise ValueError(
+                "written by an older cl-domains (loop state pickled in trainer.pt; not loaded, "
+                "as unpickling can run code)"
+            )
         info = json.loads((ckpt / "trainer.json").read_text())
-        if not isinstance(info, dict) or not isinstance(info.get("state"), dict) or not isinstance(info.get("metrics"), dict):
+        if (
+            not isinstance(info, dict)
+            or not isinstance(info.get("state"), dict)
+            or not isinstance(info.get("metrics"), dict)
+        ):
             raise TypeError("trainer.json lacks state/metrics")
         saved = torch.load(ckpt / "trainer.pt", map_location="cpu", weights_only=True)
         missing = set(getattr(self.task, "optimizers", {})) - set(saved["task_optimizers"])
@@ -290,7 +328,8 @@ class Trainer:
             raise UserError(f"train.select_metric {self.select!r} is not among the dev metrics: {', '.join(metrics)}.")
         value = metrics[self.select]
         better = self.state["best"] is None or (
-            value > self.state["best"] if self.cfg.select_mode == "max" else value < self.state["best"])
+            value > self.state["best"] if self.cfg.select_mode == "max" else value < self.state["best"]
+        )
         if better and step > 0:
             self.state["best"], self.state["best_step"], self.state["stale"] = value, step, 0
             best = self.run.dir / "best"
@@ -313,7 +352,8 @@ class Trainer:
             f"{'non-finite weights in ' + ', '.join(bad[:5]) if bad else 'all weights are still finite'}; "
             f"batch statistics: {extras or 'n/a'}. No checkpoint was written for this step; the last good one is kept. "
             "Usual causes: a learning rate too high (try --set train.lr=<smaller>), a temperature too small, "
-            "or empty/degenerate inputs in the batch.")
+            "or empty/degenerate inputs in the batch."
+        )
 
     def fit(self, *, resume: bool = False) -> dict[str, Any]:
         cfg, task, run = self.cfg, self.task, self.run
@@ -323,11 +363,17 @@ class Trainer:
         else:
             seed_everything(cfg.seed)
             shown, note = paper_applies(self.recipe)
-            run.metrics.update({
-                "recipe": self.recipe.name, "profile": self.recipe.profile, "select_metric": self.select,
-                "paper": {**self.recipe.paper.model_dump(), "shown": shown, "note": note},
-                "history": {"loss": [], "dev": []}, "before": {}, "baselines": {},
-            })
+            run.metrics.update(
+                {
+                    "recipe": self.recipe.name,
+                    "profile": self.recipe.profile,
+                    "select_metric": self.select,
+                    "paper": {**self.recipe.paper.model_dump(), "shown": shown, "note": note},
+                    "history": {"loss": [], "dev": []},
+                    "before": {},
+                    "baselines": {},
+                }
+            )
             if cfg.eval_before and self.main:
                 t = time.time()
                 run.metrics["before"] = task.evaluate("test")
@@ -349,8 +395,14 @@ class Trainer:
             self._check_world()
         start = time.time()
         task.model.train()
-        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                   TimeElapsedColumn(), TimeRemainingColumn())
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=console, disable=not (console.is_terminal and self.main)) as bar:
             pid = bar.add_task(self.recipe.name, total=self.total, completed=self.state["step"], info="")
             while self.state["step"] < self.total and self.state["epoch"] < cfg.epochs:
@@ -378,8 +430,10 @@ class Trainer:
         for p in self.task.model.parameters():  # same start everywhere (what DDP does at construction)
             torch.distributed.broadcast(p.data, 0)
         if not self.embedding_path:
-            self.run.log(f"{type(self.task).__name__} has no embed(): each of the {ws} processes trains on its shard "
-                         "with in-shard negatives (the loss differs from one process on the global batch).")
+            self.run.log(
+                f"{type(self.task).__name__} has no embed(): each of the {ws} processes trains on its shard "
+                "with in-shard negatives (the loss differs from one process on the global batch)."
+            )
 
     @staticmethod
     def _loss_out(out) -> tuple[Tensor, dict]:
@@ -391,7 +445,9 @@ class Trainer:
         if ws > 1:
             n = _batch_len(batch)
             if n % ws:
-                raise UserError(f"a batch of {n} examples cannot be split over {ws} processes (drop the last partial batch).")
+                raise UserError(
+                    f"a batch of {n} examples cannot be split over {ws} processes (drop the last partial batch)."
+                )
             local = _slice_batch(self.task, batch, D.rank() * n // ws, (D.rank() + 1) * n // ws)
         else:
             local = batch
@@ -405,7 +461,9 @@ class Trainer:
             emb = self.task.embed(local)
             parts = emb if isinstance(emb, tuple) else (emb,)
             full = tuple(D.gather_with_grad(x) for x in parts)
-            loss, extras = self._loss_out(self.task.loss_from_embeddings(full if isinstance(emb, tuple) else full[0], batch))
+            loss, extras = self._loss_out(
+                self.task.loss_from_embeddings(full if isinstance(emb, tuple) else full[0], batch)
+            )
             self._check(loss, extras)
             loss.backward()
         D.average_gradients(self.task.model.parameters())
@@ -446,7 +504,9 @@ class Trainer:
         if D.world_size() > 1:
             stop = D.broadcast_object(stop)  # rank 0 evaluates; every rank stops with it
         if stop:
-            self.run.log(f"early stop: no dev improvement in {self.cfg.patience} evaluations (best at step {self.state['best_step']})")
+            self.run.log(
+                f"early stop: no dev improvement in {self.cfg.patience} evaluations (best at step {self.state['best_step']})"
+            )
             return True
         return False
 
@@ -486,7 +546,9 @@ class Trainer:
     def _after_step(self, end_of_epoch: bool = False) -> None:
         step, cfg = self.state["step"], self.cfg
         if step % cfg.log_every == 0 and not console.is_terminal:
-            self.run.log(f"step {step}/{self.total} loss {self._last_loss:.4f} lr {self.scheduler.get_last_lr()[0]:.3g}")
+            self.run.log(
+                f"step {step}/{self.total} loss {self._last_loss:.4f} lr {self.scheduler.get_last_lr()[0]:.3g}"
+            )
         due = end_of_epoch if cfg.eval_every == "epoch" else bool(cfg.eval_every) and step % cfg.eval_every == 0
         if due and step < self.total:
             self.task.model.eval()
@@ -510,19 +572,34 @@ class Trainer:
         best = run.dir / "best" / "model.safetensors"
         if best.is_file():
             load_model(task.model, str(best), device=str(self.device))
-            run.log(f"using the best dev checkpoint: step {self.state['best_step']} ({self.select} = {self.state['best']:.4f})")
+            run.log(
+                f"using the best dev checkpoint: step {self.state['best_step']} ({self.select} = {self.state['best']:.4f})"
+            )
         after = task.evaluate("test")
-        run.metrics.update({"final": after, "best_step": self.state["best_step"], "best_dev": self.state["best"],
-                            "steps": self.state["step"]})
+        run.metrics.update(
+            {
+                "final": after,
+                "best_step": self.state["best_step"],
+                "best_dev": self.state["best"],
+                "steps": self.state["step"],
+            }
+        )
         task.export(run.dir / "model")
         self._save_checkpoint()
         run.save_metrics()
         run.plot()
         paper = self.recipe.paper
-        table = comparison_table(run.metrics.get("before", {}), after, shown_paper(run.metrics),
-                                 f"paper ({paper.setting or paper.source})", run.metrics.get("baselines"))
+        table = comparison_table(
+            run.metrics.get("before", {}),
+            after,
+            shown_paper(run.metrics),
+            f"paper ({paper.setting or paper.source})",
+            run.metrics.get("baselines"),
+        )
         note = run.metrics.get("paper", {}).get("note")
-        text = f"# {self.recipe.name} ({self.recipe.profile or 'default'})\n\n{table}\n" + (f"\n{note}.\n" if note else "")
+        text = f"# {self.recipe.name} ({self.recipe.profile or 'default'})\n\n{table}\n" + (
+            f"\n{note}.\n" if note else ""
+        )
         atomic_write_text(run.dir / "report.md", text)
         run.log("results:\n" + table + (f"\n{note}." if note else ""))
         return run.metrics
@@ -553,8 +630,14 @@ def _short(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {fmt_metric(v)}" for k, v in metrics.items())
 
 
-def train_recipe(recipe: Recipe | None = None, *, out: str | Path = "runs", data_root: str | Path | None = None,
-                 resume: str | Path | None = None, interrupt_at: int | None = None) -> Run:
+def train_recipe(
+    recipe: Recipe | None = None,
+    *,
+    out: str | Path = "runs",
+    data_root: str | Path | None = None,
+    resume: str | Path | None = None,
+    interrupt_at: int | None = None,
+) -> Run:
     """Build the recipe's task and train it in a new run directory, or resume ``resume`` (a run dir)."""
     from . import registry
     from .recipe import load_recipe
@@ -588,14 +671,25 @@ def train_recipe(recipe: Recipe | None = None, *, out: str | Path = "runs", data
             D.shutdown()
 
 
-def train_task(recipe: Recipe, task: Task, *, out: str | Path = "runs", run: Run | None = None,
-               device: torch.device | None = None, interrupt_at: int | None = None) -> Run:
+def train_task(
+    recipe: Recipe,
+    task: Task,
+    *,
+    out: str | Path = "runs",
+    run: Run | None = None,
+    device: torch.device | None = None,
+    interrupt_at: int | None = None,
+) -> Run:
     """Train a built task in a new run directory under ``out``, or resume ``run`` (an existing
     one). Under torchrun, rank 0 creates the directory and every rank uses it."""
     resume = run is not None
     if resume and "final" in run.metrics:  # finished: resuming must not evaluate or write again
-        console.print(f"{run.dir} is finished ({run.metrics.get('steps', '?')} steps; results in "
-                      f"{run.dir / 'report.md'}): nothing to resume, nothing changed.", markup=False, highlight=False)
+        console.print(
+            f"{run.dir} is finished ({run.metrics.get('steps', '?')} steps; results in "
+            f"{run.dir / 'report.md'}): nothing to resume, nothing changed.",
+            markup=False,
+            highlight=False,
+        )
         return run
     if run is None:
         path = Run.create(out, recipe).dir if D.rank() == 0 else None
@@ -603,6 +697,8 @@ def train_task(recipe: Recipe, task: Task, *, out: str | Path = "runs", run: Run
     run.muted = D.rank() != 0
     device = device or pick_device(recipe.train.device)
     world = f" x {D.world_size()} processes" if D.world_size() > 1 else ""
-    run.log(f"{'resuming' if resume else 'starting'} {recipe.name} (profile {recipe.profile}) in {run.dir} on {device}{world}")
+    run.log(
+        f"{'resuming' if resume else 'starting'} {recipe.name} (profile {recipe.profile}) in {run.dir} on {device}{world}"
+    )
     Trainer(recipe, task, run, device=device, interrupt_at=interrupt_at).fit(resume=resume)
     return run

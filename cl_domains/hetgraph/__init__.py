@@ -6,6 +6,7 @@ Public API::
     from cl_domains.hetgraph import load_heco, load_encoder
     z = load_encoder("runs/meow_acm-.../model").embed(load_heco("acm"))   # [4019, 64]
 """
+
 from ..core.registry import register_domain
 from .data import SCHEMAS, context_incidence, load_heco, metapath_counts, pathsim_topk
 from .encoder import MEOWEncoder, prepare
@@ -14,8 +15,21 @@ from .task import HetGraphData, HetGraphEval, HetGraphModel, HetGraphTask, load_
 
 register_domain("hetgraph", HetGraphModel, HetGraphData, HetGraphEval)
 
-from .meow import MEOW  # noqa: E402  (registers the method)
 from .adameow import AdaMEOW  # noqa: E402
+from .meow import MEOW  # noqa: E402  (registers the method)
 
-__all__ = ["SCHEMAS", "load_heco", "metapath_counts", "context_incidence", "pathsim_topk", "MEOWEncoder", "prepare",
-           "linear_probe", "cluster_scores", "HetGraphTask", "load_encoder", "MEOW", "AdaMEOW"]
+__all__ = [
+    "SCHEMAS",
+    "load_heco",
+    "metapath_counts",
+    "context_incidence",
+    "pathsim_topk",
+    "MEOWEncoder",
+    "prepare",
+    "linear_probe",
+    "cluster_scores",
+    "HetGraphTask",
+    "load_encoder",
+    "MEOW",
+    "AdaMEOW",
+]

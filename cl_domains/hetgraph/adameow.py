@@ -3,6 +3,7 @@
 key), trained jointly through the weighted InfoNCE. The ``N x N x d`` MLP input is never built:
 the first layer is linear, so ``W1 (f_i + c_j) = W1 f_i + W1 c_j``, and the ``[rows, N, hidden]``
 activations are computed chunk by chunk under activation checkpointing (memory ``chunk * N * hidden``)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -39,8 +40,12 @@ class PairWeights(nn.Module):
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         u, v = self.l1(a), b @ self.l1.weight.T  # the bias enters once, through u
-        parts = [checkpoint(self._rows, u[s:s + self.chunk], v, use_reentrant=False) if torch.is_grad_enabled()
-                 else self._rows(u[s:s + self.chunk], v) for s in range(0, u.shape[0], self.chunk)]
+        parts = [
+            checkpoint(self._rows, u[s : s + self.chunk], v, use_reentrant=False)
+            if torch.is_grad_enabled()
+            else self._rows(u[s : s + self.chunk], v)
+            for s in range(0, u.shape[0], self.chunk)
+        ]
         return torch.cat(parts)
 
 

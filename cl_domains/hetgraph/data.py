@@ -12,6 +12,7 @@ Definitions (all computed from the typed edge lists, never from precomputed meta
 * PathSim (Sun et al. 2011, eq. 1): ``s_ij = 2 M_ij / (M_ii + M_jj)``; each row keeps its
   ``k`` highest-PathSim non-zero entries (ties: lower column first) with their counts.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,8 +25,16 @@ import torch
 from ..core import data as core_data
 from ..core.errors import UserError
 
-__all__ = ["SCHEMAS", "GraphSchema", "load_heco", "relation", "metapath_counts", "context_incidence",
-           "pathsim_topk", "SPLITS"]
+__all__ = [
+    "SCHEMAS",
+    "GraphSchema",
+    "load_heco",
+    "relation",
+    "metapath_counts",
+    "context_incidence",
+    "pathsim_topk",
+    "SPLITS",
+]
 
 SPLITS = (20, 40, 60)
 
@@ -45,17 +54,25 @@ class GraphSchema:
 
 SCHEMAS: dict[str, GraphSchema] = {
     "acm": GraphSchema(
-        target="paper", features={"paper": "p_feat", "author": "a_feat", "subject": None},
+        target="paper",
+        features={"paper": "p_feat", "author": "a_feat", "subject": None},
         num_nodes={"paper": 4019, "author": 7167, "subject": 60},
         edges={"pa": ("paper", "author"), "ps": ("paper", "subject")},
-        metapaths={"pap": ("paper", "author", "paper"), "psp": ("paper", "subject", "paper")}, num_classes=3),
+        metapaths={"pap": ("paper", "author", "paper"), "psp": ("paper", "subject", "paper")},
+        num_classes=3,
+    ),
     "dblp": GraphSchema(
-        target="author", features={"author": "a_feat", "paper": "p_feat", "term": "t_feat", "conference": None},
+        target="author",
+        features={"author": "a_feat", "paper": "p_feat", "term": "t_feat", "conference": None},
         num_nodes={"author": 4057, "paper": 14328, "term": 7723, "conference": 20},
         edges={"pa": ("paper", "author"), "pc": ("paper", "conference"), "pt": ("paper", "term")},
-        metapaths={"apa": ("author", "paper", "author"),
-                   "apcpa": ("author", "paper", "conference", "paper", "author"),
-                   "aptpa": ("author", "paper", "term", "paper", "author")}, num_classes=4),
+        metapaths={
+            "apa": ("author", "paper", "author"),
+            "apcpa": ("author", "paper", "conference", "paper", "author"),
+            "aptpa": ("author", "paper", "term", "paper", "author"),
+        },
+        num_classes=4,
+    ),
 }
 
 
@@ -67,8 +84,10 @@ def _file(dataset: str, key: str, root: str | Path | None, folder: str | Path | 
     folder = Path(folder).expanduser()
     matches = sorted(folder.glob(f"{key}.*"))
     if not matches:
-        raise UserError(f"{dataset}: file '{key}.*' (npz/npy/txt) is missing from {folder}. "
-                        f"A HeCo-format folder needs: {', '.join(_keys(SCHEMAS[dataset]))}.")
+        raise UserError(
+            f"{dataset}: file '{key}.*' (npz/npy/txt) is missing from {folder}. "
+            f"A HeCo-format folder needs: {', '.join(_keys(SCHEMAS[dataset]))}."
+        )
     return matches[0]
 
 
@@ -100,8 +119,9 @@ def _read_edges(path: Path, n_src: int, n_dst: int) -> np.ndarray:
     for col, n in ((0, n_src), (1, n_dst)):
         bad = np.flatnonzero((pairs[:, col] < 0) | (pairs[:, col] >= n))
         if bad.size:
-            raise UserError(f"{path} line {bad[0] + 1}: node id {pairs[bad[0], col]} is out of range 0..{n - 1} "
-                            f"(column {col + 1}).")
+            raise UserError(
+                f"{path} line {bad[0] + 1}: node id {pairs[bad[0], col]} is out of range 0..{n - 1} (column {col + 1})."
+            )
     return pairs.T
 
 
@@ -111,8 +131,10 @@ def _read_ids(path: Path, n: int) -> np.ndarray:
     except (ValueError, OSError, EOFError, TypeError) as exc:
         raise UserError(f"cannot read split file {path}: {str(exc)[:200]}") from None
     if ids.size == 0 or ids.min() < 0 or ids.max() >= n:
-        raise UserError(f"split file {path}: node ids must lie in 0..{n - 1} (the labelled nodes); "
-                        f"found {ids.min() if ids.size else 'none'}..{ids.max() if ids.size else ''}.")
+        raise UserError(
+            f"split file {path}: node ids must lie in 0..{n - 1} (the labelled nodes); "
+            f"found {ids.min() if ids.size else 'none'}..{ids.max() if ids.size else ''}."
+        )
     if np.unique(ids).size != ids.size:
         raise UserError(f"split file {path}: a node id occurs more than once.")
     return ids
@@ -141,7 +163,9 @@ def load_heco(dataset: str, root: str | Path | None = None, folder: str | Path |
             path = _file(dataset, key, root, folder)
             x = _read_features(path)
             if x.shape[0] != sizes[ntype]:
-                raise UserError(f"{path}: {x.shape[0]} rows of {ntype} features, expected {sizes[ntype]} {ntype} nodes.")
+                raise UserError(
+                    f"{path}: {x.shape[0]} rows of {ntype} features, expected {sizes[ntype]} {ntype} nodes."
+                )
         data[ntype].x = _to_torch(x)
         data[ntype].num_nodes = sizes[ntype]
     for key, (src, dst) in schema.edges.items():
@@ -156,21 +180,27 @@ def load_heco(dataset: str, root: str | Path | None = None, folder: str | Path |
         raise UserError(f"cannot read labels {labels_path}: {str(exc)[:200]}") from None
     y = y.argmax(1) if y.ndim == 2 else y
     if y.shape[0] != n:
-        raise UserError(f"labels {labels_path} has {y.shape[0]} entries but the graph has {n} {schema.target} nodes: "
-                        "labels and node features come from different versions of the dataset.")
+        raise UserError(
+            f"labels {labels_path} has {y.shape[0]} entries but the graph has {n} {schema.target} nodes: "
+            "labels and node features come from different versions of the dataset."
+        )
     data[schema.target].y = torch.as_tensor(y, dtype=torch.long)
     for rate in SPLITS:
         parts = {s: _read_ids(_file(dataset, f"{s}_{rate}", root, folder), n) for s in ("train", "val", "test")}
         for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
             common = np.intersect1d(parts[a], parts[b])
             if common.size:
-                raise UserError(f"{dataset} split {rate}: {common.size} nodes are in both {a}_{rate} and {b}_{rate} "
-                                f"(e.g. node {common[0]}); the splits must not overlap.")
+                raise UserError(
+                    f"{dataset} split {rate}: {common.size} nodes are in both {a}_{rate} and {b}_{rate} "
+                    f"(e.g. node {common[0]}); the splits must not overlap."
+                )
         counts = np.bincount(y[parts["train"]].astype(np.int64), minlength=schema.num_classes)
         if counts.size != schema.num_classes or not np.all(counts == rate):
-            raise UserError(f"{dataset}: train_{rate} should hold {rate} nodes of each of the {schema.num_classes} "
-                            f"classes, but has {counts.tolist()} per class under labels {labels_path}: "
-                            "the split files do not belong to these labels.")
+            raise UserError(
+                f"{dataset}: train_{rate} should hold {rate} nodes of each of the {schema.num_classes} "
+                f"classes, but has {counts.tolist()} per class under labels {labels_path}: "
+                "the split files do not belong to these labels."
+            )
         for s, ids in parts.items():
             data[schema.target][f"{s}_{rate}"] = torch.from_numpy(ids)
     data.dataset = dataset
@@ -191,8 +221,9 @@ def relation(data, src: str, dst: str) -> sp.csr_matrix:
     for key in data.edge_types:
         if key[0] == src and key[2] == dst:
             ei = data[key].edge_index.numpy()
-            m = sp.csr_matrix((np.ones(ei.shape[1], np.float32), (ei[0], ei[1])),
-                              shape=(data[src].num_nodes, data[dst].num_nodes))
+            m = sp.csr_matrix(
+                (np.ones(ei.shape[1], np.float32), (ei[0], ei[1])), shape=(data[src].num_nodes, data[dst].num_nodes)
+            )
             m.data[:] = 1.0  # duplicate edges count once
             return m
     raise UserError(f"the graph has no edges between {src!r} and {dst!r} (edge types: {data.edge_types}).")
@@ -218,7 +249,7 @@ def metapath_counts(data, types: tuple[str, ...]) -> sp.csr_matrix:
 
 def context_incidence(data, types: tuple[str, ...]) -> list[tuple[str, sp.csr_matrix]]:
     """The meta-path contexts: ``[(last type, bool(R_1..R_l))]`` for every proper prefix of the meta-path."""
-    return [(types[l], _chain(data, types[: l + 1], boolean=True)) for l in range(1, len(types) - 1)]
+    return [(types[k], _chain(data, types[: k + 1], boolean=True)) for k in range(1, len(types) - 1)]
 
 
 def pathsim_topk(counts: sp.csr_matrix, k: int, chunk: int = 512) -> sp.csr_matrix:
@@ -227,7 +258,7 @@ def pathsim_topk(counts: sp.csr_matrix, k: int, chunk: int = 512) -> sp.csr_matr
     diag = counts.diagonal()
     rows, cols, vals = [], [], []
     for start in range(0, counts.shape[0], chunk):
-        block = counts[start:start + chunk].toarray()
+        block = counts[start : start + chunk].toarray()
         r = np.arange(start, start + block.shape[0])
         denom = diag[r, None] + diag[None, :]
         sim = np.where(block > 0, 2 * block / np.where(denom > 0, denom, 1), -1.0)

@@ -3,6 +3,7 @@ meta-path-context aggregation (fine-grained view), a shared 2-layer GCN, semanti
 the coarse view and the shared projection. :meth:`MEOWEncoder.embed` is the public API: a
 trained encoder maps a ``HeteroData`` (same schema) to target-node embeddings.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ def _sparse(m: sp.spmatrix) -> Tensor:
         return torch.from_numpy(np.asarray(m.toarray(), dtype=np.float32))
     m = m.tocoo()
     idx = torch.from_numpy(np.vstack([m.row, m.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(idx, torch.from_numpy(m.data.astype(np.float32)), m.shape, check_invariants=False).coalesce()
+    return torch.sparse_coo_tensor(
+        idx, torch.from_numpy(m.data.astype(np.float32)), m.shape, check_invariants=False
+    ).coalesce()
 
 
 def _sym_norm(a: sp.spmatrix) -> sp.csr_matrix:
@@ -53,12 +56,15 @@ class GraphInputs:
     coarse_adj: Tensor  # mean of the normalised meta-path adjacencies
 
 
-def prepare(data, metapaths: dict[str, tuple[str, ...]], nei_max: list[int], feat_mask: float,
-            adj_mask: list[float], seed: int) -> GraphInputs:
+def prepare(
+    data, metapaths: dict[str, tuple[str, ...]], nei_max: list[int], feat_mask: float, adj_mask: list[float], seed: int
+) -> GraphInputs:
     """Meta-path graphs (PathSim top-k), contexts and the fixed masked copies (seeded, as in MEOW)."""
     if len(nei_max) != len(metapaths) or len(adj_mask) != len(metapaths):
-        raise UserError(f"model.nei_max and model.adj_mask need one value per meta-path ({', '.join(metapaths)}); "
-                        f"got {len(nei_max)} and {len(adj_mask)}.")
+        raise UserError(
+            f"model.nei_max and model.adj_mask need one value per meta-path ({', '.join(metapaths)}); "
+            f"got {len(nei_max)} and {len(adj_mask)}."
+        )
     rng = np.random.default_rng(seed)
     target = next(iter(metapaths.values()))[0]
     adjs, masked, contexts, norm_sum = [], [], [], None
@@ -70,7 +76,7 @@ def prepare(data, metapaths: dict[str, tuple[str, ...]], nei_max: list[int], fea
         # edge masking (MEOW's augmentation): drop a fraction of the non-self-loop edges, add I
         off = sp.triu(top, 1) + sp.tril(top, -1)
         off = off.tocoo()
-        keep = rng.permutation(off.nnz)[int(drop * off.nnz):]
+        keep = rng.permutation(off.nnz)[int(drop * off.nnz) :]
         kept = sp.csr_matrix((np.ones(keep.size, np.float32), (off.row[keep], off.col[keep])), shape=top.shape)
         masked.append(_sparse(_sym_norm(kept + sp.identity(top.shape[0], np.float32, format="csr"))))
         contexts.append([(t, _sparse(_row_norm(inc))) for t, inc in context_incidence(data, types)])
@@ -101,7 +107,7 @@ class GraphConv(nn.Module):
 
     def __init__(self, d_in: int, d_out: int, dropout: float, act: bool):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(d_in, d_out).uniform_(-d_out ** -0.5, d_out ** -0.5))
+        self.weight = nn.Parameter(torch.empty(d_in, d_out).uniform_(-(d_out**-0.5), d_out**-0.5))
         self.drop = nn.Dropout(dropout)
         self.act = nn.PReLU() if act else nn.Identity()
 
@@ -143,19 +149,38 @@ class MEOWEncoder(nn.Module):
     (eq. 5; the evaluated embedding). Coarse view (eq. 1): the GCN on the mean meta-path adjacency of
     the target features. Projection (eq. 6): shared ``tanh(Linear)``, L2-normalised."""
 
-    def __init__(self, dataset: str, feat_dims: dict[str, int], hidden: int = 64, dropout: float = 0.2,
-                 nei_max: list[int] | None = None, feat_mask: float = 0.3, adj_mask: list[float] | None = None,
-                 mask_seed: int = 0):
+    def __init__(
+        self,
+        dataset: str,
+        feat_dims: dict[str, int],
+        hidden: int = 64,
+        dropout: float = 0.2,
+        nei_max: list[int] | None = None,
+        feat_mask: float = 0.3,
+        adj_mask: list[float] | None = None,
+        mask_seed: int = 0,
+    ):
         super().__init__()
         self.schema = SCHEMAS[dataset]
-        self.config = dict(dataset=dataset, feat_dims=feat_dims, hidden=hidden, dropout=dropout,
-                           nei_max=list(nei_max or []), feat_mask=feat_mask, adj_mask=list(adj_mask or []),
-                           mask_seed=mask_seed)
+        self.config = dict(
+            dataset=dataset,
+            feat_dims=feat_dims,
+            hidden=hidden,
+            dropout=dropout,
+            nei_max=list(nei_max or []),
+            feat_mask=feat_mask,
+            adj_mask=list(adj_mask or []),
+            mask_seed=mask_seed,
+        )
         self.fc = nn.ModuleDict({t: nn.Linear(d, hidden) for t, d in feat_dims.items()})
         for lin in self.fc.values():
             nn.init.xavier_normal_(lin.weight, gain=1.414)
-        self.agg = nn.ModuleList([nn.ModuleList([nn.Linear(hidden, hidden, bias=False) for _ in types[1:-1]])
-                                  for types in self.schema.metapaths.values()])
+        self.agg = nn.ModuleList(
+            [
+                nn.ModuleList([nn.Linear(hidden, hidden, bias=False) for _ in types[1:-1]])
+                for types in self.schema.metapaths.values()
+            ]
+        )
         self.drop = nn.Dropout(dropout)
         self.gcn = GCN(hidden, dropout)
         self.att = SemanticAttention(hidden)
@@ -166,8 +191,10 @@ class MEOWEncoder(nn.Module):
         """The derived inputs of ``data`` (cached for the last graph seen)."""
         if self._cache is None or self._cache[0] != id(data):
             c = self.config
-            self._cache = (id(data), prepare(data, self.schema.metapaths, c["nei_max"], c["feat_mask"],
-                                             c["adj_mask"], c["mask_seed"]))
+            self._cache = (
+                id(data),
+                prepare(data, self.schema.metapaths, c["nei_max"], c["feat_mask"], c["adj_mask"], c["mask_seed"]),
+            )
         return self._cache[1]
 
     def forward(self, g: GraphInputs) -> tuple[Tensor, Tensor, Tensor]:

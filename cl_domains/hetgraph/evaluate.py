@@ -7,14 +7,15 @@ at the step of best validation Macro-F1, Micro-F1 and AUC at the step of best va
 (first best on ties). Reported: mean and std over repeats, x100. Clustering: KMeans with k = number
 of classes on all target nodes, ``runs`` seeds, mean NMI and ARI x100.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
-from threadpoolctl import threadpool_limits
 from sklearn.metrics import adjusted_rand_score, f1_score, normalized_mutual_info_score, roc_auc_score
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 __all__ = ["batched_f1", "linear_probe", "cluster_scores"]
@@ -32,8 +33,19 @@ def batched_f1(pred: Tensor, y: Tensor, num_classes: int) -> tuple[Tensor, Tenso
     return per_class.mean(-1), (pred == y).float().mean(-1)
 
 
-def linear_probe(emb: Tensor, y: Tensor, train: Tensor, val: Tensor, test: Tensor, *, repeats: int = 50,
-                 steps: int = 200, lr: float = 0.01, weight_decay: float = 0.0, seed: int = 0) -> dict[str, np.ndarray]:
+def linear_probe(
+    emb: Tensor,
+    y: Tensor,
+    train: Tensor,
+    val: Tensor,
+    test: Tensor,
+    *,
+    repeats: int = 50,
+    steps: int = 200,
+    lr: float = 0.01,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Per-repeat test ``macro_f1``, ``micro_f1`` and ``auc`` (x100) under validation selection."""
     emb = emb.detach().float()
     c = int(y.max()) + 1

@@ -1,6 +1,7 @@
 """MEOW (Yu & Li, SDM 2023): coarse view vs fine-grained view InfoNCE with cluster-based negative
 weights, plus a prototypical term. ``weighted: false, lam_proto: 0`` is the unweighted baseline
 (plain coarse-vs-fine InfoNCE, the HeCo-style reference point)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -35,8 +36,15 @@ def kmeans(x: Tensor, k: int, seed: int, iters: int = 10) -> tuple[Tensor, Tenso
 
         faiss.omp_set_num_threads(max(torch.get_num_threads(), 1))
         # max_points_per_centroid: use every point (no subsampling, no warning at N < 39 k)
-        km = faiss.Kmeans(a.shape[1], k, niter=iters, seed=seed, verbose=False, max_points_per_centroid=a.shape[0],
-                           min_points_per_centroid=1)
+        km = faiss.Kmeans(
+            a.shape[1],
+            k,
+            niter=iters,
+            seed=seed,
+            verbose=False,
+            max_points_per_centroid=a.shape[0],
+            min_points_per_centroid=1,
+        )
         km.train(a)
         assign = km.index.search(a, 1)[1].reshape(-1)
         centroids = km.centroids
@@ -80,8 +88,11 @@ class MEOW(HetGraphTask):
         z, fine, coarse = self.encoder(self.graph)
         cfg = self.cfg
         need = cfg.weighted or cfg.lam_proto > 0
-        clusterings = [kmeans(fine, k, self.seed * 1000 + epoch + i, cfg.kmeans_iters)
-                       for i, k in enumerate(cfg.clusters)] if need else []
+        clusterings = (
+            [kmeans(fine, k, self.seed * 1000 + epoch + i, cfg.kmeans_iters) for i, k in enumerate(cfg.clusters)]
+            if need
+            else []
+        )
         weights = cluster_weights([a for a, _ in clusterings]) if cfg.weighted else None
         nce = info_nce(coarse, fine, cfg.temperature, neg_weights=weights)
         extras = {"nce": float(nce.detach())}

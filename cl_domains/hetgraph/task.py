@@ -1,4 +1,5 @@
 """Recipe sections of the heterogeneous-graph domain and the full-batch task its methods share."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,9 @@ class HetGraphModel(StrictModel):
     hidden: int = Field(64, gt=0)
     dropout: float = Field(0.2, ge=0, lt=1)
     nei_max: list[int] = Field(..., description="PathSim top-k per meta-path (the schema's order)")
-    feat_mask: float = Field(0.3, ge=0, lt=1, description="fraction of target feature non-zeros zeroed in the masked copy")
+    feat_mask: float = Field(
+        0.3, ge=0, lt=1, description="fraction of target feature non-zeros zeroed in the masked copy"
+    )
     adj_mask: list[float] = Field(..., description="fraction of pruned meta-path edges dropped, per meta-path")
     mask_seed: int = 0
 
@@ -56,8 +59,9 @@ class HetGraphTask:
         self.target = SCHEMAS[d.dataset].target
         self.y = self.data[self.target].y
         feat_dims = {t: int(self.data[t].x.shape[1]) for t in self.data.node_types}
-        self.model = self.encoder = MEOWEncoder(d.dataset, feat_dims, m.hidden, m.dropout, m.nei_max, m.feat_mask,
-                                                m.adj_mask, m.mask_seed)
+        self.model = self.encoder = MEOWEncoder(
+            d.dataset, feat_dims, m.hidden, m.dropout, m.nei_max, m.feat_mask, m.adj_mask, m.mask_seed
+        )
         self.graph = self.encoder.inputs(self.data)
         self.build_heads()
 
@@ -79,8 +83,19 @@ class HetGraphTask:
     def evaluate(self, split: str) -> dict[str, float]:
         e, z = self.recipe.eval, self.embeddings()
         if split == "dev":
-            scores = [linear_probe(z, self.y, *self._split(r), repeats=e.dev_repeats, steps=e.steps, lr=e.lr,
-                                   weight_decay=e.weight_decay, seed=self.seed)["val_macro_f1"].mean() for r in e.rates]
+            scores = [
+                linear_probe(
+                    z,
+                    self.y,
+                    *self._split(r),
+                    repeats=e.dev_repeats,
+                    steps=e.steps,
+                    lr=e.lr,
+                    weight_decay=e.weight_decay,
+                    seed=self.seed,
+                )["val_macro_f1"].mean()
+                for r in e.rates
+            ]
             return {"val_macro_f1": float(np.mean(scores))}
         return self.test_scores(z)
 
@@ -89,8 +104,16 @@ class HetGraphTask:
         e = self.recipe.eval
         out: dict[str, float] = {}
         for r in e.rates:
-            res = linear_probe(z, self.y, *self._split(r), repeats=e.repeats, steps=e.steps, lr=e.lr,
-                               weight_decay=e.weight_decay, seed=self.seed)
+            res = linear_probe(
+                z,
+                self.y,
+                *self._split(r),
+                repeats=e.repeats,
+                steps=e.steps,
+                lr=e.lr,
+                weight_decay=e.weight_decay,
+                seed=self.seed,
+            )
             for k in ("macro_f1", "micro_f1", "auc"):
                 out[f"{k}_{r}"] = float(res[k].mean())
                 out[f"{k}_{r}_std"] = float(res[k].std())

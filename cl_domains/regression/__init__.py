@@ -6,21 +6,54 @@ Public API::
 
     from cl_domains.regression import SupReMix, supremix_mixtures, supremix_loss, rnc_loss, load_table
 """
+
 from ..core.registry import register_domain, register_method
-from .data import (RegressionData, Split, load_airfoil, load_exchange, load_stsb_dir, load_table, load_uci_pbp,
-                   stsb_shot_groups)
+from .data import (
+    RegressionData,
+    Split,
+    load_airfoil,
+    load_exchange,
+    load_stsb_dir,
+    load_table,
+    load_uci_pbp,
+    stsb_shot_groups,
+)
 from .encoder import MLPEncoder, TemporalEncoder
 from .metrics import metrics_by_shot, regression_metrics
 from .rnc import rnc_loss
 from .supremix import Mixtures, SupReMix, supremix_loss, supremix_mixtures
-from .task import METHODS, RegressionDataConfig, RegressionEval, RegressionMethod, RegressionModel, RegressionTask, build
+from .task import (
+    METHODS,
+    RegressionDataConfig,
+    RegressionEval,
+    RegressionMethod,
+    RegressionModel,
+    RegressionTask,
+    build,
+)
 
 register_domain("regression", RegressionModel, RegressionDataConfig, RegressionEval)
 for _name in METHODS:  # one schema for the three methods: `--set method.name=rnc` switches
     register_method("regression", _name, RegressionMethod)(build)
 
 __all__ = [
-    "SupReMix", "supremix_mixtures", "supremix_loss", "Mixtures", "rnc_loss", "RegressionTask", "METHODS",
-    "RegressionData", "Split", "load_airfoil", "load_uci_pbp", "load_stsb_dir", "load_exchange", "load_table",
-    "stsb_shot_groups", "MLPEncoder", "TemporalEncoder", "regression_metrics", "metrics_by_shot",
+    "SupReMix",
+    "supremix_mixtures",
+    "supremix_loss",
+    "Mixtures",
+    "rnc_loss",
+    "RegressionTask",
+    "METHODS",
+    "RegressionData",
+    "Split",
+    "load_airfoil",
+    "load_uci_pbp",
+    "load_stsb_dir",
+    "load_exchange",
+    "load_table",
+    "stsb_shot_groups",
+    "MLPEncoder",
+    "TemporalEncoder",
+    "regression_metrics",
+    "metrics_by_shot",
 ]

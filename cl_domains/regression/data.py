@@ -5,6 +5,7 @@ arrays (tabular: ``[n, d]``; series: ``[n, window]``) or sentence pairs (STS-B-D
 float64 ``[n]``. Inputs are checked on the way in: a missing target column, NaN features or a
 constant target are :class:`UserError` s that name the file and the column.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,16 @@ from ..core.errors import UserError
 from ..core.recipe import short_repr
 
 __all__ = [
-    "Split", "RegressionData", "check_xy", "load_airfoil", "load_uci_pbp", "load_stsb_dir", "stsb_shot_groups",
-    "load_exchange", "load_table", "SHOTS",
+    "Split",
+    "RegressionData",
+    "check_xy",
+    "load_airfoil",
+    "load_uci_pbp",
+    "load_stsb_dir",
+    "stsb_shot_groups",
+    "load_exchange",
+    "load_table",
+    "SHOTS",
 ]
 
 SHOTS = ("many", "medium", "few")
@@ -49,8 +58,14 @@ class RegressionData:
     target_name: str = "target"
 
 
-def check_xy(x: np.ndarray, y: np.ndarray, where: str, feature_names: list[str] | None = None,
-             target: str = "target", lines: np.ndarray | None = None) -> None:
+def check_xy(
+    x: np.ndarray,
+    y: np.ndarray,
+    where: str,
+    feature_names: list[str] | None = None,
+    target: str = "target",
+    lines: np.ndarray | None = None,
+) -> None:
     """Refuse NaN/inf features or targets and a constant target, naming the column and rows
     (``lines[i]``: the 1-based file line of row ``i``, when the rows come from a file)."""
     names = feature_names or [f"column {j}" for j in range(x.shape[1] if x.ndim == 2 else 1)]
@@ -64,15 +79,21 @@ def check_xy(x: np.ndarray, y: np.ndarray, where: str, feature_names: list[str] 
     if bad.any():
         rows, cols = np.nonzero(bad.reshape(len(x), -1))
         col = names[cols[0]] if x.ndim == 2 else "window"
-        raise UserError(f"{where}: feature {col!r} has NaN/inf values ({int(bad.sum())} cells, first at {unit} "
-                        f"{at(rows)}). Impute or drop them before training.")
+        raise UserError(
+            f"{where}: feature {col!r} has NaN/inf values ({int(bad.sum())} cells, first at {unit} "
+            f"{at(rows)}). Impute or drop them before training."
+        )
     if not np.isfinite(y).all():
         rows = np.nonzero(~np.isfinite(y))[0]
-        raise UserError(f"{where}: target {target!r} has NaN/inf values at {unit} {at(rows)}"
-                        f"{' …' if len(rows) > 5 else ''}. Drop those rows.")
+        raise UserError(
+            f"{where}: target {target!r} has NaN/inf values at {unit} {at(rows)}"
+            f"{' …' if len(rows) > 5 else ''}. Drop those rows."
+        )
     if len(y) and np.ptp(y) == 0:
-        raise UserError(f"{where}: target {target!r} is constant ({y[0]:g} on all {len(y)} rows): there is nothing "
-                        "to regress. Check the target column.")
+        raise UserError(
+            f"{where}: target {target!r} is constant ({y[0]:g} on all {len(y)} rows): there is nothing "
+            "to regress. Check the target column."
+        )
 
 
 def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -82,14 +103,23 @@ def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     return [((a - mu) / sd).astype(np.float32) for a in (train, *others)]
 
 
-def _tabular(name: str, x: np.ndarray, y: np.ndarray, idx: dict[str, np.ndarray], where: str,
-             feature_names: list[str], target: str, lines: np.ndarray | None = None) -> RegressionData:
+def _tabular(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    idx: dict[str, np.ndarray],
+    where: str,
+    feature_names: list[str],
+    target: str,
+    lines: np.ndarray | None = None,
+) -> RegressionData:
     check_xy(x, y, where, feature_names, target, lines)
     tr, dv, te = (idx[k] for k in ("train", "dev", "test"))
     check_xy(x[tr], y[tr], f"{where} (training split)", feature_names, target, None if lines is None else lines[tr])
     xs = _standardise(x[tr], x[dv], x[te])
-    return RegressionData(name, "tabular", Split(xs[0], y[tr]), Split(xs[1], y[dv]), Split(xs[2], y[te]),
-                          feature_names, target)
+    return RegressionData(
+        name, "tabular", Split(xs[0], y[tr]), Split(xs[1], y[dv]), Split(xs[2], y[te]), feature_names, target
+    )
 
 
 AIRFOIL_FEATURES = ["frequency", "angle_of_attack", "chord_length", "velocity", "displacement_thickness"]
@@ -101,11 +131,14 @@ def load_airfoil(data_file: str | Path, splits_file: str | Path, seed: int = 0) 
     try:
         splits = json.loads(Path(splits_file).read_text(encoding="utf-8"))["splits"]
     except (ValueError, KeyError, TypeError, OSError) as exc:
-        raise UserError(f"{splits_file}: not a splits file ({type(exc).__name__}: {str(exc)[:200]}); expected JSON "
-                        '{"splits": {"<seed>": {"train": [...], "valid": [...], "test": [...]}}}.') from None
+        raise UserError(
+            f"{splits_file}: not a splits file ({type(exc).__name__}: {str(exc)[:200]}); expected JSON "
+            '{"splits": {"<seed>": {"train": [...], "valid": [...], "test": [...]}}}.'
+        ) from None
     if str(seed) not in splits:
-        raise UserError(f"{splits_file}: no split for seed {seed}; available: {', '.join(sorted(splits))} "
-                        "(set data.split).")
+        raise UserError(
+            f"{splits_file}: no split for seed {seed}; available: {', '.join(sorted(splits))} (set data.split)."
+        )
     s = splits[str(seed)]
     idx = {"train": np.asarray(s["train"]), "dev": np.asarray(s["valid"]), "test": np.asarray(s["test"])}
     return _tabular("uci_airfoil", arr[:, :5], arr[:, 5], idx, str(data_file), AIRFOIL_FEATURES, "sound_pressure_db")
@@ -131,7 +164,9 @@ def _read_numeric(path: Path, columns: int | None, sep: str | None = None) -> np
     return np.asarray(rows, dtype=np.float64)
 
 
-def load_uci_pbp(folder: str | Path, split: int = 0, dev_fraction: float = 0.1, name: str | None = None) -> RegressionData:
+def load_uci_pbp(
+    folder: str | Path, split: int = 0, dev_fraction: float = 0.1, name: str | None = None
+) -> RegressionData:
     """A UCI dataset in the PBP / MC-dropout layout (``data.txt``, ``index_{features,target}.txt``,
     ``index_{train,test}_<k>.txt``): split ``k`` of the standard 20 (90/10). The benchmark has no
     validation split: the last ``dev_fraction`` of a seeded shuffle of the training rows is held out
@@ -148,8 +183,15 @@ def load_uci_pbp(folder: str | Path, split: int = 0, dev_fraction: float = 0.1, 
     perm = np.random.RandomState(split).permutation(len(train))
     n_dev = int(round(dev_fraction * len(train)))
     idx = {"train": np.sort(train[perm[n_dev:]]), "dev": np.sort(train[perm[:n_dev]]), "test": test}
-    return _tabular(name or folder.name, arr[:, feats], arr[:, target], idx, str(folder / "data.txt"),
-                    [f"x{j}" for j in feats], f"column {target}")
+    return _tabular(
+        name or folder.name,
+        arr[:, feats],
+        arr[:, target],
+        idx,
+        str(folder / "data.txt"),
+        [f"x{j}" for j in feats],
+        f"column {target}",
+    )
 
 
 # ------------------------------------------------------------------------------------------ STS-B-DIR
@@ -169,8 +211,10 @@ def _read_stsb_dir(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     with open_text(path) as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     if not rows or "score" not in rows[0] or "sentence1" not in rows[0]:
-        raise UserError(f"{path}, line 1: expected a GLUE STS-B header with sentence1, sentence2, score; "
-                        f"got {rows[0][:10] if rows else 'an empty file'}")
+        raise UserError(
+            f"{path}, line 1: expected a GLUE STS-B header with sentence1, sentence2, score; "
+            f"got {rows[0][:10] if rows else 'an empty file'}"
+        )
     h = rows[0]
     i1, i2, isc = h.index("sentence1"), h.index("sentence2"), h.index("score")
     s1, s2, y = [], [], []
@@ -197,8 +241,13 @@ def load_stsb_dir(train: str | Path, dev: str | Path, test: str | Path, name: st
 
 
 # ------------------------------------------------------------------------------------------ exchange rate
-def load_exchange(path: str | Path, window: int = 168, horizon: int = 12, fractions: tuple[float, float] = (0.6, 0.2),
-                  max_train: int | None = None) -> RegressionData:
+def load_exchange(
+    path: str | Path,
+    window: int = 168,
+    horizon: int = 12,
+    fractions: tuple[float, float] = (0.6, 0.2),
+    max_train: int | None = None,
+) -> RegressionData:
     """Exchange rates (7588 days x 8 currencies), C-Mixup's protocol: every column divided by its
     max |value|, chronological 60/20/20 split of the days, input = the last ``window`` values, target
     = the value ``horizon`` steps after the window's last step. Channel-independent: each currency's
@@ -236,8 +285,14 @@ def _names(columns) -> str:
     return ", ".join(names) + (f", ... ({len(columns)} in all)" if len(columns) > 30 else "")
 
 
-def load_table(path: str | Path, target: str, features: list[str] | None = None, split: int = 0,
-               dev_fraction: float = 0.1, test_fraction: float = 0.2) -> RegressionData:
+def load_table(
+    path: str | Path,
+    target: str,
+    features: list[str] | None = None,
+    split: int = 0,
+    dev_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+) -> RegressionData:
     """Any CSV/TSV/parquet table with a named numeric ``target``; ``features`` defaults to all other
     columns (all must be numeric). Rows are split at random (seeded by ``split``) into
     train/dev/test by the given fractions."""
@@ -261,8 +316,10 @@ def load_table(path: str | Path, target: str, features: list[str] | None = None,
         import difflib
 
         hint = difflib.get_close_matches(target, [str(c) for c in df.columns], n=1)
-        raise UserError(f"{path} has no target column {target!r}{f' (did you mean {hint[0]!r}?)' if hint else ''}; "
-                        f"its columns: {_names(df.columns)}. Set data.target.")
+        raise UserError(
+            f"{path} has no target column {target!r}{f' (did you mean {hint[0]!r}?)' if hint else ''}; "
+            f"its columns: {_names(df.columns)}. Set data.target."
+        )
     features = list(features) if features else [c for c in df.columns if c != target]
     missing = [c for c in features if c not in df.columns]
     if missing:
@@ -271,16 +328,20 @@ def load_table(path: str | Path, target: str, features: list[str] | None = None,
         raise UserError(f"{path}: the target {target!r} is also listed among data.features.")
     for c in [*features, target]:
         if not pd.api.types.is_numeric_dtype(df[c]):
-            raise UserError(f"{path}: column {short_repr(c)} is not numeric (e.g. {short_repr(df[c].iloc[0])}); encode or drop it "
-                            "(set data.features).")
+            raise UserError(
+                f"{path}: column {short_repr(c)} is not numeric (e.g. {short_repr(df[c].iloc[0])}); encode or drop it "
+                "(set data.features)."
+            )
     x = df[features].to_numpy(np.float64)
     y = df[target].to_numpy(np.float64)
     n = len(y)
     n_test, n_dev = int(round(test_fraction * n)), int(round(dev_fraction * n))
     if n - n_test - n_dev < 2 or n_dev < 1 or n_test < 1:
-        raise UserError(f"{path}: {n} rows are too few for a train/dev/test split with dev_fraction {dev_fraction} "
-                        f"and test_fraction {test_fraction}.")
+        raise UserError(
+            f"{path}: {n} rows are too few for a train/dev/test split with dev_fraction {dev_fraction} "
+            f"and test_fraction {test_fraction}."
+        )
     perm = np.random.RandomState(split).permutation(n)
-    idx = {"test": perm[:n_test], "dev": perm[n_test:n_test + n_dev], "train": perm[n_test + n_dev:]}
+    idx = {"test": perm[:n_test], "dev": perm[n_test : n_test + n_dev], "train": perm[n_test + n_dev :]}
     # file lines of the rows: the header is line 1 (exact unless the file has blank or multi-line rows)
     return _tabular(path.stem, x, y, idx, str(path), [str(c) for c in features], target, np.arange(n) + 2)

@@ -1,5 +1,6 @@
 """Encoders of the regression domain: an MLP for tables (and for sentence-pair features), a small
 1-D convolutional encoder for series windows, and the sentence-pair featuriser for STS-B-DIR."""
+
 from __future__ import annotations
 
 import hashlib
@@ -39,9 +40,12 @@ class TemporalEncoder(nn.Module):
     def __init__(self, window: int, channels: int = 32, dim: int = 128, dropout: float = 0.0):
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv1d(1, channels, 7, stride=2, padding=3), nn.GELU(),
-            nn.Conv1d(channels, channels, 5, stride=2, padding=2), nn.GELU(),
-            nn.Conv1d(channels, channels, 5, stride=2, padding=2), nn.GELU(),
+            nn.Conv1d(1, channels, 7, stride=2, padding=3),
+            nn.GELU(),
+            nn.Conv1d(channels, channels, 5, stride=2, padding=2),
+            nn.GELU(),
+            nn.Conv1d(channels, channels, 5, stride=2, padding=2),
+            nn.GELU(),
         )
         with torch.no_grad():
             flat = self.conv(torch.zeros(1, 1, window)).numel()
@@ -56,8 +60,9 @@ class TemporalEncoder(nn.Module):
         return self.merge(shape + self.level(last))
 
 
-def pair_features(s1: list[str], s2: list[str], backbone: str, cache_dir: Path | None = None,
-                  batch_size: int = 128) -> np.ndarray:
+def pair_features(
+    s1: list[str], s2: list[str], backbone: str, cache_dir: Path | None = None, batch_size: int = 128
+) -> np.ndarray:
     """``[u, v, |u - v|, u * v]`` of the frozen sentence encoder's mean-pooled embeddings ``u, v``
     (the InferSent/DIR pair representation), cached on disk by backbone and text."""
     from ..sentences.encoder import SentenceEncoder

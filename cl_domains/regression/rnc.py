@@ -1,4 +1,5 @@
 """Rank-N-Contrast (Zha et al., NeurIPS 2023): contrast samples by their rank in label space."""
+
 from __future__ import annotations
 
 import torch

@@ -18,6 +18,7 @@ released code). Unlike the released code's dense ``N^3 x d`` tensor, mixtures ar
 The loss itself is :func:`cl_domains.core.losses.contrastive_nll` (SupCon's L_out with per-pair
 negative weights).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,8 +62,15 @@ def _pick(mask: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarra
     return np.minimum(pos - np.arange(rows)[:, None] * cols, cols - 1), counts > 0
 
 
-def supremix_mixtures(z: Tensor, y: Tensor, rng: np.random.Generator, n_neg: int = 16, n_pos: int = 16,
-                      window: float = 1.0, beta: tuple[float, float] = (2.0, 8.0)) -> Mixtures:
+def supremix_mixtures(
+    z: Tensor,
+    y: Tensor,
+    rng: np.random.Generator,
+    n_neg: int = 16,
+    n_pos: int = 16,
+    window: float = 1.0,
+    beta: tuple[float, float] = (2.0, 8.0),
+) -> Mixtures:
     """Sample ``n_neg`` anchor-inclusive and ``n_pos`` anchor-exclusive mixtures per row of ``z``
     (``[A, D]``, used as given: pass normalised, detached embeddings)."""
     a = z.shape[0]
@@ -95,13 +103,25 @@ def supremix_mixtures(z: Tensor, y: Tensor, rng: np.random.Generator, n_neg: int
     second = torch.as_tensor(np.concatenate(seconds, 1), device=dev)
     coef = torch.as_tensor(np.concatenate(coefs, 1), dtype=z.dtype, device=dev)
     emb = coef.unsqueeze(-1) * z[first] + (1 - coef).unsqueeze(-1) * z[second]
-    return Mixtures(emb, torch.as_tensor(np.concatenate(labels, 1), dtype=y.dtype, device=dev),
-                    torch.as_tensor(np.concatenate(pos, 1), device=dev),
-                    torch.as_tensor(np.concatenate(valid, 1), device=dev), first, second, coef)
+    return Mixtures(
+        emb,
+        torch.as_tensor(np.concatenate(labels, 1), dtype=y.dtype, device=dev),
+        torch.as_tensor(np.concatenate(pos, 1), device=dev),
+        torch.as_tensor(np.concatenate(valid, 1), device=dev),
+        first,
+        second,
+        coef,
+    )
 
 
-def supremix_loss(z: Tensor, y: Tensor, mixtures: Mixtures | None, temperature: float = 0.5,
-                  distance_weight: bool = True, reduction: str = "mean") -> Tensor:
+def supremix_loss(
+    z: Tensor,
+    y: Tensor,
+    mixtures: Mixtures | None,
+    temperature: float = 0.5,
+    distance_weight: bool = True,
+    reduction: str = "mean",
+) -> Tensor:
     """The SupReMix objective (paper eq. 4) over normalised ``z`` ``[A, D]`` and labels ``y`` ``[A]``:
     ``-1/|P_i| sum_{p in P_i} log( e^{s_ip/t} / sum_{c != i} w_ic e^{s_ic/t} )`` with ``P_i`` the real
     and mixture positives, ``c`` over real rows and the anchor's mixtures, ``w_ic = 1 + |y_i - y_c|``
@@ -128,8 +148,15 @@ def supremix_loss(z: Tensor, y: Tensor, mixtures: Mixtures | None, temperature: 
 class SupReMix(nn.Module):
     """The SupReMix loss as a module: ``SupReMix()(z, y, rng)`` samples the mixtures and scores."""
 
-    def __init__(self, temperature: float = 0.5, n_neg: int = 16, n_pos: int = 16, window: float = 1.0,
-                 beta: tuple[float, float] = (2.0, 8.0), distance_weight: bool = True):
+    def __init__(
+        self,
+        temperature: float = 0.5,
+        n_neg: int = 16,
+        n_pos: int = 16,
+        window: float = 1.0,
+        beta: tuple[float, float] = (2.0, 8.0),
+        distance_weight: bool = True,
+    ):
         super().__init__()
         self.temperature, self.n_neg, self.n_pos, self.window = temperature, n_neg, n_pos, window
         self.beta, self.distance_weight = beta, distance_weight
@@ -137,5 +164,7 @@ class SupReMix(nn.Module):
     def forward(self, z: Tensor, y: Tensor, rng: np.random.Generator) -> Tensor:
         mix = None
         if self.n_neg or self.n_pos:
-            mix = supremix_mixtures(F.normalize(z.detach(), dim=-1), y, rng, self.n_neg, self.n_pos, self.window, self.beta)
+            mix = supremix_mixtures(
+                F.normalize(z.detach(), dim=-1), y, rng, self.n_neg, self.n_pos, self.window, self.beta
+            )
         return supremix_loss(z, y, mix, self.temperature, self.distance_weight)

@@ -10,6 +10,7 @@ the floor). All three read the same ``method`` section, so the comparison is one
 * ``joint``: ``regression loss + contrastive_weight * contrastive loss`` on one encoder, scored by
   the jointly trained linear head.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,15 @@ from .metrics import metrics_by_shot
 from .rnc import rnc_loss
 from .supremix import supremix_loss, supremix_mixtures
 
-__all__ = ["RegressionModel", "RegressionDataConfig", "RegressionEval", "RegressionMethod", "RegressionTask",
-           "load_data", "METHODS"]
+__all__ = [
+    "RegressionModel",
+    "RegressionDataConfig",
+    "RegressionEval",
+    "RegressionMethod",
+    "RegressionTask",
+    "load_data",
+    "METHODS",
+]
 
 METHODS = ("supremix", "rnc", "l1")
 DATASETS = ("uci_airfoil", "uci_concrete", "uci_energy", "stsb_dir", "exchange_rate", "table")
@@ -67,7 +75,9 @@ class RegressionDataConfig(StrictModel):
 class RegressionEval(StrictModel):
     batch_size: int = Field(2048, gt=0)
     probe: Literal["l1", "mse"] = Field("l1", description="two_stage: linear probe loss (mse = least squares)")
-    probe_steps: int = Field(300, ge=0, description="two_stage, probe=l1: full-batch Adam steps from the least-squares start")
+    probe_steps: int = Field(
+        300, ge=0, description="two_stage, probe=l1: full-batch Adam steps from the least-squares start"
+    )
 
 
 class SupReMixParams(StrictModel):
@@ -108,7 +118,9 @@ def load_data(cfg: RegressionDataConfig, data_root) -> RegressionData:
     if cfg.dataset == "exchange_rate":
         return load_exchange(r("exchange_rate/data"), cfg.window, cfg.horizon, max_train=cfg.max_train)
     if not cfg.path or not cfg.target:
-        raise UserError("data.dataset 'table' needs data.path (a CSV/TSV/parquet file) and data.target (its target column).")
+        raise UserError(
+            "data.dataset 'table' needs data.path (a CSV/TSV/parquet file) and data.target (its target column)."
+        )
     return load_table(r(cfg.path), cfg.target, cfg.features, cfg.split, cfg.dev_fraction, cfg.test_fraction)
 
 
@@ -121,15 +133,19 @@ class RegressionTask:
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
         t = recipe.train
         if (t.select_metric or self.dev_metric) in ERROR_METRICS and t.select_mode == "max":
-            raise UserError(f"recipe {recipe.source}: train.select_mode is 'max' but the selection metric "
-                            f"{t.select_metric or self.dev_metric!r} is an error (lower is better): set train.select_mode: min.")
+            raise UserError(
+                f"recipe {recipe.source}: train.select_mode is 'max' but the selection metric "
+                f"{t.select_metric or self.dev_metric!r} is an error (lower is better): set train.select_mode: min."
+            )
         self.seed, self.batch_size = t.seed, t.batch_size
         self.data = load_data(recipe.data, data_root)
         self.x = {s: self._features(s) for s in ("train", "dev", "test")}
         y = self._target("train")
         self.y_mean, self.y_std = float(y.mean()), float(y.std())
-        self.y = {s: torch.as_tensor((self._target(s) - self.y_mean) / self.y_std, dtype=torch.float32)
-                  for s in ("train", "dev", "test")}
+        self.y = {
+            s: torch.as_tensor((self._target(s) - self.y_mean) / self.y_std, dtype=torch.float32)
+            for s in ("train", "dev", "test")
+        }
         if len(self.y["train"]) < self.batch_size:
             raise UserError(f"train.batch_size {self.batch_size} exceeds the {len(self.y['train'])} training rows.")
         m = recipe.model
@@ -139,7 +155,9 @@ class RegressionTask:
             self.encoder = MLPEncoder(self.x["train"].shape[1], m.hidden, m.dropout)
         dim = self.encoder.dim
         self.contrastive = self.cfg.name != "l1"
-        self.projector = ProjectionHead(dim, m.projection, batch_norm=False) if self.contrastive and m.projection else nn.Identity()
+        self.projector = (
+            ProjectionHead(dim, m.projection, batch_norm=False) if self.contrastive and m.projection else nn.Identity()
+        )
         self.head = nn.Linear(dim, 1)
         self.model = nn.ModuleDict({"encoder": self.encoder, "projector": self.projector, "head": self.head})
         self.model.to(device)
@@ -169,7 +187,7 @@ class RegressionTask:
         g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(len(self.y["train"]), generator=g)
         for b in range(self.num_batches(epoch)):
-            yield epoch, b, order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield epoch, b, order[b * self.batch_size : (b + 1) * self.batch_size]
 
     def _regression(self, pred: Tensor, y: Tensor) -> Tensor:
         return F.l1_loss(pred, y) if self.cfg.regression_loss == "l1" else F.mse_loss(pred, y)
@@ -199,7 +217,10 @@ class RegressionTask:
         if self.cfg.protocol == "two_stage":
             return con, {"contrastive": float(con.detach())}
         reg = self._regression(self.head(h).squeeze(-1), y2)
-        return reg + self.cfg.contrastive_weight * con, {"contrastive": float(con.detach()), "regression": float(reg.detach())}
+        return reg + self.cfg.contrastive_weight * con, {
+            "contrastive": float(con.detach()),
+            "regression": float(reg.detach()),
+        }
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -207,7 +228,7 @@ class RegressionTask:
         was = self.model.training
         self.model.eval()
         bs = self.recipe.eval.batch_size
-        out = torch.cat([self.encoder(x[i:i + bs].to(self.device)).cpu() for i in range(0, len(x), bs)])
+        out = torch.cat([self.encoder(x[i : i + bs].to(self.device)).cpu() for i in range(0, len(x), bs)])
         self.model.train(was)
         return out
 
@@ -250,12 +271,19 @@ class RegressionTask:
         series also get ``persistence`` (the window's last value)."""
         x = {s: self.x[s].reshape(len(self.x[s]), -1).double().numpy() for s in ("train", "dev", "test")}
         y = {s: self.y[s].double().numpy() for s in ("train", "dev")}
-        res = ridge_select((x["train"], y["train"]), (x["dev"], y["dev"]), {"test": x["test"]},
-                           score=lambda p, t: float(np.abs(p - t).mean()))
+        res = ridge_select(
+            (x["train"], y["train"]),
+            (x["dev"], y["dev"]),
+            {"test": x["test"]},
+            score=lambda p, t: float(np.abs(p - t).mean()),
+        )
         test = self.data.test
         offset = 0.0 if test.offset is None else test.offset
-        out = {"ridge on raw features": metrics_by_shot(res["test_pred"]["test"] * self.y_std + self.y_mean + offset,
-                                                        test.y, test.shot)}
+        out = {
+            "ridge on raw features": metrics_by_shot(
+                res["test_pred"]["test"] * self.y_std + self.y_mean + offset, test.y, test.shot
+            )
+        }
         if test.offset is not None:
             out["persistence"] = metrics_by_shot(np.asarray(test.offset, np.float64), test.y, test.shot)
         return out
@@ -265,12 +293,18 @@ class RegressionTask:
 
         directory.mkdir(parents=True, exist_ok=True)
         save_model(self.model, str(directory / "model.safetensors"))
-        meta = {"dataset": self.data.name, "kind": self.data.kind, "features": self.data.feature_names,
-                "target": self.data.target_name, "y_mean": self.y_mean, "y_std": self.y_std,
-                "model": self.recipe.model.model_dump(), "method": self.cfg.model_dump()}
+        meta = {
+            "dataset": self.data.name,
+            "kind": self.data.kind,
+            "features": self.data.feature_names,
+            "target": self.data.target_name,
+            "y_mean": self.y_mean,
+            "y_std": self.y_std,
+            "model": self.recipe.model.model_dump(),
+            "method": self.cfg.model_dump(),
+        }
         (directory / "regressor.json").write_text(json.dumps(meta, indent=2))
 
 
 def build(recipe: Recipe, data_root, device) -> RegressionTask:
     return RegressionTask(recipe, data_root, device)
-

@@ -4,6 +4,7 @@ Public API::
 
     from cl_domains.sentences import SentenceEncoder, evaluate_sts, find_sts_tasks
 """
+
 from ..core.registry import register_domain
 from .data import StsPairs, find_sts_tasks, read_corpus, read_sick, read_sts_year, read_stsb, read_triplets
 from .encoder import POOLINGS, SentenceEncoder
@@ -12,11 +13,24 @@ from .task import SentencesData, SentencesEval, SentencesModel, SentenceTask
 
 register_domain("sentences", SentencesModel, SentencesData, SentencesEval)
 
-from .simcse import SimCSE  # noqa: E402  (registers the method)
 from .debcse import DebCSE  # noqa: E402
 from .multicsr import MultiCSR  # noqa: E402
+from .simcse import SimCSE  # noqa: E402  (registers the method)
 
 __all__ = [
-    "SentenceEncoder", "POOLINGS", "evaluate_sts", "sts_spearman", "StsPairs", "find_sts_tasks", "read_stsb",
-    "read_sts_year", "read_sick", "read_corpus", "read_triplets", "SentenceTask", "SimCSE", "DebCSE", "MultiCSR",
+    "SentenceEncoder",
+    "POOLINGS",
+    "evaluate_sts",
+    "sts_spearman",
+    "StsPairs",
+    "find_sts_tasks",
+    "read_stsb",
+    "read_sts_year",
+    "read_sick",
+    "read_corpus",
+    "read_triplets",
+    "SentenceTask",
+    "SimCSE",
+    "DebCSE",
+    "MultiCSR",
 ]

@@ -1,4 +1,5 @@
 """Readers for the sentence domain's formats: STS pairs, unlabelled corpora, NLI triplets."""
+
 from __future__ import annotations
 
 import csv
@@ -49,8 +50,9 @@ def read_stsb(path: str | Path, name: str = "STSBenchmark") -> StsPairs:
     return _scored_pairs(name, path, rows, first, i_a, i_b, i_score, "score")
 
 
-def _scored_pairs(name: str, path: Path, rows: list[list[str]], first: int, i_a: int, i_b: int, i_score: int,
-                  score_name: str) -> StsPairs:
+def _scored_pairs(
+    name: str, path: Path, rows: list[list[str]], first: int, i_a: int, i_b: int, i_score: int, score_name: str
+) -> StsPairs:
     """Rows (file lines ``first``, ``first + 1``, ...) -> pairs from columns ``i_a``, ``i_b`` with the score in ``i_score``."""
     s1, s2, y = [], [], []
     for n, row in enumerate(rows, first):
@@ -77,7 +79,7 @@ def read_sts_year(directory: str | Path) -> StsPairs:
         raise UserError(f"{directory} has no STS.input.*.txt files (SentEval layout expected).")
     s1, s2, y = [], [], []
     for inp in inputs:
-        subset = inp.name[len("STS.input."):-len(".txt")]
+        subset = inp.name[len("STS.input.") : -len(".txt")]
         gold = directory / f"STS.gs.{subset}.txt"
         if not gold.is_file():
             raise UserError(f"{inp} has no gold-score file {gold.name} beside it.")
@@ -133,8 +135,10 @@ def find_sts_tasks(root: str | Path) -> list[StsPairs]:
     if sick:
         tasks.append(read_sick(sick[0]))
     if not tasks:
-        raise UserError(f"no STS evaluation data under {root}: expected STS12-16 folders (STS1X-en-test/), "
-                        "sts-test.csv/.tsv (STS-B) or SICK_test_annotated.txt.")
+        raise UserError(
+            f"no STS evaluation data under {root}: expected STS12-16 folders (STS1X-en-test/), "
+            "sts-test.csv/.tsv (STS-B) or SICK_test_annotated.txt."
+        )
     return tasks
 
 

@@ -25,6 +25,7 @@ similarity between sentences". Every concrete choice below is ours and is a reci
 6. **Objective**: importance-weighted InfoNCE (``core.losses.info_nce`` with ``neg_weights``),
    temperature 0.05 as in SimCSE, [CLS] with the train-only MLP head.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,8 +43,15 @@ from ..core.runs import console
 from .data import read_corpus
 from .task import SentenceTask
 
-__all__ = ["DebCSE", "DebCSEConfig", "negative_weights", "neighbour_positives", "positive_probabilities",
-           "sample_positives", "surface_similarity"]
+__all__ = [
+    "DebCSE",
+    "DebCSEConfig",
+    "negative_weights",
+    "neighbour_positives",
+    "positive_probabilities",
+    "sample_positives",
+    "surface_similarity",
+]
 
 _WORD = re.compile(r"\w+")
 
@@ -53,7 +61,9 @@ class DebCSEConfig(StrictModel):
     temperature: float = Field(0.05, gt=0)
     neighbours: int = Field(4, ge=0, description="semantic neighbours per sentence considered as positives")
     positive_threshold: float = Field(0.6, ge=-1, le=1, description="min reference cosine of a neighbour positive")
-    false_negative_threshold: float = Field(0.8, ge=-1, le=1, description="in-batch keys at least this similar get weight 0")
+    false_negative_threshold: float = Field(
+        0.8, ge=-1, le=1, description="in-batch keys at least this similar get weight 0"
+    )
     bins: int = Field(10, ge=2, description="histogram bins of the propensity estimates")
     ipw_clip: tuple[float, float] = (0.2, 5.0)
     weight_negatives: bool = Field(True, description="IPW weights on in-batch negatives (False: uniform)")
@@ -71,8 +81,9 @@ def surface_similarity(words_a, words_b, len_a: int, len_b: int) -> float:
     return (jac + ratio) / 2
 
 
-def neighbour_positives(ref: torch.Tensor, words: list[frozenset[str]], k: int, threshold: float,
-                        block: int = 1024) -> list[list[int]]:
+def neighbour_positives(
+    ref: torch.Tensor, words: list[frozenset[str]], k: int, threshold: float, block: int = 1024
+) -> list[list[int]]:
     """Each sentence's neighbour positives (item 3): among its ``k`` nearest other sentences by
     the cosine of the L2-normalised reference embeddings ``ref``, those with cosine
     ``>= threshold`` whose word set differs from its own (an exact duplicate is a dropout view
@@ -82,7 +93,7 @@ def neighbour_positives(ref: torch.Tensor, words: list[frozenset[str]], k: int, 
     if k <= 0 or n < 2:
         return nbrs
     for start in range(0, n, block):
-        sims = ref[start:start + block] @ ref.T
+        sims = ref[start : start + block] @ ref.T
         rows = torch.arange(sims.shape[0])
         sims[rows, rows + start] = -2.0  # not itself
         top = sims.topk(min(k, n - 1), dim=1)
@@ -107,14 +118,21 @@ def positive_probabilities(surf: list[torch.Tensor], bins: int, clip: tuple[floa
     return probs
 
 
-def sample_positives(cands: list[list[int]], probs: list[torch.Tensor], anchors: list[int],
-                     g: torch.Generator) -> list[int]:
+def sample_positives(
+    cands: list[list[int]], probs: list[torch.Tensor], anchors: list[int], g: torch.Generator
+) -> list[int]:
     """One positive per anchor, drawn from its candidates with ``probs`` (seeded by ``g``)."""
     return [cands[a][int(torch.multinomial(probs[a], 1, generator=g))] for a in anchors]
 
 
-def negative_weights(sem: torch.Tensor, surf: torch.Tensor | None, neg_reference: torch.Tensor,
-                     false_negative_threshold: float, bins: int, clip: tuple[float, float]) -> torch.Tensor:
+def negative_weights(
+    sem: torch.Tensor,
+    surf: torch.Tensor | None,
+    neg_reference: torch.Tensor,
+    false_negative_threshold: float,
+    bins: int,
+    clip: tuple[float, float],
+) -> torch.Tensor:
     """``[B, B]`` weights of the in-batch negatives (item 5): anchor ``i`` against key ``j``.
     ``sem`` is their reference cosine, ``surf`` their surface similarity (``None``: uniform
     weights) and ``neg_reference`` the surface similarities of random sentence pairs. A key with
@@ -146,7 +164,9 @@ class DebCSE(SentenceTask):
         self.neg_reference = torch.tensor([self._surf(a, b) for a, b in zip(i, j) if a != b])
         n_nb = sum(len(c) - 1 for c in self.cands)
         self.stats = {"neighbour_positives": n_nb, "anchors_with_neighbours": sum(len(c) > 1 for c in self.cands)}
-        console.print(f"DebCSE: {n_nb} neighbour positives for {self.stats['anchors_with_neighbours']} of {len(sents)} anchors")
+        console.print(
+            f"DebCSE: {n_nb} neighbour positives for {self.stats['anchors_with_neighbours']} of {len(sents)} anchors"
+        )
 
     def _surf(self, a: int, b: int) -> float:
         return surface_similarity(self.words[a], self.words[b], self.lens[a], self.lens[b])
@@ -154,8 +174,9 @@ class DebCSE(SentenceTask):
     def _reference_embeddings(self, sents: list[str]) -> torch.Tensor:
         pooling, self.encoder.pooling = self.encoder.pooling, "mean"
         try:
-            return self.encoder.encode(sents, batch_size=self.recipe.eval.batch_size, normalize=True,
-                                       progress="DebCSE reference embeddings")
+            return self.encoder.encode(
+                sents, batch_size=self.recipe.eval.batch_size, normalize=True, progress="DebCSE reference embeddings"
+            )
         finally:
             self.encoder.pooling = pooling
 
@@ -175,8 +196,9 @@ class DebCSE(SentenceTask):
         cfg = self.cfg
         sem = self.ref[anchors] @ self.ref[keys].T
         surf = torch.tensor([[self._surf(a, k) for k in keys] for a in anchors]) if cfg.weight_negatives else None
-        return negative_weights(sem, surf, self.neg_reference, cfg.false_negative_threshold, cfg.bins,
-                                tuple(cfg.ipw_clip))
+        return negative_weights(
+            sem, surf, self.neg_reference, cfg.false_negative_threshold, cfg.bins, tuple(cfg.ipw_clip)
+        )
 
     def loss(self, batch):
         anchors, positives = batch

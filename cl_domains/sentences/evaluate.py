@@ -1,4 +1,5 @@
 """STS evaluation: cosine similarity of the two sentences' embeddings, Spearman x100 against gold."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -38,8 +39,9 @@ def evaluate_sts(encoder: SentenceEncoder, tasks: Sequence[StsPairs], batch_size
     return _with_avg({t.name: sts_spearman(encoder, t, batch_size) for t in tasks})
 
 
-def evaluate_sts_poolings(encoder: SentenceEncoder, tasks: Sequence[StsPairs], poolings: Sequence[str],
-                          batch_size: int = 128) -> dict[str, dict[str, float]]:
+def evaluate_sts_poolings(
+    encoder: SentenceEncoder, tasks: Sequence[StsPairs], poolings: Sequence[str], batch_size: int = 128
+) -> dict[str, dict[str, float]]:
     """:func:`evaluate_sts` for each of ``poolings`` from one encoding pass (pooling -> scores)."""
     unique = list(dict.fromkeys(s for t in tasks for s in t.s1 + t.s2))
     index = {s: i for i, s in enumerate(unique)}

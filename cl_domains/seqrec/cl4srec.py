@@ -1,4 +1,5 @@
 """CL4SRec (Xie et al., 2022): SASRec plus InfoNCE between two augmented views of each sequence."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -4,6 +4,7 @@ A file has one user per line, ``user item item ...`` in time order, ids from 1 (
 :class:`LeaveOneOut` keeps every sequence in one flat array with offsets; batches of
 left-aligned, right-padded windows are gathered with tensor indexing, never a per-sample loop.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ class Sequences:
         return np.diff(self.offsets)
 
     def user(self, u: int) -> np.ndarray:
-        return self.items[self.offsets[u]:self.offsets[u + 1]]
+        return self.items[self.offsets[u] : self.offsets[u + 1]]
 
 
 def read_sequences(path: str | Path, n_items: int | None = None, min_length: int = 3) -> Sequences:
@@ -57,16 +58,22 @@ def read_sequences(path: str | Path, n_items: int | None = None, min_length: int
             try:
                 ids = np.array(line.split(), dtype=np.int64)
             except (ValueError, OverflowError):
-                raise UserError(f"{path}, line {lineno}: expected integers 'user item item ...', got {line.strip()[:80]!r}.") from None
+                raise UserError(
+                    f"{path}, line {lineno}: expected integers 'user item item ...', got {line.strip()[:80]!r}."
+                ) from None
             user, seq = int(ids[0]), ids[1:]
             if user in users:
                 raise UserError(f"{path}, line {lineno}: user {user} appears twice; one line per user.")
             users.add(user)
             if len(seq) < min_length:
-                raise UserError(f"{path}, line {lineno}: user {user} has {len(seq)} item(s); leave-one-out needs at least "
-                                f"{min_length} (one to train on, one for validation, one for test). Filter the file first.")
+                raise UserError(
+                    f"{path}, line {lineno}: user {user} has {len(seq)} item(s); leave-one-out needs at least "
+                    f"{min_length} (one to train on, one for validation, one for test). Filter the file first."
+                )
             if seq.min() < 1:
-                raise UserError(f"{path}, line {lineno}: item id {int(seq.min())} is out of range; ids start at 1 (0 is padding).")
+                raise UserError(
+                    f"{path}, line {lineno}: item id {int(seq.min())} is out of range; ids start at 1 (0 is padding)."
+                )
             rows.append(seq)
             lines.append(lineno)
     if not rows:
@@ -81,9 +88,11 @@ def read_sequences(path: str | Path, n_items: int | None = None, min_length: int
         # the embedding table has one row per id up to the largest: refuse a table mostly empty
         line = lines[next(i for i, r in enumerate(rows) if r.max() == top)]
         gb = (top + 1) * 64 * 4 * 4 / 1e9  # 64-dim float32 rows, with gradient and two Adam moments
-        raise UserError(f"{path}, line {line}: item id {top:,} is far above the {distinct:,} distinct items; the item "
-                        f"table would have {top + 1:,} rows (~{gb:,.1f} GB at 64 dimensions with its optimiser state). "
-                        f"Renumber the items 1..{distinct:,} first.")
+        raise UserError(
+            f"{path}, line {line}: item id {top:,} is far above the {distinct:,} distinct items; the item "
+            f"table would have {top + 1:,} rows (~{gb:,.1f} GB at 64 dimensions with its optimiser state). "
+            f"Renumber the items 1..{distinct:,} first."
+        )
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum([len(r) for r in rows], out=offsets[1:])
     return Sequences(items, offsets, n_items or top, path.name)

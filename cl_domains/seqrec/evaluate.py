@@ -3,6 +3,7 @@
 Ties are ranked in expectation: a target tied with ``t`` other items is equally likely at each of the
 ``t + 1`` places of the tie, so a model that gives every item one score gets chance-level metrics
 (HR@k = k / n_items), never a perfect score."""
+
 from __future__ import annotations
 
 import torch
@@ -14,7 +15,9 @@ from .model import SASRecEncoder
 __all__ = ["target_ranks", "ranking_metrics", "evaluate_ranking"]
 
 
-def target_ranks(scores: Tensor, targets: Tensor, exclude: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+def target_ranks(
+    scores: Tensor, targets: Tensor, exclude: tuple[Tensor, Tensor] | None = None
+) -> tuple[Tensor, Tensor]:
     """``(higher, tied)`` per row: the number of candidate items scoring strictly above the target
     column, and the number of *other* candidates with exactly its score. ``exclude``: ``(row, column)``
     candidates to drop (the target itself is never dropped). ``scores`` is modified in place."""
@@ -49,8 +52,15 @@ def ranking_metrics(higher: Tensor, ks: tuple[int, ...] = (5, 10, 20), tied: Ten
 
 
 @torch.no_grad()
-def evaluate_ranking(model: SASRecEncoder | Tensor, data: LeaveOneOut, split: str, *, batch_size: int = 1024,
-                     mask_history: bool = False, ks: tuple[int, ...] = (5, 10, 20)) -> dict[str, float]:
+def evaluate_ranking(
+    model: SASRecEncoder | Tensor,
+    data: LeaveOneOut,
+    split: str,
+    *,
+    batch_size: int = 1024,
+    mask_history: bool = False,
+    ks: tuple[int, ...] = (5, 10, 20),
+) -> dict[str, float]:
     """Rank every user's ``valid`` or ``test`` target against all items; memory is one
     ``batch_size x n_items`` score block at a time. ``mask_history`` removes the items the user
     already interacted with from the candidates (ICLRec/CoSeRec); MCLRec keeps them. ``model`` may be

@@ -5,6 +5,7 @@ Per batch (Algorithm 1, with the released code's schedule): (1) encoder step on
 step on ``L1 = L_cl2 + gamma R`` with the sequence views re-encoded by the updated encoder
 (no encoder gradient is needed, so it runs without a graph); (3) encoder step on ``L0`` again.
 """
+
 from __future__ import annotations
 
 from typing import Literal

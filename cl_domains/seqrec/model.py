@@ -10,6 +10,7 @@ length (attention and its dropout then cost ~width^2 of each group, not of the l
 and the last block computes its query only at each sequence's final position, the one whose
 output represents the sequence.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,9 @@ class _Block(nn.Module):
             q = q[torch.arange(b), :, ends].unsqueeze(2)  # [B, heads, 1, d]
             allowed = allowed[torch.arange(b), :, ends].unsqueeze(2)
             x = x[last]
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,
-                                             dropout_p=self.attn_dropout if self.training else 0.0)
+        ctx = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed, dropout_p=self.attn_dropout if self.training else 0.0
+        )
         ctx = ctx.transpose(1, 2).reshape(b, -1, hidden)
         ctx = ctx[:, 0] if last is not None else ctx.reshape(b * length, hidden)[slots]
         h = self.norm1(x + self.drop(self.out(ctx)))
@@ -61,12 +63,32 @@ class SASRecEncoder(nn.Module):
     """Self-attentive sequential recommender. Item ids are ``1..n_items``; 0 pads and
     ``n_items + 1`` is the mask token of the mask augmentation."""
 
-    def __init__(self, n_items: int, max_len: int = 50, hidden: int = 64, layers: int = 2, heads: int = 2,
-                 inner: int = 256, dropout: float = 0.5, attn_dropout: float = 0.5, init_std: float = 0.02,
-                 eps: float = 1e-12):
+    def __init__(
+        self,
+        n_items: int,
+        max_len: int = 50,
+        hidden: int = 64,
+        layers: int = 2,
+        heads: int = 2,
+        inner: int = 256,
+        dropout: float = 0.5,
+        attn_dropout: float = 0.5,
+        init_std: float = 0.02,
+        eps: float = 1e-12,
+    ):
         super().__init__()
-        self.config = dict(n_items=n_items, max_len=max_len, hidden=hidden, layers=layers, heads=heads, inner=inner,
-                           dropout=dropout, attn_dropout=attn_dropout, init_std=init_std, eps=eps)
+        self.config = dict(
+            n_items=n_items,
+            max_len=max_len,
+            hidden=hidden,
+            layers=layers,
+            heads=heads,
+            inner=inner,
+            dropout=dropout,
+            attn_dropout=attn_dropout,
+            init_std=init_std,
+            eps=eps,
+        )
         self.n_items, self.max_len = n_items, max_len
         self.item_emb = nn.Embedding(n_items + 2, hidden, padding_idx=0)
         self.pos_emb = nn.Embedding(max_len, hidden)
@@ -87,12 +109,14 @@ class SASRecEncoder(nn.Module):
         """Left-aligned, zero-padded ``seqs [B, L]`` -> one vector per sequence ``[B, H]`` (its last position).
         Batches of 128+ rows are encoded in ``groups`` length-sorted groups (same result, less padding)."""
         if seqs.shape[1] > self.max_len:
-            raise ValueError(f"sequences of length {seqs.shape[1]} exceed max_len {self.max_len}; keep the last {self.max_len} items")
+            raise ValueError(
+                f"sequences of length {seqs.shape[1]} exceed max_len {self.max_len}; keep the last {self.max_len} items"
+            )
         if len(lengths) < 128 or groups < 2:
             return self._encode(seqs, lengths)
         order = lengths.argsort()
         out = self.item_emb.weight.new_empty(len(lengths), self.item_emb.embedding_dim)
-        parts = [self._encode(seqs[idx, :int(lengths[idx[-1]])], lengths[idx]) for idx in order.chunk(groups)]
+        parts = [self._encode(seqs[idx, : int(lengths[idx[-1]])], lengths[idx]) for idx in order.chunk(groups)]
         return out.index_put((order,), torch.cat(parts))
 
     def _encode(self, seqs: Tensor, lengths: Tensor) -> Tensor:
@@ -111,7 +135,7 @@ class SASRecEncoder(nn.Module):
 
     def item_vectors(self) -> Tensor:
         """Output embeddings of items ``1..n_items`` (row ``j`` is item ``j + 1``)."""
-        return self.item_emb.weight[1:self.n_items + 1]
+        return self.item_emb.weight[1 : self.n_items + 1]
 
     def scores(self, h: Tensor) -> Tensor:
         """Dot-product scores of sequence vectors against every item: ``[B, n_items]``."""
@@ -165,5 +189,5 @@ def _pad(histories: list[list[int]], max_len: int, n_items: int, device) -> tupl
         raise ValueError(f"item id {bad[0]} is out of range 1..{n_items}")
     seqs = torch.zeros(len(tails), max(map(len, tails)), dtype=torch.long)
     for row, t in enumerate(tails):
-        seqs[row, :len(t)] = torch.as_tensor(t)
+        seqs[row, : len(t)] = torch.as_tensor(t)
     return seqs.to(device), torch.tensor([len(t) for t in tails], device=device)

@@ -1,4 +1,5 @@
 """SASRec (Kang & McAuley, 2018), trained on next-item prediction alone: the baseline."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -1,4 +1,5 @@
 """Recipe sections of the seqrec domain and SASRec, the task CL4SRec and MCLRec build on."""
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,9 @@ class SeqRecEval(StrictModel):
 
 class AugmentConfig(StrictModel):
     ops: list[Literal[tuple(AUGMENTATIONS)]] = Field(default_factory=lambda: ["crop", "mask", "reorder"])  # type: ignore[valid-type]
-    ratios: dict[str, float] = Field(default_factory=lambda: {"crop": 0.5, "mask": 0.5, "reorder": 0.8,
-                                                                "insert": 0.2, "substitute": 0.2})
+    ratios: dict[str, float] = Field(
+        default_factory=lambda: {"crop": 0.5, "mask": 0.5, "reorder": 0.8, "insert": 0.2, "substitute": 0.2}
+    )
 
 
 def pad_cat(*batches: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
@@ -67,8 +69,9 @@ class SeqRecTask:
         path = core_data.resolve(recipe.data.sequences, data_root)
         m = recipe.model
         self.data = LeaveOneOut(read_sequences(path, recipe.data.n_items), m.max_len)
-        self.encoder = SASRecEncoder(self.data.n_items, m.max_len, m.hidden, m.layers, m.heads, m.inner, m.dropout,
-                                     m.attn_dropout, m.init_std)
+        self.encoder = SASRecEncoder(
+            self.data.n_items, m.max_len, m.hidden, m.layers, m.heads, m.inner, m.dropout, m.attn_dropout, m.init_std
+        )
         self.model = self.encoder
         augment: AugmentConfig | None = getattr(self.cfg, "augment", None)
         needs_similar = augment is not None and {"insert", "substitute"} & set(augment.ops)
@@ -85,8 +88,15 @@ class SeqRecTask:
             seqs, lengths, targets = self.data.train_batch(ids)
             batch = {"seqs": seqs, "lengths": lengths, "targets": targets}
             if augment is not None:
-                batch["views"] = two_views(seqs, lengths, augment.ops, augment.ratios, generator=g,
-                                           mask_id=self.encoder.mask_id, similar=self.similar)
+                batch["views"] = two_views(
+                    seqs,
+                    lengths,
+                    augment.ops,
+                    augment.ratios,
+                    generator=g,
+                    mask_id=self.encoder.mask_id,
+                    similar=self.similar,
+                )
             yield batch
 
     def rec_loss(self, h: Tensor, targets: Tensor) -> Tensor:
@@ -111,16 +121,25 @@ class SeqRecTask:
 
     def evaluate(self, split: str) -> dict[str, float]:
         e = self.recipe.eval
-        return evaluate_ranking(self.encoder, self.data, "valid" if split == "dev" else "test", batch_size=e.batch_size,
-                                mask_history=e.mask_history, ks=tuple(e.ks))
+        return evaluate_ranking(
+            self.encoder,
+            self.data,
+            "valid" if split == "dev" else "test",
+            batch_size=e.batch_size,
+            mask_history=e.mask_history,
+            ks=tuple(e.ks),
+        )
 
     def baselines(self) -> dict[str, dict[str, float]]:
         """``most popular``: every user gets the items ranked by their number of training interactions
         (each user's items before the validation target), under the same protocol as :meth:`evaluate`."""
         e = self.recipe.eval
         counts = torch.from_numpy(popularity_counts(self.data.train_part().items, self.data.n_items))
-        return {"most popular": evaluate_ranking(counts, self.data, "test", batch_size=e.batch_size,
-                                                 mask_history=e.mask_history, ks=tuple(e.ks))}
+        return {
+            "most popular": evaluate_ranking(
+                counts, self.data, "test", batch_size=e.batch_size, mask_history=e.mask_history, ks=tuple(e.ks)
+            )
+        }
 
     def export(self, directory: Path) -> None:
         self.encoder.save(directory)

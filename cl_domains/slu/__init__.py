@@ -8,6 +8,7 @@ Public API::
     model = SLUModel.load("runs/<run>/strategies/coconut-seed0/model")
     model.predict([read_wav("turn_on_the_lights.wav")])   # -> ["activate|lights|none"]
 """
+
 from ..core.registry import register_domain, register_method
 from .continual import RehearsalMemory, cl_metrics, task_splits
 from .data import FSC_INTENTS, SLURP_SCENARIOS, Utterances, read_fsc_csv, read_massive_jsonl, read_slurp_jsonl, read_wav
@@ -26,7 +27,25 @@ def build(recipe, data_root, device) -> CILStudy:
 
 
 __all__ = [
-    "FSC_INTENTS", "SLURP_SCENARIOS", "Utterances", "read_fsc_csv", "read_massive_jsonl", "read_slurp_jsonl", "read_wav",
-    "log_mel", "mel_filterbank", "SLUModel", "Voice", "assign_voices", "synthesize", "RehearsalMemory", "cl_metrics",
-    "task_splits", "CILStudy", "CILTask", "nspt_loss", "mm_loss", "prepare",
+    "FSC_INTENTS",
+    "SLURP_SCENARIOS",
+    "Utterances",
+    "read_fsc_csv",
+    "read_massive_jsonl",
+    "read_slurp_jsonl",
+    "read_wav",
+    "log_mel",
+    "mel_filterbank",
+    "SLUModel",
+    "Voice",
+    "assign_voices",
+    "synthesize",
+    "RehearsalMemory",
+    "cl_metrics",
+    "task_splits",
+    "CILStudy",
+    "CILTask",
+    "nspt_loss",
+    "mm_loss",
+    "prepare",
 ]

@@ -1,5 +1,6 @@
 """Class-incremental learning: task splits of class ids, a fixed-size rehearsal memory
 (reservoir or herding selection) and the continual-learning metrics."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -109,5 +110,5 @@ def cl_metrics(acc: np.ndarray, test_counts: list[int]) -> dict[str, float]:
     n = np.asarray(test_counts, dtype=np.float64)
     t = acc.shape[0]
     seen = [float((acc[i, : i + 1] * n[: i + 1]).sum() / n[: i + 1].sum()) for i in range(t)]
-    forgetting = float(np.mean([acc[j:t - 1, j].max() - acc[t - 1, j] for j in range(t - 1)])) if t > 1 else 0.0
+    forgetting = float(np.mean([acc[j : t - 1, j].max() - acc[t - 1, j] for j in range(t - 1)])) if t > 1 else 0.0
     return {"avg_acc": float(np.mean(seen)), "last_acc": seen[-1], "forgetting": forgetting}

@@ -4,6 +4,7 @@ Class maps: FSC's 31 intents are ``(action, object, location)`` triples in FSC c
 (first appearance in the official ``train_data.csv``); SLURP's 18 scenarios are alphabetical.
 Every reader raises :class:`UserError` naming the file and row of a bad record.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,28 +20,74 @@ from ..core.data import open_text
 from ..core.errors import UserError
 from ..core.recipe import short_repr
 
-__all__ = ["FSC_INTENTS", "SLURP_SCENARIOS", "Utterances", "read_fsc_csv", "read_massive_jsonl", "read_slurp_jsonl",
-           "read_wav", "write_wav", "tokenize", "SAMPLE_RATE"]
+__all__ = [
+    "FSC_INTENTS",
+    "SLURP_SCENARIOS",
+    "Utterances",
+    "read_fsc_csv",
+    "read_massive_jsonl",
+    "read_slurp_jsonl",
+    "read_wav",
+    "write_wav",
+    "tokenize",
+    "SAMPLE_RATE",
+]
 
 SAMPLE_RATE = 16_000
 
 FSC_INTENTS: tuple[tuple[str, str, str], ...] = (
-    ("change language", "none", "none"), ("activate", "music", "none"), ("activate", "lights", "none"),
-    ("deactivate", "lights", "none"), ("increase", "volume", "none"), ("decrease", "volume", "none"),
-    ("increase", "heat", "none"), ("decrease", "heat", "none"), ("deactivate", "music", "none"),
-    ("activate", "lamp", "none"), ("deactivate", "lamp", "none"), ("activate", "lights", "kitchen"),
-    ("activate", "lights", "bedroom"), ("activate", "lights", "washroom"), ("deactivate", "lights", "kitchen"),
-    ("deactivate", "lights", "bedroom"), ("deactivate", "lights", "washroom"), ("increase", "heat", "kitchen"),
-    ("increase", "heat", "bedroom"), ("increase", "heat", "washroom"), ("decrease", "heat", "kitchen"),
-    ("decrease", "heat", "bedroom"), ("decrease", "heat", "washroom"), ("bring", "newspaper", "none"),
-    ("bring", "juice", "none"), ("bring", "socks", "none"), ("change language", "Chinese", "none"),
-    ("change language", "Korean", "none"), ("change language", "English", "none"), ("change language", "German", "none"),
+    ("change language", "none", "none"),
+    ("activate", "music", "none"),
+    ("activate", "lights", "none"),
+    ("deactivate", "lights", "none"),
+    ("increase", "volume", "none"),
+    ("decrease", "volume", "none"),
+    ("increase", "heat", "none"),
+    ("decrease", "heat", "none"),
+    ("deactivate", "music", "none"),
+    ("activate", "lamp", "none"),
+    ("deactivate", "lamp", "none"),
+    ("activate", "lights", "kitchen"),
+    ("activate", "lights", "bedroom"),
+    ("activate", "lights", "washroom"),
+    ("deactivate", "lights", "kitchen"),
+    ("deactivate", "lights", "bedroom"),
+    ("deactivate", "lights", "washroom"),
+    ("increase", "heat", "kitchen"),
+    ("increase", "heat", "bedroom"),
+    ("increase", "heat", "washroom"),
+    ("decrease", "heat", "kitchen"),
+    ("decrease", "heat", "bedroom"),
+    ("decrease", "heat", "washroom"),
+    ("bring", "newspaper", "none"),
+    ("bring", "juice", "none"),
+    ("bring", "socks", "none"),
+    ("change language", "Chinese", "none"),
+    ("change language", "Korean", "none"),
+    ("change language", "English", "none"),
+    ("change language", "German", "none"),
     ("bring", "shoes", "none"),
 )
 
 SLURP_SCENARIOS: tuple[str, ...] = (
-    "alarm", "audio", "calendar", "cooking", "datetime", "email", "general", "iot", "lists", "music", "news", "play",
-    "qa", "recommendation", "social", "takeaway", "transport", "weather",
+    "alarm",
+    "audio",
+    "calendar",
+    "cooking",
+    "datetime",
+    "email",
+    "general",
+    "iot",
+    "lists",
+    "music",
+    "news",
+    "play",
+    "qa",
+    "recommendation",
+    "social",
+    "takeaway",
+    "transport",
+    "weather",
 )
 
 
@@ -63,9 +110,15 @@ class Utterances:
     def subset(self, index) -> "Utterances":
         index = list(index)
         pick = lambda xs: [xs[i] for i in index]  # noqa: E731
-        return Utterances(pick(self.texts), pick(self.labels), pick(self.speakers), self.classes,
-                          pick(self.audio) if self.audio is not None else None, pick(self.ids) if self.ids else [],
-                          self.source)
+        return Utterances(
+            pick(self.texts),
+            pick(self.labels),
+            pick(self.speakers),
+            self.classes,
+            pick(self.audio) if self.audio is not None else None,
+            pick(self.ids) if self.ids else [],
+            self.source,
+        )
 
 
 def _intent_name(t: tuple[str, str, str]) -> str:
@@ -83,16 +136,20 @@ def read_fsc_csv(path: str | Path, audio_root: str | Path | None = None) -> Utte
         reader = csv.DictReader(f)
         missing = [c for c in need if c not in (reader.fieldnames or [])]
         if missing:
-            raise UserError(f"{path}: not an FSC csv, missing column(s) {', '.join(missing)} (header: "
-                            f"{short_repr(reader.fieldnames)}).")
+            raise UserError(
+                f"{path}: not an FSC csv, missing column(s) {', '.join(missing)} (header: "
+                f"{short_repr(reader.fieldnames)})."
+            )
         for row in reader:
             row_no = reader.line_num
             if any(row[c] is None for c in need):
                 raise UserError(f"{path}, line {row_no}: expected {len(reader.fieldnames)} comma-separated columns.")
             key = (row["action"], row["object"], row["location"])
             if key not in index:
-                raise UserError(f"{path}, line {row_no}: intent {short_repr(key)} is not one of FSC's 31 intents (class map "
-                                "cl_domains.slu.FSC_INTENTS); fix the row or remove it.")
+                raise UserError(
+                    f"{path}, line {row_no}: intent {short_repr(key)} is not one of FSC's 31 intents (class map "
+                    "cl_domains.slu.FSC_INTENTS); fix the row or remove it."
+                )
             if not row["transcription"].strip():
                 raise UserError(f"{path}, line {row_no}: empty transcription.")
             texts.append(row["transcription"].strip())
@@ -103,16 +160,25 @@ def read_fsc_csv(path: str | Path, audio_root: str | Path | None = None) -> Utte
                 audio.append(Path(audio_root) / row["path"])
     if not labels:
         raise UserError(f"{path}: no rows.")
-    return Utterances(texts, labels, speakers, [_intent_name(t) for t in FSC_INTENTS],
-                      audio if audio_root is not None else None, ids, str(path))
+    return Utterances(
+        texts,
+        labels,
+        speakers,
+        [_intent_name(t) for t in FSC_INTENTS],
+        audio if audio_root is not None else None,
+        ids,
+        str(path),
+    )
 
 
 def _scenario_id(path: Path, line: int, scenario: str) -> int:
     try:
         return SLURP_SCENARIOS.index(scenario)
     except ValueError:
-        raise UserError(f"{path}, line {line}: scenario {short_repr(scenario)} is not one of SLURP's 18 scenarios "
-                        f"({', '.join(SLURP_SCENARIOS)}).") from None
+        raise UserError(
+            f"{path}, line {line}: scenario {short_repr(scenario)} is not one of SLURP's 18 scenarios "
+            f"({', '.join(SLURP_SCENARIOS)})."
+        ) from None
 
 
 def _jsonl(path: Path):
@@ -142,8 +208,10 @@ def read_massive_jsonl(path: str | Path, partition: str | None = None) -> Uttera
             speakers.append(str(r.get("worker_id", "")))
             ids.append(str(r["id"]))
         except (KeyError, TypeError, AttributeError) as exc:
-            raise UserError(f"{path}, line {line_no}: missing or malformed field {short_repr(str(exc))} "
-                            "(expected MASSIVE fields id, scenario, utt).") from None
+            raise UserError(
+                f"{path}, line {line_no}: missing or malformed field {short_repr(str(exc))} "
+                "(expected MASSIVE fields id, scenario, utt)."
+            ) from None
     if not labels:
         raise UserError(f"{path}: no records{f' with partition {partition!r}' if partition else ''}.")
     return Utterances(texts, labels, speakers, list(SLURP_SCENARIOS), None, ids, str(path))
@@ -167,11 +235,15 @@ def read_slurp_jsonl(path: str | Path, audio_root: str | Path | None = None) -> 
                 if audio_root is not None:
                     audio.append(Path(audio_root) / rec["file"])
         except (KeyError, TypeError, AttributeError) as exc:
-            raise UserError(f"{path}, line {line_no}: missing or malformed field {short_repr(str(exc))} "
-                            "(expected SLURP fields slurp_id, sentence, scenario, recordings).") from None
+            raise UserError(
+                f"{path}, line {line_no}: missing or malformed field {short_repr(str(exc))} "
+                "(expected SLURP fields slurp_id, sentence, scenario, recordings)."
+            ) from None
     if not labels:
         raise UserError(f"{path}: no recordings.")
-    return Utterances(texts, labels, speakers, list(SLURP_SCENARIOS), audio if audio_root is not None else None, ids, str(path))
+    return Utterances(
+        texts, labels, speakers, list(SLURP_SCENARIOS), audio if audio_root is not None else None, ids, str(path)
+    )
 
 
 def read_wav(path: str | Path, expect_rate: int = SAMPLE_RATE, where: str = "") -> np.ndarray:
@@ -186,7 +258,9 @@ def read_wav(path: str | Path, expect_rate: int = SAMPLE_RATE, where: str = "") 
         try:
             import soundfile
         except ImportError:
-            raise UserError(f"{at}: reading {path.suffix} audio needs soundfile: pip install 'cl-domains[speech]'.") from None
+            raise UserError(
+                f"{at}: reading {path.suffix} audio needs soundfile: pip install 'cl-domains[speech]'."
+            ) from None
         try:
             x, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
         except Exception as exc:  # soundfile raises its own error types
@@ -204,14 +278,18 @@ def read_wav(path: str | Path, expect_rate: int = SAMPLE_RATE, where: str = "") 
             raise UserError(f"{at}: {8 * width}-bit WAV is not supported (use 8, 16 or 32-bit PCM).")
         x = np.frombuffer(raw, dtype=dtypes[width]).astype(np.float32)
         if len(x) < n * channels:
-            raise UserError(f"{at}: truncated WAV ({len(x) // max(channels, 1)} of {n} frames); re-create or remove it.")
+            raise UserError(
+                f"{at}: truncated WAV ({len(x) // max(channels, 1)} of {n} frames); re-create or remove it."
+            )
         x = (x - 128) / 128 if width == 1 else x / float(2 ** (8 * width - 1))
         x = x.reshape(-1, channels).mean(1) if channels > 1 else x
     if x.size == 0:
         raise UserError(f"{at}: empty audio (0 samples); re-create or remove it.")
     if rate != expect_rate:
-        raise UserError(f"{at}: sample rate {rate} Hz, expected {expect_rate} Hz; resample the file "
-                        f"(e.g. sox in.wav -r {expect_rate} out.wav).")
+        raise UserError(
+            f"{at}: sample rate {rate} Hz, expected {expect_rate} Hz; resample the file "
+            f"(e.g. sox in.wav -r {expect_rate} out.wav)."
+        )
     return x.astype(np.float32, copy=False)
 
 

@@ -5,6 +5,7 @@ Defaults as in the COCONUT / FSC continual-SLU setup: 16 kHz, 40 mel bins, 25 ms
 area-normalised triangles (librosa's defaults), ``log(mel + 1e-6)``. Features are computed once
 per audio file list and cached as one ``.pt`` file keyed by the files' paths and settings.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,8 +41,9 @@ def mel_to_hz(m):
     return np.where(m >= _MIN_LOG_MEL, _MIN_LOG_HZ * np.exp(_LOGSTEP * (m - _MIN_LOG_MEL)), m * _F_SP)
 
 
-def mel_filterbank(n_mels: int = N_MELS, n_fft: int = WIN, sr: int = SAMPLE_RATE, fmin: float = 0.0,
-                   fmax: float | None = None) -> Tensor:
+def mel_filterbank(
+    n_mels: int = N_MELS, n_fft: int = WIN, sr: int = SAMPLE_RATE, fmin: float = 0.0, fmax: float | None = None
+) -> Tensor:
     """``[n_mels, n_fft // 2 + 1]`` triangles between ``n_mels + 2`` mel-spaced edges, each scaled
     by ``2 / (f_right - f_left)`` (unit area)."""
     fmax = sr / 2 if fmax is None else fmax
@@ -70,7 +72,9 @@ def log_mel(wave: Tensor | np.ndarray, n_mels: int = N_MELS) -> Tensor:
     return torch.log(_BANK[key] @ power + 1e-6).transpose(0, 1).contiguous()
 
 
-def features_for(files: list[Path], cache_dir: str | Path | None, where: list[str] | None = None, log=print) -> list[Tensor]:
+def features_for(
+    files: list[Path], cache_dir: str | Path | None, where: list[str] | None = None, log=print
+) -> list[Tensor]:
     """Log-mel of every file (fp16 in memory), cached in ``cache_dir/logmel-<hash>.safetensors`` (tensors
     only: a cache file cannot carry code)."""
     digest = hashlib.sha256(("\n".join(map(str, files)) + f"|{N_MELS}|{WIN}|{HOP}").encode()).hexdigest()[:16]
@@ -78,8 +82,10 @@ def features_for(files: list[Path], cache_dir: str | Path | None, where: list[st
     if cache is not None and cache.is_file():
         return _load_cache(cache, len(files))
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one small STFT per file: extra threads only wait on each other (16k files: 7 s vs > 9 min
-    try:                      # with 2 threads on a busy 2-core box)
+    torch.set_num_threads(
+        1
+    )  # one small STFT per file: extra threads only wait on each other (16k files: 7 s vs > 9 min
+    try:  # with 2 threads on a busy 2-core box)
         out = [log_mel(read_wav(f, where=where[i] if where else "")).half() for i, f in enumerate(files)]
     finally:
         torch.set_num_threads(threads)
@@ -97,5 +103,7 @@ def _load_cache(cache: Path, n: int) -> list[Tensor]:
         tensors = load_file(str(cache))
         return [tensors[str(i)] for i in range(n)]
     except (SafetensorError, OSError, KeyError) as exc:
-        raise UserError(f"feature cache {cache} is damaged or not written by cl-domains ({type(exc).__name__}: "
-                        f"{str(exc)[:200]}); delete it and run again to recompute the features.") from None
+        raise UserError(
+            f"feature cache {cache} is damaged or not written by cl-domains ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); delete it and run again to recompute the features."
+        ) from None

@@ -1,6 +1,7 @@
 """The SLU model: a compact speech encoder (conv subsampling + transformer blocks, mean-pooled),
 an intent/scenario classifier head, and a small transcript encoder for the audio-text
 contrastive term. ``SLUModel.save(dir)`` / ``SLUModel.load(dir)`` is the exported format."""
+
 from __future__ import annotations
 
 import json
@@ -8,12 +9,11 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
 from .data import tokenize
-from .features import log_mel, N_MELS
+from .features import N_MELS, log_mel
 
 __all__ = ["SpeechEncoder", "TextEncoder", "SLUModel"]
 
@@ -30,12 +30,19 @@ class SpeechEncoder(nn.Module):
     """Log-mel ``[B, T, n_mels]`` -> utterance vector ``[B, dim]``: two stride-2 convolutions (T/4),
     sinusoidal positions, ``layers`` pre-norm transformer blocks, masked mean pooling."""
 
-    def __init__(self, n_mels: int = N_MELS, dim: int = 96, layers: int = 2, heads: int = 4, ff: int = 192,
-                 dropout: float = 0.1):
+    def __init__(
+        self, n_mels: int = N_MELS, dim: int = 96, layers: int = 2, heads: int = 4, ff: int = 192, dropout: float = 0.1
+    ):
         super().__init__()
-        self.conv = nn.Sequential(nn.Conv1d(n_mels, dim, 3, stride=2, padding=1), nn.GELU(),
-                                  nn.Conv1d(dim, dim, 3, stride=2, padding=1), nn.GELU())
-        block = nn.TransformerEncoderLayer(dim, heads, ff, dropout, batch_first=True, norm_first=True, activation="gelu")
+        self.conv = nn.Sequential(
+            nn.Conv1d(n_mels, dim, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv1d(dim, dim, 3, stride=2, padding=1),
+            nn.GELU(),
+        )
+        block = nn.TransformerEncoderLayer(
+            dim, heads, ff, dropout, batch_first=True, norm_first=True, activation="gelu"
+        )
         self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.dim = dim
@@ -70,11 +77,28 @@ class SLUModel(nn.Module):
     """Speech encoder + classifier; ``project`` (contrastive head) and ``text`` serve the
     contrastive terms during training."""
 
-    def __init__(self, classes: list[str], vocab: list[str], dim: int = 96, layers: int = 2, heads: int = 4,
-                 ff: int = 192, dropout: float = 0.1, proj_dim: int = 64):
+    def __init__(
+        self,
+        classes: list[str],
+        vocab: list[str],
+        dim: int = 96,
+        layers: int = 2,
+        heads: int = 4,
+        ff: int = 192,
+        dropout: float = 0.1,
+        proj_dim: int = 64,
+    ):
         super().__init__()
-        self.config = {"classes": list(classes), "vocab": list(vocab), "dim": dim, "layers": layers, "heads": heads,
-                       "ff": ff, "dropout": dropout, "proj_dim": proj_dim}
+        self.config = {
+            "classes": list(classes),
+            "vocab": list(vocab),
+            "dim": dim,
+            "layers": layers,
+            "heads": heads,
+            "ff": ff,
+            "dropout": dropout,
+            "proj_dim": proj_dim,
+        }
         self.encoder = SpeechEncoder(N_MELS, dim, layers, heads, ff, dropout)
         self.classifier = nn.Linear(dim, len(classes))
         self.project = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, proj_dim))

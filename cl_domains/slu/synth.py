@@ -12,6 +12,7 @@ fresh worker process, its phrases in sorted order: the WAVs are then a function 
 the build's contents only (same seed, same sha256 per WAV), whatever the number of workers.
 Audio is resampled from espeak's 22,050 Hz to 16 kHz (``scipy.signal.resample_poly``).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -28,12 +29,38 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import UserError
-from .data import SAMPLE_RATE, Utterances, write_wav
+from .data import Utterances, write_wav
 
 __all__ = ["ACCENTS", "VARIANTS", "Voice", "assign_voices", "synthesize", "espeak_available", "EspeakLibrary"]
 
-ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-x-rp", "en-029", "en-us-nyc")  # "en" = British English (the name "en-gb" is not accepted with a variant)
-VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3", "klatt4")
+ACCENTS = (
+    "en-us",
+    "en",
+    "en-gb-scotland",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-gb-x-rp",
+    "en-029",
+    "en-us-nyc",
+)  # "en" = British English (the name "en-gb" is not accepted with a variant)
+VARIANTS = (
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "klatt4",
+)
 RATE_RANGE = (130, 210)  # words per minute (espeak default 175)
 PITCH_RANGE = (25, 75)  # 0-99 (espeak default 50)
 ESPEAK_RATE = 22_050
@@ -60,13 +87,18 @@ def assign_voices(train_speakers, eval_speakers, seed: int) -> dict[str, Voice]:
     trains = sorted(set(train_speakers) - set(evals))
     if len(evals) >= len(combos):
         raise UserError(f"{len(evals)} evaluation speakers but only {len(combos)} espeak voices: use fewer speakers.")
-    held, pool = order[:len(evals)], order[len(evals):]
+    held, pool = order[: len(evals)], order[len(evals) :]
     voices = {}
     for i, s in enumerate(trains):
-        voices[s] = Voice(pool[i % len(pool)], int(rng.integers(*RATE_RANGE, endpoint=True)),
-                          int(rng.integers(*PITCH_RANGE, endpoint=True)))
+        voices[s] = Voice(
+            pool[i % len(pool)],
+            int(rng.integers(*RATE_RANGE, endpoint=True)),
+            int(rng.integers(*PITCH_RANGE, endpoint=True)),
+        )
     for s, name in zip(evals, held):
-        voices[s] = Voice(name, int(rng.integers(*RATE_RANGE, endpoint=True)), int(rng.integers(*PITCH_RANGE, endpoint=True)))
+        voices[s] = Voice(
+            name, int(rng.integers(*RATE_RANGE, endpoint=True)), int(rng.integers(*PITCH_RANGE, endpoint=True))
+        )
     return voices
 
 
@@ -91,8 +123,10 @@ class EspeakLibrary:
     def __init__(self):
         self.lib = _try_load()
         if self.lib is None:
-            raise UserError("espeak-ng is not installed (libespeak-ng.so.1 not found): "
-                            "apt-get install espeak-ng (see README, set-up).")
+            raise UserError(
+                "espeak-ng is not installed (libespeak-ng.so.1 not found): "
+                "apt-get install espeak-ng (see README, set-up)."
+            )
         self._chunks: list[np.ndarray] = []
 
         def collect(wav, n, events):
@@ -140,13 +174,23 @@ def _synth_voice(job: tuple[Voice, list[str], str]) -> list[dict]:
             raise UserError(f"espeak-ng produced no audio for {text!r} ({voice.name}).")
         f = out_dir / f"{i:04d}.wav"
         write_wav(f, x)
-        rows.append({"file": f"{voice.key}/{f.name}", "text": text, "voice": voice.name, "rate": voice.rate,
-                     "pitch": voice.pitch, "samples": int(x.size), "sha256": hashlib.sha256(f.read_bytes()).hexdigest()})
+        rows.append(
+            {
+                "file": f"{voice.key}/{f.name}",
+                "text": text,
+                "voice": voice.name,
+                "rate": voice.rate,
+                "pitch": voice.pitch,
+                "samples": int(x.size),
+                "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
+            }
+        )
     return rows
 
 
-def synthesize(splits: dict[str, Utterances], voices: dict[str, Voice], folder: str | Path, *, workers: int = 1,
-               log=print) -> dict[str, Utterances]:
+def synthesize(
+    splits: dict[str, Utterances], voices: dict[str, Voice], folder: str | Path, *, workers: int = 1, log=print
+) -> dict[str, Utterances]:
     """Synthesise every distinct (speaker voice, phrase) of ``splits`` into ``folder`` (WAVs + a
     ``manifest.jsonl`` with sha256 per WAV); reuse a complete build found there. Returns the splits
     with ``audio`` set."""
@@ -180,7 +224,9 @@ def synthesize(splits: dict[str, Utterances], voices: dict[str, Voice], folder: 
             v = voices[spk]
             f = files.get((v.name, v.rate, v.pitch, text))
             if f is None:
-                raise UserError(f"{manifest} lacks ({v.name}, {text!r}): the build is incomplete; delete {folder} and rerun.")
+                raise UserError(
+                    f"{manifest} lacks ({v.name}, {text!r}): the build is incomplete; delete {folder} and rerun."
+                )
             audio.append(f)
         out[name] = Utterances(u.texts, u.labels, u.speakers, u.classes, audio, u.ids, u.source)
     return out

@@ -7,6 +7,7 @@ strategy of ``method.strategies`` for every seed of ``method.seeds``. Each such 
 after task (``train.epochs`` per task), and at each task boundary the task records a row of the
 accuracy matrix, updates the rehearsal memory and snapshots the teacher.
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,8 +39,19 @@ from .features import features_for
 from .model import SLUModel, pad_features
 from .synth import assign_voices, manifest_digest, synthesize
 
-__all__ = ["SLUModelConfig", "SLUData", "SLUEval", "CoconutConfig", "Prepared", "prepare", "CILTask", "CILStudy",
-           "STRATEGIES", "nspt_loss", "mm_loss"]
+__all__ = [
+    "SLUModelConfig",
+    "SLUData",
+    "SLUEval",
+    "CoconutConfig",
+    "Prepared",
+    "prepare",
+    "CILTask",
+    "CILStudy",
+    "STRATEGIES",
+    "nspt_loss",
+    "mm_loss",
+]
 
 STRATEGIES = ("joint", "coconut", "replay", "finetune")
 
@@ -57,15 +69,20 @@ class SLUData(StrictModel):
     format: Literal["fsc", "massive", "slurp"] = Field(..., description="fsc csv, MASSIVE jsonl or SLURP jsonl")
     train: str = Field(..., description="'<card>/<file>' or a path")
     test: str = Field(..., description="evaluation split ('<card>/<file>' or a path)")
-    audio_root: Optional[str] = Field(None, description="folder of the real recordings (FSC release folder, SLURP "
-                                      "slurp_real/); null: synthesise speech with espeak-ng")
+    audio_root: Optional[str] = Field(
+        None,
+        description="folder of the real recordings (FSC release folder, SLURP "
+        "slurp_real/); null: synthesise speech with espeak-ng",
+    )
     synth_seed: int = Field(0, description="seed of the speaker -> voice map and of the subsets")
     train_speakers: Optional[int] = Field(None, gt=0, description="keep this many training speakers (seeded)")
     test_speakers: Optional[int] = Field(None, gt=0)
     max_train: Optional[int] = Field(None, gt=0, description="keep this many training utterances (seeded)")
     max_test: Optional[int] = Field(None, gt=0)
-    synth_voices: list[int] = Field(default_factory=lambda: [40, 8], description="corpora without speaker ids "
-                                    "(MASSIVE): number of synthetic training / evaluation voices")
+    synth_voices: list[int] = Field(
+        default_factory=lambda: [40, 8],
+        description="corpora without speaker ids (MASSIVE): number of synthetic training / evaluation voices",
+    )
     cache_dir: Optional[str] = Field(None, description="synthetic audio and feature cache (default: user cache)")
     workers: int = Field(2, gt=0, description="synthesis processes")
 
@@ -76,15 +93,21 @@ class SLUEval(StrictModel):
 
 class CoconutConfig(StrictModel):
     name: Literal["coconut"] = "coconut"
-    strategies: list[Literal["joint", "coconut", "replay", "finetune"]] = Field(default_factory=lambda: list(STRATEGIES))
+    strategies: list[Literal["joint", "coconut", "replay", "finetune"]] = Field(
+        default_factory=lambda: list(STRATEGIES)
+    )
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     n_tasks: int = Field(6, gt=0)
     task_sizes: Optional[list[int]] = None
     memory_size: Optional[int] = Field(None, gt=0, description="rehearsal examples (default: memory_fraction of train)")
     memory_fraction: float = Field(0.01, gt=0, le=1)
     memory_selection: Literal["reservoir", "herding"] = "reservoir"
-    memory_batch: Optional[int] = Field(None, gt=0, description="rehearsal examples added to each batch (default: batch size)")
-    nspt_weight: float = Field(0.1, ge=0, description="weight of the NSPT loss (supervised contrastive on rehearsal samples)")
+    memory_batch: Optional[int] = Field(
+        None, gt=0, description="rehearsal examples added to each batch (default: batch size)"
+    )
+    nspt_weight: float = Field(
+        0.1, ge=0, description="weight of the NSPT loss (supervised contrastive on rehearsal samples)"
+    )
     mm_weight: float = Field(0.1, ge=0, description="weight of the MM loss (audio-text contrastive)")
     kd_weight: float = Field(0.0, ge=0, description="optional logit distillation on rehearsal samples")
     temperature: float = Field(0.1, gt=0, description="NSPT temperature")
@@ -148,20 +171,33 @@ def prepare(cfg: SLUData, data_root=None, log=print) -> Prepared:
             for u, tag, n in ((train, "train", cfg.synth_voices[0]), (test, "eval", cfg.synth_voices[1])):
                 u.speakers = [f"{tag}{k}" for k in rng.integers(0, n, len(u))]
         voices = assign_voices(train.speakers, test.speakers, cfg.synth_seed)
-        spec = json.dumps({"format": cfg.format, "seed": cfg.synth_seed,
-                           "rows": sorted({(v.key, t) for u in (train, test) for t, s in zip(u.texts, u.speakers)
-                                           for v in [voices[s]]})})
+        spec = json.dumps(
+            {
+                "format": cfg.format,
+                "seed": cfg.synth_seed,
+                "rows": sorted(
+                    {(v.key, t) for u in (train, test) for t, s in zip(u.texts, u.speakers) for v in [voices[s]]}
+                ),
+            }
+        )
         folder = _cache_root(cfg) / f"synth-{cfg.format}-{hashlib.sha256(spec.encode()).hexdigest()[:16]}"
         t = time.time()
         out = synthesize({"train": train, "test": test}, voices, folder, workers=cfg.workers, log=log)
         train, test = out["train"], out["test"]
-        info.update(synth_dir=str(folder), synth_seconds=round(time.time() - t, 1), manifest_sha256=manifest_digest(folder),
-                    voices=len({voices[s] for s in train.speakers}), eval_voices=len({voices[s] for s in test.speakers}))
+        info.update(
+            synth_dir=str(folder),
+            synth_seconds=round(time.time() - t, 1),
+            manifest_sha256=manifest_digest(folder),
+            voices=len({voices[s] for s in train.speakers}),
+            eval_voices=len({voices[s] for s in test.speakers}),
+        )
     t = time.time()
     feats = []
     for u in (train, test):
         files = sorted(set(u.audio))
-        row = (lambda i: f"row {i + 2}") if cfg.format == "fsc" else (lambda i: f"utterance {i + 1}")  # csv: header = row 1
+        row = (
+            (lambda i: f"row {i + 2}") if cfg.format == "fsc" else (lambda i: f"utterance {i + 1}")
+        )  # csv: header = row 1
         where = {f: f"{u.source}, {row(i)}" for i, f in reversed(list(enumerate(u.audio)))}
         unique = features_for(files, _cache_root(cfg) / "features", [where[f] for f in files], log=log)
         pos = {f: i for i, f in enumerate(files)}
@@ -183,10 +219,25 @@ class CILTask:
 
     dev_metric = "acc_seen"
 
-    def __init__(self, data: Prepared, strategy: str, seed: int, method: CoconutConfig, model_cfg: SLUModelConfig,
-                 batch_size: int, epochs: int, eval_batch: int, device):
+    def __init__(
+        self,
+        data: Prepared,
+        strategy: str,
+        seed: int,
+        method: CoconutConfig,
+        model_cfg: SLUModelConfig,
+        batch_size: int,
+        epochs: int,
+        eval_batch: int,
+        device,
+    ):
         self.data, self.strategy, self.seed, self.cfg = data, strategy, seed, method
-        self.batch_size, self.epochs, self.eval_batch, self.device = batch_size, epochs, eval_batch, torch.device(device)
+        self.batch_size, self.epochs, self.eval_batch, self.device = (
+            batch_size,
+            epochs,
+            eval_batch,
+            torch.device(device),
+        )
         torch.manual_seed(seed)
         self.model = SLUModel(data.train.classes, data.vocab, **model_cfg.model_dump()).to(self.device)
         n_classes = len(data.train.classes)
@@ -247,9 +298,9 @@ class CILTask:
         # length buckets: sort each run of 8 batches by length, cut, then shuffle the batches (less padding)
         b, chunks = self.batch_size, []
         for s in range(0, len(pool), 8 * b):
-            group = pool[s:s + 8 * b]
+            group = pool[s : s + 8 * b]
             group = group[torch.argsort(self.train_lengths[group], stable=True)]
-            chunks += [group[k:k + b] for k in range(0, len(group), b)]
+            chunks += [group[k : k + b] for k in range(0, len(group), b)]
         memory = torch.tensor(self.memory.indices, dtype=torch.long)
         m = self.cfg.memory_batch or self.batch_size
         for k in torch.randperm(len(chunks), generator=g).tolist():
@@ -291,8 +342,15 @@ class CILTask:
             if cfg.kd_weight:
                 old = self.teacher_seen
                 t = cfg.kd_temperature  # optional logit KD on rehearsal samples (Hinton et al. 2015)
-                kd = F.kl_div(F.log_softmax(logits[n_new:, old] / t, -1), F.softmax(logits_t[:, old] / t, -1),
-                              reduction="batchmean") * t * t
+                kd = (
+                    F.kl_div(
+                        F.log_softmax(logits[n_new:, old] / t, -1),
+                        F.softmax(logits_t[:, old] / t, -1),
+                        reduction="batchmean",
+                    )
+                    * t
+                    * t
+                )
                 total, extras["kd"] = total + cfg.kd_weight * kd, float(kd.detach())
         return total, extras
 
@@ -306,7 +364,7 @@ class CILTask:
         self.model.eval()
         out = []
         for s in range(0, len(idx), self.eval_batch):
-            _, logits = self.model(*self._inputs(torch.tensor(idx[s:s + self.eval_batch]), self.data.test_feats))
+            _, logits = self.model(*self._inputs(torch.tensor(idx[s : s + self.eval_batch]), self.data.test_feats))
             out.append(self._logits(logits).argmax(-1).cpu())
         self.model.train(was)
         return torch.cat(out)
@@ -318,8 +376,10 @@ class CILTask:
     def _embed(self, idx: list[int]) -> Tensor:
         was = self.model.training
         self.model.eval()
-        out = [self.model(*self._inputs(torch.tensor(idx[s:s + self.eval_batch]), self.data.train_feats))[0].cpu()
-               for s in range(0, len(idx), self.eval_batch)]
+        out = [
+            self.model(*self._inputs(torch.tensor(idx[s : s + self.eval_batch]), self.data.train_feats))[0].cpu()
+            for s in range(0, len(idx), self.eval_batch)
+        ]
         self.model.train(was)
         return torch.cat(out)
 
@@ -334,18 +394,35 @@ class CILTask:
         self.model.save(directory)
 
 
-def nspt_loss(anchors: Tensor, anchor_labels: Tensor, teacher_keys: Tensor, teacher_labels: Tensor,
-              student_keys: Tensor, student_labels: Tensor, temperature: float) -> Tensor:
+def nspt_loss(
+    anchors: Tensor,
+    anchor_labels: Tensor,
+    teacher_keys: Tensor,
+    teacher_labels: Tensor,
+    student_keys: Tensor,
+    student_labels: Tensor,
+    temperature: float,
+) -> Tensor:
     """L_NSPT (COCONUT, negative-student positive-teacher): SupCon (Khosla et al. 2020, eq. 2, L_out)
     of each rehearsal anchor (student embedding) whose positives are the teacher's embeddings of
     the rehearsal examples of its class and whose negatives are the student's embeddings of the
     batch examples of other classes; cosine similarity / temperature."""
     keys = F.normalize(torch.cat([teacher_keys, student_keys]), dim=-1)
     logits = F.normalize(anchors, dim=-1) @ keys.T / temperature
-    positives = torch.cat([labels_to_positives(anchor_labels, teacher_labels),
-                           torch.zeros(len(anchors), len(student_keys), dtype=torch.bool, device=anchors.device)], 1)
-    negatives = torch.cat([torch.zeros(len(anchors), len(teacher_keys), dtype=torch.bool, device=anchors.device),
-                           ~labels_to_positives(anchor_labels, student_labels)], 1)
+    positives = torch.cat(
+        [
+            labels_to_positives(anchor_labels, teacher_labels),
+            torch.zeros(len(anchors), len(student_keys), dtype=torch.bool, device=anchors.device),
+        ],
+        1,
+    )
+    negatives = torch.cat(
+        [
+            torch.zeros(len(anchors), len(teacher_keys), dtype=torch.bool, device=anchors.device),
+            ~labels_to_positives(anchor_labels, student_labels),
+        ],
+        1,
+    )
     return contrastive_nll(logits, positives, negatives).mean()
 
 
@@ -373,7 +450,9 @@ class CILStudy:
         recipe, cfg = self.recipe, self.recipe.method
         resume = run is not None
         run = run or Run.create(out, recipe)
-        run.log(f"{'resuming' if resume else 'starting'} {recipe.name} (profile {recipe.profile}) in {run.dir} on {device}")
+        run.log(
+            f"{'resuming' if resume else 'starting'} {recipe.name} (profile {recipe.profile}) in {run.dir} on {device}"
+        )
         t0 = time.time()
         data = prepare(recipe.data, self.data_root, log=run.log)
         run.log(f"data: {json.dumps(data.info)}")
@@ -382,10 +461,21 @@ class CILStudy:
         for strategy in cfg.strategies:
             for seed in cfg.seeds:
                 t = time.time()
-                train = recipe.train.model_copy(update={"seed": seed, "epochs": recipe.train.epochs * n_tasks,
-                                                        "eval_before": False, "eval_every": None, "patience": None})
-                sub = dataclasses.replace(recipe, train=train, name=f"{recipe.name}/{strategy}-seed{seed}",
-                                          paper=PaperConfig(source="see the study's report.md"))
+                train = recipe.train.model_copy(
+                    update={
+                        "seed": seed,
+                        "epochs": recipe.train.epochs * n_tasks,
+                        "eval_before": False,
+                        "eval_every": None,
+                        "patience": None,
+                    }
+                )
+                sub = dataclasses.replace(
+                    recipe,
+                    train=train,
+                    name=f"{recipe.name}/{strategy}-seed{seed}",
+                    paper=PaperConfig(source="see the study's report.md"),
+                )
                 sub_dir = run.dir / "strategies" / f"{strategy}-seed{seed}"
                 done = sub_dir / "result.json"
                 if done.is_file():
@@ -397,35 +487,59 @@ class CILStudy:
                 sub_dir.mkdir(parents=True)
                 (sub_dir / "config.yaml").write_text(sub.dump())
                 sub_run = Run(sub_dir)
-                task = CILTask(data, strategy, seed, cfg, recipe.model, train.batch_size, recipe.train.epochs,
-                               recipe.eval.batch_size, device)
+                task = CILTask(
+                    data,
+                    strategy,
+                    seed,
+                    cfg,
+                    recipe.model,
+                    train.batch_size,
+                    recipe.train.epochs,
+                    recipe.eval.batch_size,
+                    device,
+                )
                 Trainer(sub, task, sub_run, device=device).fit()
                 final = sub_run.metrics["final"]
                 result = {"seed": seed, **final, "acc_matrix": task.acc.tolist(), "seconds": round(time.time() - t, 1)}
                 atomic_write_text(done, json.dumps(result))
                 results.setdefault(strategy, []).append(result)
-                run.log(f"{strategy} seed {seed}: " + ", ".join(f"{k} {final[k]:.2f}" for k in final)
-                        + f" [{time.time() - t:.0f}s]")
+                run.log(
+                    f"{strategy} seed {seed}: "
+                    + ", ".join(f"{k} {final[k]:.2f}" for k in final)
+                    + f" [{time.time() - t:.0f}s]"
+                )
         self._write(run, data, results, time.time() - t0)
         return run
 
     def _write(self, run: Run, data: Prepared, results: dict, seconds: float) -> None:
         recipe = self.recipe
-        summary = {s: {k: _mean_std([r[k] for r in rs]) for k in ("avg_acc", "last_acc", "forgetting")}
-                   for s, rs in results.items()}
+        summary = {
+            s: {k: _mean_std([r[k] for r in rs]) for k in ("avg_acc", "last_acc", "forgetting")}
+            for s, rs in results.items()
+        }
         tasks = task_splits(len(data.test.classes), recipe.method.n_tasks, recipe.method.task_sizes)
         counts = [len(x) for x in _by_task(data.test.labels, tasks)]
-        run.metrics.update({
-            "recipe": recipe.name, "profile": recipe.profile, "paper": recipe.paper.model_dump(), "data": data.info,
-            "final": {f"{s}/{k}": v[0] for s, m in summary.items() for k, v in m.items()},
-            "std": {f"{s}/{k}": v[1] for s, m in summary.items() for k, v in m.items()},
-            "runs": results, "test_counts": counts, "wall_seconds": round(seconds, 1),
-        })
+        run.metrics.update(
+            {
+                "recipe": recipe.name,
+                "profile": recipe.profile,
+                "paper": recipe.paper.model_dump(),
+                "data": data.info,
+                "final": {f"{s}/{k}": v[0] for s, m in summary.items() for k, v in m.items()},
+                "std": {f"{s}/{k}": v[1] for s, m in summary.items() for k, v in m.items()},
+                "runs": results,
+                "test_counts": counts,
+                "wall_seconds": round(seconds, 1),
+            }
+        )
         run.save_metrics()
         plot_study(run.dir / "curves.png", results, counts, title=f"{recipe.name} ({recipe.profile})")
         table = study_table(summary, recipe.paper, len(next(iter(results.values()))))
-        atomic_write_text(run.dir / "report.md", f"# {recipe.name} ({recipe.profile or 'default'})\n\n{table}\n\n"
-                          f"Data: {json.dumps(data.info)}. Wall time {seconds:.0f}s.\n")
+        atomic_write_text(
+            run.dir / "report.md",
+            f"# {recipe.name} ({recipe.profile or 'default'})\n\n{table}\n\n"
+            f"Data: {json.dumps(data.info)}. Wall time {seconds:.0f}s.\n",
+        )
         run.log("results:\n" + table)
 
 
@@ -446,14 +560,21 @@ def seen_accuracy(acc: np.ndarray, counts: list[int]) -> list[float]:
 
 def study_table(summary: dict, paper: PaperConfig, n_seeds: int) -> str:
     """Markdown: one row per strategy, mean ± std over seeds, and the paper's numbers where known."""
-    rows = [f"| strategy | avg incremental acc | last acc | forgetting | paper avg acc | paper last acc |",
-            "|---|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| strategy | avg incremental acc | last acc | forgetting | paper avg acc | paper last acc |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for s, m in summary.items():
         cells = [f"{m[k][0]:.2f} ± {m[k][1]:.2f}" for k in ("avg_acc", "last_acc", "forgetting")]
         p = [paper.metrics.get(f"{s}/{k}") for k in ("avg_acc", "last_acc")]
-        rows.append(f"| {s} | " + " | ".join(cells) + " | " + " | ".join("—" if v is None else f"{v:.2f}" for v in p) + " |")
-    return "\n".join(rows) + f"\n\nmean ± std over {n_seeds} seed(s); paper: {paper.source}" + (
-        f" ({paper.setting})" if paper.setting else "")
+        rows.append(
+            f"| {s} | " + " | ".join(cells) + " | " + " | ".join("—" if v is None else f"{v:.2f}" for v in p) + " |"
+        )
+    return (
+        "\n".join(rows)
+        + f"\n\nmean ± std over {n_seeds} seed(s); paper: {paper.source}"
+        + (f" ({paper.setting})" if paper.setting else "")
+    )
 
 
 def plot_study(path: Path, results: dict, counts: list[int], title: str = "") -> None:

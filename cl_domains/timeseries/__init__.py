@@ -4,17 +4,30 @@ Public API::
 
     from cl_domains.timeseries import TSEncoder, read_forecast, read_ucr
 """
+
 from ..core.registry import register_domain
 from .data import Classification, Forecast, read_forecast, read_ucr, read_uea
 from .encoder import TSEncoder
 from .losses import hierarchical_loss
-from .networks import TS2VecNet, TrendHead
+from .networks import TrendHead, TS2VecNet
 from .task import TimeseriesData, TimeseriesEval, TimeseriesModel, TimeseriesTask
 
 register_domain("timeseries", TimeseriesModel, TimeseriesData, TimeseriesEval)
 
-from .ts2vec import TS2Vec  # noqa: E402  (registers the method)
 from .autotcl import AutoTCL  # noqa: E402
+from .ts2vec import TS2Vec  # noqa: E402  (registers the method)
 
-__all__ = ["TSEncoder", "read_forecast", "read_ucr", "read_uea", "Forecast", "Classification", "hierarchical_loss",
-           "TS2VecNet", "TrendHead", "TimeseriesTask", "TS2Vec", "AutoTCL"]
+__all__ = [
+    "TSEncoder",
+    "read_forecast",
+    "read_ucr",
+    "read_uea",
+    "Forecast",
+    "Classification",
+    "hierarchical_loss",
+    "TS2VecNet",
+    "TrendHead",
+    "TimeseriesTask",
+    "TS2Vec",
+    "AutoTCL",
+]

@@ -5,6 +5,7 @@ A small dilated-conv network reads ``x`` and gives, per timestamp, the logit of 
 mask ``h(x)`` (sampled with a Gumbel-sigmoid, hard or soft) and the invariant transform ``g(x)``
 (a sigmoid, elementwise and therefore invertible); the view is ``v = g(x) * h(x) * x``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -16,7 +17,9 @@ from .networks import DilatedConvEncoder
 __all__ = ["Augmenter", "gumbel_sigmoid", "mmd", "mask_size_penalty", "temporal_consistency"]
 
 
-def gumbel_sigmoid(logits: Tensor, tau: float = 1.0, hard: bool = True, generator: torch.Generator | None = None) -> Tensor:
+def gumbel_sigmoid(
+    logits: Tensor, tau: float = 1.0, hard: bool = True, generator: torch.Generator | None = None
+) -> Tensor:
     """Binary-concrete relaxation of Bernoulli(sigmoid(logits)); ``hard``: 0/1 forward, soft gradient."""
     u = torch.rand(logits.shape, generator=generator).to(logits.device).clamp(1e-6, 1 - 1e-6)
     soft = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / tau)

@@ -7,6 +7,7 @@ of ``x`` and ``v`` + local_weight * local InfoNCE between neighbouring segments 
 the encoder's representations of ``x`` and ``v``) + reg_weight * mask size + temporal consistency of the
 mask, with gradients into the augmenter only.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -39,8 +40,10 @@ class AutoTCLConfig(StrictModel):
     temperature: float = Field(1.0, gt=0, description="temperature of the global and local InfoNCE (cosine similarity)")
     segments: int = Field(16, ge=4, description="segments of the local InfoNCE window")
     objective: Literal["autotcl", "ts2vec"] = Field(
-        "autotcl", description="autotcl: cosine global + neighbouring-segment local InfoNCE (the official forecasting "
-        "code); ts2vec: dot-product global + TS2Vec's hierarchical local loss (for UCR, whose official code is unpublished)")
+        "autotcl",
+        description="autotcl: cosine global + neighbouring-segment local InfoNCE (the official forecasting "
+        "code); ts2vec: dot-product global + TS2Vec's hierarchical local loss (for UCR, whose official code is unpublished)",
+    )
 
 
 class AutoTCL(TimeseriesTask):
@@ -59,7 +62,9 @@ class AutoTCL(TimeseriesTask):
         z1, z2 = self.net(x, generator=g), self.net(v, generator=g)
         c = self.cfg
         cosine = c.objective == "autotcl"
-        glob = global_loss(z1, z2, c.temperature, normalize=cosine)  # AutoTCL §3.3: global (series-level) InfoNCE between views
+        glob = global_loss(
+            z1, z2, c.temperature, normalize=cosine
+        )  # AutoTCL §3.3: global (series-level) InfoNCE between views
         if cosine:
             local = local_loss(z1, c.segments, c.temperature, g)  # AutoTCL §3.3: local InfoNCE, neighbouring segments
         else:
@@ -85,8 +90,11 @@ class AutoTCL(TimeseriesTask):
             self.aug_optimizer.step()
         else:  # skipped, counted (metrics.json train_stats) and logged
             self.augmenter.nonfinite_steps += 1
-            warnings.warn(f"AutoTCL: augmenter step skipped, non-finite gradients "
-                          f"({int(self.augmenter.nonfinite_steps)} so far)", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"AutoTCL: augmenter step skipped, non-finite gradients ({int(self.augmenter.nonfinite_steps)} so far)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self.aug_optimizer.zero_grad(set_to_none=True)
         return {"aug_mmd": keep.item(), "mask_mean": h.mean().item(), "aug_skipped": float(not finite)}
 

@@ -7,6 +7,7 @@ the same way, are prepended as input channels. UCR labels map to 0..K-1 in sorte
 train labels; series are used as they are except the archive's non-normalised sets, which get
 one global train mean/std.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,20 +19,64 @@ import pandas as pd
 from ..core.errors import UserError
 from ..core.recipe import short_repr
 
-__all__ = ["Forecast", "Classification", "read_forecast", "read_ucr", "read_uea", "time_covariates",
-           "UNIVARIATE_TARGETS", "HORIZONS", "NON_NORMALISED_UCR"]
+__all__ = [
+    "Forecast",
+    "Classification",
+    "read_forecast",
+    "read_ucr",
+    "read_uea",
+    "time_covariates",
+    "UNIVARIATE_TARGETS",
+    "HORIZONS",
+    "NON_NORMALISED_UCR",
+]
 
 UNIVARIATE_TARGETS = {"ETTh1": "OT", "ETTh2": "OT", "ETTm1": "OT", "ETTm2": "OT", "WTH": "WetBulbCelsius"}
-HORIZONS = {"ETTh1": [24, 48, 168, 336, 720], "ETTh2": [24, 48, 168, 336, 720], "ETTm1": [24, 48, 96, 288, 672],
-            "WTH": [24, 48, 168, 336, 720]}
+HORIZONS = {
+    "ETTh1": [24, 48, 168, 336, 720],
+    "ETTh2": [24, 48, 168, 336, 720],
+    "ETTm1": [24, 48, 96, 288, 672],
+    "WTH": [24, 48, 168, 336, 720],
+}
 # UCR-2018 sets that are not z-normalised per series (TS2Vec's list, restricted to names it contains)
-NON_NORMALISED_UCR = frozenset({
-    "AllGestureWiimoteX", "AllGestureWiimoteY", "AllGestureWiimoteZ", "BME", "Chinatown", "Crop", "EOGHorizontalSignal",
-    "EOGVerticalSignal", "Fungi", "GestureMidAirD1", "GestureMidAirD2", "GestureMidAirD3", "GesturePebbleZ1",
-    "GesturePebbleZ2", "GunPointAgeSpan", "GunPointMaleVersusFemale", "GunPointOldVersusYoung", "HouseTwenty",
-    "InsectEPGRegularTrain", "InsectEPGSmallTrain", "MelbournePedestrian", "PickupGestureWiimoteZ", "PigAirwayPressure",
-    "PigArtPressure", "PigCVP", "PLAID", "PowerCons", "Rock", "SemgHandGenderCh2", "SemgHandMovementCh2",
-    "SemgHandSubjectCh2", "ShakeGestureWiimoteZ", "SmoothSubspace", "UMD"})
+NON_NORMALISED_UCR = frozenset(
+    {
+        "AllGestureWiimoteX",
+        "AllGestureWiimoteY",
+        "AllGestureWiimoteZ",
+        "BME",
+        "Chinatown",
+        "Crop",
+        "EOGHorizontalSignal",
+        "EOGVerticalSignal",
+        "Fungi",
+        "GestureMidAirD1",
+        "GestureMidAirD2",
+        "GestureMidAirD3",
+        "GesturePebbleZ1",
+        "GesturePebbleZ2",
+        "GunPointAgeSpan",
+        "GunPointMaleVersusFemale",
+        "GunPointOldVersusYoung",
+        "HouseTwenty",
+        "InsectEPGRegularTrain",
+        "InsectEPGSmallTrain",
+        "MelbournePedestrian",
+        "PickupGestureWiimoteZ",
+        "PigAirwayPressure",
+        "PigArtPressure",
+        "PigCVP",
+        "PLAID",
+        "PowerCons",
+        "Rock",
+        "SemgHandGenderCh2",
+        "SemgHandMovementCh2",
+        "SemgHandSubjectCh2",
+        "ShakeGestureWiimoteZ",
+        "SmoothSubspace",
+        "UMD",
+    }
+)
 
 
 @dataclass
@@ -64,8 +109,18 @@ class Classification:
 
 def time_covariates(index: pd.DatetimeIndex) -> np.ndarray:
     """The 7 calendar features of TS2Vec's forecasting protocol, ``[T, 7]`` float."""
-    return np.stack([index.minute, index.hour, index.dayofweek, index.day, index.dayofyear, index.month,
-                     index.isocalendar().week.to_numpy()], axis=1).astype(np.float64)
+    return np.stack(
+        [
+            index.minute,
+            index.hour,
+            index.dayofweek,
+            index.day,
+            index.dayofyear,
+            index.month,
+            index.isocalendar().week.to_numpy(),
+        ],
+        axis=1,
+    ).astype(np.float64)
 
 
 def _borders(name: str, n: int) -> tuple[int, int, int]:
@@ -86,8 +141,9 @@ def _scale(x: np.ndarray, train_end: int) -> np.ndarray:
     return (x - mean) / np.where(std > 0, std, 1.0)
 
 
-def read_forecast(path: str | Path, name: str | None = None, *, univariate: bool = True,
-                  target: str | None = None) -> Forecast:
+def read_forecast(
+    path: str | Path, name: str | None = None, *, univariate: bool = True, target: str | None = None
+) -> Forecast:
     """An ETT/WTH-layout CSV (``date`` + numeric columns, ``.gz`` accepted) -> :class:`Forecast`.
 
     ``name`` (default: the file stem, e.g. ``ETTh1``) picks the split rule and the univariate
@@ -100,8 +156,10 @@ def read_forecast(path: str | Path, name: str | None = None, *, univariate: bool
     except Exception as exc:
         raise UserError(f"{path}: cannot be read as CSV ({str(exc)[:300]}).") from None
     if "date" not in df.columns:
-        raise UserError(f"{path}: no 'date' column; columns are {short_repr(list(df.columns))} "
-                        "(expected the ETT/Informer layout: date, then numeric columns).")
+        raise UserError(
+            f"{path}: no 'date' column; columns are {short_repr(list(df.columns))} "
+            "(expected the ETT/Informer layout: date, then numeric columns)."
+        )
     try:
         index = pd.DatetimeIndex(pd.to_datetime(df.pop("date")))
     except Exception as exc:
@@ -109,7 +167,9 @@ def read_forecast(path: str | Path, name: str | None = None, *, univariate: bool
     if univariate:
         target = target or UNIVARIATE_TARGETS.get(name)
         if target is None:
-            raise UserError(f"{path}: no default univariate target for {name!r}; set data.target to one of {short_repr(list(df.columns))}.")
+            raise UserError(
+                f"{path}: no default univariate target for {name!r}; set data.target to one of {short_repr(list(df.columns))}."
+            )
         if target not in df.columns:
             raise UserError(f"{path}: target column {target!r} not found; columns are {short_repr(list(df.columns))}.")
         df = df[[target]]
@@ -119,11 +179,13 @@ def read_forecast(path: str | Path, name: str | None = None, *, univariate: bool
     values = df.to_numpy(np.float64)
     if np.isnan(values).any():
         r, c = np.argwhere(np.isnan(values))[0]
-        raise UserError(f"{path}: missing value (NaN) in column {df.columns[c]!r} at data row {r + 2} "
-                        f"({int(np.isnan(values).sum())} in all); fill or drop them first.")
+        raise UserError(
+            f"{path}: missing value (NaN) in column {df.columns[c]!r} at data row {r + 2} "
+            f"({int(np.isnan(values).sum())} in all); fill or drop them first."
+        )
     borders = _borders(name, len(values))
-    values = values[:borders[2]]
-    cov = time_covariates(index[:borders[2]])
+    values = values[: borders[2]]
+    cov = time_covariates(index[: borders[2]])
     both = np.concatenate([_scale(cov, borders[0]), _scale(values, borders[0])], axis=1).astype(np.float32)
     return Forecast(name, both, cov.shape[1], borders, list(df.columns))
 
@@ -173,8 +235,14 @@ def read_ucr(folder: str | Path, name: str | None = None) -> Classification:
     if name in NON_NORMALISED_UCR:
         mean, std = np.nanmean(xtr), np.nanstd(xtr)
         xtr, xte = (xtr - mean) / std, (xte - mean) / std
-    return Classification(name, xtr[..., None].astype(np.float32), np.array([lookup[v] for v in ytr]),
-                          xte[..., None].astype(np.float32), np.array([lookup[v] for v in yte]), classes)
+    return Classification(
+        name,
+        xtr[..., None].astype(np.float32),
+        np.array([lookup[v] for v in ytr]),
+        xte[..., None].astype(np.float32),
+        np.array([lookup[v] for v in yte]),
+        classes,
+    )
 
 
 def read_uea(name: str) -> Classification:
@@ -201,5 +269,6 @@ def read_uea(name: str) -> Classification:
         ys.append(np.asarray(y))
     classes = sorted(np.unique(ys[0]).tolist())
     lookup = {c: i for i, c in enumerate(classes)}
-    return Classification(name, xs[0], np.array([lookup[v] for v in ys[0]]), xs[1], np.array([lookup[v] for v in ys[1]]),
-                          classes)
+    return Classification(
+        name, xs[0], np.array([lookup[v] for v in ys[0]]), xs[1], np.array([lookup[v] for v in ys[1]]), classes
+    )

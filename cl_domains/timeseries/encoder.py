@@ -5,6 +5,7 @@
 DataFrame with one series per row. Shorter series may be NaN-padded at the end.
 ``transform`` gives ``[N, D]`` (``per="series"``, max-pooled) or ``[N, T, D]`` (``per="timestamp"``).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,10 @@ def as_panel(X, what: str = "X") -> np.ndarray:
     if isinstance(X, (list, tuple)) or (isinstance(X, np.ndarray) and X.dtype == object):
         lengths = {len(np.asarray(s)) for s in X}
         if len(lengths) > 1:
-            raise UserError(f"{what}: series have different lengths {sorted(lengths)[:5]}; pad the shorter ones "
-                            "with NaN at the end into one [N, T] or [N, T, C] array.")
+            raise UserError(
+                f"{what}: series have different lengths {sorted(lengths)[:5]}; pad the shorter ones "
+                "with NaN at the end into one [N, T] or [N, T, C] array."
+            )
     try:
         arr = np.asarray(X, dtype=np.float32)
     except (TypeError, ValueError) as exc:
@@ -54,16 +57,35 @@ def as_panel(X, what: str = "X") -> np.ndarray:
     inner = missing[:, :-1] & ~missing[:, 1:]
     if inner.any():
         i, t = np.argwhere(inner)[0]
-        raise UserError(f"{what}: series {i} has a missing value (NaN) at step {t} followed by values; "
-                        "fill or interpolate gaps first (NaN is only accepted as end padding of shorter series).")
+        raise UserError(
+            f"{what}: series {i} has a missing value (NaN) at step {t} followed by values; "
+            "fill or interpolate gaps first (NaN is only accepted as end padding of shorter series)."
+        )
     return arr
 
 
 class TSEncoder(BaseEstimator, TransformerMixin):
-    def __init__(self, pretrained: str | None = None, per: str = "series", output_dims: int = 320, hidden: int = 64,
-                 depth: int = 10, lr: float = 1e-3, batch_size: int = 8, n_iters: int = 200,
-                 max_train_length: int = 3000, seed: int = 0, device: str = "cpu"):
-        self.pretrained, self.per, self.output_dims, self.hidden, self.depth = pretrained, per, output_dims, hidden, depth
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        per: str = "series",
+        output_dims: int = 320,
+        hidden: int = 64,
+        depth: int = 10,
+        lr: float = 1e-3,
+        batch_size: int = 8,
+        n_iters: int = 200,
+        max_train_length: int = 3000,
+        seed: int = 0,
+        device: str = "cpu",
+    ):
+        self.pretrained, self.per, self.output_dims, self.hidden, self.depth = (
+            pretrained,
+            per,
+            output_dims,
+            hidden,
+            depth,
+        )
         self.lr, self.batch_size, self.n_iters, self.max_train_length = lr, batch_size, n_iters, max_train_length
         self.seed, self.device = seed, device
 
@@ -110,7 +132,9 @@ class TSEncoder(BaseEstimator, TransformerMixin):
             raise UserError("TSEncoder: call fit() first (or TSEncoder.load(<exported model dir>)).")
         x = as_panel(X)
         if x.shape[-1] != self.net_.input_dims:
-            raise UserError(f"TSEncoder: X has {x.shape[-1]} channel(s), the encoder was trained on {self.net_.input_dims}.")
+            raise UserError(
+                f"TSEncoder: X has {x.shape[-1]} channel(s), the encoder was trained on {self.net_.input_dims}."
+            )
         if self.per == "series":
             return encode_series(self.net_, x)
         with torch.no_grad():

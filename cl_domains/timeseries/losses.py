@@ -7,6 +7,7 @@ excluded, i.e. :func:`cl_domains.core.losses.contrastive_nll` with the other vie
 and the hierarchy max-pools both views by 2 along time until one timestamp is left (Alg. 1).
 AutoTCL's global and local InfoNCE (Zheng et al., ICLR 2024, §3.3) use cosine similarity instead.
 """
+
 from __future__ import annotations
 
 import torch
@@ -66,7 +67,9 @@ def global_loss(z1: Tensor, z2: Tensor, temperature: float = 1.0, normalize: boo
     return info_nce(z1.max(1).values, z2.max(1).values, temperature, normalize=normalize)
 
 
-def local_loss(z: Tensor, segments: int = 16, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+def local_loss(
+    z: Tensor, segments: int = 16, temperature: float = 1.0, generator: torch.Generator | None = None
+) -> Tensor:
     """AutoTCL's local InfoNCE within each series: a random window of ``segments`` equal segments, each max-pooled;
     a segment's positive is the next one (the previous one for the last), its negatives the segments two or more
     away, ``segments - 3`` per row as in the official code (which scores the first series of the batch only; we
@@ -76,7 +79,7 @@ def local_loss(z: Tensor, segments: int = 16, temperature: float = 1.0, generato
     if size < 1 or segments < 4:
         return z.sum() * 0.0
     start = int(torch.randint(0, t - size * segments + 1, (1,), generator=generator))
-    seg = F.normalize(z[:, start:start + size * segments].reshape(b, segments, size, d).amax(2), dim=-1)
+    seg = F.normalize(z[:, start : start + size * segments].reshape(b, segments, size, d).amax(2), dim=-1)
     logits = (seg @ seg.transpose(1, 2) / temperature).reshape(b * segments, segments)
     idx = torch.arange(segments, device=z.device)
     positive = torch.where(idx < segments - 1, idx + 1, idx - 1)

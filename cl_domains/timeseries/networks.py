@@ -6,6 +6,7 @@ NaN timestamps (padding of ragged series) are zeroed at the input and masked.
 ``model.backbone`` may swap the dilated convolutions for a tsai architecture (:mod:`.tsai_backbone`).
 ``TrendHead``: the mean of causal Conv1d outputs with kernel sizes 1, 2, 4, ..., ``max_kernel``.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,7 @@ class _SameConv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv(x)
-        return out[..., :out.shape[-1] - self.trim] if self.trim else out
+        return out[..., : out.shape[-1] - self.trim] if self.trim else out
 
 
 class _Block(nn.Module):
@@ -49,8 +50,9 @@ class DilatedConvEncoder(nn.Module):
     def __init__(self, cin: int, channels: list[int], kernel: int = 3):
         super().__init__()
         widths = [cin, *channels]
-        self.blocks = nn.Sequential(*[_Block(widths[i], widths[i + 1], kernel, 2 ** i, i == len(channels) - 1)
-                                      for i in range(len(channels))])
+        self.blocks = nn.Sequential(
+            *[_Block(widths[i], widths[i + 1], kernel, 2**i, i == len(channels) - 1) for i in range(len(channels))]
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.blocks(x)
@@ -66,7 +68,7 @@ class TrendHead(nn.Module):
 
     def __init__(self, dim: int, out: int, max_kernel: int = 128):
         super().__init__()
-        self.kernels = [2 ** i for i in range(int(math.log2(max_kernel)) + 1)]
+        self.kernels = [2**i for i in range(int(math.log2(max_kernel)) + 1)]
         self.convs = nn.ModuleList([nn.Conv1d(dim, out, k, padding=k - 1) for k in self.kernels])
 
     def reference(self, x: Tensor) -> Tensor:
@@ -87,8 +89,8 @@ class TrendHead(nn.Module):
         w = self.lag_kernel()
         t, k = x.shape[-1], w.shape[-1]
         if last:
-            recent = x[..., max(0, t - k):].flip(-1)  # lags 0, 1, ...
-            return (torch.einsum("bil,oil->bo", recent, w[..., :recent.shape[-1]]) + bias).unsqueeze(-1)
+            recent = x[..., max(0, t - k) :].flip(-1)  # lags 0, 1, ...
+            return (torch.einsum("bil,oil->bo", recent, w[..., : recent.shape[-1]]) + bias).unsqueeze(-1)
         n = 1 << (t + k - 1).bit_length()
         y = torch.einsum("bif,oif->bof", torch.fft.rfft(x, n), torch.fft.rfft(w, n))
         return torch.fft.irfft(y, n)[..., :t] + bias.unsqueeze(-1)
@@ -99,9 +101,19 @@ class TS2VecNet(nn.Module):
     ``backbone`` (``{"name": "tsai", "arch": ..., "kwargs": {...}}``) replaces the dilated convolutions
     (``depth`` and ``kernel`` then unused) with a tsai architecture's feature extractor."""
 
-    def __init__(self, input_dims: int, output_dims: int = 320, hidden: int = 64, depth: int = 10, kernel: int = 3,
-                 dropout: float = 0.1, mask_p: float = 0.5, trend: bool = False, max_kernel: int = 128,
-                 backbone: dict | None = None):
+    def __init__(
+        self,
+        input_dims: int,
+        output_dims: int = 320,
+        hidden: int = 64,
+        depth: int = 10,
+        kernel: int = 3,
+        dropout: float = 0.1,
+        mask_p: float = 0.5,
+        trend: bool = False,
+        max_kernel: int = 128,
+        backbone: dict | None = None,
+    ):
         super().__init__()
         self.input_dims, self.output_dims, self.mask_p = input_dims, output_dims, mask_p
         self.input_fc = nn.Linear(input_dims, hidden)
@@ -112,8 +124,9 @@ class TS2VecNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.trend = TrendHead(output_dims, output_dims, max_kernel) if trend else None
 
-    def forward(self, x: Tensor, mask: bool | None = None, generator: torch.Generator | None = None,
-                last: bool = False) -> Tensor:
+    def forward(
+        self, x: Tensor, mask: bool | None = None, generator: torch.Generator | None = None, last: bool = False
+    ) -> Tensor:
         """``mask`` (default: ``self.training``) applies TS2Vec's binomial timestamp masking;
         ``last`` returns only the last timestamp, ``[B, 1, out]`` (causal encoding)."""
         present = ~torch.isnan(x).any(-1)
@@ -123,8 +136,11 @@ class TS2VecNet(nn.Module):
             mask = self.training
         keep = present
         if mask and self.mask_p > 0:
-            draw = torch.rand(present.shape, generator=generator, device=x.device) if generator is None or \
-                generator.device == x.device else torch.rand(present.shape, generator=generator).to(x.device)
+            draw = (
+                torch.rand(present.shape, generator=generator, device=x.device)
+                if generator is None or generator.device == x.device
+                else torch.rand(present.shape, generator=generator).to(x.device)
+            )
             keep = keep & (draw >= self.mask_p)
         h = h * keep.unsqueeze(-1)
         z = self.features(h.transpose(1, 2))

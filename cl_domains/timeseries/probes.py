@@ -6,6 +6,7 @@ next ``H`` target values, alpha chosen on the validation split; MSE/MAE on the s
 Classification: the representation max-pooled over the series, an RBF SVM with C grid-searched
 by 5-fold cross-validation when every class has enough train series.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,10 @@ def encode_causal(net: nn.Module, x: np.ndarray, padding: int = 200, batch_size:
     xt = torch.as_tensor(x, dtype=torch.float32)
     padded = torch.cat([torch.full((padding, xt.shape[1]), float("nan")), xt])
     windows = padded.unfold(0, padding + 1, 1).transpose(1, 2)  # [T, padding+1, C]
-    out = [net(windows[i:i + batch_size].to(device), mask=False, last=True)[:, -1].cpu() for i in range(0, len(windows), batch_size)]
+    out = [
+        net(windows[i : i + batch_size].to(device), mask=False, last=True)[:, -1].cpu()
+        for i in range(0, len(windows), batch_size)
+    ]
     return torch.cat(out).numpy()
 
 
@@ -40,25 +44,32 @@ def encode_series(net: nn.Module, x: np.ndarray, batch_size: int = 64) -> np.nda
     device = next(net.parameters()).device
     out = []
     for i in range(0, len(x), batch_size):
-        xb = torch.as_tensor(x[i:i + batch_size], dtype=torch.float32, device=device)
+        xb = torch.as_tensor(x[i : i + batch_size], dtype=torch.float32, device=device)
         z = net(xb, mask=False)
         present = ~torch.isnan(xb).all(-1, keepdim=True)
         out.append(z.masked_fill(~present, float("-inf")).max(1).values.cpu())
     return torch.cat(out).numpy()
 
 
-def forecast_samples(reprs: np.ndarray, values: np.ndarray, horizon: int, drop: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def forecast_samples(
+    reprs: np.ndarray, values: np.ndarray, horizon: int, drop: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Features ``reprs[t]`` and labels ``values[t+1 : t+1+horizon]`` (flattened) for every t with a full horizon."""
     n = len(values) - horizon
     if n <= drop:
-        raise UserError(f"horizon {horizon} is too long for a split of {len(values)} steps "
-                        f"(needs more than {horizon + drop}); use a shorter horizon.")
-    labels = np.stack([values[i + 1:i + 1 + n] for i in range(horizon)], axis=1)
+        raise UserError(
+            f"horizon {horizon} is too long for a split of {len(values)} steps "
+            f"(needs more than {horizon + drop}); use a shorter horizon."
+        )
+    labels = np.stack([values[i + 1 : i + 1 + n] for i in range(horizon)], axis=1)
     return reprs[drop:n], labels[drop:].reshape(n - drop, -1)
 
 
-def ridge_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-                test: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+def ridge_probe(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, float]:
     """Ridge with alpha from :data:`RIDGE_ALPHAS` picked on validation by RMSE + MAE (TS2Vec's protocol);
     returns val (and test) MSE/MAE."""
     from sklearn.linear_model import Ridge
@@ -67,7 +78,7 @@ def ridge_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.
     for alpha in RIDGE_ALPHAS:
         model = Ridge(alpha=alpha).fit(*train)
         err = model.predict(val[0]) - val[1]
-        mse, mae = float((err ** 2).mean()), float(np.abs(err).mean())
+        mse, mae = float((err**2).mean()), float(np.abs(err).mean())
         if best is None or math.sqrt(mse) + mae < best[0]:
             best = (math.sqrt(mse) + mae, alpha, mse, mae, model)
     _, alpha, mse, mae, model = best
@@ -78,7 +89,9 @@ def ridge_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.
     return out
 
 
-def svm_probe(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+def svm_probe(
+    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray] | None = None
+) -> dict[str, float]:
     """RBF SVM; C by 5-fold grid search unless the train set is tiny (then C = inf, hard margin).
 
     Returns ``cv_acc`` (5-fold accuracy on train, for model selection) and ``acc`` on test when given.
@@ -95,8 +108,11 @@ def svm_probe(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.n
         search = GridSearchCV(SVC(gamma="scale", max_iter=SVM_MAX_ITER), {"C": list(SVM_CS)}, cv=5, n_jobs=1).fit(x, y)
         c = float(search.best_params_["C"])
         clf = SVC(C=c, gamma="scale", max_iter=SVM_MAX_ITER)
-    cv = float(cross_val_score(clf, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=0)).mean()) \
-        if folds >= 2 else float("nan")
+    cv = (
+        float(cross_val_score(clf, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=0)).mean())
+        if folds >= 2
+        else float("nan")
+    )
     out = {"cv_acc": cv, "C": c}
     if test is not None:
         out["acc"] = float((clf.fit(x, y).predict(test[0]) == test[1]).mean())

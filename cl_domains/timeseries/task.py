@@ -1,4 +1,5 @@
 """Recipe sections of the time-series domain and the training task its methods share."""
+
 from __future__ import annotations
 
 import json
@@ -14,21 +15,40 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from ..core import data as core_data
-from ..core.baselines import forecast_errors, last_value_forecast, lagged_windows, nearest_neighbour_accuracy, ridge_select
+from ..core.baselines import (
+    forecast_errors,
+    lagged_windows,
+    last_value_forecast,
+    nearest_neighbour_accuracy,
+    ridge_select,
+)
 from ..core.errors import UserError
 from ..core.recipe import Recipe, StrictModel
 from .data import HORIZONS, Classification, Forecast, read_forecast, read_ucr
 from .networks import TS2VecNet
 from .probes import encode_causal, encode_series, forecast_samples, ridge_probe, svm_probe
 
-__all__ = ["TimeseriesBackbone", "TimeseriesModel", "TimeseriesData", "TimeseriesEval", "TimeseriesTask", "sections", "random_crops"]
+__all__ = [
+    "TimeseriesBackbone",
+    "TimeseriesModel",
+    "TimeseriesData",
+    "TimeseriesEval",
+    "TimeseriesTask",
+    "sections",
+    "random_crops",
+]
 
 
 class TimeseriesBackbone(StrictModel):
-    name: Literal["ts2vec", "tsai"] = Field("ts2vec", description="ts2vec: the dilated-conv encoder; tsai: a tsai "
-                                            "architecture (optional extra: pip install 'cl-domains[tsai]')")
+    name: Literal["ts2vec", "tsai"] = Field(
+        "ts2vec",
+        description="ts2vec: the dilated-conv encoder; tsai: a tsai "
+        "architecture (optional extra: pip install 'cl-domains[tsai]')",
+    )
     arch: Optional[str] = Field(None, description="tsai model class with per-timestamp features, e.g. InceptionTime")
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the tsai model, e.g. {nf: 32}")
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of the tsai model, e.g. {nf: 32}"
+    )
 
     @model_validator(mode="after")
     def _arch_with_tsai(self):
@@ -46,13 +66,17 @@ class TimeseriesModel(StrictModel):
     mask_p: float = Field(0.5, ge=0, lt=1, description="TS2Vec timestamp masking probability in training (0 = off)")
     trend: bool = Field(False, description="append the CoST trend head (AutoTCL's forecasting encoder)")
     max_kernel: int = Field(128, gt=0)
-    backbone: TimeseriesBackbone = Field(default_factory=TimeseriesBackbone,
-                                         description="the encoder body between input projection and output (default: TS2Vec's)")
+    backbone: TimeseriesBackbone = Field(
+        default_factory=TimeseriesBackbone,
+        description="the encoder body between input projection and output (default: TS2Vec's)",
+    )
 
 
 class TimeseriesData(StrictModel):
     kind: Literal["forecast", "classify"] = "forecast"
-    path: str = Field(..., description="forecast: 'ett/ETTh1' or a CSV; classify: 'ucr/<Name>' or a folder of <Name>_TRAIN/TEST.tsv")
+    path: str = Field(
+        ..., description="forecast: 'ett/ETTh1' or a CSV; classify: 'ucr/<Name>' or a folder of <Name>_TRAIN/TEST.tsv"
+    )
     name: Optional[str] = Field(None, description="dataset name for split rule and target (default: from the path)")
     univariate: bool = True
     target: Optional[str] = None
@@ -109,8 +133,9 @@ class TimeseriesTask:
         self.seed = recipe.train.seed
         d = recipe.data
         if d.kind == "forecast":
-            self.data: Forecast | Classification = read_forecast(core_data.resolve(d.path, data_root), d.name,
-                                                                  univariate=d.univariate, target=d.target)
+            self.data: Forecast | Classification = read_forecast(
+                core_data.resolve(d.path, data_root), d.name, univariate=d.univariate, target=d.target
+            )
             self.horizons = d.horizons or HORIZONS.get(self.data.name)
             if not self.horizons:
                 raise UserError(f"data.horizons is not set and {self.data.name!r} has no default horizons.")
@@ -118,8 +143,10 @@ class TimeseriesTask:
             val_len = self.data.borders[1] - self.data.borders[0]
             too_long = [h for h in self.horizons if h >= min(test_len, val_len)]
             if too_long:
-                raise UserError(f"data.horizons {too_long} are too long: the {self.data.name} validation/test splits have "
-                                f"{val_len}/{test_len} steps; every horizon must be shorter.")
+                raise UserError(
+                    f"data.horizons {too_long} are too long: the {self.data.name} validation/test splits have "
+                    f"{val_len}/{test_len} steps; every horizon must be shorter."
+                )
             train = self.data.split("train")[None]
             self.dev_metric = "val_mse"
         else:
@@ -129,9 +156,17 @@ class TimeseriesTask:
         self.train_x = torch.as_tensor(sections(train, d.max_train_length))
         self.batch_size = min(recipe.train.batch_size, len(self.train_x))  # a batch larger than the data takes it all
         m = recipe.model
-        self.net_config = dict(input_dims=int(self.train_x.shape[-1]), output_dims=m.output_dims, hidden=m.hidden,
-                               depth=m.depth, kernel=m.kernel, dropout=m.dropout, mask_p=m.mask_p, trend=m.trend,
-                               max_kernel=m.max_kernel)
+        self.net_config = dict(
+            input_dims=int(self.train_x.shape[-1]),
+            output_dims=m.output_dims,
+            hidden=m.hidden,
+            depth=m.depth,
+            kernel=m.kernel,
+            dropout=m.dropout,
+            mask_p=m.mask_p,
+            trend=m.trend,
+            max_kernel=m.max_kernel,
+        )
         if m.backbone.name != "ts2vec":
             self.net_config["backbone"] = m.backbone.model_dump()
         self.net = TS2VecNet(**self.net_config)
@@ -157,13 +192,15 @@ class TimeseriesTask:
         order = torch.randperm(len(self.train_x), generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
         b = self.batch_size
         for i in range(self.num_batches(epoch)):
-            yield epoch, i, order[i * b:(i + 1) * b]
+            yield epoch, i, order[i * b : (i + 1) * b]
 
     def batch_inputs(self, batch) -> tuple[torch.Tensor, torch.Generator]:
         """The batch's series and a generator seeded from (seed, epoch, batch) for its random draws."""
         epoch, i, idx = batch
         self._update_swa()
-        return self.train_x[idx].to(self.device), torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 1009 + i)
+        return self.train_x[idx].to(self.device), torch.Generator().manual_seed(
+            self.seed * 1_000_003 + epoch * 1009 + i
+        )
 
     def _update_swa(self) -> None:
         if self._swa_pending:  # the previous step's weights: the loop steps after loss() returns
@@ -182,7 +219,10 @@ class TimeseriesTask:
         if self._cache is None or self._cache[0] != key:
             was = net.training
             net.eval()
-            self._cache = (key, encode_causal(net, self.data.values, self.recipe.eval.padding, self.recipe.eval.batch_size))
+            self._cache = (
+                key,
+                encode_causal(net, self.data.values, self.recipe.eval.padding, self.recipe.eval.batch_size),
+            )
             net.train(was)
         return self._cache[1]
 
@@ -197,12 +237,14 @@ class TimeseriesTask:
             return {"cv_acc": res["cv_acc"]} if split == "dev" else {"acc": res["acc"], "cv_acc": res["cv_acc"]}
         reprs, f = self._forecast_reprs(), self.data
         a, b, c = f.borders
-        target = f.values[:, f.n_covariates:]
+        target = f.values[:, f.n_covariates :]
         out: dict[str, float] = {}
         for h in self.horizons:
-            res = ridge_probe(forecast_samples(reprs[:a], target[:a], h, drop=self.recipe.eval.padding),
-                              forecast_samples(reprs[a:b], target[a:b], h),
-                              forecast_samples(reprs[b:c], target[b:c], h) if split == "test" else None)
+            res = ridge_probe(
+                forecast_samples(reprs[:a], target[:a], h, drop=self.recipe.eval.padding),
+                forecast_samples(reprs[a:b], target[a:b], h),
+                forecast_samples(reprs[b:c], target[b:c], h) if split == "test" else None,
+            )
             out[f"val_mse_{h}"] = res["val_mse"]
             if split == "test":
                 out[f"mse_{h}"], out[f"mae_{h}"] = res["mse"], res["mae"]
@@ -223,11 +265,13 @@ class TimeseriesTask:
             d = self.data
             flat = lambda x: np.nan_to_num(x.reshape(len(x), -1))  # noqa: E731
             svm = svm_probe((flat(d.x_train), d.y_train), (flat(d.x_test), d.y_test))
-            return {"raw 1-NN": {"acc": nearest_neighbour_accuracy(d.x_train, d.y_train, d.x_test, d.y_test)},
-                    "raw SVM": {"acc": svm["acc"], "cv_acc": svm["cv_acc"]}}
+            return {
+                "raw 1-NN": {"acc": nearest_neighbour_accuracy(d.x_train, d.y_train, d.x_test, d.y_test)},
+                "raw SVM": {"acc": svm["acc"], "cv_acc": svm["cv_acc"]},
+            }
         f, pad = self.data, self.recipe.eval.padding
         a, b, c = f.borders
-        target = f.values[:, f.n_covariates:]
+        target = f.values[:, f.n_covariates :]
         windows = lagged_windows(target, pad + 1)
         last: dict[str, float] = {}
         ridge: dict[str, float] = {}
@@ -248,5 +292,6 @@ class TimeseriesTask:
         directory.mkdir(parents=True, exist_ok=True)
         net = self._encoder()
         save_model(net, str(directory / "model.safetensors"))
-        (directory / "config.json").write_text(json.dumps({"network": self.net_config, "method": self.cfg.name,
-                                                          "data": self.recipe.data.path}, indent=2))
+        (directory / "config.json").write_text(
+            json.dumps({"network": self.net_config, "method": self.cfg.name, "data": self.recipe.data.path}, indent=2)
+        )

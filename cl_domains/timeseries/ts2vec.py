@@ -1,4 +1,5 @@
 """TS2Vec (Yue et al., AAAI 2022): two overlapping random crops with timestamp masking, hierarchical loss."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -7,6 +7,7 @@ feature extractor (the layers before global pooling and the head) and projects i
 per timestamp for inputs of any length (random crops), so the extractor must map ``[B, C, T]`` to
 ``[B, D, T]``: checked at build time on two lengths. tsai is imported here, lazily, only then.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -32,8 +33,10 @@ REFUSED = {
     "TST": "its learned positional encoding fixes the input length (seq_len)",
     "TSTPlus": "its learned positional encoding fixes the input length (seq_len)",
 }
-INSTALL = ("install the extra: pip install torch==2.13.0 && pip install 'cl-domains[tsai]' torch==2.13.0 "
-           "(README, 'tsai backbones')")
+INSTALL = (
+    "install the extra: pip install torch==2.13.0 && pip install 'cl-domains[tsai]' torch==2.13.0 "
+    "(README, 'tsai backbones')"
+)
 _PROBE_LENGTHS = (13, 48)
 
 
@@ -54,20 +57,27 @@ def _installed() -> bool:
 
 def _import_arch(arch: str) -> type:
     if not _installed():
-        raise UserError(f"model.backbone: name 'tsai' (arch {arch!r}) needs the tsai package, which is not installed; "
-                        f"{INSTALL}.")
+        raise UserError(
+            f"model.backbone: name 'tsai' (arch {arch!r}) needs the tsai package, which is not installed; {INSTALL}."
+        )
     try:
         module = importlib.import_module(f"tsai.models.{arch}")
     except ModuleNotFoundError as exc:
         if exc.name == f"tsai.models.{arch}":
-            raise UserError(f"model.backbone.arch: {arch!r} is not a tsai model (no module tsai.models.{arch}); "
-                            f"per-timestamp archs: {', '.join(FEATURES)}.") from None
-        raise UserError(f"model.backbone.arch {arch!r}: importing tsai.models.{arch} failed ({exc}); {INSTALL}.") from None
+            raise UserError(
+                f"model.backbone.arch: {arch!r} is not a tsai model (no module tsai.models.{arch}); "
+                f"per-timestamp archs: {', '.join(FEATURES)}."
+            ) from None
+        raise UserError(
+            f"model.backbone.arch {arch!r}: importing tsai.models.{arch} failed ({exc}); {INSTALL}."
+        ) from None
     except Exception as exc:  # tsai modules that import fastai.vision need a torchvision matching torch
-        raise UserError(f"model.backbone.arch {arch!r}: importing tsai.models.{arch} failed ({type(exc).__name__}: {exc}). "
-                        "With the CPU torch 2.13 the torchvision that fastai pulls in cannot be loaded, so only tsai "
-                        "models that do not import fastai.vision work (README, 'tsai backbones'): e.g. "
-                        "InceptionTime, FCN, ResCNN, FCNPlus.") from None
+        raise UserError(
+            f"model.backbone.arch {arch!r}: importing tsai.models.{arch} failed ({type(exc).__name__}: {exc}). "
+            "With the CPU torch 2.13 the torchvision that fastai pulls in cannot be loaded, so only tsai "
+            "models that do not import fastai.vision work (README, 'tsai backbones'): e.g. "
+            "InceptionTime, FCN, ResCNN, FCNPlus."
+        ) from None
     cls = getattr(module, arch, None)
     if not isinstance(cls, type):
         raise UserError(f"model.backbone.arch: tsai.models.{arch} has no class {arch!r}.")
@@ -85,14 +95,18 @@ def _per_timestamp_dim(features: nn.Module, arch: str, c_in: int) -> int:
                 try:
                     y = features(torch.zeros(2, c_in, t))
                 except Exception as exc:
-                    raise UserError(f"model.backbone.arch {arch!r}: its feature extractor fails on an input of length {t} "
-                                    f"({type(exc).__name__}: {exc}); the TS2Vec/AutoTCL losses need inputs of any "
-                                    "length (random crops).") from None
+                    raise UserError(
+                        f"model.backbone.arch {arch!r}: its feature extractor fails on an input of length {t} "
+                        f"({type(exc).__name__}: {exc}); the TS2Vec/AutoTCL losses need inputs of any "
+                        "length (random crops)."
+                    ) from None
                 if not isinstance(y, Tensor) or y.ndim != 3 or y.shape[0] != 2 or y.shape[2] != t:
                     shape = list(y.shape) if isinstance(y, Tensor) else type(y).__name__
-                    raise UserError(f"model.backbone.arch {arch!r}: its feature extractor maps [2, {c_in}, {t}] to "
-                                    f"{shape}, not one vector per timestamp [2, D, {t}], which the TS2Vec/AutoTCL "
-                                    f"losses need; per-timestamp archs: {', '.join(FEATURES)}.")
+                    raise UserError(
+                        f"model.backbone.arch {arch!r}: its feature extractor maps [2, {c_in}, {t}] to "
+                        f"{shape}, not one vector per timestamp [2, D, {t}], which the TS2Vec/AutoTCL "
+                        f"losses need; per-timestamp archs: {', '.join(FEATURES)}."
+                    )
                 dims.add(int(y.shape[1]))
     finally:
         features.train(was)
@@ -102,9 +116,11 @@ def _per_timestamp_dim(features: nn.Module, arch: str, c_in: int) -> int:
 def tsai_features(arch: str, kwargs: dict, c_in: int, out: int) -> TsaiFeatures:
     """The per-timestamp feature extractor of ``tsai.models.<arch>`` (built with ``c_in`` channels), projected to ``out``."""
     if arch in REFUSED:
-        raise UserError(f"model.backbone.arch {arch!r} cannot serve as a TS2Vec/AutoTCL encoder: {REFUSED[arch]}, "
-                        f"while the losses need one vector per timestamp for inputs of any length; "
-                        f"per-timestamp archs: {', '.join(FEATURES)}.")
+        raise UserError(
+            f"model.backbone.arch {arch!r} cannot serve as a TS2Vec/AutoTCL encoder: {REFUSED[arch]}, "
+            f"while the losses need one vector per timestamp for inputs of any length; "
+            f"per-timestamp archs: {', '.join(FEATURES)}."
+        )
     cls = _import_arch(arch)
     try:
         model = cls(c_in, out, **kwargs)
@@ -112,7 +128,9 @@ def tsai_features(arch: str, kwargs: dict, c_in: int, out: int) -> TsaiFeatures:
         raise UserError(f"model.backbone.kwargs {kwargs}: {arch}({c_in}, {out}, **kwargs) failed ({exc}).") from None
     names = FEATURES.get(arch) or (("backbone",) if isinstance(getattr(model, "backbone", None), nn.Module) else None)
     if names is None:
-        raise UserError(f"model.backbone.arch {arch!r}: no known feature extractor (neither listed nor a 'backbone' "
-                        f"attribute); per-timestamp archs: {', '.join(FEATURES)}, or a tsai *Plus model.")
+        raise UserError(
+            f"model.backbone.arch {arch!r}: no known feature extractor (neither listed nor a 'backbone' "
+            f"attribute); per-timestamp archs: {', '.join(FEATURES)}, or a tsai *Plus model."
+        )
     features = nn.Sequential(*[getattr(model, n) for n in names])
     return TsaiFeatures(features, _per_timestamp_dim(features, arch, c_in), out)

