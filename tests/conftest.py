@@ -12,6 +12,16 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CL_DOMAINS_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """A test (or a recipe's ``train.threads``) that sets torch's thread count must not slow every later test."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def in_ci() -> bool:
     """``CI`` is set to anything but empty/0/false."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
