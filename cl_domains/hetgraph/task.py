@@ -83,37 +83,30 @@ class HetGraphTask:
     def evaluate(self, split: str) -> dict[str, float]:
         e, z = self.recipe.eval, self.embeddings()
         if split == "dev":
-            scores = [
-                linear_probe(
-                    z,
-                    self.y,
-                    *self._split(r),
-                    repeats=e.dev_repeats,
-                    steps=e.steps,
-                    lr=e.lr,
-                    weight_decay=e.weight_decay,
-                    seed=self.seed,
-                )["val_macro_f1"].mean()
-                for r in e.rates
-            ]
+            scores = [self._probe(z, r, e.dev_repeats)["val_macro_f1"].mean() for r in e.rates]
             return {"val_macro_f1": float(np.mean(scores))}
         return self.test_scores(z)
+
+    def _probe(self, z: torch.Tensor, rate: int, repeats: int) -> dict:
+        """The recipe's linear probe on ``z`` at ``rate`` labels per class, ``repeats`` times."""
+        e = self.recipe.eval
+        return linear_probe(
+            z,
+            self.y,
+            *self._split(rate),
+            repeats=repeats,
+            steps=e.steps,
+            lr=e.lr,
+            weight_decay=e.weight_decay,
+            seed=self.seed,
+        )
 
     def test_scores(self, z: torch.Tensor) -> dict[str, float]:
         """The reported test metrics of node embeddings ``z``: the linear probe at every label rate, KMeans."""
         e = self.recipe.eval
         out: dict[str, float] = {}
         for r in e.rates:
-            res = linear_probe(
-                z,
-                self.y,
-                *self._split(r),
-                repeats=e.repeats,
-                steps=e.steps,
-                lr=e.lr,
-                weight_decay=e.weight_decay,
-                seed=self.seed,
-            )
+            res = self._probe(z, r, e.repeats)
             for k in ("macro_f1", "micro_f1", "auc"):
                 out[f"{k}_{r}"] = float(res[k].mean())
                 out[f"{k}_{r}_std"] = float(res[k].std())
