@@ -16,6 +16,7 @@ import torch
 
 from cl_domains.core import registry
 from cl_domains.core.recipe import load_recipe
+from cl_domains.core.task import StepContext
 
 
 def main() -> None:
@@ -34,7 +35,7 @@ def main() -> None:
     times = []
     for epoch in range(args.epochs):
         t = time.time()
-        out = task.loss(epoch)
+        out = task.loss(epoch, StepContext(epoch, epoch, 0, recipe.train.seed, torch.device("cpu")))
         (out[0] if isinstance(out, tuple) else out).backward()
         opt.step()
         opt.zero_grad()

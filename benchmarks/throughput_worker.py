@@ -121,6 +121,7 @@ def ours(opts: dict) -> None:
     from cl_domains.core import registry
     from cl_domains.core.recipe import load_recipe
     from cl_domains.core.runs import Run
+    from cl_domains.core.task import StepContext
     from cl_domains.core.train import Trainer, seed_everything
 
     recipe = load_recipe(opts["recipe"], opts.get("profile"), opts.get("set", []))
@@ -146,7 +147,8 @@ def ours(opts: dict) -> None:
             return next(state["it"])
 
     def step():
-        trainer._train_step(next_batch())
+        s = trainer.state.step
+        trainer._train_step(next_batch(), StepContext(s, state["epoch"], 0, recipe.train.seed, trainer.device))
 
     examples = opts["examples"]  # per step: batch size, or nodes for a full-batch graph step
 

@@ -38,11 +38,13 @@ def skip_or_fail(reason: str) -> None:
 def full_and_resumed(recipe, tmp_path: Path, interrupt_at: int, data_root=None):
     """``recipe`` trained uninterrupted, and trained again, killed after step ``interrupt_at`` and resumed from its
     last checkpoint: ``(full run, resumed run)``; a resume test compares the two."""
+    from toy_task import StopAfter
+
     from cl_domains.core.train import train_recipe
 
     full = train_recipe(recipe, out=tmp_path / "full", data_root=data_root)
     with pytest.raises(KeyboardInterrupt):
-        train_recipe(recipe, out=tmp_path / "cut", data_root=data_root, interrupt_at=interrupt_at)
+        train_recipe(recipe, out=tmp_path / "cut", data_root=data_root, callbacks=[StopAfter(interrupt_at)])
     (cut,) = [p for p in (tmp_path / "cut").iterdir() if p.is_dir()]
     return full, train_recipe(resume=cut, data_root=data_root)
 

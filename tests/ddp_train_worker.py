@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from toy_task import ToyTask, recipe
+from toy_task import StopAfter, ToyTask, recipe
 
 from cl_domains.core import distributed as D
 from cl_domains.core.runs import Run
@@ -19,7 +19,13 @@ def main(out: str, mode: str, interrupt_at: int | None) -> None:
     r = recipe(**json.loads(os.environ.get("TOY_TRAIN", "{}")))
     task = ToyTask(r.train.batch_size)
     try:
-        run = train_task(r, task, out=out, run=Run(out) if mode == "resume" else None, interrupt_at=interrupt_at)
+        run = train_task(
+            r,
+            task,
+            out=out,
+            run=Run(out) if mode == "resume" else None,
+            callbacks=[StopAfter(interrupt_at)] if interrupt_at else (),
+        )
         if D.rank() == 0:
             (run.dir.parent / "done.json").write_text(json.dumps({"dir": str(run.dir), **run.metrics}))
     except KeyboardInterrupt:

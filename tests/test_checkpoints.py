@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from toy_task import ToyTask, recipe
+from toy_task import StopAfter, ToyTask, recipe
 
 from cl_domains.core.errors import UserError
 from cl_domains.core.runs import Run
@@ -30,7 +30,7 @@ class Payload:
 
 def cut_run(tmp_path, at=7, **train):
     with pytest.raises(KeyboardInterrupt):
-        train_task(recipe(**train), ToyTask(8), out=tmp_path / "cut", interrupt_at=at)
+        train_task(recipe(**train), ToyTask(8), out=tmp_path / "cut", callbacks=[StopAfter(at)])
     return Run.latest_created
 
 

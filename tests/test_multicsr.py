@@ -10,6 +10,7 @@ import pytest
 import reference as ref
 import torch
 import torch.nn.functional as F
+from toy_task import CTX
 
 from cl_domains.core.errors import UserError
 from cl_domains.core.recipe import load_recipe
@@ -341,7 +342,7 @@ def test_task_masks_through_the_reference_and_trains(tiny_backbone, tiny_data, d
 
     from cl_domains.core.train import train_recipe
     from cl_domains.sentences.data import read_triplets
-    from cl_domains.sentences.multicsr import build
+    from cl_domains.sentences.multicsr import MultiCSR
 
     with open(tmp_path / "t.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -352,13 +353,13 @@ def test_task_masks_through_the_reference_and_trains(tiny_backbone, tiny_data, d
     recipe = load_recipe(
         write_recipe(tmp_path / "r.yaml", tiny_backbone, data, method, max_steps=2, eval_every=None, eval_before=False)
     )
-    task = build(recipe, None, torch.device("cpu"))
+    task = MultiCSR(recipe, None, torch.device("cpu"))
     assert len(task.examples) == 40 and task.ref.shape[0] == len(task.ref_index) <= 120
     batch = next(iter(task.batches(0)))
-    loss, extras = task.loss(batch)
+    loss, extras = task.loss(batch, CTX)
     assert torch.isfinite(loss) and 0 <= extras["masked_negatives"] <= 1
     task.cfg.false_negative_threshold = -1.0  # every negative masked: only the positive is left, loss 0
-    loss, extras = task.loss(batch)
+    loss, extras = task.loss(batch, CTX)
     assert loss.item() == pytest.approx(0.0, abs=1e-6) and extras["masked_negatives"] == 1.0
     recipe.method.false_negative_threshold = 0.95
     run = train_recipe(recipe, out=tmp_path / "runs")

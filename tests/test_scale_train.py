@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from toy_task import ToyTask, recipe
+from toy_task import CTX, ToyTask, recipe
 
 from cl_domains.core.errors import UserError
 from cl_domains.core.runs import Run
+from cl_domains.core.task import Task
 from cl_domains.core.train import Trainer, train_task
 
 
@@ -30,7 +31,7 @@ def test_grad_cache_gives_the_gradients_of_a_direct_large_batch_step(tmp_path, c
     direct = ToyTask(16)
     direct.loss(batch).backward()
     cached = ToyTask(16)
-    loss, _ = trainer(tmp_path, cached, batch_size=16, grad_cache_chunk=chunk)._backward(batch)
+    loss, _ = trainer(tmp_path, cached, batch_size=16, grad_cache_chunk=chunk)._backward(batch, CTX)
     torch.testing.assert_close(loss, direct.loss(batch).detach(), rtol=1e-12, atol=0)
     for g, e in zip(grads_of(cached), grads_of(direct)):
         torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
@@ -47,7 +48,7 @@ def test_grad_cache_replays_dropout_masks(tmp_path):
     loss.backward()
     cached = ToyTask(12, dropout=0.5)
     torch.manual_seed(7)
-    got, _ = trainer(tmp_path, cached, batch_size=12, grad_cache_chunk=4)._backward(batch)
+    got, _ = trainer(tmp_path, cached, batch_size=12, grad_cache_chunk=4)._backward(batch, CTX)
     torch.testing.assert_close(got, loss.detach(), rtol=1e-12, atol=0)
     for g, e in zip(grads_of(cached), grads_of(reference)):
         torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
@@ -61,7 +62,7 @@ def ToyTaskNoDrop(tmp_path):
 
 
 def test_grad_cache_needs_an_embedding_task(tmp_path):
-    class LossOnly:
+    class LossOnly(Task):
         model = torch.nn.Linear(2, 2)
         dev_metric = "x"
 
@@ -121,4 +122,4 @@ def test_batch_not_divisible_by_processes_is_a_clear_error(tmp_path, monkeypatch
     monkeypatch.setattr(D, "rank", lambda: 0)
     t = trainer(tmp_path, ToyTask(8))
     with pytest.raises(UserError, match="cannot be split over 3 processes"):
-        t._backward(torch.arange(8))
+        t._backward(torch.arange(8), CTX)

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from conftest import full_and_resumed
+from toy_task import CTX
 
 from cl_domains.core.errors import UserError
 from cl_domains.seqrec import (
@@ -319,7 +320,7 @@ def small_file(tmp_path):
 def test_mclrec_three_steps_touch_only_their_parameters(tmp_path, small_file):
     from cl_domains.core.registry import domain
 
-    recipe = seqrec_recipe(tmp_path, small_file, {"name": "mclrec", "beta": 0.5, "lmd": 0.1})
+    recipe = seqrec_recipe(tmp_path, small_file, {"name": "mclrec", "cl2_weight": 0.5, "cl1_weight": 0.1})
     task = domain("seqrec").methods["mclrec"][1](recipe, None, torch.device("cpu"))
     encoder_params = [p for p in task.model.parameters() if p.requires_grad]
     assert {id(p) for p in encoder_params} == {id(p) for p in task.encoder.parameters()}  # loop sees the encoder only
@@ -344,7 +345,7 @@ def test_mclrec_three_steps_touch_only_their_parameters(tmp_path, small_file):
         return any(not torch.equal(x, y) for x, y in zip(a, b))
 
     start = snapshot()
-    task.train_step(next(iter(task.batches(0))), update)
+    task.train_step(next(iter(task.batches(0))), CTX, update)
     (before1, after1), (before3, after3) = snaps
     assert not changed(start[0], before1[0]) and not changed(start[1], before1[1])
     assert changed(before1[0], after1[0]) and not changed(before1[1], after1[1])  # step 1: encoder only

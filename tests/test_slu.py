@@ -28,7 +28,7 @@ from cl_domains.slu import (
 from cl_domains.slu.data import write_wav
 from cl_domains.slu.features import hz_to_mel, mel_to_hz
 from cl_domains.slu.synth import assign_voices, espeak_available, manifest_digest, synthesize
-from cl_domains.slu.task import SLUData, prepare
+from cl_domains.slu.task import SLUDataConfig, prepare
 
 
 @pytest.fixture
@@ -153,7 +153,9 @@ def test_real_layout_loader_names_the_row_of_a_bad_file(tmp_path):
         "0,wavs/a.wav,s1,Turn on the lights,activate,lights,none\n"
         "1,wavs/b.wav,s2,Lights off,deactivate,lights,none\n"
     )
-    cfg = SLUData(format="fsc", train=str(csv), test=str(csv), audio_root=str(root), cache_dir=str(tmp_path / "cache"))
+    cfg = SLUDataConfig(
+        format="fsc", train=str(csv), test=str(csv), audio_root=str(root), cache_dir=str(tmp_path / "cache")
+    )
     with pytest.raises(UserError, match=r"b.wav \(.*data.csv, row 3\): sample rate 44100 Hz"):
         prepare(cfg, log=lambda *_: None)
     _wav(root / "wavs/b.wav")

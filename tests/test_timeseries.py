@@ -246,23 +246,23 @@ def test_horizon_longer_than_a_split(ts_root):
     with pytest.raises(UserError, match="horizon 3000 is too long"):
         forecast_samples(np.zeros((2880, 4)), f.split("test")[:, 7:], 3000)
     from cl_domains.core.recipe import load_recipe
-    from cl_domains.timeseries.ts2vec import build
+    from cl_domains.timeseries.ts2vec import TS2Vec
 
     recipe = load_recipe("recipes/ts2vec_ett.yaml", "quick", ["data.horizons=[24,3000]"])
     with pytest.raises(UserError, match=r"data.horizons \[3000\] are too long"):
-        build(recipe, ts_root.parent, torch.device("cpu"))
+        TS2Vec(recipe, ts_root.parent, torch.device("cpu"))
 
 
 def test_batches_are_full_like_the_official_loader(ts_root):
     """34 ETTh1 sections, batch 32: one step per epoch (drop_last); a batch larger than the data takes it all."""
     from cl_domains.core.recipe import load_recipe
-    from cl_domains.timeseries.ts2vec import build
+    from cl_domains.timeseries.ts2vec import TS2Vec
 
-    task = build(load_recipe("recipes/ts2vec_ett.yaml", "quick"), ts_root.parent, torch.device("cpu"))
+    task = TS2Vec(load_recipe("recipes/ts2vec_ett.yaml", "quick"), ts_root.parent, torch.device("cpu"))
     assert len(task.train_x) == 34 and task.num_batches(0) == 1
     ((_, _, idx),) = list(task.batches(0))
     assert len(idx) == 32 and len(set(idx.tolist())) == 32
-    task = build(
+    task = TS2Vec(
         load_recipe("recipes/ts2vec_ett.yaml", "quick", ["train.batch_size=100"]), ts_root.parent, torch.device("cpu")
     )
     ((_, _, idx),) = list(task.batches(3))

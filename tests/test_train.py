@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import write_recipe
 from safetensors.torch import load_file
+from toy_task import StopAfter
 
 from cl_domains.core.errors import TrainingDiverged
 from cl_domains.core.recipe import load_recipe
@@ -28,7 +29,7 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, tiny_backbone
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_backbone, tiny_data, method))
     full = train_recipe(recipe, out=tmp_path / "full")
     with pytest.raises(KeyboardInterrupt):
-        train_recipe(recipe, out=tmp_path / "cut", interrupt_at=5)  # dies after step 5, last checkpoint at 4
+        train_recipe(recipe, out=tmp_path / "cut", callbacks=[StopAfter(5)])  # dies after step 5, last checkpoint at 4
     cut = only_run(tmp_path / "cut")
     assert not (cut / "metrics.json").exists()
     assert (cut / "checkpoints" / "latest").read_text() == "step-0000004"
@@ -79,9 +80,9 @@ def test_nan_loss_stops_with_a_diagnosis(tmp_path, tiny_backbone, tiny_data, mon
     real = SimCSE.loss
     calls = {"n": 0}
 
-    def flaky(self, batch):
+    def flaky(self, batch, ctx):
         calls["n"] += 1
-        out = real(self, batch)
+        out = real(self, batch, ctx)
         return out * float("nan") if calls["n"] == 3 else out
 
     monkeypatch.setattr(SimCSE, "loss", flaky)

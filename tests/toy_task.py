@@ -8,11 +8,14 @@ from safetensors.torch import save_model
 
 from cl_domains.core.losses import info_nce
 from cl_domains.core.recipe import PaperConfig, Recipe, TrainConfig
+from cl_domains.core.task import StepContext, Task
+from cl_domains.core.train import Callback
 
 N, DIM = 48, 6
+CTX = StepContext(step=0, epoch=0, index=0, seed=0, device=torch.device("cpu"))  # for direct loss() calls
 
 
-class ToyTask:
+class ToyTask(Task):
     dev_metric = "align"
 
     def __init__(self, batch_size: int, seed: int = 0, dropout: float = 0.0):
@@ -33,15 +36,15 @@ class ToyTask:
         for i in range(self.num_batches(epoch)):
             yield order[i * self.batch_size : (i + 1) * self.batch_size]
 
-    def embed(self, batch):
+    def embed(self, batch, ctx=CTX):
         return self.model(self.x1[batch]), self.model(self.x2[batch])
 
-    def loss_from_embeddings(self, embeddings, batch):
+    def loss_from_embeddings(self, embeddings, batch, ctx=CTX):
         a, b = embeddings
         return info_nce(a, b, 0.2)
 
-    def loss(self, batch):
-        return self.loss_from_embeddings(self.embed(batch), batch)
+    def loss(self, batch, ctx=CTX):
+        return super().loss(batch, ctx)
 
     def evaluate(self, split):
         with torch.no_grad():
@@ -51,6 +54,17 @@ class ToyTask:
     def export(self, directory: Path):
         Path(directory).mkdir(parents=True, exist_ok=True)
         save_model(self.model, str(Path(directory) / "model.safetensors"))
+
+
+class StopAfter(Callback):
+    """Simulates a crash: raises KeyboardInterrupt once ``step`` optimiser steps are done."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, trainer, ctx, loss):
+        if trainer.state.step >= self.step:
+            raise KeyboardInterrupt(f"simulated interruption after step {trainer.state.step}")
 
 
 def recipe(**train) -> Recipe:

@@ -16,7 +16,7 @@ import reprlib
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -27,7 +27,9 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from . import registry
 from .errors import UserError
@@ -76,6 +78,20 @@ class StrictModel(BaseModel):
     converted into each other (``max_steps: true`` or ``eval_before: 1`` are errors, not 1 / True)."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    renamed: ClassVar[dict[str, str]] = {}  # old key -> new key: the old one is refused, naming the new one
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_renamed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old, new in cls.renamed.items():
+                if old in data:
+                    raise PydanticCustomError(
+                        "renamed_key",
+                        "the key '{old}' was renamed to '{new}': write {new}: {value}",
+                        {"old": old, "new": new, "value": short_repr(data[old])},
+                    )
+        return data
 
     @field_validator("*", mode="before")
     @classmethod
@@ -358,6 +374,8 @@ def _explain(exc: ValidationError, model: type, prefix: str, where: str) -> User
                 msg += f"; allowed keys under {parent}: {', '.join(allowed)}"
         elif err["type"] == "missing":
             msg = f"missing required key '{path}'"
+        elif err["type"] == "renamed_key":
+            msg = f"{path or 'the top level'}: {err['msg']}"
         else:
             msg = f"'{path}' = {short_repr(err.get('input'))} is invalid: {err['msg']}"
         lines.append(msg)
@@ -396,13 +414,7 @@ def load_recipe(path: str | Path, profile: str | None = None, overrides: list[st
         where += " with --set overrides"
     top = _validate(_RecipeFile, {**merged, "profiles": {}}, "", where)
     spec = registry.domain(top.domain)
-    method_name = top.method.get("name")
-    if not isinstance(method_name, str) or method_name not in spec.methods:
-        raise UserError(
-            f"{where}: 'method.name' = {short_repr(method_name)} is not a {top.domain} method; "
-            f"choose one of: {', '.join(sorted(spec.methods))}."
-        )
-    method_schema, _ = spec.methods[method_name]
+    method_schema = registry.method_spec(top.domain, top.method.get("name"), where).config
     # What a run saves: loading it again (e.g. on --resume) gives the same recipe.
     resolved = {**merged, "default_profile": None, "train": top.train.model_dump()}
     return Recipe(

@@ -1,53 +1,105 @@
-"""Names -> builders, so recipes select domains and methods by name.
+"""Names -> domains and methods, so recipes select them by name.
 
-A domain module registers one :class:`DomainSpec`; each of its methods registers a builder
-``build(recipe, data_root, device) -> Task`` and the pydantic model of its ``method`` section.
+A domain is a subpackage of ``cl_domains`` (or of a plugin) whose ``__init__`` calls :func:`register_domain`
+with the schemas of its recipe sections; a method is a :class:`~cl_domains.core.task.Task` (or
+:class:`~cl_domains.core.task.Study`) class decorated with :func:`method`, its recipe schema in ``config``.
+Domains are discovered: the subpackages of ``cl_domains`` and the modules named by the entry points of the
+group ``cl_domains.plugins`` (an external package declares
+``[project.entry-points."cl_domains.plugins"] mydomain = "my_package.mydomain"``).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import pkgutil
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, NamedTuple
 
 from .errors import UserError
 
-DOMAINS = ("sentences", "timeseries", "hetgraph", "seqrec", "slu", "regression")
+PLUGIN_GROUP = "cl_domains.plugins"
+_NOT_DOMAINS = {"core"}
+
+
+class MethodSpec(NamedTuple):
+    config: type  # pydantic schema of the recipe's `method` section
+    cls: type  # the Task or Study class, built with cls(recipe, data_root, device)
 
 
 @dataclass
 class DomainSpec:
     name: str
-    model_schema: type
-    data_schema: type
-    eval_schema: type
-    methods: dict[str, tuple[type, Callable[..., Any]]] = field(default_factory=dict)
+    model_schema: type | None = None
+    data_schema: type | None = None
+    eval_schema: type | None = None
+    methods: dict[str, MethodSpec] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, DomainSpec] = {}
+_plugins_loaded = False
 
 
-def register_domain(name: str, model_schema: type, data_schema: type, eval_schema: type) -> DomainSpec:
-    """Declare a domain and the pydantic schemas of its recipe sections ``model``, ``data``, ``eval``."""
-    spec = _REGISTRY.setdefault(name, DomainSpec(name, model_schema, data_schema, eval_schema))
-    spec.model_schema, spec.data_schema, spec.eval_schema = model_schema, data_schema, eval_schema
+def register_domain(name: str, *, model: type, data: type, eval: type) -> DomainSpec:
+    """Declare a domain and the pydantic schemas (``core.recipe.StrictModel``) of its recipe sections
+    ``model``, ``data`` and ``eval``."""
+    spec = _REGISTRY.setdefault(name, DomainSpec(name))
+    spec.model_schema, spec.data_schema, spec.eval_schema = model, data, eval
     return spec
 
 
-def register_method(domain: str, name: str, schema: type):
-    """Decorator: ``@register_method("sentences", "simcse", SimCSEConfig)`` on a builder."""
+def method(domain: str, *names: str):
+    """Class decorator: ``@method("seqrec", "mclrec")`` registers a Task/Study class under one or more
+    method names of a domain (before or after its :func:`register_domain`); ``config`` is its recipe schema."""
+    if not names:
+        raise TypeError("method() needs the domain and at least one method name")
 
-    def wrap(builder):
-        _REGISTRY[domain].methods[name] = (schema, builder)
-        return builder
+    def wrap(cls: type) -> type:
+        if getattr(cls, "config", None) is None:
+            raise TypeError(f"{cls.__name__} needs a `config` class attribute (its recipe schema) to be registered")
+        spec = _REGISTRY.setdefault(domain, DomainSpec(domain))
+        for name in names:
+            spec.methods[name] = MethodSpec(cls.config, cls)
+        return cls
 
     return wrap
 
 
+def builtin_domains() -> list[str]:
+    """The domain subpackages shipped in ``cl_domains`` (found on disk, nothing imported)."""
+    import cl_domains
+
+    return sorted(m.name for m in pkgutil.iter_modules(cl_domains.__path__) if m.ispkg and m.name not in _NOT_DOMAINS)
+
+
+def _plugin_entry_points() -> list[importlib.metadata.EntryPoint]:
+    return list(importlib.metadata.entry_points(group=PLUGIN_GROUP))
+
+
+def load_plugins() -> None:
+    """Import every ``cl_domains.plugins`` entry point (once); a broken plugin is a clear error."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in _plugin_entry_points():
+        try:
+            ep.load()
+        except Exception as exc:  # noqa: BLE001 - any failure of third-party code is reported the same way
+            raise UserError(
+                f"the cl-domains plugin {ep.name!r} ({ep.value}, from the {PLUGIN_GROUP} entry points) failed to "
+                f"load: {type(exc).__name__}: {exc}. Fix or uninstall that package."
+            ) from exc
+
+
+def available_domains() -> list[str]:
+    """Built-in domains and those plugins declare (by entry-point name)."""
+    return sorted(set(builtin_domains()) | {ep.name for ep in _plugin_entry_points()})
+
+
 def domain(name: str) -> DomainSpec:
-    if name not in DOMAINS:
-        raise UserError(f"domain {name!r} is not one of: {', '.join(DOMAINS)}.")
-    if name not in _REGISTRY:
+    """The registered domain ``name``, importing it (or loading plugins) on first use."""
+    if name not in _REGISTRY and name in builtin_domains():
         try:
             importlib.import_module(f"cl_domains.{name}")
         except ModuleNotFoundError as exc:
@@ -56,5 +108,24 @@ def domain(name: str) -> DomainSpec:
                 f"Install its extra, e.g. pip install 'cl-domains[{name}]'."
             ) from exc
     if name not in _REGISTRY:
-        raise UserError(f"domain {name!r} is not implemented yet in this version of cl-domains.")
+        load_plugins()
+    if name not in _REGISTRY:
+        raise UserError(f"domain {name!r} is not one of: {', '.join(available_domains())}.")
+    if _REGISTRY[name].model_schema is None:
+        raise UserError(f"domain {name!r} has methods but no register_domain({name!r}, model=, data=, eval=) call.")
     return _REGISTRY[name]
+
+
+def method_spec(domain_name: str, name: Any, where: str = "recipe") -> MethodSpec:
+    """The method ``name`` of a domain (plugins may add methods to built-in domains)."""
+    spec = domain(domain_name)
+    if name not in spec.methods:
+        load_plugins()
+    if not isinstance(name, str) or name not in spec.methods:
+        from .recipe import short_repr
+
+        raise UserError(
+            f"{where}: 'method.name' = {short_repr(name)} is not a {domain_name} method; "
+            f"choose one of: {', '.join(sorted(spec.methods))}."
+        )
+    return spec.methods[name]

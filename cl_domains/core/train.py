@@ -1,6 +1,6 @@
 """One training loop for every domain.
 
-A domain supplies a :class:`Task` (model, deterministic batches, loss, evaluation); the loop
+A domain supplies a :class:`~cl_domains.core.task.Task` (model, deterministic batches, loss, evaluation); the loop
 owns the optimiser and schedule, progress, periodic dev evaluation with best-checkpoint
 selection, atomic checkpoints (weights as safetensors) and ``resume``, the NaN/inf guard, and
 the run's ``metrics.json`` / plot / "ours vs paper" table.
@@ -29,90 +29,56 @@ import random
 import re
 import shutil
 import time
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Sequence
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
-from torch import Tensor, nn
+from torch import Tensor
 
 from . import distributed as D
 from .errors import TrainingDiverged, UserError
+from .modes import eval_mode
 from .recipe import Recipe, TrainConfig, paper_applies
 from .runs import Run, atomic_write_text, comparison_table, console, fmt_metric, shown_paper
+from .task import StepContext, Study, Task
 
-__all__ = ["Task", "Study", "EmbeddingTask", "Trainer", "train_task", "seed_everything", "pick_device"]
-
-
-class Task(Protocol):
-    """What a domain method gives the loop."""
-
-    model: nn.Module  # every trained parameter (encoder and heads)
-    dev_metric: str  # default metric for best-checkpoint selection
-
-    def num_batches(self, epoch: int) -> int: ...
-
-    def batches(self, epoch: int) -> Iterable[Any]:
-        """The epoch's batches; must be a deterministic function of (seed, epoch)."""
-
-    def loss(self, batch: Any) -> Tensor | tuple[Tensor, dict[str, float]]: ...
-
-    def evaluate(self, split: str) -> dict[str, float]:
-        """``split`` is ``"dev"`` (model selection) or ``"test"`` (reported)."""
-
-    def export(self, directory: Path) -> None:
-        """Save the trained model in its domain's reusable format."""
-
-    # Optional: ``baselines() -> {name: {metric: value}}``: simple baselines' TEST metrics (the keys of
-    # ``evaluate("test")``) on the run's own data and split, computed once before training and reported
-    # beside before / ours / paper (see :mod:`cl_domains.core.baselines`). Optional ``train_stats() ->
-    # {name: number}``: counters kept while training, written to ``metrics.json["train_stats"]``.
-
-    # Optional: ``train_step(batch, update) -> (loss, extras)`` replaces ``loss`` for methods that
-    # take several optimiser steps per batch (MCLRec); ``update(loss, extras)`` is the loop's guarded
-    # backward + clip + step. Optional ``optimizers: dict[str, Optimizer]``: the task's own
-    # optimisers (for parameters it keeps out of the loop's), saved with every checkpoint.
+__all__ = ["Trainer", "TrainState", "Callback", "train_recipe", "train_task", "seed_everything", "pick_device"]
 
 
-class Study(Protocol):
-    """What a builder may return instead of a Task: an experiment made of several trainings (e.g.
-    the strategies x seeds of a continual-learning benchmark). It creates its run directory under
-    ``out`` (or continues ``run`` on resume), drives :class:`Trainer` for each training and writes the
-    run's outputs itself."""
+@dataclass
+class TrainState:
+    """Where the loop is; saved with every checkpoint (``trainer.json``)."""
 
-    def run_study(self, *, out: str | Path, device: torch.device, run: Run | None = None) -> Run: ...
+    step: int = 0  # optimiser steps taken
+    epoch: int = 0
+    batch: int = 0  # batches of ``epoch`` consumed
+    best: float | None = None  # best dev value of the selection metric
+    best_step: int | None = None
+    stale: int = 0  # dev evaluations since the best (for train.patience)
 
-
-class EmbeddingTask(Task, Protocol):
-    """Optional split of :meth:`Task.loss` that enables GradCache and global-batch negatives
-    across processes. ``loss(batch)`` must equal ``loss_from_embeddings(embed(batch), batch)``.
-
-    Batches are sliced by example: a list or tensor is sliced along its first dimension, a tuple
-    or dict slices each element (columns); anything else needs ``slice_batch(batch, start, stop)``.
-    """
-
-    def embed(self, batch: Any) -> Tensor | tuple[Tensor, ...]:
-        """Embeddings with one row per example of ``batch`` (first dimension), in batch order."""
-
-    def loss_from_embeddings(
-        self, embeddings: Tensor | tuple[Tensor, ...], batch: Any
-    ) -> Tensor | tuple[Tensor, dict[str, float]]:
-        """The loss over the whole batch from its embeddings (as :meth:`embed` returns them)."""
+    @classmethod
+    def from_json(cls, data: Any) -> TrainState:
+        if not isinstance(data, dict) or set(data) - {f.name for f in fields(cls)}:
+            raise TypeError(f"not a training state: {str(data)[:200]}")
+        return cls(**data)
 
 
-def _has_embedding_split(task: Any) -> bool:
-    """``embed`` and ``loss_from_embeddings`` exist and no subclass overrides ``loss`` below them
-    (a subclass that redefines only ``loss`` has a different objective)."""
-    mro = type(task).__mro__
-    where = {
-        name: next((i for i, c in enumerate(mro) if name in vars(c)), None)
-        for name in ("loss", "embed", "loss_from_embeddings")
-    }
-    if where["embed"] is None or where["loss_from_embeddings"] is None:
-        return False
-    return where["loss"] is None or where["loss"] >= min(where["embed"], where["loss_from_embeddings"])
+class Callback:
+    """Observes the loop; every hook is a no-op by default. Raising from a hook stops training (the last
+    checkpoint is kept, so the run can be resumed)."""
+
+    def on_step_end(self, trainer: Trainer, ctx: StepContext, loss: float) -> None:
+        """After each optimiser step (and its dev evaluation and checkpoint, when due)."""
+
+    def on_evaluate(self, trainer: Trainer, split: str, metrics: dict[str, float]) -> None:
+        """After each evaluation: ``split`` is ``"dev"`` or ``"test"``."""
+
+    def on_fit_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        """After the run's outputs are written."""
 
 
 def _batch_len(batch: Any) -> int:
@@ -120,21 +86,6 @@ def _batch_len(batch: Any) -> int:
         first = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
         return len(first)
     return len(batch)
-
-
-def _slice_batch(task: Any, batch: Any, start: int, stop: int) -> Any:
-    if hasattr(task, "slice_batch"):
-        return task.slice_batch(batch, start, stop)
-    if isinstance(batch, (list, Tensor)):
-        return batch[start:stop]
-    if isinstance(batch, tuple):
-        return tuple(x[start:stop] for x in batch)
-    if isinstance(batch, dict):
-        return {k: v[start:stop] for k, v in batch.items()}
-    raise UserError(
-        f"cannot split a batch of type {type(batch).__name__} into sub-batches (train.grad_cache_chunk or "
-        "several processes): give the task a slice_batch(batch, start, stop) method."
-    )
 
 
 def _rng_state() -> tuple:
@@ -188,9 +139,10 @@ class Trainer:
         run: Run,
         *,
         device: torch.device | None = None,
-        interrupt_at: int | None = None,
+        callbacks: Sequence[Callback] = (),
     ):
         self.recipe, self.task, self.run = recipe, task, run
+        self.callbacks = list(callbacks)
         self.cfg = recipe.train
         self.device = device or pick_device(self.cfg.device)
         self.select = self.cfg.select_metric or task.dev_metric
@@ -201,12 +153,11 @@ class Trainer:
         if self.total == 0:
             raise UserError("the training data yields no batch (check data size against train.batch_size).")
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(self.cfg, self.total))
-        self.state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": None}
+        self.state = TrainState()
         self.ckpt_dir = run.dir / "checkpoints"
-        self._interrupt_at = interrupt_at  # tests: simulate a crash after this step
         self._last_loss = float("nan")
         self.main = D.rank() == 0
-        self.embedding_path = _has_embedding_split(task)
+        self.embedding_path = task.has_embedding_split()
         if self.cfg.grad_cache_chunk and not self.embedding_path:
             raise UserError(
                 f"train.grad_cache_chunk = {self.cfg.grad_cache_chunk} needs a task with embed() and "
@@ -221,7 +172,7 @@ class Trainer:
         if not self.main:
             return
         self.ckpt_dir.mkdir(exist_ok=True)
-        name = f"step-{self.state['step']:07d}"
+        name = f"step-{self.state.step:07d}"
         final = self.ckpt_dir / name
         tmp = self.ckpt_dir / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -234,11 +185,11 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "python_rng": random.getstate(),
-                "task_optimizers": {k: o.state_dict() for k, o in getattr(self.task, "optimizers", {}).items()},
+                "task_optimizers": {k: o.state_dict() for k, o in self.task.optimizers().items()},
             },
             tmp / "trainer.pt",
         )
-        (tmp / "trainer.json").write_text(json.dumps({"state": self.state, "metrics": self.run.metrics}))
+        (tmp / "trainer.json").write_text(json.dumps({"state": asdict(self.state), "metrics": self.run.metrics}))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         atomic_write_text(self.ckpt_dir / "latest", name)
@@ -278,7 +229,7 @@ class Trainer:
                 self.run.log(f"checkpoint {ckpt.name} is unusable ({_brief(exc)}); trying an older one")
                 continue
             why = f" (newer ones unusable: {'; '.join(problems)})" if problems else ""
-            self.run.log(f"resumed from {ckpt.name} (step {self.state['step']}/{self.total}){why}")
+            self.run.log(f"resumed from {ckpt.name} (step {self.state.step}/{self.total}){why}")
             return
         raise UserError(
             f"cannot resume {self.run.dir}: no intact checkpoint ({'; '.join(problems)}). Start the run again."
@@ -299,46 +250,55 @@ class Trainer:
         ):
             raise TypeError("trainer.json lacks state/metrics")
         saved = torch.load(ckpt / "trainer.pt", map_location="cpu", weights_only=True)
-        missing = set(getattr(self.task, "optimizers", {})) - set(saved["task_optimizers"])
+        state = TrainState.from_json(info["state"])
+        missing = set(self.task.optimizers()) - set(saved["task_optimizers"])
         if missing:
             raise KeyError(f"no state for the task optimisers {sorted(missing)}")
         load_model(self.task.model, str(ckpt / "model.safetensors"), device=str(self.device))
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
-        self.state = info["state"]
+        self.state = state
         self.run.metrics = info["metrics"]
         torch.set_rng_state(saved["torch_rng"])
         if saved["cuda_rng"]:
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
         random.setstate(_as_tuples(saved["python_rng"]))
-        for k, o in getattr(self.task, "optimizers", {}).items():
+        for k, o in self.task.optimizers().items():
             o.load_state_dict(saved["task_optimizers"][k])
         if D.rank() > 0:  # the saved stream is rank 0's; other ranks continue their own
-            torch.manual_seed(self.cfg.seed + 1000 * D.rank() + self.state["step"])
+            torch.manual_seed(self.cfg.seed + 1000 * D.rank() + self.state.step)
 
     # ---------------------------------------------------------------- evaluation
+    def _evaluate(self, split: str) -> dict[str, float]:
+        self.task.on_evaluate()
+        with eval_mode(self.task.model, no_grad=False):
+            metrics = self.task.evaluate(split)
+        for callback in self.callbacks:
+            callback.on_evaluate(self, split, metrics)
+        return metrics
+
     def _evaluate_dev(self) -> None:
         if not self.main:
             return
         t = time.time()
-        metrics = self.task.evaluate("dev")
-        step = self.state["step"]
+        metrics = self._evaluate("dev")
+        step = self.state.step
         self.run.metrics["history"]["dev"].append([step, metrics])
         if self.select not in metrics:
             raise UserError(f"train.select_metric {self.select!r} is not among the dev metrics: {', '.join(metrics)}.")
         value = metrics[self.select]
-        better = self.state["best"] is None or (
-            value > self.state["best"] if self.cfg.select_mode == "max" else value < self.state["best"]
+        better = self.state.best is None or (
+            value > self.state.best if self.cfg.select_mode == "max" else value < self.state.best
         )
         if better and step > 0:
-            self.state["best"], self.state["best_step"], self.state["stale"] = value, step, 0
+            self.state.best, self.state.best_step, self.state.stale = value, step, 0
             best = self.run.dir / "best"
             best.mkdir(exist_ok=True)
             tmp = best / ".model.safetensors.tmp"
             save_model(self.task.model, str(tmp))
             os.replace(tmp, best / "model.safetensors")
         elif step > 0:
-            self.state["stale"] = self.state.get("stale", 0) + 1
+            self.state.stale = self.state.stale + 1
         mark = " (best)" if better and step > 0 else ""
         self.run.log(f"step {step}: dev {self.select} = {value:.4f}{mark} [{time.time() - t:.1f}s]")
 
@@ -347,8 +307,8 @@ class Trainer:
         bad = [n for n, p in self.task.model.named_parameters() if not torch.isfinite(p).all()]
         recent = [round(v, 4) for _, v in self.run.metrics["history"]["loss"][-5:]]
         return TrainingDiverged(
-            f"training stopped: the loss became {loss.item()} at step {self.state['step'] + 1} "
-            f"(epoch {self.state['epoch']}, lr {self.scheduler.get_last_lr()[0]:.3g}). Recent losses: {recent or 'none'}; "
+            f"training stopped: the loss became {loss.item()} at step {self.state.step + 1} "
+            f"(epoch {self.state.epoch}, lr {self.scheduler.get_last_lr()[0]:.3g}). Recent losses: {recent or 'none'}; "
             f"{'non-finite weights in ' + ', '.join(bad[:5]) if bad else 'all weights are still finite'}; "
             f"batch statistics: {extras or 'n/a'}. No checkpoint was written for this step; the last good one is kept. "
             "Usual causes: a learning rate too high (try --set train.lr=<smaller>), a temperature too small, "
@@ -376,17 +336,16 @@ class Trainer:
             )
             if cfg.eval_before and self.main:
                 t = time.time()
-                run.metrics["before"] = task.evaluate("test")
+                run.metrics["before"] = self._evaluate("test")
                 run.log(f"before training (test): {_short(run.metrics['before'])} [{time.time() - t:.1f}s]")
-            if hasattr(task, "baselines") and self.main:  # once per run: kept in the checkpoints' metrics on resume
+            if self.main:  # once per run: kept in the checkpoints' metrics on resume
                 t = time.time()
-                was = task.model.training
-                task.model.eval()
-                run.metrics["baselines"] = task.baselines()
-                task.model.train(was)
+                with eval_mode(task.model, no_grad=False):
+                    run.metrics["baselines"] = task.baselines()
                 for name, values in run.metrics["baselines"].items():
                     run.log(f"baseline {name} (test): {_short(values)}")
-                run.log(f"baselines computed [{time.time() - t:.1f}s]")
+                if run.metrics["baselines"]:
+                    run.log(f"baselines computed [{time.time() - t:.1f}s]")
             # Seeded again so that the training stream does not depend on eval_before.
             seed_everything(cfg.seed)
             if D.rank() > 0:  # e.g. different dropout masks on every process
@@ -394,6 +353,7 @@ class Trainer:
         if D.world_size() > 1:
             self._check_world()
         start = time.time()
+        task.on_fit_start()
         task.model.train()
         columns = (
             TextColumn("[bold]{task.description}"),
@@ -404,20 +364,25 @@ class Trainer:
             TimeRemainingColumn(),
         )
         with Progress(*columns, console=console, disable=not (console.is_terminal and self.main)) as bar:
-            pid = bar.add_task(self.recipe.name, total=self.total, completed=self.state["step"], info="")
-            while self.state["step"] < self.total and self.state["epoch"] < cfg.epochs:
-                for i, batch in enumerate(task.batches(self.state["epoch"])):
-                    if i < self.state["batch"]:
+            pid = bar.add_task(self.recipe.name, total=self.total, completed=self.state.step, info="")
+            while self.state.step < self.total and self.state.epoch < cfg.epochs:
+                task.on_epoch_start(self.state.epoch)
+                for i, batch in enumerate(task.batches(self.state.epoch)):
+                    if i < self.state.batch:
                         continue  # consumed before the checkpoint we resumed from
-                    self._train_step(batch)
-                    self.state["batch"] = i + 1
-                    bar.update(pid, completed=self.state["step"], info=f"loss {self._last_loss:.4f}")
-                    self._after_step(end_of_epoch=i + 1 == task.num_batches(self.state["epoch"]))
-                    if self.state["step"] >= self.total or self._out_of_patience():
+                    ctx = StepContext(self.state.step, self.state.epoch, i, cfg.seed, self.device)
+                    self._train_step(batch, ctx)
+                    self.state.batch = i + 1
+                    task.on_step_end(ctx)
+                    bar.update(pid, completed=self.state.step, info=f"loss {self._last_loss:.4f}")
+                    self._after_step(end_of_epoch=i + 1 == task.num_batches(self.state.epoch))
+                    for callback in self.callbacks:
+                        callback.on_step_end(self, ctx, self._last_loss)
+                    if self.state.step >= self.total or self._out_of_patience():
                         break
                 else:
-                    self.state["epoch"] += 1
-                    self.state["batch"] = 0
+                    self.state.epoch += 1
+                    self.state.batch = 0
                     continue
                 break
         run.metrics["train_seconds"] = run.metrics.get("train_seconds", 0.0) + time.time() - start
@@ -439,7 +404,7 @@ class Trainer:
     def _loss_out(out) -> tuple[Tensor, dict]:
         return out if isinstance(out, tuple) else (out, {})
 
-    def _backward(self, batch: Any) -> tuple[Tensor, dict]:
+    def _backward(self, batch: Any, ctx: StepContext) -> tuple[Tensor, dict]:
         """Loss of ``batch`` and its parameter gradients (in ``.grad``, averaged over processes)."""
         ws = D.world_size()
         if ws > 1:
@@ -448,47 +413,47 @@ class Trainer:
                 raise UserError(
                     f"a batch of {n} examples cannot be split over {ws} processes (drop the last partial batch)."
                 )
-            local = _slice_batch(self.task, batch, D.rank() * n // ws, (D.rank() + 1) * n // ws)
+            local = self.task.slice_batch(batch, D.rank() * n // ws, (D.rank() + 1) * n // ws)
         else:
             local = batch
         if not self.embedding_path or (ws == 1 and not self.cfg.grad_cache_chunk):  # the plain step
-            loss, extras = self._loss_out(self.task.loss(local))
+            loss, extras = self._loss_out(self.task.loss(local, ctx))
             self._check(loss, extras)
             loss.backward()
         elif self.cfg.grad_cache_chunk:
-            loss, extras = self._grad_cache_backward(batch, local, self.cfg.grad_cache_chunk)
+            loss, extras = self._grad_cache_backward(batch, local, self.cfg.grad_cache_chunk, ctx)
         else:
-            emb = self.task.embed(local)
+            emb = self.task.embed(local, ctx)
             parts = emb if isinstance(emb, tuple) else (emb,)
             full = tuple(D.gather_with_grad(x) for x in parts)
             loss, extras = self._loss_out(
-                self.task.loss_from_embeddings(full if isinstance(emb, tuple) else full[0], batch)
+                self.task.loss_from_embeddings(full if isinstance(emb, tuple) else full[0], batch, ctx)
             )
             self._check(loss, extras)
             loss.backward()
         D.average_gradients(self.task.model.parameters())
         return loss, extras
 
-    def _grad_cache_backward(self, batch: Any, local: Any, chunk: int) -> tuple[Tensor, dict]:
+    def _grad_cache_backward(self, batch: Any, local: Any, chunk: int, ctx: StepContext) -> tuple[Tensor, dict]:
         task, n = self.task, _batch_len(local)
         bounds = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
         states, parts = [], []
         with torch.no_grad():  # 1. embeddings without a graph
             for s, e in bounds:
                 states.append(_rng_state())
-                out = task.embed(_slice_batch(task, local, s, e))
+                out = task.embed(task.slice_batch(local, s, e), ctx)
                 parts.append(out if isinstance(out, tuple) else (out,))
         after = _rng_state()
         as_tuple = isinstance(out, tuple)
         leaves = tuple(torch.cat(cols).requires_grad_(True) for cols in zip(*parts))
         full = tuple(D.gather_with_grad(x) for x in leaves)
         # 2. the loss on the whole (global) batch, gradients w.r.t. the embeddings
-        loss, extras = self._loss_out(task.loss_from_embeddings(full if as_tuple else full[0], batch))
+        loss, extras = self._loss_out(task.loss_from_embeddings(full if as_tuple else full[0], batch, ctx))
         self._check(loss, extras)
         loss.backward()
         for (s, e), state in zip(bounds, states):  # 3. re-embed each sub-batch with a graph, same RNG
             _set_rng_state(state)
-            out = task.embed(_slice_batch(task, local, s, e))
+            out = task.embed(task.slice_batch(local, s, e), ctx)
             torch.autograd.backward(out if as_tuple else (out,), [x.grad[s:e] for x in leaves])
         _set_rng_state(after)
         return loss.detach(), extras
@@ -500,26 +465,27 @@ class Trainer:
     def _out_of_patience(self) -> bool:
         if not self.cfg.patience:
             return False
-        stop = self.state.get("stale", 0) >= self.cfg.patience
+        stop = self.state.stale >= self.cfg.patience
         if D.world_size() > 1:
             stop = D.broadcast_object(stop)  # rank 0 evaluates; every rank stops with it
         if stop:
             self.run.log(
-                f"early stop: no dev improvement in {self.cfg.patience} evaluations (best at step {self.state['best_step']})"
+                f"early stop: no dev improvement in {self.cfg.patience} evaluations (best at step {self.state.best_step})"
             )
             return True
         return False
 
-    def _train_step(self, batch: Any) -> None:
-        if hasattr(self.task, "train_step"):  # several optimiser steps per batch (MCLRec)
-            loss, extras = self.task.train_step(batch, self._update)
+    def _train_step(self, batch: Any, ctx: StepContext) -> None:
+        own = self.task.train_step(batch, ctx, self._update)  # several optimiser steps per batch (MCLRec)
+        if own is not None:
+            loss, extras = own
         else:
-            loss, extras = self._backward(batch)
+            loss, extras = self._backward(batch, ctx)
             self._apply(extras)
         self.scheduler.step()
-        self.state["step"] += 1
+        self.state.step += 1
         self._last_loss = float(loss.detach()) if self.embedding_path else D.all_mean(float(loss.detach()))
-        self.run.metrics["history"]["loss"].append([self.state["step"], self._last_loss])
+        self.run.metrics["history"]["loss"].append([self.state.step, self._last_loss])
 
     def _update(self, loss: Tensor, extras: dict[str, float] | None = None) -> None:
         """One optimiser step on a loss the task computed itself: check, backward, average, clip, apply."""
@@ -544,44 +510,41 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
 
     def _after_step(self, end_of_epoch: bool = False) -> None:
-        step, cfg = self.state["step"], self.cfg
+        step, cfg = self.state.step, self.cfg
         if step % cfg.log_every == 0 and not console.is_terminal:
             self.run.log(
                 f"step {step}/{self.total} loss {self._last_loss:.4f} lr {self.scheduler.get_last_lr()[0]:.3g}"
             )
         due = end_of_epoch if cfg.eval_every == "epoch" else bool(cfg.eval_every) and step % cfg.eval_every == 0
         if due and step < self.total:
-            self.task.model.eval()
             self._evaluate_dev()
-            self.task.model.train()
         if step % cfg.checkpoint_every == 0 and step < self.total:
             self._save_checkpoint()
-        if self._interrupt_at is not None and step >= self._interrupt_at:
-            raise KeyboardInterrupt(f"simulated interruption after step {step}")
 
     def _finish(self) -> dict[str, Any]:
         task, run = self.task, self.run
-        task.model.eval()
+        task.model.eval()  # training is over
         if not self.main:
-            run.metrics["steps"] = self.state["step"]
+            run.metrics["steps"] = self.state.step
             return run.metrics
         self._evaluate_dev()
-        if hasattr(task, "train_stats"):  # counters kept while training (e.g. skipped non-finite steps), before
-            run.metrics["train_stats"] = task.train_stats()  # the best checkpoint replaces the weights
-            run.log(f"training statistics: {_short(run.metrics['train_stats'])}")
+        stats = task.train_stats()  # counters kept while training, before the best checkpoint replaces the weights
+        if stats:
+            run.metrics["train_stats"] = stats
+            run.log(f"training statistics: {_short(stats)}")
         best = run.dir / "best" / "model.safetensors"
         if best.is_file():
             load_model(task.model, str(best), device=str(self.device))
             run.log(
-                f"using the best dev checkpoint: step {self.state['best_step']} ({self.select} = {self.state['best']:.4f})"
+                f"using the best dev checkpoint: step {self.state.best_step} ({self.select} = {self.state.best:.4f})"
             )
-        after = task.evaluate("test")
+        after = self._evaluate("test")
         run.metrics.update(
             {
                 "final": after,
-                "best_step": self.state["best_step"],
-                "best_dev": self.state["best"],
-                "steps": self.state["step"],
+                "best_step": self.state.best_step,
+                "best_dev": self.state.best,
+                "steps": self.state.step,
             }
         )
         task.export(run.dir / "model")
@@ -602,6 +565,8 @@ class Trainer:
         )
         atomic_write_text(run.dir / "report.md", text)
         run.log("results:\n" + table + (f"\n{note}." if note else ""))
+        for callback in self.callbacks:
+            callback.on_fit_end(self, run.metrics)
         return run.metrics
 
 
@@ -636,7 +601,7 @@ def train_recipe(
     out: str | Path = "runs",
     data_root: str | Path | None = None,
     resume: str | Path | None = None,
-    interrupt_at: int | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> Run:
     """Build the recipe's task and train it in a new run directory, or resume ``resume`` (a run dir)."""
     from . import registry
@@ -653,7 +618,7 @@ def train_recipe(
     else:
         run = None  # created once the task is built, so bad data leaves no empty run directory
         Run.check_out(out)  # but a wrong --out is said before the data loads
-    _, builder = registry.domain(recipe.domain).methods[recipe.method.name]
+    cls = registry.method_spec(recipe.domain, recipe.method.name).cls
     device = pick_device(recipe.train.device)
     threads = torch.get_num_threads()
     if recipe.train.threads:
@@ -661,10 +626,10 @@ def train_recipe(
     owns_group = D.init_from_env()
     try:
         seed_everything(recipe.train.seed)  # heads are initialised while the task is built
-        task = builder(recipe, data_root, device)
-        if hasattr(task, "run_study"):  # a Study: several trainings in one run (e.g. strategies x seeds), see Study
-            return task.run_study(out=out, device=device, run=run)
-        return train_task(recipe, task, out=out, run=run, device=device, interrupt_at=interrupt_at)
+        task = cls(recipe, data_root, device)
+        if isinstance(task, Study):  # several trainings in one run (e.g. strategies x seeds)
+            return task.run(out=out, device=device, run=run)
+        return train_task(recipe, task, out=out, run=run, device=device, callbacks=callbacks)
     finally:
         torch.set_num_threads(threads)  # a recipe's thread count must not outlive its run (tests, notebooks)
         if owns_group:
@@ -678,7 +643,7 @@ def train_task(
     out: str | Path = "runs",
     run: Run | None = None,
     device: torch.device | None = None,
-    interrupt_at: int | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> Run:
     """Train a built task in a new run directory under ``out``, or resume ``run`` (an existing
     one). Under torchrun, rank 0 creates the directory and every rank uses it."""
@@ -700,5 +665,5 @@ def train_task(
     run.log(
         f"{'resuming' if resume else 'starting'} {recipe.name} (profile {recipe.profile}) in {run.dir} on {device}{world}"
     )
-    Trainer(recipe, task, run, device=device, interrupt_at=interrupt_at).fit(resume=resume)
+    Trainer(recipe, task, run, device=device, callbacks=callbacks).fit(resume=resume)
     return run

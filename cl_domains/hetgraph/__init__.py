@@ -11,9 +11,9 @@ from ..core.registry import register_domain
 from .data import SCHEMAS, context_incidence, load_heco, metapath_counts, pathsim_topk
 from .encoder import MEOWEncoder, prepare
 from .evaluate import cluster_scores, linear_probe
-from .task import HetGraphData, HetGraphEval, HetGraphModel, HetGraphTask, load_encoder
+from .task import HetGraphDataConfig, HetGraphEvalConfig, HetGraphModelConfig, HetGraphTask, load_encoder
 
-register_domain("hetgraph", HetGraphModel, HetGraphData, HetGraphEval)
+register_domain("hetgraph", model=HetGraphModelConfig, data=HetGraphDataConfig, eval=HetGraphEvalConfig)
 
 from .adameow import AdaMEOW  # noqa: E402
 from .meow import MEOW  # noqa: E402  (registers the method)

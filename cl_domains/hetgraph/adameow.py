@@ -15,7 +15,8 @@ from torch.utils.checkpoint import checkpoint
 
 from ..core.losses import info_nce
 from ..core.recipe import StrictModel
-from ..core.registry import register_method
+from ..core.registry import method
+from ..core.task import StepContext
 from .task import HetGraphTask
 
 __all__ = ["AdaMEOWConfig", "PairWeights", "AdaMEOW"]
@@ -49,21 +50,19 @@ class PairWeights(nn.Module):
         return torch.cat(parts)
 
 
+@method("hetgraph", "adameow")
 class AdaMEOW(HetGraphTask):
     """Loss (AdaMEOW eq. 12): ``InfoNCE(fine_i -> coarse_i; negatives coarse_j weighted w_ij)``. Unlike the
     official code, the positive's own term keeps weight 1 (the core's weighted InfoNCE)."""
+
+    config = AdaMEOWConfig
 
     def build_heads(self) -> None:
         self.weights = PairWeights(self.recipe.model.hidden, self.cfg.weight_hidden, self.cfg.chunk)
         self.model = nn.ModuleDict({"encoder": self.encoder, "weights": self.weights})
 
-    def loss(self, epoch: int):
+    def loss(self, epoch: int, ctx: StepContext):
         _, fine, coarse = self.encoder(self.graph)
         w = self.weights(fine, coarse)
         loss = info_nce(fine, coarse, self.cfg.temperature, neg_weights=w)
         return loss, {"mean_weight": float(w.detach().mean())}
-
-
-@register_method("hetgraph", "adameow", AdaMEOWConfig)
-def build(recipe, data_root, device) -> AdaMEOW:
-    return AdaMEOW(recipe, data_root, device)

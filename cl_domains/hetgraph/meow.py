@@ -1,5 +1,5 @@
 """MEOW (Yu & Li, SDM 2023): coarse view vs fine-grained view InfoNCE with cluster-based negative
-weights, plus a prototypical term. ``weighted: false, lam_proto: 0`` is the unweighted baseline
+weights, plus a prototypical term. ``weighted: false, proto_weight: 0`` is the unweighted baseline
 (plain coarse-vs-fine InfoNCE, the HeCo-style reference point)."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from torch import Tensor
 
 from ..core.losses import contrastive_nll, info_nce
 from ..core.recipe import StrictModel
-from ..core.registry import register_method
+from ..core.registry import method
+from ..core.task import StepContext
 from .task import HetGraphTask
 
 __all__ = ["MEOWConfig", "MEOW", "kmeans", "cluster_weights", "proto_nce"]
@@ -24,7 +25,9 @@ class MEOWConfig(StrictModel):
     temperature: float = Field(0.4, gt=0)
     clusters: list[int] = Field(default_factory=lambda: [100, 300], description="k of each k-means clustering")
     weighted: bool = Field(True, description="cluster-based negative weights (False: plain InfoNCE)")
-    lam_proto: float = Field(1.0, ge=0, description="weight of the prototypical term")
+    renamed = {"lam_proto": "proto_weight"}
+
+    proto_weight: float = Field(1.0, ge=0, description="weight of the prototypical term")
     kmeans_iters: int = Field(10, gt=0)
 
 
@@ -80,14 +83,17 @@ def proto_nce(anchor: Tensor, assign: Tensor, centroids: Tensor, temperature: fl
     return contrastive_nll(anchor @ centroids.T / phi, assign).mean()
 
 
+@method("hetgraph", "meow")
 class MEOW(HetGraphTask):
     """Loss (MEOW eqs. 7-10): ``InfoNCE(coarse_i -> fine_i; negatives fine_j weighted w_ij) + lam * ProtoNCE``;
     k-means runs on the detached fine projections of the same forward pass (once per epoch)."""
 
-    def loss(self, epoch: int):
+    config = MEOWConfig
+
+    def loss(self, epoch: int, ctx: StepContext):
         z, fine, coarse = self.encoder(self.graph)
         cfg = self.cfg
-        need = cfg.weighted or cfg.lam_proto > 0
+        need = cfg.weighted or cfg.proto_weight > 0
         clusterings = (
             [kmeans(fine, k, self.seed * 1000 + epoch + i, cfg.kmeans_iters) for i, k in enumerate(cfg.clusters)]
             if need
@@ -97,13 +103,8 @@ class MEOW(HetGraphTask):
         nce = info_nce(coarse, fine, cfg.temperature, neg_weights=weights)
         extras = {"nce": float(nce.detach())}
         loss = nce
-        if cfg.lam_proto > 0:
+        if cfg.proto_weight > 0:
             proto = sum(proto_nce(coarse, a, c, cfg.temperature) for a, c in clusterings) / len(clusterings)
-            loss = loss + cfg.lam_proto * proto
+            loss = loss + cfg.proto_weight * proto
             extras["proto"] = float(proto.detach())
         return loss, extras
-
-
-@register_method("hetgraph", "meow", MEOWConfig)
-def build(recipe, data_root, device) -> MEOW:
-    return MEOW(recipe, data_root, device)

@@ -12,14 +12,15 @@ from pydantic import Field
 from safetensors.torch import load_model, save_model
 
 from ..core.recipe import Recipe, StrictModel
+from ..core.task import Task
 from .data import SCHEMAS, SPLITS, load_heco
 from .encoder import MEOWEncoder
 from .evaluate import cluster_scores, linear_probe
 
-__all__ = ["HetGraphModel", "HetGraphData", "HetGraphEval", "HetGraphTask", "load_encoder"]
+__all__ = ["HetGraphModelConfig", "HetGraphDataConfig", "HetGraphEvalConfig", "HetGraphTask", "load_encoder"]
 
 
-class HetGraphModel(StrictModel):
+class HetGraphModelConfig(StrictModel):
     hidden: int = Field(64, gt=0)
     dropout: float = Field(0.2, ge=0, lt=1)
     nei_max: list[int] = Field(..., description="PathSim top-k per meta-path (the schema's order)")
@@ -30,12 +31,12 @@ class HetGraphModel(StrictModel):
     mask_seed: int = 0
 
 
-class HetGraphData(StrictModel):
+class HetGraphDataConfig(StrictModel):
     dataset: Literal["acm", "dblp"]
     folder: Optional[str] = Field(None, description="a HeCo-format data/<dataset> folder instead of the card's files")
 
 
-class HetGraphEval(StrictModel):
+class HetGraphEvalConfig(StrictModel):
     lr: float = Field(0.01, gt=0, description="linear probe Adam learning rate (HeCo: acm 0.05, dblp 0.01)")
     weight_decay: float = Field(0.0, ge=0)
     repeats: int = Field(50, gt=0)
@@ -45,7 +46,7 @@ class HetGraphEval(StrictModel):
     cluster_runs: int = Field(10, gt=0)
 
 
-class HetGraphTask:
+class HetGraphTask(Task):
     """Full-batch training: one batch (the whole graph) per epoch. Model selection on the validation
     Macro-F1 of a small linear probe (mean over the label rates); evaluation in eval mode."""
 

@@ -7,7 +7,7 @@ Public API::
     from cl_domains.regression import SupReMix, supremix_mixtures, supremix_loss, rnc_loss, load_table
 """
 
-from ..core.registry import register_domain, register_method
+from ..core.registry import register_domain
 from .data import (
     RegressionData,
     Split,
@@ -25,16 +25,13 @@ from .supremix import Mixtures, SupReMix, supremix_loss, supremix_mixtures
 from .task import (
     METHODS,
     RegressionDataConfig,
-    RegressionEval,
-    RegressionMethod,
-    RegressionModel,
+    RegressionEvalConfig,
+    RegressionMethodConfig,
+    RegressionModelConfig,
     RegressionTask,
-    build,
 )
 
-register_domain("regression", RegressionModel, RegressionDataConfig, RegressionEval)
-for _name in METHODS:  # one schema for the three methods: `--set method.name=rnc` switches
-    register_method("regression", _name, RegressionMethod)(build)
+register_domain("regression", model=RegressionModelConfig, data=RegressionDataConfig, eval=RegressionEvalConfig)
 
 __all__ = [
     "SupReMix",
@@ -43,6 +40,7 @@ __all__ = [
     "Mixtures",
     "rnc_loss",
     "RegressionTask",
+    "RegressionMethodConfig",
     "METHODS",
     "RegressionData",
     "Split",

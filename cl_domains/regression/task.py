@@ -28,6 +28,8 @@ from ..core.baselines import ridge_select
 from ..core.errors import UserError
 from ..core.heads import ProjectionHead
 from ..core.recipe import Recipe, StrictModel
+from ..core.registry import method
+from ..core.task import StepContext, Task
 from .data import RegressionData, load_airfoil, load_exchange, load_stsb_dir, load_table, load_uci_pbp
 from .encoder import MLPEncoder, TemporalEncoder, pair_features
 from .metrics import metrics_by_shot
@@ -35,10 +37,10 @@ from .rnc import rnc_loss
 from .supremix import supremix_loss, supremix_mixtures
 
 __all__ = [
-    "RegressionModel",
+    "RegressionModelConfig",
     "RegressionDataConfig",
-    "RegressionEval",
-    "RegressionMethod",
+    "RegressionEvalConfig",
+    "RegressionMethodConfig",
     "RegressionTask",
     "load_data",
     "METHODS",
@@ -49,7 +51,7 @@ DATASETS = ("uci_airfoil", "uci_concrete", "uci_energy", "stsb_dir", "exchange_r
 ERROR_METRICS = ("mae", "mse", "rmse", "gm")
 
 
-class RegressionModel(StrictModel):
+class RegressionModelConfig(StrictModel):
     hidden: list[int] = Field(default_factory=lambda: [128, 128], description="MLP widths (tables, sentence pairs)")
     dropout: float = Field(0.0, ge=0, lt=1)
     channels: int = Field(32, gt=0, description="temporal encoder: convolution channels")
@@ -72,7 +74,7 @@ class RegressionDataConfig(StrictModel):
     max_train: Optional[int] = Field(None, gt=0, description="exchange_rate: keep the most recent N training windows")
 
 
-class RegressionEval(StrictModel):
+class RegressionEvalConfig(StrictModel):
     batch_size: int = Field(2048, gt=0)
     probe: Literal["l1", "mse"] = Field("l1", description="two_stage: linear probe loss (mse = least squares)")
     probe_steps: int = Field(
@@ -80,7 +82,7 @@ class RegressionEval(StrictModel):
     )
 
 
-class SupReMixParams(StrictModel):
+class SupReMixConfig(StrictModel):
     temperature: float = Field(0.5, gt=0)
     n_neg: int = Field(16, ge=0, description="anchor-inclusive mixtures (hard negatives) per anchor")
     n_pos: int = Field(16, ge=0, description="anchor-exclusive mixtures (hard positives) per anchor")
@@ -89,18 +91,18 @@ class SupReMixParams(StrictModel):
     distance_weight: bool = True
 
 
-class RnCParams(StrictModel):
+class RnCConfig(StrictModel):
     temperature: float = Field(2.0, gt=0)
 
 
-class RegressionMethod(StrictModel):
+class RegressionMethodConfig(StrictModel):
     name: Literal[METHODS]  # type: ignore[valid-type]
     protocol: Literal["joint", "two_stage"] = "joint"
     regression_loss: Literal["l1", "mse"] = "l1"
     contrastive_weight: float = Field(1.0, ge=0, description="joint: weight of the contrastive term")
     noise: float = Field(0.0, ge=0, description="std of the Gaussian noise making the two views (standardised inputs)")
-    supremix: SupReMixParams = Field(default_factory=SupReMixParams)
-    rnc: RnCParams = Field(default_factory=RnCParams)
+    supremix: SupReMixConfig = Field(default_factory=SupReMixConfig)
+    rnc: RnCConfig = Field(default_factory=RnCConfig)
 
 
 def load_data(cfg: RegressionDataConfig, data_root) -> RegressionData:
@@ -124,9 +126,11 @@ def load_data(cfg: RegressionDataConfig, data_root) -> RegressionData:
     return load_table(r(cfg.path), cfg.target, cfg.features, cfg.split, cfg.dev_fraction, cfg.test_fraction)
 
 
-class RegressionTask:
+@method("regression", *METHODS)  # one schema for the three: `--set method.name=rnc` switches
+class RegressionTask(Task):
     """Encoder (+ projector for the contrastive methods) + linear head on one regression dataset."""
 
+    config = RegressionMethodConfig
     dev_metric = "mae"
 
     def __init__(self, recipe: Recipe, data_root, device: torch.device):
@@ -201,7 +205,7 @@ class RegressionTask:
             mix = supremix_mixtures(F.normalize(z.detach(), dim=-1), y, rng, p.n_neg, p.n_pos, p.window, p.beta)
         return supremix_loss(z, y, mix, p.temperature, p.distance_weight)
 
-    def loss(self, batch: tuple[int, int, Tensor]):
+    def loss(self, batch: tuple[int, int, Tensor], ctx: StepContext):
         epoch, b, idx = batch
         x, y = self.x["train"][idx].to(self.device), self.y["train"][idx].to(self.device)
         if not self.contrastive:
@@ -304,7 +308,3 @@ class RegressionTask:
             "method": self.cfg.model_dump(),
         }
         (directory / "regressor.json").write_text(json.dumps(meta, indent=2))
-
-
-def build(recipe: Recipe, data_root, device) -> RegressionTask:
-    return RegressionTask(recipe, data_root, device)

@@ -9,9 +9,9 @@ from ..core.registry import register_domain
 from .data import StsPairs, find_sts_tasks, read_corpus, read_sick, read_sts_year, read_stsb, read_triplets
 from .encoder import POOLINGS, SentenceEncoder
 from .evaluate import evaluate_sts, sts_spearman
-from .task import SentencesData, SentencesEval, SentencesModel, SentenceTask
+from .task import SentencesDataConfig, SentencesEvalConfig, SentencesModelConfig, SentenceTask
 
-register_domain("sentences", SentencesModel, SentencesData, SentencesEval)
+register_domain("sentences", model=SentencesModelConfig, data=SentencesDataConfig, eval=SentencesEvalConfig)
 
 from .debcse import DebCSE  # noqa: E402
 from .multicsr import MultiCSR  # noqa: E402

@@ -38,8 +38,9 @@ from pydantic import Field
 from ..core.losses import info_nce
 from ..core.pairs import inverse_propensity_weights, normalize_row_weights
 from ..core.recipe import StrictModel
-from ..core.registry import register_method
+from ..core.registry import method
 from ..core.runs import console
+from ..core.task import StepContext
 from .data import read_corpus
 from .task import SentenceTask
 
@@ -146,7 +147,10 @@ def negative_weights(
     return w.masked_fill(~not_diag, 1.0)
 
 
+@method("sentences", "debcse")
 class DebCSE(SentenceTask):
+    config = DebCSEConfig
+
     def build_examples(self, path: Path) -> list[str]:
         return read_corpus(path)
 
@@ -200,15 +204,10 @@ class DebCSE(SentenceTask):
             sem, surf, self.neg_reference, cfg.false_negative_threshold, cfg.bins, tuple(cfg.ipw_clip)
         )
 
-    def loss(self, batch):
+    def loss(self, batch, ctx: StepContext):
         anchors, positives = batch
         n = len(anchors)
         z = self.encoder.embed([self.examples[i] for i in anchors + positives], self.max_len)
         w = self.negative_weights(anchors, positives).to(z.device)
         loss = info_nce(z[:n], z[n:], self.cfg.temperature, neg_weights=w)
         return loss, {"self_positives": sum(a == p for a, p in zip(anchors, positives)) / n}
-
-
-@register_method("sentences", "debcse", DebCSEConfig)
-def build(recipe, data_root, device) -> DebCSE:
-    return DebCSE(recipe, data_root, device)

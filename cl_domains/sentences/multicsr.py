@@ -29,8 +29,9 @@ from ..core.errors import UserError
 from ..core.losses import contrastive_nll, similarity
 from ..core.pairs import drop_false_negatives
 from ..core.recipe import StrictModel
-from ..core.registry import register_method
+from ..core.registry import method
 from ..core.runs import console
+from ..core.task import StepContext
 from .data import read_corpus, read_triplets
 from .encoder import POOLINGS, SentenceEncoder
 from .generation import GenerationConfig, build_pairs
@@ -93,7 +94,10 @@ def masked_sup_loss(anchor, positive, hard_negative, keep, temperature: float, r
     return loss.mean() if reduction == "mean" else loss
 
 
+@method("sentences", "multicsr")
 class MultiCSR(SentenceTask):
+    config = MultiCSRConfig
+
     def __init__(self, recipe, data_root, device):
         self.data_root = data_root
         self.generation_stats: dict = {}
@@ -151,15 +155,10 @@ class MultiCSR(SentenceTask):
         off_diag = ~torch.eye(*keep.shape, dtype=torch.bool, device=keep.device)
         return float((~keep & off_diag).sum()) / float(off_diag.sum())
 
-    def loss(self, batch: list[int]):
+    def loss(self, batch: list[int], ctx: StepContext):
         rows = [self.examples[i] for i in batch]
         n = len(rows)
         z = self.encoder.embed([r[c] for c in range(3) for r in rows], self.max_len)
         keep = self.negatives_mask(rows).to(z.device)
         loss = masked_sup_loss(z[:n], z[n : 2 * n], z[2 * n :], keep, self.cfg.temperature)
         return loss, {"masked_negatives": self.masked_fraction(keep)}
-
-
-@register_method("sentences", "multicsr", MultiCSRConfig)
-def build(recipe, data_root, device) -> MultiCSR:
-    return MultiCSR(recipe, data_root, device)

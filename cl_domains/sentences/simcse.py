@@ -9,7 +9,8 @@ from pydantic import Field
 
 from ..core.losses import info_nce
 from ..core.recipe import StrictModel
-from ..core.registry import register_method
+from ..core.registry import method
+from ..core.task import StepContext
 from .data import read_corpus, read_triplets
 from .task import SentenceTask
 
@@ -22,15 +23,18 @@ class SimCSEConfig(StrictModel):
     temperature: float = Field(0.05, gt=0)
 
 
+@method("sentences", "simcse")
 class SimCSE(SentenceTask):
     """``unsup``: each sentence is encoded twice, the two dropout masks give the positive pair
     (eq. 4); ``sup``: (premise, entailment) is the positive pair and the contradiction of every
     premise in the batch is an extra negative for all anchors (eq. 5)."""
 
+    config = SimCSEConfig
+
     def build_examples(self, path: Path) -> list:
         return read_corpus(path) if self.cfg.variant == "unsup" else read_triplets(path)
 
-    def embed(self, batch: list[int]) -> tuple:
+    def embed(self, batch: list[int], ctx: StepContext) -> tuple:
         """Per example: (view 1, view 2) for ``unsup``, (premise, entailment, contradiction) for ``sup``."""
         rows = [self.examples[i] for i in batch]
         n = len(rows)
@@ -41,15 +45,7 @@ class SimCSE(SentenceTask):
         z = self.encoder.embed(flat, self.max_len)
         return z[:n], z[n : 2 * n], z[2 * n :]
 
-    def loss_from_embeddings(self, z: tuple, batch: list[int]):
+    def loss_from_embeddings(self, z: tuple, batch: list[int], ctx: StepContext):
         if self.cfg.variant == "unsup":
             return info_nce(z[0], z[1], self.cfg.temperature)
         return info_nce(z[0], z[1], self.cfg.temperature, hard_negatives=z[2])
-
-    def loss(self, batch: list[int]):
-        return self.loss_from_embeddings(self.embed(batch), batch)
-
-
-@register_method("sentences", "simcse", SimCSEConfig)
-def build(recipe, data_root, device) -> SimCSE:
-    return SimCSE(recipe, data_root, device)

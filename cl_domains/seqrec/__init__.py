@@ -11,9 +11,9 @@ from .augment import AUGMENTATIONS, crop, insert, mask, reorder, similar_items, 
 from .data import LeaveOneOut, Sequences, read_sequences
 from .evaluate import evaluate_ranking, ranking_metrics, target_ranks
 from .model import SASRecEncoder
-from .task import SeqRecData, SeqRecEval, SeqRecModel, SeqRecTask
+from .task import SeqRecDataConfig, SeqRecEvalConfig, SeqRecModelConfig, SeqRecTask
 
-register_domain("seqrec", SeqRecModel, SeqRecData, SeqRecEval)
+register_domain("seqrec", model=SeqRecModelConfig, data=SeqRecDataConfig, eval=SeqRecEvalConfig)
 
 from . import sasrec  # noqa: E402, F401  (registers the method)
 from .cl4srec import CL4SRec  # noqa: E402

@@ -8,7 +8,8 @@ from pydantic import Field
 
 from ..core.losses import nt_xent
 from ..core.recipe import StrictModel
-from ..core.registry import register_method
+from ..core.registry import method
+from ..core.task import StepContext
 from .task import AugmentConfig, SeqRecTask
 
 __all__ = ["CL4SRecConfig", "CL4SRec"]
@@ -22,18 +23,16 @@ class CL4SRecConfig(StrictModel):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
 
+@method("seqrec", "cl4srec")
 class CL4SRec(SeqRecTask):
     """L = L_rec + lambda * L_cl (CL4SRec eq. 6); L_cl is NT-Xent on dot products of the two
     views' sequence vectors, the other 2(N-1) views of the batch as negatives (eq. 5)."""
 
-    def loss(self, batch: dict):
+    config = CL4SRecConfig
+
+    def loss(self, batch: dict, ctx: StepContext):
         v1, v2 = batch["views"]
         h, h1, h2 = self.encode((batch["seqs"], batch["lengths"]), v1, v2)  # one fused encoder pass
         rec = self.rec_loss(h, batch["targets"].to(self.device))
         cl = nt_xent(h1, h2, self.cfg.temperature, normalize=False)
         return rec + self.cfg.cl_weight * cl, {"rec": float(rec.detach()), "cl": float(cl.detach())}
-
-
-@register_method("seqrec", "cl4srec", CL4SRecConfig)
-def build(recipe, data_root, device) -> CL4SRec:
-    return CL4SRec(recipe, data_root, device)

@@ -18,7 +18,8 @@ from torch import Tensor, nn
 from ..core.distributed import average_gradients
 from ..core.losses import nt_xent, similarity
 from ..core.recipe import StrictModel
-from ..core.registry import register_method
+from ..core.registry import method
+from ..core.task import StepContext
 from .task import AugmentConfig, SeqRecTask
 
 __all__ = ["MCLRecConfig", "MCLRec", "Augmenter", "margin_regulariser"]
@@ -27,9 +28,15 @@ __all__ = ["MCLRecConfig", "MCLRec", "Augmenter", "margin_regulariser"]
 class MCLRecConfig(StrictModel):
     name: Literal["mclrec"] = "mclrec"
     loss: Literal["ce", "bpr"] = "ce"
-    lmd: float = Field(0.0, ge=0, description="lambda: weight of L_cl1 (data views only)")
-    beta: float = Field(0.05, ge=0, description="beta: weight of L_cl2 (+ gamma R) in the encoder objective")
-    gamma: float = Field(0.1, ge=0, description="gamma: weight of the contrastive regulariser R")
+    renamed = {"lmd": "cl1_weight", "beta": "cl2_weight", "gamma": "regularizer_weight"}
+
+    cl1_weight: float = Field(0.0, ge=0, description="the paper's lambda: weight of L_cl1 (data views only)")
+    cl2_weight: float = Field(
+        0.05, ge=0, description="the paper's beta: weight of L_cl2 (+ gamma R) in the encoder objective"
+    )
+    regularizer_weight: float = Field(
+        0.1, ge=0, description="the paper's gamma: weight of the contrastive regulariser R"
+    )
     temperature: float = Field(1.0, gt=0)
     augmenter: list[int] = Field(default_factory=lambda: [32, 16], description="hidden widths of each augmenter MLP")
     augmenter_lr: float | None = Field(None, gt=0, description="default: train.lr")
@@ -69,7 +76,10 @@ def margin_regulariser(a: Tensor, b: Tensor) -> Tensor:
     return F.relu(pos - o_min).mean() + (F.relu(o_max[:, None] - s) * neg).sum() / neg.sum()
 
 
+@method("seqrec", "mclrec")
 class MCLRec(SeqRecTask):
+    config = MCLRecConfig
+
     def __init__(self, recipe, data_root, device):
         super().__init__(recipe, data_root, device)
         dim = recipe.model.hidden
@@ -77,7 +87,7 @@ class MCLRec(SeqRecTask):
         self.augmenters.requires_grad_(False)  # frozen except in step 2: the loop's optimiser never sees them
         self.model = nn.ModuleDict({"encoder": self.encoder, "augmenters": self.augmenters})
         lr = self.cfg.augmenter_lr or recipe.train.lr
-        self.optimizers = {"augmenters": torch.optim.Adam(self.augmenters.parameters(), lr=lr)}
+        self._optimizers = {"augmenters": torch.optim.Adam(self.augmenters.parameters(), lr=lr)}
 
     def l_cl2(self, h1: Tensor, h2: Tensor) -> Tensor:
         """L_cl2 + gamma R (eqs. 9, 13): z_i = w_phi_i(h_i); pairs (z1, z2), (h1, z2), (h2, z1)."""
@@ -85,19 +95,19 @@ class MCLRec(SeqRecTask):
         pairs = ((z1, z2), (h1, z2), (h2, z1))
         t = self.cfg.temperature
         cl = sum(nt_xent(x, y, t, normalize=False) for x, y in pairs)
-        return cl + self.cfg.gamma * sum(margin_regulariser(x, y) for x, y in pairs)
+        return cl + self.cfg.regularizer_weight * sum(margin_regulariser(x, y) for x, y in pairs)
 
     def l0(self, batch: dict) -> tuple[Tensor, dict[str, float]]:
         """L0 = L_rec + lambda L_cl1 + beta (L_cl2 + gamma R) (eq. 14)."""
         v1, v2 = batch["views"]
         h, h1, h2 = self.encode((batch["seqs"], batch["lengths"]), v1, v2)  # one fused encoder pass
         rec = self.rec_loss(h, batch["targets"].to(self.device))
-        total = rec + self.cfg.beta * self.l_cl2(h1, h2)
-        if self.cfg.lmd:
-            total = total + self.cfg.lmd * nt_xent(h1, h2, self.cfg.temperature, normalize=False)  # L_cl1, eq. 7
+        total = rec + self.cfg.cl2_weight * self.l_cl2(h1, h2)
+        if self.cfg.cl1_weight:
+            total = total + self.cfg.cl1_weight * nt_xent(h1, h2, self.cfg.temperature, normalize=False)  # L_cl1, eq. 7
         return total, {"rec": float(rec.detach())}
 
-    def train_step(self, batch: dict, update) -> tuple[Tensor, dict[str, float]]:
+    def train_step(self, batch: dict, ctx: StepContext, update) -> tuple[Tensor, dict[str, float]]:
         loss, extras = self.l0(batch)
         update(loss, extras)  # step 1: encoder
         with torch.no_grad():  # step 2: augmenters, on views re-encoded by the updated encoder (eq. 15)
@@ -105,7 +115,7 @@ class MCLRec(SeqRecTask):
         self.augmenters.requires_grad_(True)
         try:
             l1 = self.l_cl2(h1, h2)
-            opt = self.optimizers["augmenters"]
+            opt = self._optimizers["augmenters"]
             l1.backward()
             average_gradients(self.augmenters.parameters())  # same augmenters on every process under torchrun
             opt.step()
@@ -116,13 +126,11 @@ class MCLRec(SeqRecTask):
         update(loss, extras)  # step 3: encoder again
         return loss, {**extras, "l1": float(l1.detach())}
 
-    def loss(self, batch: dict):
+    def loss(self, batch: dict, ctx: StepContext):
         return self.l0(batch)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._optimizers
 
     def export(self, directory) -> None:
         self.encoder.save(directory)
-
-
-@register_method("seqrec", "mclrec", MCLRecConfig)
-def build(recipe, data_root, device) -> MCLRec:
-    return MCLRec(recipe, data_root, device)

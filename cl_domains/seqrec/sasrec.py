@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 from ..core.recipe import StrictModel
-from ..core.registry import register_method
+from ..core.registry import method
 from .task import SeqRecTask
 
-__all__ = ["SASRecConfig"]
+__all__ = ["SASRecConfig", "SASRec"]
 
 
 class SASRecConfig(StrictModel):
@@ -16,6 +16,8 @@ class SASRecConfig(StrictModel):
     loss: Literal["ce", "bpr"] = "ce"
 
 
-@register_method("seqrec", "sasrec", SASRecConfig)
-def build(recipe, data_root, device) -> SeqRecTask:
-    return SeqRecTask(recipe, data_root, device)
+@method("seqrec", "sasrec")
+class SASRec(SeqRecTask):
+    """Plain SASRec (next-item loss only): the baseline of the contrastive methods."""
+
+    config = SASRecConfig

@@ -14,15 +14,16 @@ from torch import Tensor
 from ..core import data as core_data
 from ..core.baselines import popularity_counts
 from ..core.recipe import Recipe, StrictModel
+from ..core.task import StepContext, Task
 from .augment import AUGMENTATIONS, similar_items, two_views
 from .data import LeaveOneOut, read_sequences
 from .evaluate import evaluate_ranking
 from .model import SASRecEncoder
 
-__all__ = ["SeqRecModel", "SeqRecData", "SeqRecEval", "SeqRecTask", "AugmentConfig", "pad_cat"]
+__all__ = ["SeqRecModelConfig", "SeqRecDataConfig", "SeqRecEvalConfig", "SeqRecTask", "AugmentConfig", "pad_cat"]
 
 
-class SeqRecModel(StrictModel):
+class SeqRecModelConfig(StrictModel):
     max_len: int = Field(50, gt=0, description="items of history the encoder sees")
     hidden: int = Field(64, gt=0)
     layers: int = Field(2, gt=0)
@@ -33,12 +34,12 @@ class SeqRecModel(StrictModel):
     init_std: float = Field(0.02, gt=0)
 
 
-class SeqRecData(StrictModel):
+class SeqRecDataConfig(StrictModel):
     sequences: str = Field(..., description="'<dataset>/sequences' or a path: one user per line, 'user item item ...'")
     n_items: Optional[int] = Field(None, gt=0, description="number of items (default: the largest id)")
 
 
-class SeqRecEval(StrictModel):
+class SeqRecEvalConfig(StrictModel):
     batch_size: int = Field(1024, gt=0, description="users scored at once (memory: batch_size x n_items floats)")
     mask_history: bool = Field(False, description="drop already-seen items from the ranking (ICLRec); MCLRec does not")
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
@@ -57,7 +58,7 @@ def pad_cat(*batches: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     return (torch.cat([F.pad(s, (0, width - s.shape[1])) for s, _ in batches]), torch.cat([n for _, n in batches]))
 
 
-class SeqRecTask:
+class SeqRecTask(Task):
     """SASRec trained on every training prefix (next-item cross-entropy over all items, or BPR with
     one sampled negative); model selection on validation MRR@10, full-ranking test metrics."""
 
@@ -115,7 +116,7 @@ class SeqRecTask:
         h = self.encoder(seqs.to(self.device), lengths.to(self.device))
         return list(h.split([len(n) for _, n in batches]))
 
-    def loss(self, batch: dict):
+    def loss(self, batch: dict, ctx: StepContext):
         (h,) = self.encode((batch["seqs"], batch["lengths"]))
         return self.rec_loss(h, batch["targets"].to(self.device))
 

@@ -9,21 +9,25 @@ Public API::
     model.predict([read_wav("turn_on_the_lights.wav")])   # -> ["activate|lights|none"]
 """
 
-from ..core.registry import register_domain, register_method
+from ..core.registry import register_domain
 from .continual import RehearsalMemory, cl_metrics, task_splits
 from .data import FSC_INTENTS, SLURP_SCENARIOS, Utterances, read_fsc_csv, read_massive_jsonl, read_slurp_jsonl, read_wav
 from .features import log_mel, mel_filterbank
 from .model import SLUModel
 from .synth import Voice, assign_voices, synthesize
-from .task import CILStudy, CILTask, CoconutConfig, SLUData, SLUEval, SLUModelConfig, mm_loss, nspt_loss, prepare
+from .task import (
+    CILStudy,
+    CILTask,
+    CoconutConfig,
+    SLUDataConfig,
+    SLUEvalConfig,
+    SLUModelConfig,
+    mm_loss,
+    nspt_loss,
+    prepare,
+)
 
-register_domain("slu", SLUModelConfig, SLUData, SLUEval)
-
-
-@register_method("slu", "coconut", CoconutConfig)
-def build(recipe, data_root, device) -> CILStudy:
-    """All strategies (joint, COCONUT, replay, fine-tuning) x seeds of the recipe, in one run."""
-    return CILStudy(recipe, data_root)
+register_domain("slu", model=SLUModelConfig, data=SLUDataConfig, eval=SLUEvalConfig)
 
 
 __all__ = [
@@ -44,6 +48,7 @@ __all__ = [
     "cl_metrics",
     "task_splits",
     "CILStudy",
+    "CoconutConfig",
     "CILTask",
     "nspt_loss",
     "mm_loss",

@@ -31,7 +31,9 @@ from ..core.errors import UserError
 from ..core.losses import contrastive_nll, info_nce
 from ..core.pairs import labels_to_positives
 from ..core.recipe import PaperConfig, Recipe, StrictModel
+from ..core.registry import method
 from ..core.runs import Run, atomic_write_text
+from ..core.task import StepContext, Study, Task
 from ..core.train import Trainer
 from .continual import RehearsalMemory, cl_metrics, task_splits
 from .data import Utterances, read_fsc_csv, read_massive_jsonl, read_slurp_jsonl
@@ -41,8 +43,8 @@ from .synth import assign_voices, manifest_digest, synthesize
 
 __all__ = [
     "SLUModelConfig",
-    "SLUData",
-    "SLUEval",
+    "SLUDataConfig",
+    "SLUEvalConfig",
     "CoconutConfig",
     "Prepared",
     "prepare",
@@ -65,7 +67,7 @@ class SLUModelConfig(StrictModel):
     proj_dim: int = Field(64, gt=0, description="contrastive projection / text embedding size")
 
 
-class SLUData(StrictModel):
+class SLUDataConfig(StrictModel):
     format: Literal["fsc", "massive", "slurp"] = Field(..., description="fsc csv, MASSIVE jsonl or SLURP jsonl")
     train: str = Field(..., description="'<card>/<file>' or a path")
     test: str = Field(..., description="evaluation split ('<card>/<file>' or a path)")
@@ -87,7 +89,7 @@ class SLUData(StrictModel):
     workers: int = Field(2, gt=0, description="synthesis processes")
 
 
-class SLUEval(StrictModel):
+class SLUEvalConfig(StrictModel):
     batch_size: int = Field(256, gt=0)
 
 
@@ -115,7 +117,7 @@ class CoconutConfig(StrictModel):
     kd_temperature: float = Field(2.0, gt=0)
 
 
-def _cache_root(cfg: SLUData) -> Path:
+def _cache_root(cfg: SLUDataConfig) -> Path:
     if cfg.cache_dir:
         return Path(cfg.cache_dir).expanduser()
     from platformdirs import user_cache_dir
@@ -123,7 +125,7 @@ def _cache_root(cfg: SLUData) -> Path:
     return Path(user_cache_dir("cl-domains")) / "slu"
 
 
-def _read(cfg: SLUData, ref: str, data_root) -> Utterances:
+def _read(cfg: SLUDataConfig, ref: str, data_root) -> Utterances:
     path = core_data.resolve(ref, data_root)
     if cfg.format == "fsc":
         return read_fsc_csv(path, cfg.audio_root)
@@ -156,7 +158,7 @@ class Prepared:
     info: dict
 
 
-def prepare(cfg: SLUData, data_root=None, log=print) -> Prepared:
+def prepare(cfg: SLUDataConfig, data_root=None, log=print) -> Prepared:
     """Read the splits, take the subsets, synthesise speech if there are no recordings, and compute
     (or load) the cached log-mel features."""
     from .data import tokenize
@@ -208,7 +210,7 @@ def prepare(cfg: SLUData, data_root=None, log=print) -> Prepared:
     return Prepared(train, test, feats[0], feats[1], vocab, info)
 
 
-class CILTask:
+class CILTask(Task):
     """One strategy x seed: the core Task protocol over ``n_tasks x epochs`` epochs.
 
     Every strategy trains with cross-entropy over the classes seen so far (class-incremental:
@@ -316,7 +318,7 @@ class CILTask:
     def _logits(self, logits: Tensor) -> Tensor:
         return logits.masked_fill(~self.seen, float("-inf"))  # class-incremental: only classes seen so far
 
-    def loss(self, batch: dict):
+    def loss(self, batch: dict, ctx: StepContext):
         idx = torch.cat([batch["new"], batch["mem"]])
         y = self.train_labels[idx].to(self.device)
         h, logits = self.model(*self._inputs(idx, self.data.train_feats))
@@ -438,13 +440,16 @@ def _mean_std(xs: list[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
 
 
-class CILStudy:
+@method("slu", "coconut")
+class CILStudy(Study):
     """Every strategy x seed of a recipe, then the side-by-side table and the per-task plot."""
 
-    def __init__(self, recipe: Recipe, data_root):
+    config = CoconutConfig
+
+    def __init__(self, recipe: Recipe, data_root, device=None):
         self.recipe, self.data_root = recipe, data_root
 
-    def run_study(self, *, out, device, run: Run | None = None) -> Run:
+    def run(self, *, out, device, run: Run | None = None) -> Run:
         """Train every strategy x seed; with ``run`` (resume), finished trainings are kept and an
         unfinished one starts again (its rehearsal memory and teacher live in memory, not in checkpoints)."""
         recipe, cfg = self.recipe, self.recipe.method

@@ -10,9 +10,9 @@ from .data import Classification, Forecast, read_forecast, read_ucr, read_uea
 from .encoder import TSEncoder
 from .losses import hierarchical_loss
 from .networks import TrendHead, TS2VecNet
-from .task import TimeseriesData, TimeseriesEval, TimeseriesModel, TimeseriesTask
+from .task import TimeseriesDataConfig, TimeseriesEvalConfig, TimeseriesModelConfig, TimeseriesTask
 
-register_domain("timeseries", TimeseriesModel, TimeseriesData, TimeseriesEval)
+register_domain("timeseries", model=TimeseriesModelConfig, data=TimeseriesDataConfig, eval=TimeseriesEvalConfig)
 
 from .autotcl import AutoTCL  # noqa: E402
 from .ts2vec import TS2Vec  # noqa: E402  (registers the method)

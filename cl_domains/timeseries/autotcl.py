@@ -17,7 +17,8 @@ import torch
 from pydantic import Field
 
 from ..core.recipe import StrictModel
-from ..core.registry import register_method
+from ..core.registry import method
+from ..core.task import StepContext
 from .augment import Augmenter, mask_size_penalty, mmd, temporal_consistency
 from .losses import global_loss, hierarchical_loss, local_loss
 from .task import TimeseriesTask
@@ -46,14 +47,16 @@ class AutoTCLConfig(StrictModel):
     )
 
 
+@method("timeseries", "autotcl")
 class AutoTCL(TimeseriesTask):
+    config = AutoTCLConfig
+
     def __init__(self, recipe, data_root, device):
         super().__init__(recipe, data_root, device)
         c = self.cfg
         self.augmenter = Augmenter(self.net_config["input_dims"], c.aug_dim, c.aug_depth, c.tau, c.hard)
         self.model["augmenter"] = self.augmenter
         self.aug_optimizer = torch.optim.Adam(self.augmenter.parameters(), lr=c.meta_lr)
-        self.optimizers = {"augmenter": self.aug_optimizer}  # the loop checkpoints and restores its state
         self._steps = 0
         # augmenter steps skipped for non-finite gradients; a buffer, so checkpoints (and resume) keep the count
         self.augmenter.register_buffer("nonfinite_steps", torch.zeros((), dtype=torch.long))
@@ -101,7 +104,10 @@ class AutoTCL(TimeseriesTask):
     def train_stats(self) -> dict[str, int]:
         return {"aug_nonfinite_steps": int(self.augmenter.nonfinite_steps)}
 
-    def loss(self, batch):
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"augmenter": self.aug_optimizer}  # the loop checkpoints and restores its state
+
+    def loss(self, batch, ctx: StepContext):
         x, g = self.batch_inputs(batch)
         stats = {}
         if self._steps % self.cfg.ratio_step == 0:  # alternating updates (AutoTCL Alg. 1)
@@ -111,8 +117,3 @@ class AutoTCL(TimeseriesTask):
             v, _, _ = self.augmenter(x, g)
         loss, parts = self.encoder_loss(x, v, g)
         return loss, {**stats, **parts}
-
-
-@register_method("timeseries", "autotcl", AutoTCLConfig)
-def build(recipe, data_root, device) -> AutoTCL:
-    return AutoTCL(recipe, data_root, device)

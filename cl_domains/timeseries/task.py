@@ -24,22 +24,23 @@ from ..core.baselines import (
 )
 from ..core.errors import UserError
 from ..core.recipe import Recipe, StrictModel
+from ..core.task import Task
 from .data import HORIZONS, Classification, Forecast, read_forecast, read_ucr
 from .networks import TS2VecNet
 from .probes import encode_causal, encode_series, forecast_samples, ridge_probe, svm_probe
 
 __all__ = [
-    "TimeseriesBackbone",
-    "TimeseriesModel",
-    "TimeseriesData",
-    "TimeseriesEval",
+    "TimeseriesBackboneConfig",
+    "TimeseriesModelConfig",
+    "TimeseriesDataConfig",
+    "TimeseriesEvalConfig",
     "TimeseriesTask",
     "sections",
     "random_crops",
 ]
 
 
-class TimeseriesBackbone(StrictModel):
+class TimeseriesBackboneConfig(StrictModel):
     name: Literal["ts2vec", "tsai"] = Field(
         "ts2vec",
         description="ts2vec: the dilated-conv encoder; tsai: a tsai "
@@ -57,7 +58,7 @@ class TimeseriesBackbone(StrictModel):
         return self
 
 
-class TimeseriesModel(StrictModel):
+class TimeseriesModelConfig(StrictModel):
     output_dims: int = Field(320, gt=0)
     hidden: int = Field(64, gt=0)
     depth: int = Field(10, gt=0)
@@ -66,13 +67,13 @@ class TimeseriesModel(StrictModel):
     mask_p: float = Field(0.5, ge=0, lt=1, description="TS2Vec timestamp masking probability in training (0 = off)")
     trend: bool = Field(False, description="append the CoST trend head (AutoTCL's forecasting encoder)")
     max_kernel: int = Field(128, gt=0)
-    backbone: TimeseriesBackbone = Field(
-        default_factory=TimeseriesBackbone,
+    backbone: TimeseriesBackboneConfig = Field(
+        default_factory=TimeseriesBackboneConfig,
         description="the encoder body between input projection and output (default: TS2Vec's)",
     )
 
 
-class TimeseriesData(StrictModel):
+class TimeseriesDataConfig(StrictModel):
     kind: Literal["forecast", "classify"] = "forecast"
     path: str = Field(
         ..., description="forecast: 'ett/ETTh1' or a CSV; classify: 'ucr/<Name>' or a folder of <Name>_TRAIN/TEST.tsv"
@@ -84,7 +85,7 @@ class TimeseriesData(StrictModel):
     max_train_length: int = Field(257, gt=1, description="training sections are at most this long")
 
 
-class TimeseriesEval(StrictModel):
+class TimeseriesEvalConfig(StrictModel):
     padding: int = Field(200, ge=0, description="causal window before each timestamp when encoding for forecasting")
     batch_size: int = Field(256, gt=0)
 
@@ -124,7 +125,7 @@ def random_crops(x: torch.Tensor, g: torch.Generator, temporal_unit: int = 0) ->
     return take(shift + ext_left, right - ext_left), take(shift + left, ext_right - left), overlap
 
 
-class TimeseriesTask:
+class TimeseriesTask(Task):
     """Shared by the time-series methods: data, the TS2Vec network and its SWA copy, the probes, export.
     A method implements :meth:`loss` (and may add modules to ``self.model`` before training)."""
 

@@ -8,7 +8,8 @@ import torch
 from pydantic import Field
 
 from ..core.recipe import StrictModel
-from ..core.registry import register_method
+from ..core.registry import method
+from ..core.task import StepContext
 from .losses import hierarchical_loss
 from .task import TimeseriesTask, random_crops
 
@@ -17,7 +18,11 @@ __all__ = ["TS2VecConfig", "TS2Vec", "ts2vec_loss"]
 
 class TS2VecConfig(StrictModel):
     name: Literal["ts2vec"] = "ts2vec"
-    alpha: float = Field(0.5, ge=0, le=1, description="weight of the instance contrast (1 - alpha: temporal)")
+    renamed = {"alpha": "instance_weight"}
+
+    instance_weight: float = Field(
+        0.5, ge=0, le=1, description="weight of the instance contrast (1 - instance_weight: temporal)"
+    )
     temporal_unit: int = Field(0, ge=0, description="smallest scale (as a power of 2) with a temporal contrast")
 
 
@@ -29,12 +34,10 @@ def ts2vec_loss(net, x: torch.Tensor, g: torch.Generator, alpha: float = 0.5, te
     return hierarchical_loss(z1, z2, alpha, temporal_unit)
 
 
+@method("timeseries", "ts2vec")
 class TS2Vec(TimeseriesTask):
-    def loss(self, batch):
+    config = TS2VecConfig
+
+    def loss(self, batch, ctx: StepContext):
         x, g = self.batch_inputs(batch)
-        return ts2vec_loss(self.net, x, g, self.cfg.alpha, self.cfg.temporal_unit)
-
-
-@register_method("timeseries", "ts2vec", TS2VecConfig)
-def build(recipe, data_root, device) -> TS2Vec:
-    return TS2Vec(recipe, data_root, device)
+        return ts2vec_loss(self.net, x, g, self.cfg.instance_weight, self.cfg.temporal_unit)
