@@ -48,6 +48,6 @@ def test_errors_name_the_file_the_column_and_the_key(tmp_path):
     df = read_table(tmp_path / "log.csv")
     require_columns(df, tmp_path / "log.csv", {"data.user": "user", "data.time": None})
     with pytest.raises(
-        UserError, match=r"no column 'timestamp' \(named by data.time\); did you mean 'ts'\?.*Set data.time"
+        UserError, match=r"no column 'itme' \(named by data.item\); did you mean 'item'\?.*Set data.item"
     ):
-        require_columns(df, tmp_path / "log.csv", {"data.time": "timestamp"}, what="interaction log")
+        require_columns(df, tmp_path / "log.csv", {"data.item": "itme"}, what="interaction log")
