@@ -118,3 +118,18 @@ def write_recipe(path, backbone, data, method=None, **train):
     }
     path.write_text(yaml.safe_dump(recipe))
     return path
+
+
+def readme_snippet(domain: str, lang: str = "python") -> str:
+    """The first ``lang`` code block under the README heading ``#### Your own data (<domain>)``: the tests that
+    run it keep the README's examples true."""
+    import re
+
+    text = (REPO / "README.md").read_text()
+    head = f"#### Your own data ({domain})"
+    if head not in text:
+        raise AssertionError(f"README.md has no heading {head!r}")
+    block = re.search(rf"```{lang}\n(.*?)```", text[text.index(head) :], re.S)
+    if block is None:
+        raise AssertionError(f"no ```{lang} block under {head!r}")
+    return block.group(1)
