@@ -11,6 +11,7 @@ from pydantic import Field
 from ..core import data as core_data
 from ..core.errors import UserError
 from ..core.recipe import Recipe, StrictModel
+from ..core.rng import generator
 from ..core.task import Task
 from .data import StsPairs, find_sts_tasks, read_stsb
 from .encoder import POOLINGS, SentenceEncoder, native_pooling
@@ -73,8 +74,7 @@ class SentenceTask(Task):
         n = self.recipe.data.max_train
         if n is None or n >= len(examples):
             return examples
-        g = torch.Generator().manual_seed(self.seed)
-        keep = torch.randperm(len(examples), generator=g)[:n].sort().values
+        keep = torch.randperm(len(examples), generator=generator(self.seed, "train_subset"))[:n].sort().values
         return [examples[i] for i in keep.tolist()]
 
     def num_batches(self, epoch: int) -> int:
@@ -82,8 +82,7 @@ class SentenceTask(Task):
 
     def epoch_order(self, epoch: int) -> torch.Tensor:
         """The epoch's example order: a deterministic function of (seed, epoch)."""
-        g = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        return torch.randperm(len(self.examples), generator=g)
+        return torch.randperm(len(self.examples), generator=generator(self.seed, "shuffle", epoch))
 
     def batches(self, epoch: int) -> Iterator[list[int]]:
         order = self.epoch_order(epoch).tolist()
