@@ -42,7 +42,6 @@ from ..core.registry import method
 from ..core.rng import generator
 from ..core.runs import console
 from ..core.task import StepContext
-from .data import read_corpus
 from .task import SentenceTask
 
 __all__ = [
@@ -153,7 +152,7 @@ class DebCSE(SentenceTask):
     config = DebCSEConfig
 
     def build_examples(self, path: Path) -> list[str]:
-        return read_corpus(path)
+        return self.read_sentences(path)
 
     def __init__(self, recipe, data_root, device):
         super().__init__(recipe, data_root, device)
