@@ -198,3 +198,16 @@ def test_readme_example_runs(tiny_backbone, tmp_path, monkeypatch):
     base = SentenceEncoder.from_pretrained(tiny_backbone, pooling="cls")
     sents = ["How do I change my password?", "Is my parcel on its way?"]
     assert not scope["encoder"].encode(sents, normalize=True).allclose(base.encode(sents, normalize=True), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "ext, method, key",
+    [(".jsonl", {"name": "simcse"}, "data.columns.text"), (".tsv", {"name": "simcse", "variant": "sup"}, "anchor")],
+)
+def test_a_table_without_data_columns_is_refused(ext, method, key, tiny_backbone, tiny_data, tmp_path):
+    """Read as lines (or as SimCSE's triplets CSV), a table would train on its raw rows: it is refused."""
+    train = _pairs_file(tiny_data, tmp_path, ext)
+    path = write_recipe(tmp_path / "r.yaml", tiny_backbone, {**tiny_data, "train": str(train)}, method)
+    with pytest.raises(UserError) as exc:
+        train_recipe(load_recipe(path), out=tmp_path / "runs")
+    assert str(train) in _one_paragraph(exc) and "data.columns is not set" in str(exc.value) and key in str(exc.value)

@@ -170,7 +170,12 @@ def read_triplets(path: str | Path) -> list[tuple[str, str, str]]:
         reader = csv.DictReader(f)
         need = {"sent0", "sent1", "hard_neg"}
         if not need <= set(reader.fieldnames or []):
-            raise _bad(path, 1, f"columns {short_repr(reader.fieldnames)} must include {sorted(need)}")
+            raise _bad(
+                path,
+                1,
+                f"columns {short_repr(reader.fieldnames)} must include {sorted(need)}, "
+                "or set data.columns (anchor, positive, negative) to name your own columns",
+            )
         rows = []
         for r in reader:
             if any(r[k] is None for k in need):

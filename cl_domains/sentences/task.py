@@ -12,6 +12,7 @@ from ..core import data as core_data
 from ..core.errors import UserError
 from ..core.recipe import Recipe, StrictModel
 from ..core.rng import generator
+from ..core.tables import table_format
 from ..core.task import Task
 from .data import StsPairs, find_sts_tasks, read_corpus, read_scored_pairs, read_stsb, read_text_columns, read_triplets
 from .encoder import POOLINGS, SentenceEncoder, native_pooling
@@ -78,6 +79,18 @@ class SentencesEvalConfig(StrictModel):
     )
 
 
+def _no_table(path: Path, keys: str) -> None:
+    """A table given without ``data.columns`` would be misread (as lines, or as SimCSE's triplets CSV)."""
+    try:
+        fmt = table_format(path)
+    except UserError:
+        return  # a corpus (.txt, .txt.gz)
+    raise UserError(
+        f"data.train {path} is a {fmt} table but data.columns is not set: name its columns with {keys} "
+        "(see the README, 'Your own data (sentences)')."
+    )
+
+
 class SentenceTask(Task):
     """Shared by the sentence methods: encoder, data, STS-B dev/test evaluation and export.
     A method implements :meth:`build_examples`, :meth:`batches` and :meth:`loss`."""
@@ -138,6 +151,7 @@ class SentenceTask(Task):
     def read_sentences(self, path: Path) -> list[str]:
         """Single sentences: ``data.columns.text`` of a table, else one sentence per line."""
         if self.recipe.data.columns is None:
+            _no_table(path, "data.columns.text")
             return read_corpus(path)
         cols = self._columns(path, {"text": None}, ("text",), "single sentences")
         return [row[0] for row in read_text_columns(path, cols)]
@@ -146,6 +160,8 @@ class SentenceTask(Task):
         """(anchor, positive[, negative]) rows: ``data.columns`` of a table, else SimCSE's triplets CSV;
         ``negatives`` makes the hard-negative column required."""
         if self.recipe.data.columns is None:
+            if ".csv" not in [x.lower() for x in path.suffixes]:
+                _no_table(path, "data.columns.anchor, data.columns.positive")
             return read_triplets(path)
         required = ("anchor", "positive", "negative") if negatives else ("anchor", "positive")
         what = "(anchor, positive, hard negative) triplets" if negatives else "(anchor, positive) pairs"
