@@ -170,6 +170,13 @@ def test_eval_sts_cli_on_the_users_scored_file(tiny_backbone, tiny_data, tmp_pat
     assert str(scored) in err.replace("\n", "") and "'score'" in err and "--score" in err and "Traceback" not in err
     assert main(["eval", "sts", "--model", str(model), "--score", "gold"]) == 2
     assert "give that file with --data" in capsys.readouterr().err
+    # a JSONL file with the default column names needs no option
+    pairs = read_scored_pairs(scored, "left", "right", "gold")
+    df = pd.DataFrame({"sentence1": pairs.s1, "sentence2": pairs.s2, "score": pairs.scores})
+    plain = _write(tmp_path / "plain.jsonl", df)
+    assert main(["eval", "sts", "--model", str(model), "--data", str(plain)]) == 0
+    out = capsys.readouterr().out
+    assert "plain" in out and f"{want:.2f}" in out
 
 
 def test_fit_validates_its_data():
