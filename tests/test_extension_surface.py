@@ -202,3 +202,23 @@ def test_eval_mode_restores_each_module_even_after_an_error():
     assert [m.training for m in model.modules()] == [True, True, True, False] and torch.is_grad_enabled()
     with eval_mode(model, no_grad=False):
         assert torch.is_grad_enabled()
+
+
+def test_a_new_dataset_card_is_found_verified_and_refused_when_corrupt(tmp_path, monkeypatch):
+    """docs/design.md, "Add a dataset": a card with the file's sha256 in a cards folder."""
+    from cl_domains.core import data
+
+    (tmp_path / "data" / "mine").mkdir(parents=True)
+    table = tmp_path / "data" / "mine" / "table.csv"
+    table.write_text("x,y\n1,2\n3,4\n")
+    (tmp_path / "cards").mkdir()
+    (tmp_path / "cards" / "my_table.yaml").write_text(
+        "name: my_table\ndomain: regression\ntitle: two rows\nlicense: CC0\nsource: made in a test\n"
+        f"files:\n  table: {{path: mine/table.csv, rows: 2, sha256: {data.sha256sum(table)}}}\n"
+    )
+    monkeypatch.setenv(data.CARDS_ENV, str(tmp_path / "cards"))
+    assert data.resolve("my_table/table", tmp_path / "data") == table
+    assert [s for _, _, s in data.verify("my_table", tmp_path / "data")] == ["ok"]
+    table.write_text("x,y\n1,2\n3,5\n")
+    with pytest.raises(UserError, match=r"dataset 'my_table': file .*table.csv is corrupt .*refusing to use it"):
+        data.resolve("my_table/table", tmp_path / "data")
