@@ -7,8 +7,16 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from cl_domains.core import StrictModel, Task, eval_mode, generator, method, register_domain
-from cl_domains.core.objectives import Objective, objective_config
+from cl_domains.core import (
+    Objective,
+    StrictModel,
+    Task,
+    eval_mode,
+    generator,
+    method,
+    objective_config,
+    register_domain,
+)
 
 
 class ToylineModelConfig(StrictModel):
