@@ -2,7 +2,7 @@
 
 Public API::
 
-    from cl_domains.timeseries import TSEncoder, read_forecast, read_ucr
+    from cl_domains.timeseries import TSEncoder, read_forecast, read_ts, read_ucr
 """
 
 from ..core.registry import register_domain
@@ -11,6 +11,7 @@ from .encoder import TSEncoder
 from .losses import hierarchical_loss
 from .networks import TrendHead, TS2VecNet
 from .task import TimeseriesDataConfig, TimeseriesEvalConfig, TimeseriesModelConfig, TimeseriesTask
+from .ts_format import read_ts
 
 register_domain("timeseries", model=TimeseriesModelConfig, data=TimeseriesDataConfig, eval=TimeseriesEvalConfig)
 
@@ -22,6 +23,7 @@ __all__ = [
     "read_forecast",
     "read_ucr",
     "read_uea",
+    "read_ts",
     "Forecast",
     "Classification",
     "hierarchical_loss",
