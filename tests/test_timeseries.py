@@ -260,12 +260,12 @@ def test_batches_are_full_like_the_official_loader(ts_root):
 
     task = TS2Vec(load_recipe("recipes/ts2vec_ett.yaml", "quick"), ts_root.parent, torch.device("cpu"))
     assert len(task.train_x) == 34 and task.num_batches(0) == 1
-    ((_, _, idx),) = list(task.batches(0))
+    (idx,) = list(task.batches(0))
     assert len(idx) == 32 and len(set(idx.tolist())) == 32
     task = TS2Vec(
         load_recipe("recipes/ts2vec_ett.yaml", "quick", ["train.batch_size=100"]), ts_root.parent, torch.device("cpu")
     )
-    ((_, _, idx),) = list(task.batches(3))
+    (idx,) = list(task.batches(3))
     assert sorted(idx.tolist()) == list(range(34))
 
 
@@ -459,11 +459,13 @@ def test_autotcl_counts_and_skips_non_finite_augmenter_steps(data_root, monkeypa
     """A NaN augmenter loss does not move the augmenter: the step is skipped, counted (train_stats) and warned about."""
     from cl_domains.core import registry
     from cl_domains.core.recipe import load_recipe
+    from cl_domains.core.task import StepContext
     from cl_domains.timeseries import autotcl
 
     r = load_recipe("recipes/autotcl_ucr.yaml", "quick", TINY["autotcl_ucr"])
     task = registry.domain("timeseries").methods["autotcl"][1](r, data_root, torch.device("cpu"))
-    x, g = task.batch_inputs(next(iter(task.batches(0))))
+    ctx = StepContext(0, 0, 0, r.train.seed, torch.device("cpu"))
+    x, g = task.batch_inputs(next(iter(task.batches(0))), ctx)
     before = [p.detach().clone() for p in task.augmenter.parameters()]
     task.augmenter_step(x, g)
     assert task.train_stats() == {"aug_nonfinite_steps": 0}
@@ -475,3 +477,60 @@ def test_autotcl_counts_and_skips_non_finite_augmenter_steps(data_root, monkeypa
     assert stats["aug_skipped"] == 1.0 and task.train_stats() == {"aug_nonfinite_steps": 1}
     assert all(torch.equal(a, b.detach()) for a, b in zip(moved, task.augmenter.parameters()))
     assert "augmenter.nonfinite_steps" in dict(task.model.named_buffers())  # saved with every checkpoint
+
+
+def test_swa_averages_each_post_step_weight_once(data_root):
+    """on_step_end folds the weights after each optimiser step into the average exactly once; evaluation adds none."""
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.core.task import StepContext
+    from cl_domains.timeseries.ts2vec import TS2Vec
+
+    r = load_recipe("recipes/autotcl_ucr.yaml", "quick", TINY["autotcl_ucr"] + ["method={name: ts2vec}"])
+    task = TS2Vec(r, data_root, torch.device("cpu"))
+    first = next(task.net.parameters())
+    for step, value in enumerate([1.0, 2.0, 6.0]):
+        with torch.no_grad():
+            first.fill_(value)  # stands in for the optimiser step
+        task.on_step_end(StepContext(step, 0, step, r.train.seed, torch.device("cpu")))
+    task.evaluate("dev")
+    assert int(task.swa.n_averaged) == 3
+    assert torch.allclose(next(task._encoder().parameters()), torch.full_like(first, 3.0))
+    assert all(m.training for m in task.swa.modules())  # encode under eval_mode restored the modes
+
+
+def test_batches_are_index_tensors_drawn_from_named_streams(data_root):
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.core.rng import generator
+    from cl_domains.core.task import StepContext
+    from cl_domains.timeseries.ts2vec import TS2Vec
+
+    r = load_recipe("recipes/autotcl_ucr.yaml", "quick", TINY["autotcl_ucr"] + ["method={name: ts2vec}"])
+    task = TS2Vec(r, data_root, torch.device("cpu"))
+    (e0,), (e1,) = list(task.batches(0))[:1], list(task.batches(1))[:1]
+    assert e0.dtype == torch.long and not torch.equal(e0, e1)
+    want = torch.randperm(len(task.train_x), generator=generator(r.train.seed, "shuffle", 1))[: task.batch_size]
+    assert torch.equal(e1, want)
+    ctx = StepContext(5, 1, 0, r.train.seed, torch.device("cpu"))
+    x, g = task.batch_inputs(e1, ctx)
+    assert torch.equal(x, task.train_x[e1]) and torch.equal(
+        torch.rand(3, generator=g), torch.rand(3, generator=ctx.generator("views"))
+    )
+
+
+def test_autotcl_alternates_on_the_loop_step(data_root, monkeypatch):
+    """ratio_step counts the loop's steps (ctx.step), so a resumed run alternates as the uninterrupted one."""
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.core.task import StepContext
+    from cl_domains.timeseries.autotcl import AutoTCL
+
+    r = load_recipe("recipes/autotcl_ucr.yaml", "quick", TINY["autotcl_ucr"] + ["method.ratio_step=2"])
+    task = AutoTCL(r, data_root, torch.device("cpu"))
+    calls = []
+    monkeypatch.setattr(task, "augmenter_step", lambda x, g: calls.append(1) or {})
+    batch = next(iter(task.batches(0)))
+    steps = []
+    for step in (3, 4, 5, 6):
+        n = len(calls)
+        task.loss(batch, StepContext(step, 0, 0, r.train.seed, torch.device("cpu")))
+        steps += [step] * (len(calls) - n)
+    assert steps == [4, 6]

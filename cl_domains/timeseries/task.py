@@ -23,8 +23,10 @@ from ..core.baselines import (
     ridge_select,
 )
 from ..core.errors import UserError
+from ..core.modes import eval_mode
 from ..core.recipe import Recipe, StrictModel
-from ..core.task import Task
+from ..core.rng import generator
+from ..core.task import StepContext, Task
 from .data import HORIZONS, Classification, Forecast, read_forecast, read_ucr
 from .networks import TS2VecNet
 from .probes import encode_causal, encode_series, forecast_samples, ridge_probe, svm_probe
@@ -173,7 +175,6 @@ class TimeseriesTask(Task):
         self.net = TS2VecNet(**self.net_config)
         self.swa = AveragedModel(self.net, use_buffers=True)  # tsai backbones have BatchNorm statistics
         self.model = nn.ModuleDict({"net": self.net, "swa": self.swa})
-        self._swa_pending = False
         self._cache: tuple[float, np.ndarray] | None = None
 
     @staticmethod
@@ -189,51 +190,37 @@ class TimeseriesTask(Task):
     def num_batches(self, epoch: int) -> int:
         return len(self.train_x) // self.batch_size  # full batches only, as TS2Vec and AutoTCL (drop_last)
 
-    def batches(self, epoch: int) -> Iterator[tuple[int, int, torch.Tensor]]:
-        order = torch.randperm(len(self.train_x), generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
+    def batches(self, epoch: int) -> Iterator[torch.Tensor]:
+        """The epoch's batches: index tensors into ``train_x``, shuffled by ``rng.generator(seed, "shuffle", epoch)``."""
+        order = torch.randperm(len(self.train_x), generator=generator(self.seed, "shuffle", epoch))
         b = self.batch_size
         for i in range(self.num_batches(epoch)):
-            yield epoch, i, order[i * b : (i + 1) * b]
+            yield order[i * b : (i + 1) * b]
 
-    def batch_inputs(self, batch) -> tuple[torch.Tensor, torch.Generator]:
-        """The batch's series and a generator seeded from (seed, epoch, batch) for its random draws."""
-        epoch, i, idx = batch
-        self._update_swa()
-        return self.train_x[idx].to(self.device), torch.Generator().manual_seed(
-            self.seed * 1_000_003 + epoch * 1009 + i
-        )
+    def batch_inputs(self, batch: torch.Tensor, ctx: StepContext) -> tuple[torch.Tensor, torch.Generator]:
+        """The batch's series and the generator of its random draws (crops, masks, augmentations)."""
+        return self.train_x[batch].to(self.device), ctx.generator("views")
 
-    def _update_swa(self) -> None:
-        if self._swa_pending:  # the previous step's weights: the loop steps after loss() returns
-            self.swa.update_parameters(self.net)
-        self._swa_pending = True
+    def on_step_end(self, ctx: StepContext) -> None:
+        self.swa.update_parameters(self.net)  # each post-step weight enters the average once
 
     # -- evaluation ------------------------------------------------------------
     def _encoder(self) -> nn.Module:
-        self._update_swa()
-        self._swa_pending = False
         return self.swa.module
 
     def _forecast_reprs(self) -> np.ndarray:
         net = self._encoder()
         key = float(sum(p.detach().double().abs().sum() for p in net.parameters()))
         if self._cache is None or self._cache[0] != key:
-            was = net.training
-            net.eval()
-            self._cache = (
-                key,
-                encode_causal(net, self.data.values, self.recipe.eval.padding, self.recipe.eval.batch_size),
-            )
-            net.train(was)
+            with eval_mode(net):
+                reprs = encode_causal(net, self.data.values, self.recipe.eval.padding, self.recipe.eval.batch_size)
+            self._cache = (key, reprs)
         return self._cache[1]
 
     def evaluate(self, split: str) -> dict[str, float]:
         if isinstance(self.data, Classification):
-            net = self._encoder()
-            was = net.training
-            net.eval()
-            tr, te = encode_series(net, self.data.x_train), encode_series(net, self.data.x_test)
-            net.train(was)
+            with eval_mode(self._encoder()) as net:
+                tr, te = encode_series(net, self.data.x_train), encode_series(net, self.data.x_test)
             res = svm_probe((tr, self.data.y_train), (te, self.data.y_test) if split == "test" else None)
             return {"cv_acc": res["cv_acc"]} if split == "dev" else {"acc": res["acc"], "cv_acc": res["cv_acc"]}
         reprs, f = self._forecast_reprs(), self.data
