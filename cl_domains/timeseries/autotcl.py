@@ -51,8 +51,8 @@ class AutoTCLConfig(StrictModel):
 class AutoTCL(TimeseriesTask):
     config = AutoTCLConfig
 
-    def __init__(self, recipe, data_root, device):
-        super().__init__(recipe, data_root, device)
+    def __init__(self, recipe, data_root, device, panel=None):
+        super().__init__(recipe, data_root, device, panel)
         c = self.cfg
         self.augmenter = Augmenter(self.net_config["input_dims"], c.aug_dim, c.aug_depth, c.tau, c.hard)
         self.model["augmenter"] = self.augmenter

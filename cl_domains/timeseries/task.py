@@ -27,9 +27,9 @@ from ..core.modes import eval_mode
 from ..core.recipe import Recipe, StrictModel
 from ..core.rng import generator
 from ..core.task import StepContext, Task
-from .data import HORIZONS, Classification, Forecast, read_forecast, read_ucr
+from .data import HORIZONS, Classification, Forecast, Regression, read_forecast, read_ts_split, read_ucr
 from .networks import TS2VecNet
-from .probes import encode_causal, encode_series, forecast_samples, ridge_probe, svm_probe
+from .probes import encode_causal, encode_series, forecast_samples, regression_probe, ridge_probe, svm_probe
 
 __all__ = [
     "TimeseriesBackboneConfig",
@@ -76,15 +76,37 @@ class TimeseriesModelConfig(StrictModel):
 
 
 class TimeseriesDataConfig(StrictModel):
-    kind: Literal["forecast", "classify"] = "forecast"
-    path: str = Field(
-        ..., description="forecast: 'ett/ETTh1' or a CSV; classify: 'ucr/<Name>' or a folder of <Name>_TRAIN/TEST.tsv"
+    kind: Literal["forecast", "classify", "regress"] = Field(
+        "forecast", description="forecast (ridge, MSE/MAE), classify (SVM, accuracy) or regress (ridge, RMSE/MAE)"
     )
+    path: str = Field(
+        ...,
+        description="forecast: 'ett/ETTh1' or a CSV; classify: 'ucr/<Name>', a folder of <Name>_TRAIN/TEST.tsv "
+        "or a .ts train file; regress: a .ts train file (@targetLabel true)",
+    )
+    test: Optional[str] = Field(None, description="classify/regress from .ts files: the test file")
     name: Optional[str] = Field(None, description="dataset name for split rule and target (default: from the path)")
     univariate: bool = True
     target: Optional[str] = None
     horizons: Optional[list[int]] = Field(None, description="forecast horizons (default: the paper's for the dataset)")
     max_train_length: int = Field(257, gt=1, description="training sections are at most this long")
+
+    @model_validator(mode="after")
+    def _ts_files(self):
+        is_ts = is_ts_file(self.path)
+        if self.kind == "regress" and not is_ts:
+            raise ValueError(f"kind regress reads .ts files (TSER, @targetLabel true); path {self.path!r} is not one")
+        if is_ts and self.kind == "forecast":
+            raise ValueError("a .ts path needs kind classify or regress")
+        if is_ts and not self.test:
+            raise ValueError(f"path {self.path!r} is a .ts train file: set test to the matching test file")
+        if self.test and not is_ts:
+            raise ValueError("test is only read with a .ts train file as path")
+        return self
+
+
+def is_ts_file(path: str) -> bool:
+    return path.lower().endswith((".ts", ".ts.gz"))
 
 
 class TimeseriesEvalConfig(StrictModel):
@@ -131,12 +153,17 @@ class TimeseriesTask(Task):
     """Shared by the time-series methods: data, the TS2Vec network and its SWA copy, the probes, export.
     A method implements :meth:`loss` (and may add modules to ``self.model`` before training)."""
 
-    def __init__(self, recipe: Recipe, data_root, device: torch.device):
+    def __init__(self, recipe: Recipe, data_root, device: torch.device, panel: np.ndarray | None = None):
+        """``panel``: train on these series ``[N, T, C]`` (no evaluation data; :class:`TSEncoder`) instead of
+        reading ``recipe.data``."""
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
         self.seed = recipe.train.seed
         d = recipe.data
-        if d.kind == "forecast":
-            self.data: Forecast | Classification = read_forecast(
+        self.data: Forecast | Classification | Regression | None
+        if panel is not None:
+            self.data, train, self.dev_metric = None, panel, "cv_acc"
+        elif d.kind == "forecast":
+            self.data = read_forecast(
                 core_data.resolve(d.path, data_root), d.name, univariate=d.univariate, target=d.target
             )
             self.horizons = d.horizons or HORIZONS.get(self.data.name)
@@ -152,6 +179,12 @@ class TimeseriesTask(Task):
                 )
             train = self.data.split("train")[None]
             self.dev_metric = "val_mse"
+        elif is_ts_file(d.path):
+            self.data = read_ts_split(
+                core_data.resolve(d.path, data_root), core_data.resolve(d.test, data_root), d.kind
+            )
+            train = self.data.x_train
+            self.dev_metric = "cv_acc" if d.kind == "classify" else "cv_r2"
         else:
             self.data = read_ucr(self._ucr_folder(d.path, data_root))
             train = self.data.x_train
@@ -218,6 +251,12 @@ class TimeseriesTask(Task):
         return self._cache[1]
 
     def evaluate(self, split: str) -> dict[str, float]:
+        if isinstance(self.data, Regression):
+            with eval_mode(self._encoder()) as net:
+                tr, te = encode_series(net, self.data.x_train), encode_series(net, self.data.x_test)
+            res = regression_probe((tr, self.data.y_train), (te, self.data.y_test) if split == "test" else None)
+            keys = ("cv_r2", "cv_rmse") if split == "dev" else ("rmse", "mae", "cv_r2", "cv_rmse")
+            return {k: res[k] for k in keys}
         if isinstance(self.data, Classification):
             with eval_mode(self._encoder()) as net:
                 tr, te = encode_series(net, self.data.x_train), encode_series(net, self.data.x_test)
@@ -248,7 +287,17 @@ class TimeseriesTask(Task):
         ``ridge on raw window`` (the last ``eval.padding + 1`` raw target values, the window the encoder
         sees; the time covariates are left out: they drift out of their training range on test, and a ridge
         on them extrapolates badly; alpha on validation as the probe's). Classification: ``raw 1-NN`` (Euclidean) and ``raw SVM``
-        (the same RBF SVM probe on the raw series)."""
+        (the same RBF SVM probe on the raw series). Regression: ``train mean`` and ``ridge on raw series``
+        (the same ridge probe on the NaN-zeroed raw series)."""
+        if isinstance(self.data, Regression):
+            d = self.data
+            flat = lambda x: np.nan_to_num(x.reshape(len(x), -1))  # noqa: E731
+            ridge = regression_probe((flat(d.x_train), d.y_train), (flat(d.x_test), d.y_test))
+            err = d.y_test - d.y_train.mean()
+            return {
+                "train mean": {"rmse": float(np.sqrt((err**2).mean())), "mae": float(np.abs(err).mean())},
+                "ridge on raw series": {k: ridge[k] for k in ("rmse", "mae", "cv_r2", "cv_rmse")},
+            }
         if isinstance(self.data, Classification):
             d = self.data
             flat = lambda x: np.nan_to_num(x.reshape(len(x), -1))  # noqa: E731
