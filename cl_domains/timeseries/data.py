@@ -337,6 +337,10 @@ def read_ts_split(train: str | Path, test: str | Path, kind: str = "classify") -
     )
 
 
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def read_long(
     frame,
     *,
@@ -373,7 +377,7 @@ def read_long(
     if dup.any():
         row = frame[dup].iloc[0]
         raise UserError(
-            f"{where}: series {row[id]!r} has two rows at time {row[time]!r} (columns {id!r}, {time!r}); "
+            f"{where}: series {_plain(row[id])!r} has two rows at time {_plain(row[time])!r} (columns {id!r}, {time!r}); "
             "keep one row per series and time step."
         )
     df = frame.sort_values([id, time], kind="stable")
@@ -389,7 +393,7 @@ def read_long(
         if (n_labels > 1).any():
             sid = n_labels.index[int(np.argmax(n_labels.to_numpy() > 1))]
             raise UserError(
-                f"{where}: series {sid!r} has {int(n_labels[sid])} different values in the label column "
+                f"{where}: series {_plain(sid)!r} has {int(n_labels[sid])} different values in the label column "
                 f"{label!r}; a label belongs to the whole series, so give it one value."
             )
         y = groups[label].first().to_numpy()
