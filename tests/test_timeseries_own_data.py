@@ -223,3 +223,38 @@ def test_readme_example(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), scope)
     assert scope["X"].shape == (12, 24, 2) and scope["y"].tolist() == trl
     assert scope["Z"].shape == (12, 64) and np.isfinite(scope["Z"]).all()
+
+
+def long_table(cases, labels):
+    rows = [
+        {"sid": f"s{i:02d}", "step": t, "x1": case[0][t], "x2": case[1][t], "y": lab}
+        for i, (case, lab) in enumerate(zip(cases, labels))
+        for t in range(len(case[0]))
+    ]
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # row order does not matter
+
+
+def test_long_table_recipe_regression_and_errors(tmp_path):
+    (tr, ytr), (te, yte) = toy_regression(20, 0), toy_regression(8, 1)
+    long_table(tr, ytr).to_csv(tmp_path / "train.csv", index=False)
+    long_table(te, yte).to_parquet(tmp_path / "test.parquet", index=False)
+    data = {"kind": "regress", "path": str(tmp_path / "train.csv"), "test": str(tmp_path / "test.parquet")}
+    cols = {"id": "sid", "time": "step", "value": ["x1", "x2"], "label": "y"}
+    from cl_domains.timeseries.data import read_long_split
+
+    d = read_long_split(data["path"], data["test"], "regress", **cols)
+    assert d.x_train.shape == (20, 16, 2) and d.y_test.tolist() == yte  # ids s00..s07 sort as written
+    raw = (d.x_test[3, :, 0] - d.x_test[3, 0, 0]) / (d.x_test[3, 1, 0] - d.x_test[3, 0, 0])
+    want = (np.array(te[3][0]) - te[3][0][0]) / (te[3][0][1] - te[3][0][0])
+    assert np.allclose(raw, want, atol=1e-3)  # time order restored (scaling is affine)
+    m = run_recipe(tmp_path, {**data, **cols}, steps=2).metrics
+    assert set(m["final"]) == {"rmse", "mae", "cv_r2", "cv_rmse"} and set(m["baselines"]) == {
+        "train mean",
+        "ridge on raw series",
+    }
+    with pytest.raises(UserError, match=r"train.csv has no column 'x3' \(named by data.value\[1\]\).*Set data.value"):
+        run_recipe(tmp_path, {**data, **cols, "value": ["x1", "x3"]})
+    table = long_table(tr, ["high" if v > 1 else "low" for v in ytr])
+    table.to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(UserError, match=r"train.csv: the label column 'y' \(data.label\) is not numeric"):
+        run_recipe(tmp_path, {**data, **cols})

@@ -28,6 +28,7 @@ __all__ = [
     "read_uea",
     "read_ts_split",
     "read_long",
+    "read_long_split",
     "Regression",
     "time_covariates",
     "UNIVARIATE_TARGETS",
@@ -317,6 +318,12 @@ def read_ts_split(train: str | Path, test: str | Path, kind: str = "classify") -
                 if meta["task"]
                 else f"{path}: data.kind is {kind!r} but the file has no labels (no '@{want} true' in its header)."
             )
+    return _panel_split(mtr["problem_name"], train, test, (xtr, ytr), (xte, yte), kind)
+
+
+def _panel_split(name: str, train, test, tr: tuple, te: tuple, kind: str) -> Classification | Regression:
+    """Train/test panels (NaN-padded ``[n, T, d]``) and labels -> one padded width, train-fitted scaling."""
+    (xtr, ytr), (xte, yte) = tr, te
     if xtr.shape[2] != xte.shape[2]:
         raise UserError(
             f"{test}: {xte.shape[2]} dimension(s) but the train file {train} has {xtr.shape[2]}; "
@@ -324,7 +331,6 @@ def read_ts_split(train: str | Path, test: str | Path, kind: str = "classify") -
         )
     t = max(xtr.shape[1], xte.shape[1])
     xtr, xte = _scale_panel(_width(xtr, t), _width(xte, t))
-    name = mtr["problem_name"]
     if kind == "regress":
         return Regression(name, xtr, ytr, xte, yte)
     classes = sorted(np.unique(ytr).tolist())
@@ -349,13 +355,15 @@ def read_long(
     value: str | list[str] = "value",
     label: str | None = None,
     path: str | Path | None = None,
+    keys: str = "",
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """A long-format table (one row per series and time step) -> ``(X [n, T, d], y, ids)``.
 
     ``frame``: a pandas DataFrame or a file :func:`cl_domains.core.tables.read_table` reads (CSV, TSV,
     JSONL, parquet). Series come in sorted ``id`` order, steps in ``time`` order; ``value`` names one
     column per dimension; shorter series are NaN-padded at the end. ``label`` (optional) is a per-series
-    column (class or target), constant within a series; ``y`` is ``None`` without it.
+    column (class or target), constant within a series; ``y`` is ``None`` without it. ``keys`` prefixes the
+    argument names in errors (``"data."`` when a recipe names the columns).
     """
     from ..core.tables import read_table, require_columns
 
@@ -367,7 +375,12 @@ def read_long(
     require_columns(
         frame,
         where,
-        {"id": id, "time": time, **{f"value[{k}]": v for k, v in enumerate(values)}, "label": label},
+        {
+            f"{keys}id": id,
+            f"{keys}time": time,
+            **{f"{keys}value[{k}]" if len(values) > 1 else f"{keys}value": v for k, v in enumerate(values)},
+            f"{keys}label": label,
+        },
         what="long-format series table",
     )
     bad = [v for v in values if not pd.api.types.is_numeric_dtype(frame[v])]
@@ -398,3 +411,25 @@ def read_long(
             )
         y = groups[label].first().to_numpy()
     return X, y, ids
+
+
+def read_long_split(
+    train: str | Path, test: str | Path, kind: str, *, id: str, time: str, value: list[str], label: str
+) -> Classification | Regression:
+    """Train and test long tables (:func:`read_long`, columns named by the recipe's ``data.id`` / ``time`` /
+    ``value`` / ``label``) -> :class:`Classification` or :class:`Regression` (numeric labels)."""
+    parts = []
+    for path in (train, test):
+        x, y, _ = read_long(path, id=id, time=time, value=value, label=label, path=path, keys="data.")
+        if kind == "regress":
+            try:
+                y = y.astype(np.float64)
+            except (TypeError, ValueError):
+                raise UserError(
+                    f"{path}: the label column {label!r} (data.label) is not numeric; kind regress needs a number "
+                    "per series (or set data.kind: classify)."
+                ) from None
+        else:
+            y = y.astype(str)
+        parts.append((x, y))
+    return _panel_split(Path(train).name.split(".")[0], train, test, parts[0], parts[1], kind)

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Literal, Optional
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from safetensors.torch import save_model
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
@@ -27,7 +27,16 @@ from ..core.modes import eval_mode
 from ..core.recipe import Recipe, StrictModel
 from ..core.rng import generator
 from ..core.task import StepContext, Task
-from .data import HORIZONS, Classification, Forecast, Regression, read_forecast, read_ts_split, read_ucr
+from .data import (
+    HORIZONS,
+    Classification,
+    Forecast,
+    Regression,
+    read_forecast,
+    read_long_split,
+    read_ts_split,
+    read_ucr,
+)
 from .networks import TS2VecNet
 from .probes import encode_causal, encode_series, forecast_samples, regression_probe, ridge_probe, svm_probe
 
@@ -84,25 +93,41 @@ class TimeseriesDataConfig(StrictModel):
         description="forecast: 'ett/ETTh1' or a CSV; classify: 'ucr/<Name>', a folder of <Name>_TRAIN/TEST.tsv "
         "or a .ts train file; regress: a .ts train file (@targetLabel true)",
     )
-    test: Optional[str] = Field(None, description="classify/regress from .ts files: the test file")
+    test: Optional[str] = Field(None, description="classify/regress from .ts files or long tables: the test file")
+    id: str = Field("series", description="long table (CSV/TSV/JSONL/parquet path): the series id column")
+    time: str = Field("time", description="long table: the time-step column (sorts each series)")
+    value: list[str] = Field(["value"], min_length=1, description="long table: one value column per dimension")
+    label: str = Field("label", description="long table: the per-series class (classify) or target (regress)")
     name: Optional[str] = Field(None, description="dataset name for split rule and target (default: from the path)")
     univariate: bool = True
     target: Optional[str] = None
     horizons: Optional[list[int]] = Field(None, description="forecast horizons (default: the paper's for the dataset)")
     max_train_length: int = Field(257, gt=1, description="training sections are at most this long")
 
+    @field_validator("value", mode="before")
+    @classmethod
+    def _one_value_column(cls, v):
+        return [v] if isinstance(v, str) else v
+
     @model_validator(mode="after")
-    def _ts_files(self):
-        is_ts = is_ts_file(self.path)
-        if self.kind == "regress" and not is_ts:
-            raise ValueError(f"kind regress reads .ts files (TSER, @targetLabel true); path {self.path!r} is not one")
-        if is_ts and self.kind == "forecast":
+    def _own_files(self):
+        own = is_ts_file(self.path) or is_long_table(self.path)
+        if self.kind == "regress" and not own:
+            raise ValueError(
+                f"kind regress reads .ts files (TSER, @targetLabel true) or long tables; path {self.path!r} is neither"
+            )
+        if is_ts_file(self.path) and self.kind == "forecast":
             raise ValueError("a .ts path needs kind classify or regress")
-        if is_ts and not self.test:
-            raise ValueError(f"path {self.path!r} is a .ts train file: set test to the matching test file")
-        if self.test and not is_ts:
-            raise ValueError("test is only read with a .ts train file as path")
+        if own and self.kind != "forecast" and not self.test:
+            raise ValueError(f"path {self.path!r} is a train file: set test to the matching test file")
+        if self.test and not (own and self.kind != "forecast"):
+            raise ValueError("test is only read with kind classify/regress and a .ts or long-table train file")
         return self
+
+
+def is_long_table(path: str) -> bool:
+    name = path.lower().removesuffix(".gz")
+    return name.endswith((".csv", ".tsv", ".jsonl", ".parquet"))
 
 
 def is_ts_file(path: str) -> bool:
@@ -179,10 +204,12 @@ class TimeseriesTask(Task):
                 )
             train = self.data.split("train")[None]
             self.dev_metric = "val_mse"
-        elif is_ts_file(d.path):
-            self.data = read_ts_split(
-                core_data.resolve(d.path, data_root), core_data.resolve(d.test, data_root), d.kind
-            )
+        elif is_ts_file(d.path) or is_long_table(d.path):
+            paths = core_data.resolve(d.path, data_root), core_data.resolve(d.test, data_root)
+            if is_ts_file(d.path):
+                self.data = read_ts_split(*paths, d.kind)
+            else:
+                self.data = read_long_split(*paths, d.kind, id=d.id, time=d.time, value=d.value, label=d.label)
             train = self.data.x_train
             self.dev_metric = "cv_acc" if d.kind == "classify" else "cv_r2"
         else:
