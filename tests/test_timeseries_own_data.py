@@ -187,7 +187,7 @@ def test_read_long_format_errors(tmp_path):
     df.to_csv(path, index=False)
     X, _, ids = read_long(path, id="sid", time="t", value="v")
     assert X.shape == (2, 2, 1) and ids.tolist() == [1, 2]
-    with pytest.raises(UserError, match=r"long.csv has no column 'value' \(named by value\[0\]\)"):
+    with pytest.raises(UserError, match=r"long.csv has no column 'value' \(named by value\)"):
         read_long(path, id="sid", time="t")
     with pytest.raises(UserError, match=r"series 1 has 2 different values in the label column 'cls'"):
         read_long(df, id="sid", time="t", value="v", label="cls")

@@ -1,12 +1,13 @@
-"""Time series: TS2Vec and AutoTCL, evaluated by ridge forecasting (ETT, WTH) and SVM classification (UCR).
+"""Time series: TS2Vec and AutoTCL, evaluated by ridge forecasting (ETT, WTH), SVM classification (UCR, .ts)
+and ridge extrinsic regression (TSER .ts files, long tables).
 
 Public API::
 
-    from cl_domains.timeseries import TSEncoder, read_forecast, read_ts, read_ucr
+    from cl_domains.timeseries import TSEncoder, read_forecast, read_long, read_ts, read_ucr
 """
 
 from ..core.registry import register_domain
-from .data import Classification, Forecast, read_forecast, read_ucr, read_uea
+from .data import Classification, Forecast, Regression, read_forecast, read_long, read_ucr, read_uea
 from .encoder import TSEncoder
 from .losses import hierarchical_loss
 from .networks import TrendHead, TS2VecNet
@@ -24,6 +25,8 @@ __all__ = [
     "read_ucr",
     "read_uea",
     "read_ts",
+    "read_long",
+    "Regression",
     "Forecast",
     "Classification",
     "hierarchical_loss",

@@ -91,7 +91,8 @@ class TimeseriesDataConfig(StrictModel):
     path: str = Field(
         ...,
         description="forecast: 'ett/ETTh1' or a CSV; classify: 'ucr/<Name>', a folder of <Name>_TRAIN/TEST.tsv "
-        "or a .ts train file; regress: a .ts train file (@targetLabel true)",
+        "or a train file (.ts, or a long table: CSV/TSV/JSONL/parquet); regress: a .ts (@targetLabel true) or "
+        "long-table train file",
     )
     test: Optional[str] = Field(None, description="classify/regress from .ts files or long tables: the test file")
     id: str = Field("series", description="long table (CSV/TSV/JSONL/parquet path): the series id column")
