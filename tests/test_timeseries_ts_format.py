@@ -117,3 +117,45 @@ def test_ragged_dimension_message_says_how_to_fix(tmp_path):
         read_ts(p)
     msg = str(err.value)
     assert msg.startswith(f"{p}, line 11:") and "same number of values" in msg and "'?'" in msg
+
+
+def test_infinite_and_binary_input(tmp_path):
+    with pytest.raises(UserError, match=r"line 11, dimension 1: infinite value at step 2"):
+        read_ts(write(tmp_path, UNIVARIATE.replace("4,3,2,1:b", "4,inf,2,1:b")))
+    p = tmp_path / "bin.ts.gz"
+    p.write_bytes(b"\x1f\x8b\x08garbage")
+    with pytest.raises(UserError, match="cannot be read as a text .ts file"):
+        read_ts(p)
+
+
+def test_mutated_files_give_a_result_or_a_user_error(tmp_path):
+    """300 random edits of valid files (characters dropped, inserted, lines swapped or cut): read_ts returns
+    consistent arrays or raises UserError, never another exception."""
+    rng = np.random.default_rng(0)
+    texts = [UNIVARIATE, MULTIVARIATE, TSER]
+    outcomes = {"ok": 0, "error": 0}
+    for n in range(300):
+        text = list(texts[n % 3])
+        for _ in range(rng.integers(1, 4)):
+            op, i = rng.integers(0, 4), int(rng.integers(0, len(text)))
+            if op == 0:
+                del text[i]
+            elif op == 1:
+                text.insert(i, str(rng.choice(list(":,?x@\n 9-."))))
+            elif op == 2:
+                lines = "".join(text).split("\n")
+                a, b = rng.integers(0, len(lines), 2)
+                lines[a], lines[b] = lines[b], lines[a]
+                text = list("\n".join(lines))
+            else:
+                text = text[:i]
+        p = write(tmp_path, "".join(text), f"m{n}.ts")
+        try:
+            X, y, meta = read_ts(p)
+        except UserError as err:
+            assert str(p) in str(err)
+            outcomes["error"] += 1
+            continue
+        assert X.ndim == 3 and len(X) == len(meta["lengths"]) and (y is None or len(y) == len(X))
+        outcomes["ok"] += 1
+    assert outcomes["ok"] > 20 and outcomes["error"] > 20

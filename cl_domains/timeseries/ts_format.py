@@ -53,30 +53,36 @@ def read_ts(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict]:
     cases: list[np.ndarray] = []
     labels: list[str] = []
     meta: dict = {}
-    with _open(path) as fh:
-        in_data = False
-        for lineno, raw in enumerate(fh, 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if not in_data:
-                if not line.startswith("@"):
-                    raise UserError(
-                        f"{path}, line {lineno}: expected a header line '@key value' before @data, got "
-                        f"{line[:60]!r}; a .ts file starts with its @problemName ... @data header."
-                    )
-                key, _, value = line[1:].partition(" ")
-                key = key.lower()
-                if key == "data":
-                    meta = _header(path, lineno, header)
-                    in_data = True
-                else:
-                    header[key] = (value.strip(), lineno)
-                continue
-            x, label = _case(path, lineno, line, meta)
-            cases.append(x)
-            if label is not None:
-                labels.append(label)
+    in_data = False
+    try:
+        with _open(path) as fh:
+            for lineno, raw in enumerate(fh, 1):
+                line = raw.strip()
+                if not line or line.startswith("#"):
+                    continue
+                if not in_data:
+                    if not line.startswith("@"):
+                        raise UserError(
+                            f"{path}, line {lineno}: expected a header line '@key value' before @data, got "
+                            f"{line[:60]!r}; a .ts file starts with its @problemName ... @data header."
+                        )
+                    key, _, value = line[1:].partition(" ")
+                    key = key.lower()
+                    if key == "data":
+                        meta = _header(path, lineno, header)
+                        in_data = True
+                    else:
+                        header[key] = (value.strip(), lineno)
+                    continue
+                x, label = _case(path, lineno, line, meta)
+                cases.append(x)
+                if label is not None:
+                    labels.append(label)
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise UserError(
+            f"{path}: cannot be read as a text .ts file ({type(exc).__name__}: {str(exc)[:200]}); "
+            "give a UTF-8 .ts file, or a .ts.gz that gunzips to one."
+        ) from None
     if not in_data:
         raise UserError(f"{path}: no '@data' line; the header must end with @data, followed by one case per line.")
     if not cases:
@@ -204,6 +210,12 @@ def _case(path: Path, lineno: int, line: str, meta: dict) -> tuple[np.ndarray, s
             raise UserError(
                 f"{path}, line {lineno}, dimension {k + 1}: non-numeric value ({exc}); values are numbers or '?'."
             ) from None
+    for k, v in enumerate(dims):
+        if np.isinf(v).any():
+            raise UserError(
+                f"{path}, line {lineno}, dimension {k + 1}: infinite value at step {int(np.argmax(np.isinf(v))) + 1}; "
+                "write missing values as '?'."
+            )
     lens = [len(v) for v in dims]
     if len(set(lens)) > 1:
         raise UserError(
