@@ -258,3 +258,24 @@ def test_long_table_recipe_regression_and_errors(tmp_path):
     table.to_csv(tmp_path / "train.csv", index=False)
     with pytest.raises(UserError, match=r"train.csv: the label column 'y' \(data.label\) is not numeric"):
         run_recipe(tmp_path, {**data, **cols})
+
+
+def test_ucr_set_written_as_ts_reads_like_the_tsv_reader(tmp_path, data_root):
+    """Chinatown (a non-normalised UCR set: one train mean/std, as the .ts route's per-channel scaling for d = 1)
+    written as .ts files gives the TSV reader's arrays and labels."""
+    from cl_domains.timeseries import read_ucr
+
+    folder = data_root / "timeseries/ucr/Chinatown"
+    ref = read_ucr(folder)
+    paths = []
+    for split in ("TRAIN", "TEST"):
+        raw = pd.read_csv(folder / f"Chinatown_{split}.tsv.gz", sep="\t", header=None)
+        head = ["@problemName Chinatown", "@univariate true", "@equalLength true", f"@seriesLength {raw.shape[1] - 1}"]
+        head += ["@classLabel true " + " ".join(sorted(set(raw[0].astype(str)))), "@data"]
+        rows = [",".join(repr(float(v)) for v in row[1:]) + f":{row[0]}" for row in raw.to_numpy()]
+        paths.append(tmp_path / f"Chinatown_{split}.ts")
+        paths[-1].write_text("\n".join(head + rows) + "\n")
+    d = read_ts_split(*paths, "classify")
+    assert d.x_train.shape == ref.x_train.shape == (20, 24, 1) and d.x_test.shape == (343, 24, 1)
+    assert np.allclose(d.x_train, ref.x_train, atol=1e-5) and np.allclose(d.x_test, ref.x_test, atol=1e-5)
+    assert d.y_train.tolist() == ref.y_train.tolist() and d.y_test.tolist() == ref.y_test.tolist()
