@@ -494,7 +494,7 @@ def test_swa_averages_each_post_step_weight_once(data_root):
         task.on_step_end(StepContext(step, 0, step, r.train.seed, torch.device("cpu")))
     task.evaluate("dev")
     assert int(task.swa.n_averaged) == 3
-    assert torch.allclose(next(task._encoder().parameters()), torch.full_like(first, 3.0))
+    assert torch.allclose(next(task.encoder().parameters()), torch.full_like(first, 3.0))
     assert all(m.training for m in task.swa.modules())  # encode under eval_mode restored the modes
 
 

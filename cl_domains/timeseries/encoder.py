@@ -125,7 +125,7 @@ class TSEncoder(BaseEstimator, TransformerMixin):
                 if step >= self.n_iters:
                     break
             epoch += 1
-        self.net_ = task._encoder().eval()  # the weight average, as a recipe run exports
+        self.net_ = task.encoder().eval()  # the weight average, as a recipe run exports
         return self
 
     def _task(self, x: np.ndarray):

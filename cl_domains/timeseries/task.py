@@ -266,11 +266,12 @@ class TimeseriesTask(Task):
         self.swa.update_parameters(self.net)  # each post-step weight enters the average once
 
     # -- evaluation ------------------------------------------------------------
-    def _encoder(self) -> nn.Module:
+    def encoder(self) -> nn.Module:
+        """The weight average of the trained network (TS2Vec's SWA): what is evaluated and exported."""
         return self.swa.module
 
     def _forecast_reprs(self) -> np.ndarray:
-        net = self._encoder()
+        net = self.encoder()
         key = float(sum(p.detach().double().abs().sum() for p in net.parameters()))
         if self._cache is None or self._cache[0] != key:
             with eval_mode(net):
@@ -280,13 +281,13 @@ class TimeseriesTask(Task):
 
     def evaluate(self, split: str) -> dict[str, float]:
         if isinstance(self.data, Regression):
-            with eval_mode(self._encoder()) as net:
+            with eval_mode(self.encoder()) as net:
                 tr, te = encode_series(net, self.data.x_train), encode_series(net, self.data.x_test)
             res = regression_probe((tr, self.data.y_train), (te, self.data.y_test) if split == "test" else None)
             keys = ("cv_r2", "cv_rmse") if split == "dev" else ("rmse", "mae", "cv_r2", "cv_rmse")
             return {k: res[k] for k in keys}
         if isinstance(self.data, Classification):
-            with eval_mode(self._encoder()) as net:
+            with eval_mode(self.encoder()) as net:
                 tr, te = encode_series(net, self.data.x_train), encode_series(net, self.data.x_test)
             res = svm_probe((tr, self.data.y_train), (te, self.data.y_test) if split == "test" else None)
             return {"cv_acc": res["cv_acc"]} if split == "dev" else {"acc": res["acc"], "cv_acc": res["cv_acc"]}
@@ -355,7 +356,7 @@ class TimeseriesTask(Task):
     def export(self, directory: Path) -> None:
         """``config.json`` + ``model.safetensors`` of the averaged encoder: :meth:`TSEncoder.load` reads it."""
         directory.mkdir(parents=True, exist_ok=True)
-        net = self._encoder()
+        net = self.encoder()
         save_model(net, str(directory / "model.safetensors"))
         (directory / "config.json").write_text(
             json.dumps({"network": self.net_config, "method": self.cfg.name, "data": self.recipe.data.path}, indent=2)
