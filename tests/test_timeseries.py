@@ -302,12 +302,14 @@ def test_sections_split_long_series():
 
 
 # ------------------------------------------------------------------ quick profiles and the sklearn pipeline
-# Quick profiles on ETTh1 (H = 24, 48), seeds 42 / 1 / 2 (benchmarks/results/quick/<recipe>.json): test MSE mean ± std.
+# Quick profiles on ETTh1 (H = 24, 48), seeds 42 / 1 / 2, test MSE mean ± std, measured with the rng.generator
+# streams (issue 19): AutoTCL .0509 / .0504 / .0484, TS2Vec .0563 / .0551 / .0544 (with the old seed formulas the
+# means were .0500 ± .0013 and .0557 ± .0007; benchmarks/results/quick/<recipe>.json holds those older runs).
 # Both LOSE to the simple baselines on the same split: last value .0422, ridge on the raw 33-step window .0398, and
 # they barely differ from their own untrained encoder (AutoTCL .0507-.0518, TS2Vec .0529-.0558 over the 3 seeds).
 # So what is asserted is what holds: the result stays within ~4 std of the stored mean, within 1.45x the last-value
-# MSE (measured ratios: AutoTCL 1.15-1.21, TS2Vec 1.31-1.34), and the baselines are this split's deterministic values.
-FORECAST = {"autotcl_ett": (0.0500, 0.0013), "ts2vec_ett": (0.0557, 0.0007)}
+# MSE (measured ratios: AutoTCL 1.15-1.21, TS2Vec 1.29-1.33), and the baselines are this split's deterministic values.
+FORECAST = {"autotcl_ett": (0.0499, 0.0013), "ts2vec_ett": (0.0553, 0.0009)}
 LAST_VALUE_MSE, RIDGE_WINDOW_MSE = 0.04223, 0.03982
 
 
@@ -328,11 +330,13 @@ def test_forecast_quick_profile_against_baselines(recipe, tmp_path, data_root):
     assert m["best_step"] is not None
 
 
-# UCR Chinatown quick, seeds 42 / 1 / 2 / 3: accuracy .9738 / .9621 / .9708 / .9650 (mean .9679 ± .0052); raw 1-NN
-# .9446 and raw SVM .9650 on the same split. Ours beats 1-NN on every seed (margin >= .0175, asserted: .01) but not
-# the raw SVM, and not its own untrained encoder (before training .9767 / .9592 / .9738 / .9679: after > before on
-# 1 seed of 4): 30 steps do not improve this encoder here. Asserted: no drop of more than .02 below before training.
-UCR_QUICK = (0.9679, 0.0052)
+# UCR Chinatown quick, seeds 42 / 1 / 2 / 3 (rng.generator streams): accuracy .9592 / .9446 / .9534 / .9796 (mean
+# .9592 ± .0149; with the old seed formulas .9738 / .9621 / .9708 / .9650, .9679 ± .0052); raw 1-NN .9446 and raw SVM
+# .9650 on the same split. Ours is at or above 1-NN on every seed (level on seed 1; seed 42, the test's, by .0146,
+# asserted: .01), below the raw SVM on 3 of 4 seeds and below its own untrained encoder on 3 of 4 (before training
+# .9767 / .9592 / .9738 / .9679): 30 steps do not improve this encoder here. Asserted: no drop of more than .02 below
+# before training.
+UCR_QUICK = (0.9592, 0.0149)
 
 
 @pytest.mark.integration
