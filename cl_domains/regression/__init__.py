@@ -24,11 +24,14 @@ from .rnc import rnc_loss
 from .supremix import Mixtures, SupReMix, supremix_loss, supremix_mixtures
 from .task import (
     METHODS,
+    L1Task,
     RegressionDataConfig,
     RegressionEvalConfig,
     RegressionMethodConfig,
     RegressionModelConfig,
     RegressionTask,
+    RnCTask,
+    SupReMixTask,
 )
 
 register_domain("regression", model=RegressionModelConfig, data=RegressionDataConfig, eval=RegressionEvalConfig)
@@ -40,6 +43,9 @@ __all__ = [
     "Mixtures",
     "rnc_loss",
     "RegressionTask",
+    "SupReMixTask",
+    "RnCTask",
+    "L1Task",
     "RegressionMethodConfig",
     "METHODS",
     "RegressionData",

@@ -1,8 +1,9 @@
-"""Recipe sections of the regression domain and the one task its three methods share.
+"""Recipe sections of the regression domain, the task its three methods share and one subclass per method.
 
 Methods (``method.name``): ``supremix`` and ``rnc`` (contrastive) and ``l1`` (plain regression,
-the floor). All three read the same ``method`` section, so the comparison is one flag
-(``--set method.name=rnc``). Protocols for the contrastive methods:
+the floor), registered as :class:`SupReMixTask`, :class:`RnCTask` and :class:`L1Task`. All three read the
+same ``method`` section, so the comparison is one flag (``--set method.name=rnc``). Protocols for the
+contrastive methods:
 
 * ``two_stage``: the loop trains encoder + projector with the contrastive loss only; every
   evaluation fits a linear regressor on the frozen representation of the training split (L1 or
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator, Literal, Optional
+from typing import ClassVar, Iterator, Literal, Optional
 
 import numpy as np
 import torch
@@ -27,8 +28,10 @@ from ..core import data as core_data
 from ..core.baselines import ridge_select
 from ..core.errors import UserError
 from ..core.heads import ProjectionHead
+from ..core.modes import eval_mode
 from ..core.recipe import Recipe, StrictModel
 from ..core.registry import method
+from ..core.rng import derive_seed, generator
 from ..core.task import StepContext, Task
 from .data import RegressionData, load_airfoil, load_exchange, load_stsb_dir, load_table, load_uci_pbp
 from .encoder import MLPEncoder, TemporalEncoder, pair_features
@@ -42,6 +45,9 @@ __all__ = [
     "RegressionEvalConfig",
     "RegressionMethodConfig",
     "RegressionTask",
+    "SupReMixTask",
+    "RnCTask",
+    "L1Task",
     "load_data",
     "METHODS",
 ]
@@ -126,12 +132,15 @@ def load_data(cfg: RegressionDataConfig, data_root) -> RegressionData:
     return load_table(r(cfg.path), cfg.target, cfg.features, cfg.split, cfg.dev_fraction, cfg.test_fraction)
 
 
-@method("regression", *METHODS)  # one schema for the three: `--set method.name=rnc` switches
 class RegressionTask(Task):
-    """Encoder (+ projector for the contrastive methods) + linear head on one regression dataset."""
+    """Encoder (+ projector for the contrastive methods) + linear head on one regression dataset.
+
+    A method subclass sets :attr:`contrastive` and implements :meth:`contrastive_loss`; the three share
+    one schema, so ``--set method.name=rnc`` switches the class and nothing else."""
 
     config = RegressionMethodConfig
     dev_metric = "mae"
+    contrastive: ClassVar[bool] = True  # False: the regression loss alone (no projector, no second view)
 
     def __init__(self, recipe: Recipe, data_root, device: torch.device):
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
@@ -158,7 +167,6 @@ class RegressionTask(Task):
         else:
             self.encoder = MLPEncoder(self.x["train"].shape[1], m.hidden, m.dropout)
         dim = self.encoder.dim
-        self.contrastive = self.cfg.name != "l1"
         self.projector = (
             ProjectionHead(dim, m.projection, batch_norm=False) if self.contrastive and m.projection else nn.Identity()
         )
@@ -187,37 +195,31 @@ class RegressionTask(Task):
     def num_batches(self, epoch: int) -> int:
         return len(self.y["train"]) // self.batch_size
 
-    def batches(self, epoch: int) -> Iterator[tuple[int, int, Tensor]]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        order = torch.randperm(len(self.y["train"]), generator=g)
+    def batches(self, epoch: int) -> Iterator[Tensor]:
+        """Row indices of the training split, reshuffled every epoch."""
+        order = torch.randperm(len(self.y["train"]), generator=generator(self.seed, "shuffle", epoch))
         for b in range(self.num_batches(epoch)):
-            yield epoch, b, order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield order[b * self.batch_size : (b + 1) * self.batch_size]
 
     def _regression(self, pred: Tensor, y: Tensor) -> Tensor:
         return F.l1_loss(pred, y) if self.cfg.regression_loss == "l1" else F.mse_loss(pred, y)
 
-    def contrastive_loss(self, z: Tensor, y: Tensor, rng: np.random.Generator) -> Tensor:
-        if self.cfg.name == "rnc":
-            return rnc_loss(z, y, self.cfg.rnc.temperature)
-        p = self.cfg.supremix
-        mix = None
-        if p.n_neg or p.n_pos:
-            mix = supremix_mixtures(F.normalize(z.detach(), dim=-1), y, rng, p.n_neg, p.n_pos, p.window, p.beta)
-        return supremix_loss(z, y, mix, p.temperature, p.distance_weight)
+    def contrastive_loss(self, z: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
+        """The method's contrastive term over the projected 2-view batch ``z`` ``[2B, D]`` with labels ``y``."""
+        raise NotImplementedError(f"{type(self).__name__}.contrastive_loss")
 
-    def loss(self, batch: tuple[int, int, Tensor], ctx: StepContext):
-        epoch, b, idx = batch
-        x, y = self.x["train"][idx].to(self.device), self.y["train"][idx].to(self.device)
+    def loss(self, batch: Tensor, ctx: StepContext):
+        x, y = self.x["train"][batch].to(self.device), self.y["train"][batch].to(self.device)
         if not self.contrastive:
             return self._regression(self.head(self.encoder(x)).squeeze(-1), y)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 10_007 + b)
         views = torch.cat([x, x])
-        if self.cfg.noise:
-            views = views + self.cfg.noise * torch.randn(views.shape, generator=g).to(self.device)
+        if self.cfg.noise:  # the two views differ by Gaussian input noise
+            views = views + self.cfg.noise * torch.randn(views.shape, generator=ctx.generator("view_noise")).to(
+                self.device
+            )
         y2 = torch.cat([y, y])
         h = self.encoder(views)
-        rng = np.random.default_rng([self.seed, epoch, b])
-        con = self.contrastive_loss(self.projector(h), y2, rng)
+        con = self.contrastive_loss(self.projector(h), y2, ctx)
         if self.cfg.protocol == "two_stage":
             return con, {"contrastive": float(con.detach())}
         reg = self._regression(self.head(h).squeeze(-1), y2)
@@ -227,14 +229,11 @@ class RegressionTask(Task):
         }
 
     # ------------------------------------------------------------------ evaluation
-    @torch.no_grad()
     def represent(self, x: Tensor) -> Tensor:
-        was = self.model.training
-        self.model.eval()
+        """Encoder representation of ``x`` (eval mode, no grad), in batches of ``eval.batch_size``."""
         bs = self.recipe.eval.batch_size
-        out = torch.cat([self.encoder(x[i : i + bs].to(self.device)).cpu() for i in range(0, len(x), bs)])
-        self.model.train(was)
-        return out
+        with eval_mode(self.model):
+            return torch.cat([self.encoder(x[i : i + bs].to(self.device)).cpu() for i in range(0, len(x), bs)])
 
     def fit_probe(self) -> None:
         """Two-stage protocol: fit ``head`` on the frozen training representation (least squares,
@@ -308,3 +307,31 @@ class RegressionTask(Task):
             "method": self.cfg.model_dump(),
         }
         (directory / "regressor.json").write_text(json.dumps(meta, indent=2))
+
+
+@method("regression", "supremix")
+class SupReMixTask(RegressionTask):
+    """SupReMix: mixture hard negatives and positives (:mod:`.supremix`)."""
+
+    def contrastive_loss(self, z: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
+        p = self.cfg.supremix
+        mix = None
+        if p.n_neg or p.n_pos:
+            rng = np.random.default_rng(derive_seed(ctx.seed, "supremix_mixtures", ctx.epoch, ctx.index))
+            mix = supremix_mixtures(F.normalize(z.detach(), dim=-1), y, rng, p.n_neg, p.n_pos, p.window, p.beta)
+        return supremix_loss(z, y, mix, p.temperature, p.distance_weight)  # paper eq. 4
+
+
+@method("regression", "rnc")
+class RnCTask(RegressionTask):
+    """Rank-N-Contrast (:mod:`.rnc`)."""
+
+    def contrastive_loss(self, z: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
+        return rnc_loss(z, y, self.cfg.rnc.temperature)  # Zha et al. eq. 2
+
+
+@method("regression", "l1")
+class L1Task(RegressionTask):
+    """The regression loss alone (``method.regression_loss``: L1 or MSE): the floor."""
+
+    contrastive = False
