@@ -2,20 +2,27 @@
 tables (UCI Airfoil, Concrete, Energy, or the user's own CSV/parquet), sentence pairs (STS-B-DIR)
 and series windows (exchange rate).
 
+Your own data: ``data.dataset: table | pbp | tser`` with ``data.path`` (a table, a PBP folder, a ``.ts`` file),
+or in memory with :func:`fit`.
+
 Public API::
 
-    from cl_domains.regression import SupReMix, supremix_mixtures, supremix_loss, rnc_loss, load_table
+    from cl_domains.regression import fit, SupReMix, supremix_mixtures, supremix_loss, rnc_loss, load_table
 """
 
 from ..core.registry import register_domain
+from .api import Regressor, fit
 from .data import (
     RegressionData,
     Split,
+    from_arrays,
     load_airfoil,
     load_exchange,
     load_stsb_dir,
     load_table,
+    load_tser,
     load_uci_pbp,
+    read_ts,
     stsb_shot_groups,
 )
 from .encoder import MLPEncoder, TemporalEncoder
@@ -37,6 +44,11 @@ from .task import (
 register_domain("regression", model=RegressionModelConfig, data=RegressionDataConfig, eval=RegressionEvalConfig)
 
 __all__ = [
+    "fit",
+    "Regressor",
+    "from_arrays",
+    "load_tser",
+    "read_ts",
     "SupReMix",
     "supremix_mixtures",
     "supremix_loss",

@@ -33,7 +33,7 @@ from ..core.recipe import Recipe, StrictModel
 from ..core.registry import method
 from ..core.rng import derive_seed, generator
 from ..core.task import StepContext, Task
-from .data import RegressionData, load_airfoil, load_exchange, load_stsb_dir, load_table, load_uci_pbp
+from .data import RegressionData, load_airfoil, load_exchange, load_stsb_dir, load_table, load_tser, load_uci_pbp
 from .encoder import MLPEncoder, TemporalEncoder, pair_features
 from .metrics import metrics_by_shot
 from .rnc import rnc_loss
@@ -53,7 +53,11 @@ __all__ = [
 ]
 
 METHODS = ("supremix", "rnc", "l1")
-DATASETS = ("uci_airfoil", "uci_concrete", "uci_energy", "stsb_dir", "exchange_rate", "table")
+FORMATS = {  # data.dataset values that read data.path: what the path must be
+    "table": "a CSV/TSV/JSONL/parquet file with a header (and data.target)",
+    "pbp": "a folder with data.txt, index_features.txt, index_target.txt, index_train_<k>.txt, index_test_<k>.txt",
+    "tser": "a .ts file with @targetLabel true (time-series extrinsic regression)",
+}
 ERROR_METRICS = ("mae", "mse", "rmse", "gm")
 
 
@@ -67,10 +71,18 @@ class RegressionModelConfig(StrictModel):
 
 
 class RegressionDataConfig(StrictModel):
-    dataset: Literal[DATASETS] = "uci_airfoil"  # type: ignore[valid-type]
+    dataset: str = Field(
+        "uci_airfoil",
+        description="a dataset card (uci_airfoil, uci_concrete, uci_energy, stsb_dir, exchange_rate, or any "
+        "regression card in the PBP layout), a format of your own data read from data.path (table | pbp | tser), "
+        "or a path (folder: PBP layout; .ts: TSER; other: table)",
+    )
     split: int = Field(0, ge=0, description="published split / seed index (Airfoil 0-4, Concrete/Energy 0-19)")
     stsb_split: Literal["official", "supremix"] = "official"
-    path: Optional[str] = Field(None, description="dataset=table: a CSV/TSV/parquet file")
+    path: Optional[str] = Field(
+        None, description="table: a CSV/TSV/JSONL/parquet file; pbp: the folder; tser: the (training) .ts file"
+    )
+    test_path: Optional[str] = Field(None, description="tser: the test .ts file (default: a random test split)")
     target: Optional[str] = Field(None, description="dataset=table: the target column")
     features: Optional[list[str]] = Field(None, description="dataset=table: feature columns (default: all others)")
     dev_fraction: float = Field(0.1, gt=0, lt=1)
@@ -111,25 +123,56 @@ class RegressionMethodConfig(StrictModel):
     rnc: RnCConfig = Field(default_factory=RnCConfig)
 
 
+def _card_data(name: str, cfg: RegressionDataConfig, data_root) -> RegressionData:
+    """A shipped dataset by its card: the three with their own format by name, any other regression card whose
+    files are in the PBP layout (``data``, ``index_features``, ``index_target``, ...) as a PBP folder."""
+    r = lambda key: core_data.resolve(f"{name}/{key}", data_root)  # noqa: E731 (sha256-checked)
+    c = core_data.card(name)
+    if c.domain != "regression":
+        raise UserError(f"data.dataset: {name!r} is a {c.domain} dataset, not a regression one.")
+    if name == "uci_airfoil":
+        return load_airfoil(r("data"), r("splits"), cfg.split)
+    if name == "stsb_dir":
+        return load_stsb_dir(*(r(f"{cfg.stsb_split}_{s}") for s in ("train", "dev", "test")), name=name)
+    if name == "exchange_rate":
+        return load_exchange(r("data"), cfg.window, cfg.horizon, max_train=cfg.max_train)
+    if {"data", "index_features", "index_target"} <= set(c.files):
+        folder = r("data").parent
+        for key in c.files:  # checks every index file of the card
+            r(key)
+        return load_uci_pbp(folder, cfg.split, cfg.dev_fraction, name)
+    raise UserError(f"dataset card {name!r} has no reader in the regression domain (its files: {', '.join(c.files)}).")
+
+
 def load_data(cfg: RegressionDataConfig, data_root) -> RegressionData:
-    """The recipe's dataset, resolved through its card (sha256-checked) or the user's own file."""
-    r = lambda ref: core_data.resolve(ref, data_root)  # noqa: E731
-    if cfg.dataset == "uci_airfoil":
-        return load_airfoil(r("uci_airfoil/data"), r("uci_airfoil/splits"), cfg.split)
-    if cfg.dataset in ("uci_concrete", "uci_energy"):
-        folder = r(f"{cfg.dataset}/data").parent
-        for key in core_data.card(cfg.dataset).files:  # checks every index file of the card
-            r(f"{cfg.dataset}/{key}")
-        return load_uci_pbp(folder, cfg.split, cfg.dev_fraction, cfg.dataset)
-    if cfg.dataset == "stsb_dir":
-        return load_stsb_dir(*(r(f"stsb_dir/{cfg.stsb_split}_{s}") for s in ("train", "dev", "test")))
-    if cfg.dataset == "exchange_rate":
-        return load_exchange(r("exchange_rate/data"), cfg.window, cfg.horizon, max_train=cfg.max_train)
-    if not cfg.path or not cfg.target:
-        raise UserError(
-            "data.dataset 'table' needs data.path (a CSV/TSV/parquet file) and data.target (its target column)."
-        )
-    return load_table(r(cfg.path), cfg.target, cfg.features, cfg.split, cfg.dev_fraction, cfg.test_fraction)
+    """The recipe's dataset: a card (sha256-checked) or the user's own table, PBP folder or ``.ts`` file."""
+    fmt, path = cfg.dataset, cfg.path
+    if fmt not in FORMATS:
+        if fmt in core_data.cards():
+            return _card_data(fmt, cfg, data_root)
+        as_path = Path(fmt).expanduser()
+        if not as_path.exists():
+            regression = sorted(n for n, c in core_data.cards().items() if c.domain == "regression")
+            raise UserError(
+                f"data.dataset {fmt!r} is neither a dataset card ({', '.join(regression)}), a format "
+                f"({', '.join(FORMATS)}) with data.path, nor an existing file or folder. Fix data.dataset."
+            )
+        path = str(as_path)
+        fmt = "pbp" if as_path.is_dir() else "tser" if as_path.suffix.lower() == ".ts" else "table"
+    if not path:
+        raise UserError(f"data.dataset {fmt!r} reads your own data: set data.path ({FORMATS[fmt]}).")
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UserError(f"data.path {path} does not exist; set it to {FORMATS[fmt]}.")
+    if fmt == "pbp":
+        if not p.is_dir():
+            raise UserError(f"data.path {path} is a file; data.dataset 'pbp' needs {FORMATS['pbp']}.")
+        return load_uci_pbp(p, cfg.split, cfg.dev_fraction)
+    if fmt == "tser":
+        return load_tser(p, cfg.test_path, cfg.split, cfg.dev_fraction, cfg.test_fraction)
+    if not cfg.target:
+        raise UserError(f"data.dataset 'table' ({path}) needs data.target: the name of its target column.")
+    return load_table(p, cfg.target, cfg.features, cfg.split, cfg.dev_fraction, cfg.test_fraction)
 
 
 class RegressionTask(Task):
@@ -142,7 +185,9 @@ class RegressionTask(Task):
     dev_metric = "mae"
     contrastive: ClassVar[bool] = True  # False: the regression loss alone (no projector, no second view)
 
-    def __init__(self, recipe: Recipe, data_root, device: torch.device):
+    def __init__(self, recipe: Recipe, data_root, device: torch.device, data: RegressionData | None = None):
+        """``data``: already loaded data (in-memory arrays, see :func:`cl_domains.regression.fit`) in place of
+        the recipe's ``data`` section."""
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
         t = recipe.train
         if (t.select_metric or self.dev_metric) in ERROR_METRICS and t.select_mode == "max":
@@ -151,7 +196,7 @@ class RegressionTask(Task):
                 f"{t.select_metric or self.dev_metric!r} is an error (lower is better): set train.select_mode: min."
             )
         self.seed, self.batch_size = t.seed, t.batch_size
-        self.data = load_data(recipe.data, data_root)
+        self.data = data if data is not None else load_data(recipe.data, data_root)
         self.x = {s: self._features(s) for s in ("train", "dev", "test")}
         y = self._target("train")
         self.y_mean, self.y_std = float(y.mean()), float(y.std())
@@ -163,7 +208,10 @@ class RegressionTask(Task):
             raise UserError(f"train.batch_size {self.batch_size} exceeds the {len(self.y['train'])} training rows.")
         m = recipe.model
         if self.data.kind == "series":
-            self.encoder: nn.Module = TemporalEncoder(recipe.data.window, m.channels, m.dim, m.dropout)
+            x = self.x["train"]  # [n, window] or [n, length, channels]
+            self.encoder: nn.Module = TemporalEncoder(
+                x.shape[1], m.channels, m.dim, m.dropout, channels_in=x.shape[2] if x.ndim == 3 else 1
+            )
         else:
             self.encoder = MLPEncoder(self.x["train"].shape[1], m.hidden, m.dropout)
         dim = self.encoder.dim
