@@ -245,6 +245,8 @@ def test_fit_on_arrays_predicts_and_embeds():
     assert set(model.metrics["final"]) == METRICS
     with pytest.raises(UserError, match=r"X has 200 rows and y 199"):
         fit(x, y[:-1])
+    with pytest.raises(UserError, match=r"inputs of shape \(4, 2\) do not match the training inputs \[n, 3\]"):
+        model.predict(new[:4, :2])
 
 
 def test_fit_on_series_arrays():

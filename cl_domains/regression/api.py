@@ -91,7 +91,6 @@ def fit(
     from ..core.recipe import load_recipe
     from ..core.registry import method_spec
     from ..core.train import pick_device, seed_everything, train_task
-    from .task import load_data  # noqa: F401 (the domain registers its methods on import)
 
     data = from_arrays(x, y, dev_fraction=dev_fraction, test_fraction=test_fraction, split=seed)
     with tempfile.TemporaryDirectory(prefix="cl-regression-") as tmp:

@@ -66,8 +66,17 @@ class RegressionData:
     def prepare(self, x: np.ndarray) -> np.ndarray:
         """New raw inputs in the form the model was trained on (series: gaps filled; both: standardised)."""
         x = np.asarray(x, dtype=np.float64)
+        if self.kind == "series" and x.ndim == 2:
+            x = x[..., None]
+        want = np.shape(self.train.x)[1:]
+        want = (*want, 1) if self.kind == "series" and len(want) == 1 else want  # [n, window]: one channel
+        if x.shape[1:] != want:
+            raise UserError(
+                f"inputs of shape {x.shape} do not match the training inputs [n, {', '.join(map(str, want))}]; "
+                "give the same columns (series: the same length and channels) as in training."
+            )
         if self.kind == "series":
-            x = _fill_series(x if x.ndim == 3 else x[..., None], "input")
+            x = _fill_series(x, "input")
         if self.scaler is None:
             return x.astype(np.float32)
         mu, sd = self.scaler
