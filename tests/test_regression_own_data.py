@@ -89,6 +89,11 @@ def test_pbp_folder_splits_columns_and_rows(pbp):
         assert set(np.round(got.train.y, 9)) <= set(np.round(data[train_rows, 2], 9))
         np.testing.assert_allclose(got.train.x.mean(0), 0, atol=1e-6)
     assert not np.array_equal(load_uci_pbp(d, 0).test.y, load_uci_pbp(d, 1).test.y)
+    nested = d.parent / "UCI_Datasets" / "mine"  # the archives' layout: <name>/data/data.txt
+    nested.mkdir(parents=True)
+    d.rename(nested / "data")
+    got = load_uci_pbp(nested, 1)
+    assert got.name == "mine" and len(got.test) == 10
 
 
 def test_pbp_folder_errors_name_the_file_and_the_fix(pbp):

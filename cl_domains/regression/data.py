@@ -243,10 +243,13 @@ def load_uci_pbp(
     folder: str | Path, split: int = 0, dev_fraction: float = 0.1, name: str | None = None
 ) -> RegressionData:
     """A UCI dataset in the PBP / MC-dropout layout (``data.txt``, ``index_{features,target}.txt``,
-    ``index_{train,test}_<k>.txt``, optional ``n_splits.txt``): split ``k`` (the standard 20 are 90/10). The
+    ``index_{train,test}_<k>.txt``, optional ``n_splits.txt``; ``folder`` or its ``data/`` subfolder, as in the
+    ``UCI_Datasets/<name>/data`` archives): split ``k`` (the standard 20 are 90/10). The
     benchmark has no validation split: the last ``dev_fraction`` of a seeded shuffle of the training rows is
     held out for model selection (the test rows are never seen before the end)."""
     folder = Path(folder)
+    if not (folder / "data.txt").is_file() and (folder / "data" / "data.txt").is_file():  # UCI_Datasets/<name>/
+        name, folder = name or folder.name, folder / "data"
     layout = (
         "a PBP folder holds data.txt (whitespace-separated numbers), index_features.txt, index_target.txt and "
         "index_train_<k>.txt / index_test_<k>.txt per split k (0-based row and column numbers)"
