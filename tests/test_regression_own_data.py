@@ -40,11 +40,11 @@ def write_recipe(tmp_path, data, method="supremix", epochs=3, batch_size=16):
     return path
 
 
-def built_task(recipe):
+def built_task(recipe, data_root=None):
     """The task a run would train (nothing trained): its data and predict() shapes."""
     import torch
 
-    return method_spec("regression", recipe.method.name).cls(recipe, None, torch.device("cpu"))
+    return method_spec("regression", recipe.method.name).cls(recipe, data_root, torch.device("cpu"))
 
 
 # ----------------------------------------------------------------------------------- methods
@@ -134,6 +134,38 @@ def test_pbp_folder_recipe_end_to_end(pbp, tmp_path, how):
     assert set(run.metrics["final"]) == METRICS and np.isfinite(list(run.metrics["final"].values())).all()
     assert run.metrics["steps"] == 3 * (27 // 8)
     assert json.loads((run.dir / "model" / "regressor.json").read_text())["dataset"] == "mydata"
+
+
+def test_a_users_card_in_the_pbp_layout_needs_no_code(pbp, tmp_path, monkeypatch):
+    from cl_domains.core.data import sha256sum
+
+    d, data = pbp
+    root = tmp_path / "root"
+    (root / "regression").mkdir(parents=True)
+    d = d.rename(root / "regression" / "mydata")
+    keys = {"data": "data.txt", "index_features": "index_features.txt", "index_target": "index_target.txt"}
+    keys.update({f"{s}_{k}": f"index_{s}_{k}.txt" for s in ("train", "test") for k in (0, 1)})
+    card = {
+        "name": "my_pbp",
+        "domain": "regression",
+        "title": "mine",
+        "license": "mine",
+        "source": "here",
+        "how_to_get": "it is here",
+        "files": {k: {"path": f"regression/mydata/{f}", "sha256": sha256sum(d / f)} for k, f in keys.items()},
+    }
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "my_pbp.yaml").write_text(yaml.safe_dump(card))
+    monkeypatch.setenv("CL_DOMAINS_CARDS", str(cards))
+    recipe = load_recipe(write_recipe(tmp_path, {"dataset": "my_pbp", "split": 1}))
+    task = built_task(recipe, root)
+    test_rows = np.loadtxt(d / "index_test_1.txt").astype(int)
+    assert task.data.name == "my_pbp" and task.predict("test").shape == (10,)
+    np.testing.assert_allclose(task.data.test.y, data[test_rows, 2])
+    (d / "index_test_0.txt").write_text("0\n")
+    with pytest.raises(UserError, match=r"dataset 'my_pbp': file .*index_test_0.txt is corrupt"):
+        built_task(recipe, root)
 
 
 # ----------------------------------------------------------------------------------- TSER .ts
