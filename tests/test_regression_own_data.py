@@ -168,6 +168,37 @@ def test_a_users_card_in_the_pbp_layout_needs_no_code(pbp, tmp_path, monkeypatch
         built_task(recipe, root)
 
 
+def test_a_users_card_with_one_table_or_ts_files(tmp_path, monkeypatch):
+    from cl_domains.core.data import sha256sum
+
+    root, cards = tmp_path / "root", tmp_path / "cards"
+    (root / "regression").mkdir(parents=True)
+    cards.mkdir()
+    rng = np.random.default_rng(2)
+    table = root / "regression" / "t.csv"
+    table.write_text("a,b,y\n" + "".join(f"{a},{b},{a - b}\n" for a, b in rng.normal(size=(30, 2))))
+    (root / "regression" / "s_TRAIN.ts").write_text(ts_text(40, 0))
+    (root / "regression" / "s_TEST.ts").write_text(ts_text(10, 1))
+
+    def write(name, files):
+        files = {k: {"path": f"regression/{f}", "sha256": sha256sum(root / "regression" / f)} for k, f in files.items()}
+        card = {"name": name, "domain": "regression", "title": name, "license": "-", "source": "-", "files": files}
+        (cards / f"{name}.yaml").write_text(yaml.safe_dump(card))
+
+    write("my_table", {"table": "t.csv"})
+    write("my_tser", {"train": "s_TRAIN.ts", "test": "s_TEST.ts"})
+    write("my_odd", {"a": "t.csv", "b": "s_TEST.ts"})
+    monkeypatch.setenv("CL_DOMAINS_CARDS", str(cards))
+    task = built_task(load_recipe(write_recipe(tmp_path, {"dataset": "my_table", "target": "y"})), root)
+    assert task.data.name == "my_table" and (len(task.data.train), len(task.data.test)) == (21, 6)
+    with pytest.raises(UserError, match=r"dataset 'my_table' is a table \(t.csv\): set data.target"):
+        built_task(load_recipe(write_recipe(tmp_path, {"dataset": "my_table"})), root)
+    task = built_task(load_recipe(write_recipe(tmp_path, {"dataset": "my_tser"})), root)
+    assert task.data.kind == "series" and (len(task.data.train), len(task.data.test)) == (36, 10)
+    with pytest.raises(UserError, match=r"dataset card 'my_odd' has no layout the regression domain reads"):
+        built_task(load_recipe(write_recipe(tmp_path, {"dataset": "my_odd"})), root)
+
+
 # ----------------------------------------------------------------------------------- TSER .ts
 def ts_text(n, seed, missing=False):
     """``n`` series of 2 dimensions, lengths 10-12; target = mean of dimension 0 + 2 x last of dimension 1."""

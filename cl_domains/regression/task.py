@@ -32,6 +32,7 @@ from ..core.modes import eval_mode
 from ..core.recipe import Recipe, StrictModel
 from ..core.registry import method
 from ..core.rng import derive_seed, generator
+from ..core.tables import table_format
 from ..core.task import StepContext, Task
 from .data import RegressionData, load_airfoil, load_exchange, load_stsb_dir, load_table, load_tser, load_uci_pbp
 from .encoder import MLPEncoder, TemporalEncoder, pair_features
@@ -124,8 +125,9 @@ class RegressionMethodConfig(StrictModel):
 
 
 def _card_data(name: str, cfg: RegressionDataConfig, data_root) -> RegressionData:
-    """A shipped dataset by its card: the three with their own format by name, any other regression card whose
-    files are in the PBP layout (``data``, ``index_features``, ``index_target``, ...) as a PBP folder."""
+    """A dataset by its card: the three shipped ones with their own format by name; any other regression card by
+    its files: the PBP layout (``data``, ``index_features``, ``index_target``, ``train_<k>``, ...), one table or
+    ``.ts`` file, or ``train`` + ``test`` ``.ts`` files."""
     r = lambda key: core_data.resolve(f"{name}/{key}", data_root)  # noqa: E731 (sha256-checked)
     c = core_data.card(name)
     if c.domain != "regression":
@@ -141,7 +143,33 @@ def _card_data(name: str, cfg: RegressionDataConfig, data_root) -> RegressionDat
         for key in c.files:  # checks every index file of the card
             r(key)
         return load_uci_pbp(folder, cfg.split, cfg.dev_fraction, name)
-    raise UserError(f"dataset card {name!r} has no reader in the regression domain (its files: {', '.join(c.files)}).")
+    files = {k: Path(f.path) for k, f in c.files.items()}
+    if set(files) == {"train", "test"} and all(f.suffix.lower() == ".ts" for f in files.values()):
+        return _named(load_tser(r("train"), r("test"), cfg.split, cfg.dev_fraction, cfg.test_fraction), name)
+    if len(files) == 1:
+        (key, file), fmt = next(iter(files.items())), None
+        if file.suffix.lower() == ".ts":
+            return _named(load_tser(r(key), None, cfg.split, cfg.dev_fraction, cfg.test_fraction), name)
+        try:
+            fmt = table_format(file)
+        except UserError:
+            pass
+        if fmt is not None:
+            if not cfg.target:
+                raise UserError(f"dataset {name!r} is a table ({file.name}): set data.target to its target column.")
+            return _named(
+                load_table(r(key), cfg.target, cfg.features, cfg.split, cfg.dev_fraction, cfg.test_fraction), name
+            )
+    raise UserError(
+        f"dataset card {name!r} has no layout the regression domain reads (its files: {', '.join(c.files)}); a "
+        "regression card holds one table or .ts file, train/test .ts files, or a PBP folder (data, index_features, "
+        "index_target, train_<k>, test_<k>)."
+    )
+
+
+def _named(data: RegressionData, name: str) -> RegressionData:
+    data.name = name
+    return data
 
 
 def load_data(cfg: RegressionDataConfig, data_root) -> RegressionData:
