@@ -1,9 +1,11 @@
-"""Readers and published splits of the regression benchmarks, and a loader for the user's own table.
+"""Readers and published splits of the regression benchmarks, and loaders for the user's own data: a table
+(:func:`load_table`, through ``core.tables``), a folder in the PBP layout (:func:`load_uci_pbp`), a TSER ``.ts``
+file (:func:`load_tser`) or in-memory arrays (:func:`from_arrays`).
 
 Every loader returns a :class:`RegressionData` with train/dev/test :class:`Split` s. Features are
-arrays (tabular: ``[n, d]``; series: ``[n, window]``) or sentence pairs (STS-B-DIR); targets are
-float64 ``[n]``. Inputs are checked on the way in: a missing target column, NaN features or a
-constant target are :class:`UserError` s that name the file and the column.
+arrays (tabular: ``[n, d]``; series: ``[n, window]`` or ``[n, length, channels]``) or sentence pairs
+(STS-B-DIR); targets are float64 ``[n]``. Inputs are checked on the way in: a missing target column, an index
+past the data, NaN features or a constant target are :class:`UserError` s that name the file and the column.
 """
 
 from __future__ import annotations
@@ -612,8 +614,9 @@ def from_arrays(
     name: str = "arrays",
     feature_names: list[str] | None = None,
 ) -> RegressionData:
-    """In-memory data: ``x [n, d]`` (a table) or ``[n, T, d]`` (series, NaN gaps allowed). Rows are split at random (seed ``split``); ``test_fraction`` 0 makes
-    the dev rows the test split too (the run's final metrics are then dev metrics)."""
+    """In-memory data: ``x [n, d]`` (a table) or ``[n, T, d]`` (series, NaN gaps allowed). Rows are split at
+    random (seed ``split``); ``test_fraction`` 0 makes the dev rows the test split too (the run's final metrics
+    are then dev metrics)."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64).ravel()
     if len(x) != len(y):
         raise UserError(f"fit(X, y): X has {len(x)} rows and y {len(y)}; give one target per row.")
