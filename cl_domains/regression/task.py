@@ -338,9 +338,12 @@ class RegressionTask(Task):
         offset = getattr(self.data, split).offset
         return out * self.y_std + self.y_mean + (0.0 if offset is None else offset)
 
-    def evaluate(self, split: str) -> dict[str, float]:
+    def on_evaluate(self) -> None:
+        """Two-stage protocol: the linear probe is refitted on the current representation before every evaluation."""
         if self.contrastive and self.cfg.protocol == "two_stage":
             self.fit_probe()
+
+    def evaluate(self, split: str) -> dict[str, float]:
         part = getattr(self.data, split)
         return metrics_by_shot(self.predict(split), part.y, part.shot)
 
