@@ -136,6 +136,18 @@ def test_pbp_folder_recipe_end_to_end(pbp, tmp_path, how):
     assert json.loads((run.dir / "model" / "regressor.json").read_text())["dataset"] == "mydata"
 
 
+@pytest.mark.parametrize("name", ["uci_concrete", "uci_energy"])
+def test_the_shipped_pbp_folders_read_as_own_folders_equal_their_cards(name, data_root):
+    from cl_domains.regression.task import RegressionDataConfig, load_data
+
+    card = load_data(RegressionDataConfig(dataset=name, split=7), data_root)
+    folder = load_data(RegressionDataConfig(dataset="pbp", path=str(data_root / "regression" / name), split=7), None)
+    for part in ("train", "dev", "test"):
+        np.testing.assert_array_equal(getattr(card, part).x, getattr(folder, part).x)
+        np.testing.assert_array_equal(getattr(card, part).y, getattr(folder, part).y)
+    assert len(card.test) == len((data_root / "regression" / name / "index_test_7.txt").read_text().split())
+
+
 def test_a_users_card_in_the_pbp_layout_needs_no_code(pbp, tmp_path, monkeypatch):
     from cl_domains.core.data import sha256sum
 
