@@ -12,7 +12,8 @@ from cl_domains.core.errors import UserError
 from cl_domains.core.recipe import load_recipe
 from cl_domains.core.registry import method_spec
 from cl_domains.core.train import train_recipe
-from cl_domains.regression import fit, load_tser, load_uci_pbp, read_ts
+from cl_domains.regression import fit, load_tser, load_uci_pbp
+from cl_domains.regression.data import _ts_reader
 from cl_domains.regression.task import L1Task, RnCTask, SupReMixTask
 
 METRICS = {"mae", "mse", "rmse", "gm", "pearson", "spearman"}
@@ -231,8 +232,8 @@ def ts_text(n, seed, missing=False):
 def test_read_ts_pads_and_reads_targets(tmp_path):
     p = tmp_path / "tiny_TRAIN.ts"
     p.write_text("@problemName t\n@targetLabel true\n@data\n1,2,3:4,5,6:0.5\n1,?:7,8:2\n")
-    x, y, meta = read_ts(p)
-    assert x.shape == (2, 3, 2) and meta["problemname"] == "t"
+    x, y, meta = _ts_reader()(p)
+    assert x.shape == (2, 3, 2) and meta["problem_name"] == "t" and meta["task"] == "regress"
     np.testing.assert_array_equal(y, [0.5, 2.0])
     np.testing.assert_array_equal(x[0], [[1, 4], [2, 5], [3, 6]])
     assert x[1, 0, 0] == 1 and np.isnan(x[1, 1, 0]) and np.isnan(x[1, 2]).all()  # '?' and padding are NaN
@@ -245,10 +246,10 @@ def test_tser_splits_fill_gaps_and_keep_targets(tmp_path):
     d = load_tser(train, test)
     assert d.kind == "series" and (len(d.train), len(d.dev), len(d.test)) == (54, 6, 15)
     assert d.train.x.shape == (54, 12, 2) and np.isfinite(d.train.x).all()
-    _, y_test, _ = read_ts(test)
+    _, y_test, _ = _ts_reader()(test)
     np.testing.assert_allclose(d.test.y, y_test)
     # padding repeats the last value; a leading gap takes the first value (after standardising: same numbers)
-    x, _, _ = read_ts(train)
+    x, _, _ = _ts_reader()(train)
     mu, sd = d.scaler
     filled = d.prepare(x)
     assert filled[1, 11, 0] == filled[1, 10, 0]  # series 1 has 11 steps: step 11 repeats step 10
@@ -260,14 +261,17 @@ def test_tser_splits_fill_gaps_and_keep_targets(tmp_path):
 def test_tser_errors(tmp_path):
     cls = tmp_path / "cls.ts"
     cls.write_text("@problemName c\n@classLabel true a b\n@data\n1,2,3:a\n2,3,4:b\n")
-    with pytest.raises(UserError, match=r"cls.ts is a classification .ts file \(@classLabel true\)"):
+    with pytest.raises(UserError, match=r"cls.ts is a classification .ts file; series regression needs a TSER file"):
+        load_tser(cls)
+    cls.write_text("@problemName c\n@data\n1,2,3\n2,3,4\n")
+    with pytest.raises(UserError, match=r"cls.ts is an unlabelled .ts file"):
         load_tser(cls)
     bad = tmp_path / "bad.ts"
     bad.write_text("@targetLabel true\n@data\n1,2,3:0.5\n1,x,3:0.7\n")
-    with pytest.raises(UserError, match=r"bad.ts, line 4: a series value is not a number"):
+    with pytest.raises(UserError, match=r"bad.ts, line 4\b.*non-numeric value"):
         load_tser(bad)
     bad.write_text("@targetLabel true\n@data\n1,2,3:0.5\n1,2:3,4:0.7\n")
-    with pytest.raises(UserError, match=r"bad.ts, line 4: 2 dimensions, the first series has 1"):
+    with pytest.raises(UserError, match=r"bad.ts, line 4: 2 dimension\(s\) but the first case has 1"):
         load_tser(bad)
 
 

@@ -22,7 +22,6 @@ from .data import (
     load_table,
     load_tser,
     load_uci_pbp,
-    read_ts,
     stsb_shot_groups,
 )
 from .encoder import MLPEncoder, TemporalEncoder
@@ -48,7 +47,6 @@ __all__ = [
     "Regressor",
     "from_arrays",
     "load_tser",
-    "read_ts",
     "SupReMix",
     "supremix_mixtures",
     "supremix_loss",

@@ -34,7 +34,6 @@ __all__ = [
     "load_exchange",
     "load_table",
     "load_tser",
-    "read_ts",
     "from_arrays",
     "pbp_splits",
     "SHOTS",
@@ -482,22 +481,22 @@ def _series(
 
 
 def _ts_reader():
-    """``read_ts(path) -> (X [n, T, d] with NaN padding, y, meta)`` of the time-series domain when installed,
-    else the minimal reader below."""
+    """``read_ts(path) -> (X [n, T, d] NaN-padded, y, meta)``: the time-series domain's reader
+    (``cl_domains.timeseries.ts_format``) when this installation has it, else the minimal one below."""
     try:
-        from ..timeseries.ts_format import read_ts as shared
+        from ..timeseries.ts_format import read_ts
     except ImportError:
-        return read_ts
-    return shared
+        return _read_ts
+    return read_ts
 
 
-def read_ts(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """A sktime/aeon ``.ts`` file: ``@`` header lines, then ``@data`` rows ``dim0:dim1:...:label`` with comma-
-    separated values per dimension (``?`` missing). Returns ``X [n, T, d]`` (NaN-padded to the longest
-    series), ``y [n]`` and the header as ``meta`` (keys lower-case). Regression files (``@targetlabel true``)
-    give float targets; classification files give the labels as strings."""
+def _read_ts(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """A minimal sktime/aeon ``.ts`` reader (no timestamps): ``@`` header lines, then ``@data`` rows
+    ``dim0:dim1:...:label``, comma-separated values per dimension, ``?`` missing. ``X [n, T, d]`` NaN-padded to
+    the longest series; ``y``: float targets (``@targetLabel true``), label strings (``@classLabel true``) or
+    ``None``; ``meta``: ``problem_name`` and ``task`` (``"regress"``, ``"classify"`` or ``None``)."""
     path = Path(path)
-    meta: dict = {}
+    header: dict = {}
     series, labels = [], []
     in_data = False
     with open_text(path) as f:
@@ -509,28 +508,29 @@ def read_ts(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
                 if not line.startswith("@"):
                     raise UserError(f"{path}, line {n}: expected a @ header line or @data, got {line[:60]!r}.")
                 key, _, value = line[1:].partition(" ")
-                key = key.lower()
-                if key == "data":
-                    in_data = True
-                else:
-                    meta[key] = value.strip()
+                in_data = key.lower() == "data"
+                header[key.lower()] = value.strip()
+                if in_data and _flag(header, "timestamps"):
+                    raise UserError(f"{path}: @timeStamps true is not supported; write the values without timestamps.")
                 continue
+            task = "classify" if _flag(header, "classlabel") else "regress" if _flag(header, "targetlabel") else None
             parts = line.split(":")
-            if meta.get("timestamps", "false").lower() == "true":
-                raise UserError(f"{path}: @timeStamps true is not supported; write the values without timestamps.")
-            if len(parts) < 2:
-                raise UserError(f"{path}, line {n}: expected 'values:target', got no ':' in {line[:60]!r}.")
+            if task:
+                if len(parts) < 2:
+                    raise UserError(f"{path}, line {n}: no label; each case ends with ':<label>'.")
+                labels.append(parts.pop().strip())
             try:
-                dims = [[float("nan") if v.strip() == "?" else float(v) for v in p.split(",")] for p in parts[:-1]]
+                dims = [[float("nan") if v.strip() == "?" else float(v) for v in p.split(",")] for p in parts]
             except ValueError:
-                raise UserError(f"{path}, line {n}: a series value is not a number ({line[:60]!r}).") from None
+                raise UserError(
+                    f"{path}, line {n}: non-numeric value in {line[:60]!r}; values are numbers or '?'."
+                ) from None
             if series and len(dims) != len(series[0]):
                 raise UserError(
-                    f"{path}, line {n}: {len(dims)} dimensions, the first series has {len(series[0])}; "
-                    "every series needs the same dimensions."
+                    f"{path}, line {n}: {len(dims)} dimension(s) but the first case has {len(series[0])}; every "
+                    "case needs the same dimensions."
                 )
             series.append(dims)
-            labels.append(parts[-1].strip())
     if not series:
         raise UserError(f"{path} holds no series (no rows after @data).")
     length = max(len(v) for s in series for v in s)
@@ -538,13 +538,13 @@ def read_ts(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
     for i, s in enumerate(series):
         for j, v in enumerate(s):
             x[i, : len(v), j] = v
-    y: np.ndarray = np.asarray(labels, dtype=object)
-    if _flag(meta, "targetlabel"):
-        try:
-            y = np.asarray(labels, dtype=np.float64)
-        except ValueError:
-            bad = next(i for i, v in enumerate(labels) if not _is_number(v))
-            raise UserError(f"{path}: the target of series {bad} is {labels[bad][:40]!r}, not a number.") from None
+    meta = {"problem_name": header.get("problemname", path.name.split(".")[0]), "task": task}
+    y = None if task is None else np.asarray(labels, dtype=object)
+    if task == "regress":
+        bad = next((i for i, v in enumerate(labels) if not _is_number(v)), None)
+        if bad is not None:
+            raise UserError(f"{path}: the target of case {bad + 1} is {labels[bad][:40]!r}, not a number.")
+        y = np.asarray(labels, dtype=np.float64)
     return x, y, meta
 
 
@@ -561,17 +561,14 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _ts_targets(x: np.ndarray, y: np.ndarray, meta: dict, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if not _flag(meta, "targetlabel") and _flag(meta, "classlabel"):
+def _ts_targets(x: np.ndarray, y: np.ndarray | None, meta: dict, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if meta.get("task") != "regress":
+        kind = "a classification" if meta.get("task") == "classify" else "an unlabelled"
         raise UserError(
-            f"{path} is a classification .ts file (@classLabel true); series regression needs a TSER file with "
-            "@targetLabel true and a numeric target after the last ':' of each row."
+            f"{path} is {kind} .ts file; series regression needs a TSER file: '@targetLabel true' in the header "
+            "and a numeric target after the last ':' of each case."
         )
-    try:
-        y = np.asarray(y, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise UserError(f"{path}: the targets are not numbers; a TSER file ends each row with ':<number>'.") from None
-    return np.asarray(x, dtype=np.float64), y
+    return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
 
 def load_tser(
