@@ -11,9 +11,10 @@ from typing import Literal
 
 import pytest
 import torch
+from pydantic import Field
 from toy_task import StopAfter
 
-from cl_domains.core import Callback, StrictModel, Task, eval_mode, generator, method, registry
+from cl_domains.core import Callback, StrictModel, Task, eval_mode, generator, info_nce, method, registry
 from cl_domains.core.errors import UserError
 from cl_domains.core.recipe import load_recipe
 from cl_domains.core.rng import derive_seed
@@ -49,19 +50,19 @@ def test_a_new_method_on_an_existing_domain_runs_end_to_end(tmp_path, toyline):
 
     class CentroidConfig(StrictModel):
         name: Literal["centroid"] = "centroid"
-        temperature: float = 0.5
+        objective: toyline.PairsObjective = Field(default_factory=toyline.PairsObjective)
 
     @method("toyline", "centroid")
     class Centroid(toyline.Pairs):
-        """The views' mean as the positive of both views (a different objective, same data and evaluation)."""
+        """The views' mean as the positive (a different objective, same data and evaluation)."""
 
         config = CentroidConfig
 
         def loss(self, batch, ctx):
-            a, b = (self.model(v[batch]) for v in self.views)
-            return toyline.info_nce(a, (a + b).detach() / 2, self.temperature) + toyline.info_nce(a, b, 1.0)
+            a, b = (self.net(v[batch]) for v in self.views)
+            return self.objective(a, (a + b).detach() / 2) + info_nce(a, b, 1.0)
 
-    recipe = toy_recipe(tmp_path, name="centroid", temperature=0.5)
+    recipe = toy_recipe(tmp_path, name="centroid", objective={"loss": "info_nce", "temperature": 0.5})
     assert isinstance(recipe.method, CentroidConfig)
     run = train_recipe(recipe, out=tmp_path / "runs")
     m = run.metrics
@@ -69,13 +70,10 @@ def test_a_new_method_on_an_existing_domain_runs_end_to_end(tmp_path, toyline):
     assert (run.dir / "metrics.json").is_file() and (run.dir / "model" / "model.safetensors").is_file()
 
 
-def test_the_plugin_domain_installs_and_runs_from_the_cli(tmp_path):
+def test_the_plugin_domain_installs_and_runs_from_the_cli(tmp_path, toy_plugin_site):
     """docs/design.md, "Add a domain": a separate package declares the entry point ``cl_domains.plugins``;
     ``pip install`` it (here into a target folder) and ``cl-domains run`` finds the domain."""
-    site = tmp_path / "site"
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site)]
-    proc = subprocess.run([*pip, str(PLUGIN)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    site = toy_plugin_site
     assert list(site.glob("cl_domains_toy-*.dist-info/entry_points.txt"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)]), "OMP_NUM_THREADS": "1"}
     recipe = site / "cl_domains_toy" / "toyline.yaml"

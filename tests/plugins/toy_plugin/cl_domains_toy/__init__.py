@@ -7,7 +7,16 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from cl_domains.core import StrictModel, Task, eval_mode, generator, info_nce, method, register_domain
+from cl_domains.core import (
+    Objective,
+    StrictModel,
+    Task,
+    eval_mode,
+    generator,
+    method,
+    objective_config,
+    register_domain,
+)
 
 
 class ToylineModelConfig(StrictModel):
@@ -24,9 +33,12 @@ class ToylineEvalConfig(StrictModel):
     pass
 
 
+PairsObjective = objective_config("pairs", "info_nce", 0.2)  # the published choice; `supcon` is refused (no labels)
+
+
 class PairsConfig(StrictModel):
     name: Literal["pairs"] = "pairs"
-    temperature: float = Field(0.2, gt=0)
+    objective: PairsObjective = Field(default_factory=PairsObjective)
 
 
 @method("toyline", "pairs")
@@ -40,8 +52,10 @@ class Pairs(Task):
         self.x = torch.randn(d.points, d.features, generator=g)
         self.views = [self.x + d.noise * torch.randn(d.points, d.features, generator=g) for _ in range(2)]
         width = recipe.model.dim
-        self.model = torch.nn.Sequential(torch.nn.Linear(d.features, 32), torch.nn.Tanh(), torch.nn.Linear(32, width))
-        self.temperature = recipe.method.temperature
+        net = torch.nn.Sequential(torch.nn.Linear(d.features, 32), torch.nn.Tanh(), torch.nn.Linear(32, width))
+        self.objective = Objective(recipe.method.objective)
+        self.model = torch.nn.ModuleDict({"net": net, "objective": self.objective})  # a learnable temperature trains
+        self.net = net
 
     def num_batches(self, epoch):
         return len(self.x) // self.batch_size
@@ -51,12 +65,12 @@ class Pairs(Task):
         return order[: self.num_batches(epoch) * self.batch_size].split(self.batch_size)
 
     def loss(self, batch, ctx):
-        a, b = (self.model(v[batch]) for v in self.views)
-        return info_nce(a, b, self.temperature)
+        a, b = (self.net(v[batch]) for v in self.views)
+        return self.objective(a, b)  # positives: the other view of each point
 
     def evaluate(self, split):
         with eval_mode(self.model):
-            a, b = (torch.nn.functional.normalize(self.model(v), dim=1) for v in self.views)
+            a, b = (torch.nn.functional.normalize(self.net(v), dim=1) for v in self.views)
         return {"top1": float(((a @ b.T).argmax(1) == torch.arange(len(a))).float().mean())}
 
 
