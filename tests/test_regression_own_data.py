@@ -13,8 +13,8 @@ from cl_domains.core.recipe import load_recipe
 from cl_domains.core.registry import method_spec
 from cl_domains.core.train import train_recipe
 from cl_domains.regression import fit, load_tser, load_uci_pbp
-from cl_domains.regression.data import _ts_reader
 from cl_domains.regression.task import L1Task, RnCTask, SupReMixTask
+from cl_domains.timeseries.ts_format import read_ts
 
 METRICS = {"mae", "mse", "rmse", "gm", "pearson", "spearman"}
 
@@ -229,10 +229,10 @@ def ts_text(n, seed, missing=False):
     return "\n".join(lines) + "\n"
 
 
-def test_read_ts_pads_and_reads_targets(tmp_path):
+def test_the_ts_reader_contract_regression_relies_on(tmp_path):
     p = tmp_path / "tiny_TRAIN.ts"
     p.write_text("@problemName t\n@targetLabel true\n@data\n1,2,3:4,5,6:0.5\n1,?:7,8:2\n")
-    x, y, meta = _ts_reader()(p)
+    x, y, meta = read_ts(p)
     assert x.shape == (2, 3, 2) and meta["problem_name"] == "t" and meta["task"] == "regress"
     np.testing.assert_array_equal(y, [0.5, 2.0])
     np.testing.assert_array_equal(x[0], [[1, 4], [2, 5], [3, 6]])
@@ -246,10 +246,10 @@ def test_tser_splits_fill_gaps_and_keep_targets(tmp_path):
     d = load_tser(train, test)
     assert d.kind == "series" and (len(d.train), len(d.dev), len(d.test)) == (54, 6, 15)
     assert d.train.x.shape == (54, 12, 2) and np.isfinite(d.train.x).all()
-    _, y_test, _ = _ts_reader()(test)
+    _, y_test, _ = read_ts(test)
     np.testing.assert_allclose(d.test.y, y_test)
     # padding repeats the last value; a leading gap takes the first value (after standardising: same numbers)
-    x, _, _ = _ts_reader()(train)
+    x, _, _ = read_ts(train)
     mu, sd = d.scaler
     filled = d.prepare(x)
     assert filled[1, 11, 0] == filled[1, 10, 0]  # series 1 has 11 steps: step 11 repeats step 10

@@ -480,87 +480,6 @@ def _series(
     return RegressionData(name, "series", splits["train"], splits["dev"], splits["test"], names, target, scaler)
 
 
-def _ts_reader():
-    """``read_ts(path) -> (X [n, T, d] NaN-padded, y, meta)``: the time-series domain's reader
-    (``cl_domains.timeseries.ts_format``) when this installation has it, else the minimal one below."""
-    try:
-        from ..timeseries.ts_format import read_ts
-    except ImportError:
-        return _read_ts
-    return read_ts
-
-
-def _read_ts(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict]:
-    """A minimal sktime/aeon ``.ts`` reader (no timestamps): ``@`` header lines, then ``@data`` rows
-    ``dim0:dim1:...:label``, comma-separated values per dimension, ``?`` missing. ``X [n, T, d]`` NaN-padded to
-    the longest series; ``y``: float targets (``@targetLabel true``), label strings (``@classLabel true``) or
-    ``None``; ``meta``: ``problem_name`` and ``task`` (``"regress"``, ``"classify"`` or ``None``)."""
-    path = Path(path)
-    header: dict = {}
-    series, labels = [], []
-    in_data = False
-    with open_text(path) as f:
-        for n, raw in enumerate(f, 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if not in_data:
-                if not line.startswith("@"):
-                    raise UserError(f"{path}, line {n}: expected a @ header line or @data, got {line[:60]!r}.")
-                key, _, value = line[1:].partition(" ")
-                in_data = key.lower() == "data"
-                header[key.lower()] = value.strip()
-                if in_data and _flag(header, "timestamps"):
-                    raise UserError(f"{path}: @timeStamps true is not supported; write the values without timestamps.")
-                continue
-            task = "classify" if _flag(header, "classlabel") else "regress" if _flag(header, "targetlabel") else None
-            parts = line.split(":")
-            if task:
-                if len(parts) < 2:
-                    raise UserError(f"{path}, line {n}: no label; each case ends with ':<label>'.")
-                labels.append(parts.pop().strip())
-            try:
-                dims = [[float("nan") if v.strip() == "?" else float(v) for v in p.split(",")] for p in parts]
-            except ValueError:
-                raise UserError(
-                    f"{path}, line {n}: non-numeric value in {line[:60]!r}; values are numbers or '?'."
-                ) from None
-            if series and len(dims) != len(series[0]):
-                raise UserError(
-                    f"{path}, line {n}: {len(dims)} dimension(s) but the first case has {len(series[0])}; every "
-                    "case needs the same dimensions."
-                )
-            series.append(dims)
-    if not series:
-        raise UserError(f"{path} holds no series (no rows after @data).")
-    length = max(len(v) for s in series for v in s)
-    x = np.full((len(series), length, len(series[0])), np.nan)
-    for i, s in enumerate(series):
-        for j, v in enumerate(s):
-            x[i, : len(v), j] = v
-    meta = {"problem_name": header.get("problemname", path.name.split(".")[0]), "task": task}
-    y = None if task is None else np.asarray(labels, dtype=object)
-    if task == "regress":
-        bad = next((i for i, v in enumerate(labels) if not _is_number(v)), None)
-        if bad is not None:
-            raise UserError(f"{path}: the target of case {bad + 1} is {labels[bad][:40]!r}, not a number.")
-        y = np.asarray(labels, dtype=np.float64)
-    return x, y, meta
-
-
-def _flag(meta: dict, key: str) -> bool:
-    """A ``.ts`` header flag (``@classLabel true a b`` counts as true)."""
-    return str(meta.get(key, "")).lower().split()[:1] == ["true"]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _ts_targets(x: np.ndarray, y: np.ndarray | None, meta: dict, path: Path) -> tuple[np.ndarray, np.ndarray]:
     if meta.get("task") != "regress":
         kind = "a classification" if meta.get("task") == "classify" else "an unlabelled"
@@ -579,16 +498,18 @@ def load_tser(
     test_fraction: float = 0.2,
 ) -> RegressionData:
     """Time-series extrinsic regression from a ``.ts`` file (``@targetLabel true``, e.g. the Monash/UEA TSER
-    archive): every series ``[T, d]`` has one numeric target. With ``test_path`` (the archive's ``_TEST.ts``)
+    archive; read by :func:`cl_domains.timeseries.ts_format.read_ts`): every series ``[T, d]`` has one numeric target. With ``test_path`` (the archive's ``_TEST.ts``)
     that file is the test split and ``dev_fraction`` of ``path`` is held out at random (seed ``split``);
     without it, the rows of ``path`` are split at random by both fractions. Gaps and padding of unequal
     lengths are filled with the channel's previous value; channels are standardised with training statistics."""
+    from ..timeseries.ts_format import read_ts
+
     path = Path(path)
-    x, y = _ts_targets(*_ts_reader()(path), path)
+    x, y = _ts_targets(*read_ts(path), path)
     test = None
     if test_path is not None:
         test_path = Path(test_path)
-        xt, yt = _ts_targets(*_ts_reader()(test_path), test_path)
+        xt, yt = _ts_targets(*read_ts(test_path), test_path)
         if xt.shape[1] < x.shape[1]:  # pad the shorter file to the longer one's length (filled like any gap)
             xt = np.concatenate([xt, np.full((len(xt), x.shape[1] - xt.shape[1], xt.shape[2]), np.nan)], 1)
         elif xt.shape[1] > x.shape[1]:
