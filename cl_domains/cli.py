@@ -1,4 +1,4 @@
-"""``cl-domains run | list | eval | data | report``."""
+"""``cl-domains run | list | show | matrix | eval | data | report``."""
 
 from __future__ import annotations
 
@@ -64,6 +64,61 @@ def run(
             train_recipe(load_recipe(recipe, profile, overrides), out=out_dir, data_root=data_root)
     except KeyboardInterrupt:
         raise Interrupted(resume or Run.latest_created) from None
+
+
+@app.command()
+def matrix(
+    domains: Optional[str] = typer.Option(
+        None, "--domains", help="comma-separated domains (default: every recipe with the profile)"
+    ),
+    losses: Optional[str] = typer.Option(
+        None, "--losses", help="comma-separated losses (default: all of the objective slot)"
+    ),
+    temperatures: Optional[str] = typer.Option(
+        None,
+        "--temperatures",
+        help="comma-separated (default: the recipe's matrix.temperatures, else own/2, own, 2*own)",
+    ),
+    seeds: str = typer.Option("0,1,2", "--seeds", help="comma-separated seeds"),
+    profile: str = typer.Option("matrix", "--profile", "-p", help="the recipes' profile that sizes one cell"),
+    recipes: List[str] = typer.Option(
+        [], "--recipes", help="recipe paths or names instead of the shipped ones (repeatable)"
+    ),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="cells trained at once (each in its own process)"),
+    out_dir: Path = typer.Option(Path("runs/matrix"), "--out", help="the matrix folder (cells, matrix.csv/md/png)"),
+    data_root: Optional[Path] = DATA_ROOT,
+) -> None:
+    """The loss x domain matrix: every loss x temperature x seed of each recipe; resumable (finished cells kept)."""
+    from .core.matrix import plan, run_matrix
+
+    def split(text: Optional[str], kind=str) -> Optional[list]:
+        try:
+            return [kind(x) for x in text.split(",") if x.strip()] if text else None
+        except ValueError:
+            raise UserError(f"cannot read {text!r} as a comma-separated list of {kind.__name__}s.") from None
+
+    cells = plan(
+        domains=split(domains),
+        losses=split(losses),
+        temperatures=split(temperatures, float),
+        seeds=split(seeds, int) or [0],
+        profile=profile,
+        recipes=recipes,
+    )
+    todo = sum(c.status == "todo" for c in cells)
+    out.print(f"matrix: {len(cells)} cells ({todo} to run or read back) in {out_dir}", markup=False, highlight=False)
+    run_matrix(
+        cells,
+        out_dir,
+        jobs=jobs,
+        data_root=str(data_root) if data_root else None,
+        log=lambda m: out.print(m, markup=False, highlight=False),
+    )
+    out.print(
+        f"wrote {out_dir / 'matrix.csv'}, {out_dir / 'matrix.md'}, {out_dir / 'matrix.png'}",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _shipped_recipes() -> dict[str, Path]:

@@ -20,5 +20,4 @@ _, build = registry.domain(recipe.domain).methods[recipe.method.name]
 task = build(recipe, None, torch.device("cpu"))
 load_model(task.model, str(run / "best" / "model.safetensors"))
 task.model.eval()
-task._swa_pending = False  # the saved averaged copy is the one to score
 print(json.dumps(task.evaluate("test"), indent=1))

@@ -133,3 +133,16 @@ def readme_snippet(domain: str, lang: str = "python") -> str:
     if block is None:
         raise AssertionError(f"no ```{lang} block under {head!r}")
     return block.group(1)
+
+
+@pytest.fixture(scope="session")
+def toy_plugin_site(tmp_path_factory) -> Path:
+    """``tests/plugins/toy_plugin`` installed with pip into a folder (real ``cl_domains.plugins`` entry points):
+    put the folder on ``PYTHONPATH`` / ``sys.path`` to use it."""
+    import subprocess
+
+    site = tmp_path_factory.mktemp("plugin-site")
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site)]
+    proc = subprocess.run([*pip, str(Path(__file__).parent / "plugins" / "toy_plugin")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return site

@@ -260,12 +260,12 @@ def test_batches_are_full_like_the_official_loader(ts_root):
 
     task = TS2Vec(load_recipe("recipes/ts2vec_ett.yaml", "quick"), ts_root.parent, torch.device("cpu"))
     assert len(task.train_x) == 34 and task.num_batches(0) == 1
-    ((_, _, idx),) = list(task.batches(0))
+    (idx,) = list(task.batches(0))
     assert len(idx) == 32 and len(set(idx.tolist())) == 32
     task = TS2Vec(
         load_recipe("recipes/ts2vec_ett.yaml", "quick", ["train.batch_size=100"]), ts_root.parent, torch.device("cpu")
     )
-    ((_, _, idx),) = list(task.batches(3))
+    (idx,) = list(task.batches(3))
     assert sorted(idx.tolist()) == list(range(34))
 
 
@@ -302,12 +302,14 @@ def test_sections_split_long_series():
 
 
 # ------------------------------------------------------------------ quick profiles and the sklearn pipeline
-# Quick profiles on ETTh1 (H = 24, 48), seeds 42 / 1 / 2 (benchmarks/results/quick/<recipe>.json): test MSE mean ± std.
+# Quick profiles on ETTh1 (H = 24, 48), seeds 42 / 1 / 2, test MSE mean ± std, measured with the rng.generator
+# streams (issue 19): AutoTCL .0509 / .0504 / .0484, TS2Vec .0563 / .0551 / .0544 (with the old seed formulas the
+# means were .0500 ± .0013 and .0557 ± .0007; benchmarks/results/quick/<recipe>.json holds those older runs).
 # Both LOSE to the simple baselines on the same split: last value .0422, ridge on the raw 33-step window .0398, and
 # they barely differ from their own untrained encoder (AutoTCL .0507-.0518, TS2Vec .0529-.0558 over the 3 seeds).
 # So what is asserted is what holds: the result stays within ~4 std of the stored mean, within 1.45x the last-value
-# MSE (measured ratios: AutoTCL 1.15-1.21, TS2Vec 1.31-1.34), and the baselines are this split's deterministic values.
-FORECAST = {"autotcl_ett": (0.0500, 0.0013), "ts2vec_ett": (0.0557, 0.0007)}
+# MSE (measured ratios: AutoTCL 1.15-1.21, TS2Vec 1.29-1.33), and the baselines are this split's deterministic values.
+FORECAST = {"autotcl_ett": (0.0499, 0.0013), "ts2vec_ett": (0.0553, 0.0009)}
 LAST_VALUE_MSE, RIDGE_WINDOW_MSE = 0.04223, 0.03982
 
 
@@ -328,11 +330,13 @@ def test_forecast_quick_profile_against_baselines(recipe, tmp_path, data_root):
     assert m["best_step"] is not None
 
 
-# UCR Chinatown quick, seeds 42 / 1 / 2 / 3: accuracy .9738 / .9621 / .9708 / .9650 (mean .9679 ± .0052); raw 1-NN
-# .9446 and raw SVM .9650 on the same split. Ours beats 1-NN on every seed (margin >= .0175, asserted: .01) but not
-# the raw SVM, and not its own untrained encoder (before training .9767 / .9592 / .9738 / .9679: after > before on
-# 1 seed of 4): 30 steps do not improve this encoder here. Asserted: no drop of more than .02 below before training.
-UCR_QUICK = (0.9679, 0.0052)
+# UCR Chinatown quick, seeds 42 / 1 / 2 / 3 (rng.generator streams): accuracy .9592 / .9446 / .9534 / .9796 (mean
+# .9592 ± .0149; with the old seed formulas .9738 / .9621 / .9708 / .9650, .9679 ± .0052); raw 1-NN .9446 and raw SVM
+# .9650 on the same split. Ours is at or above 1-NN on every seed (level on seed 1; seed 42, the test's, by .0146,
+# asserted: .01), below the raw SVM on 3 of 4 seeds and below its own untrained encoder on 3 of 4 (before training
+# .9767 / .9592 / .9738 / .9679): 30 steps do not improve this encoder here. Asserted: no drop of more than .02 below
+# before training.
+UCR_QUICK = (0.9592, 0.0149)
 
 
 @pytest.mark.integration
@@ -459,11 +463,13 @@ def test_autotcl_counts_and_skips_non_finite_augmenter_steps(data_root, monkeypa
     """A NaN augmenter loss does not move the augmenter: the step is skipped, counted (train_stats) and warned about."""
     from cl_domains.core import registry
     from cl_domains.core.recipe import load_recipe
+    from cl_domains.core.task import StepContext
     from cl_domains.timeseries import autotcl
 
     r = load_recipe("recipes/autotcl_ucr.yaml", "quick", TINY["autotcl_ucr"])
     task = registry.domain("timeseries").methods["autotcl"][1](r, data_root, torch.device("cpu"))
-    x, g = task.batch_inputs(next(iter(task.batches(0))))
+    ctx = StepContext(0, 0, 0, r.train.seed, torch.device("cpu"))
+    x, g = task.batch_inputs(next(iter(task.batches(0))), ctx)
     before = [p.detach().clone() for p in task.augmenter.parameters()]
     task.augmenter_step(x, g)
     assert task.train_stats() == {"aug_nonfinite_steps": 0}
@@ -475,3 +481,60 @@ def test_autotcl_counts_and_skips_non_finite_augmenter_steps(data_root, monkeypa
     assert stats["aug_skipped"] == 1.0 and task.train_stats() == {"aug_nonfinite_steps": 1}
     assert all(torch.equal(a, b.detach()) for a, b in zip(moved, task.augmenter.parameters()))
     assert "augmenter.nonfinite_steps" in dict(task.model.named_buffers())  # saved with every checkpoint
+
+
+def test_swa_averages_each_post_step_weight_once(data_root):
+    """on_step_end folds the weights after each optimiser step into the average exactly once; evaluation adds none."""
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.core.task import StepContext
+    from cl_domains.timeseries.ts2vec import TS2Vec
+
+    r = load_recipe("recipes/autotcl_ucr.yaml", "quick", TINY["autotcl_ucr"] + ["method={name: ts2vec}"])
+    task = TS2Vec(r, data_root, torch.device("cpu"))
+    first = next(task.net.parameters())
+    for step, value in enumerate([1.0, 2.0, 6.0]):
+        with torch.no_grad():
+            first.fill_(value)  # stands in for the optimiser step
+        task.on_step_end(StepContext(step, 0, step, r.train.seed, torch.device("cpu")))
+    task.evaluate("dev")
+    assert int(task.swa.n_averaged) == 3
+    assert torch.allclose(next(task.encoder().parameters()), torch.full_like(first, 3.0))
+    assert all(m.training for m in task.swa.modules())  # encode under eval_mode restored the modes
+
+
+def test_batches_are_index_tensors_drawn_from_named_streams(data_root):
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.core.rng import generator
+    from cl_domains.core.task import StepContext
+    from cl_domains.timeseries.ts2vec import TS2Vec
+
+    r = load_recipe("recipes/autotcl_ucr.yaml", "quick", TINY["autotcl_ucr"] + ["method={name: ts2vec}"])
+    task = TS2Vec(r, data_root, torch.device("cpu"))
+    (e0,), (e1,) = list(task.batches(0))[:1], list(task.batches(1))[:1]
+    assert e0.dtype == torch.long and not torch.equal(e0, e1)
+    want = torch.randperm(len(task.train_x), generator=generator(r.train.seed, "shuffle", 1))[: task.batch_size]
+    assert torch.equal(e1, want)
+    ctx = StepContext(5, 1, 0, r.train.seed, torch.device("cpu"))
+    x, g = task.batch_inputs(e1, ctx)
+    assert torch.equal(x, task.train_x[e1]) and torch.equal(
+        torch.rand(3, generator=g), torch.rand(3, generator=ctx.generator("views"))
+    )
+
+
+def test_autotcl_alternates_on_the_loop_step(data_root, monkeypatch):
+    """ratio_step counts the loop's steps (ctx.step), so a resumed run alternates as the uninterrupted one."""
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.core.task import StepContext
+    from cl_domains.timeseries.autotcl import AutoTCL
+
+    r = load_recipe("recipes/autotcl_ucr.yaml", "quick", TINY["autotcl_ucr"] + ["method.ratio_step=2"])
+    task = AutoTCL(r, data_root, torch.device("cpu"))
+    calls = []
+    monkeypatch.setattr(task, "augmenter_step", lambda x, g: calls.append(1) or {})
+    batch = next(iter(task.batches(0)))
+    steps = []
+    for step in (3, 4, 5, 6):
+        n = len(calls)
+        task.loss(batch, StepContext(step, 0, 0, r.train.seed, torch.device("cpu")))
+        steps += [step] * (len(calls) - n)
+    assert steps == [4, 6]

@@ -24,6 +24,7 @@ _LAZY = {
     **dict.fromkeys(("Task", "Study", "StepContext"), "task"),
     **dict.fromkeys(("method", "register_domain"), "registry"),
     **dict.fromkeys(("Callback", "TrainState", "train_recipe", "train_task"), "train"),
+    **dict.fromkeys(("Objective", "ObjectiveConfig", "objective_config"), "objectives"),
     "eval_mode": "modes",
     "generator": "rng",
     "StrictModel": "recipe",

@@ -98,19 +98,30 @@ def data_root(explicit: str | Path | None = None) -> tuple[Path, str]:
     return Path(user_cache_dir("cl-domains")) / "data", "the default cache (set --data-root or $CL_DOMAINS_DATA)"
 
 
+CARDS_ENV = "CL_DOMAINS_CARDS"
+
+
 def card_dirs() -> list[Path]:
+    """Where dataset cards are read from: the folders in ``$CL_DOMAINS_CARDS`` (``os.pathsep``-separated; the
+    user's own cards, first), then the package's ``cards/`` and the checkout's ``datasets/``."""
     pkg = Path(__file__).resolve().parents[1]
-    return [pkg / "cards", pkg.parent / "datasets"]
+    extra = [Path(p).expanduser() for p in os.environ.get(CARDS_ENV, "").split(os.pathsep) if p]
+    return [*extra, pkg / "cards", pkg.parent / "datasets"]
+
+
+def cards() -> dict[str, DatasetCard]:
+    """Every known dataset card by name (the first folder of :func:`card_dirs` that has a name wins)."""
+    return _read_cards(tuple(card_dirs()))
 
 
 @lru_cache(maxsize=None)
-def cards() -> dict[str, DatasetCard]:
+def _read_cards(dirs: tuple[Path, ...]) -> dict[str, DatasetCard]:
     found: dict[str, DatasetCard] = {}
-    for d in card_dirs():
+    for d in dirs:
         for f in sorted(d.glob("*.yaml")) if d.is_dir() else []:
             try:
                 c = DatasetCard.model_validate(yaml.safe_load(f.read_text()))
-            except Exception as exc:  # a broken card is a bug in the package: say which file
+            except Exception as exc:  # a broken card: say which file
                 raise UserError(f"dataset card {f} is invalid: {exc}") from None
             found.setdefault(c.name, c)
     return found

@@ -14,7 +14,7 @@ import difflib
 import re
 import reprlib
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args, get_origin
 
@@ -170,6 +170,15 @@ def paper_applies(recipe: "Recipe") -> tuple[bool, str]:
     )
 
 
+class MatrixConfig(StrictModel):
+    """How ``cl-domains matrix`` scores this recipe (see :mod:`cl_domains.core.matrix`)."""
+
+    metric: Optional[str] = Field(None, description="the test metric compared (default: the first paper metric)")
+    temperatures: list[float] = Field(
+        default_factory=list, description="temperatures tried (default: the method's own, and half and twice it)"
+    )
+
+
 class _RecipeFile(StrictModel):
     name: str
     domain: str
@@ -182,6 +191,7 @@ class _RecipeFile(StrictModel):
     eval: dict[str, Any] = Field(default_factory=dict)
     paper: PaperConfig = Field(default_factory=PaperConfig)
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    matrix: MatrixConfig = Field(default_factory=MatrixConfig)
 
 
 @dataclass
@@ -200,6 +210,7 @@ class Recipe:
     paper: PaperConfig
     resolved: dict[str, Any]  # the merged plain dict, as saved with a run
     source: str
+    matrix: MatrixConfig = field(default_factory=MatrixConfig)
 
     def dump(self) -> str:
         return yaml.safe_dump(self.resolved, sort_keys=False)
@@ -430,4 +441,5 @@ def load_recipe(path: str | Path, profile: str | None = None, overrides: list[st
         paper=top.paper,
         resolved=resolved,
         source=str(file),
+        matrix=top.matrix,
     )

@@ -5,7 +5,7 @@ owns the optimiser and schedule, progress, periodic dev evaluation with best-che
 selection, atomic checkpoints (weights as safetensors) and ``resume``, the NaN/inf guard, and
 the run's ``metrics.json`` / plot / "ours vs paper" table.
 
-Scale (for tasks that also implement :class:`EmbeddingTask`):
+Scale (for tasks that implement ``embed`` and ``loss_from_embeddings``):
 
 * ``train.grad_cache_chunk`` (GradCache, Gao et al. 2021): the batch is embedded in sub-batches
   without a graph, the loss is taken on the whole batch of embeddings, and each sub-batch is

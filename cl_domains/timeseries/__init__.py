@@ -1,16 +1,18 @@
-"""Time series: TS2Vec and AutoTCL, evaluated by ridge forecasting (ETT, WTH) and SVM classification (UCR).
+"""Time series: TS2Vec and AutoTCL, evaluated by ridge forecasting (ETT, WTH), SVM classification (UCR, .ts)
+and ridge extrinsic regression (TSER .ts files, long tables).
 
 Public API::
 
-    from cl_domains.timeseries import TSEncoder, read_forecast, read_ucr
+    from cl_domains.timeseries import TSEncoder, read_forecast, read_long, read_ts, read_ucr
 """
 
 from ..core.registry import register_domain
-from .data import Classification, Forecast, read_forecast, read_ucr, read_uea
+from .data import Classification, Forecast, Regression, read_forecast, read_long, read_ucr, read_uea
 from .encoder import TSEncoder
 from .losses import hierarchical_loss
 from .networks import TrendHead, TS2VecNet
 from .task import TimeseriesDataConfig, TimeseriesEvalConfig, TimeseriesModelConfig, TimeseriesTask
+from .ts_format import read_ts
 
 register_domain("timeseries", model=TimeseriesModelConfig, data=TimeseriesDataConfig, eval=TimeseriesEvalConfig)
 
@@ -22,6 +24,9 @@ __all__ = [
     "read_forecast",
     "read_ucr",
     "read_uea",
+    "read_ts",
+    "read_long",
+    "Regression",
     "Forecast",
     "Classification",
     "hierarchical_loss",

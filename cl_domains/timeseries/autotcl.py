@@ -51,13 +51,12 @@ class AutoTCLConfig(StrictModel):
 class AutoTCL(TimeseriesTask):
     config = AutoTCLConfig
 
-    def __init__(self, recipe, data_root, device):
-        super().__init__(recipe, data_root, device)
+    def __init__(self, recipe, data_root, device, panel=None):
+        super().__init__(recipe, data_root, device, panel)
         c = self.cfg
         self.augmenter = Augmenter(self.net_config["input_dims"], c.aug_dim, c.aug_depth, c.tau, c.hard)
         self.model["augmenter"] = self.augmenter
         self.aug_optimizer = torch.optim.Adam(self.augmenter.parameters(), lr=c.meta_lr)
-        self._steps = 0
         # augmenter steps skipped for non-finite gradients; a buffer, so checkpoints (and resume) keep the count
         self.augmenter.register_buffer("nonfinite_steps", torch.zeros((), dtype=torch.long))
 
@@ -108,11 +107,10 @@ class AutoTCL(TimeseriesTask):
         return {"augmenter": self.aug_optimizer}  # the loop checkpoints and restores its state
 
     def loss(self, batch, ctx: StepContext):
-        x, g = self.batch_inputs(batch)
+        x, g = self.batch_inputs(batch, ctx)
         stats = {}
-        if self._steps % self.cfg.ratio_step == 0:  # alternating updates (AutoTCL Alg. 1)
+        if ctx.step % self.cfg.ratio_step == 0:  # alternating updates (AutoTCL Alg. 1)
             stats = self.augmenter_step(x, g)
-        self._steps += 1
         with torch.no_grad():
             v, _, _ = self.augmenter(x, g)
         loss, parts = self.encoder_loss(x, v, g)

@@ -1,4 +1,5 @@
-"""Readers for the time-series benchmarks: ETT/WTH forecasting CSVs and UCR-2018 TSVs.
+"""Readers for the time-series benchmarks (ETT/WTH forecasting CSVs, UCR-2018 TSVs) and the user's own data
+(``.ts`` train/test files for classification and TSER regression, long-format tables).
 
 Protocol (TS2Vec / AutoTCL): ETTh train/val/test = rows [0, 8640), [8640, 11520), [11520, 14400)
 (ETTm the same x4); other CSVs 60/20/20 by rows. A ``StandardScaler`` is fitted on the train rows
@@ -25,6 +26,10 @@ __all__ = [
     "read_forecast",
     "read_ucr",
     "read_uea",
+    "read_ts_split",
+    "read_long",
+    "read_long_split",
+    "Regression",
     "time_covariates",
     "UNIVARIATE_TARGETS",
     "HORIZONS",
@@ -272,3 +277,159 @@ def read_uea(name: str) -> Classification:
     return Classification(
         name, xs[0], np.array([lookup[v] for v in ys[0]]), xs[1], np.array([lookup[v] for v in ys[1]]), classes
     )
+
+
+@dataclass
+class Regression:
+    """Extrinsic regression (TSER): ``x_*`` ``[N, T, C]`` float32 (NaN pads shorter series), ``y_*`` ``[N]`` float."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def _scale_panel(xtr: np.ndarray, xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean/std over all train timestamps (TS2Vec's UEA protocol), applied to both splits."""
+    mean, std = np.nanmean(xtr, axis=(0, 1)), np.nanstd(xtr, axis=(0, 1))
+    std = np.where(std > 0, std, 1.0)
+    return ((xtr - mean) / std).astype(np.float32), ((xte - mean) / std).astype(np.float32)
+
+
+def _width(x: np.ndarray, t: int) -> np.ndarray:
+    return np.pad(x, ((0, 0), (0, t - x.shape[1]), (0, 0)), constant_values=np.nan) if x.shape[1] < t else x
+
+
+def read_ts_split(train: str | Path, test: str | Path, kind: str = "classify") -> Classification | Regression:
+    """A ``.ts`` train and test file (:func:`~cl_domains.timeseries.ts_format.read_ts`) -> :class:`Classification`
+    (``kind="classify"``, labels mapped to 0..K-1 in sorted order of the train labels) or :class:`Regression`
+    (``kind="regress"``, ``@targetLabel true``). Channels are scaled with the train mean/std."""
+    from .ts_format import read_ts
+
+    (xtr, ytr, mtr), (xte, yte, mte) = read_ts(train), read_ts(test)
+    want = {"classify": "classLabel", "regress": "targetLabel"}[kind]
+    for path, meta in ((train, mtr), (test, mte)):
+        if meta["task"] != kind:
+            raise UserError(
+                f"{path}: data.kind is {kind!r} but the header has no '@{want} true'; "
+                f"use a file with @{want} true or set data.kind to "
+                f"{'regress' if meta['task'] == 'regress' else 'classify'}."
+                if meta["task"]
+                else f"{path}: data.kind is {kind!r} but the file has no labels (no '@{want} true' in its header)."
+            )
+    return _panel_split(mtr["problem_name"], train, test, (xtr, ytr), (xte, yte), kind)
+
+
+def _panel_split(name: str, train, test, tr: tuple, te: tuple, kind: str) -> Classification | Regression:
+    """Train/test panels (NaN-padded ``[n, T, d]``) and labels -> one padded width, train-fitted scaling."""
+    (xtr, ytr), (xte, yte) = tr, te
+    if xtr.shape[2] != xte.shape[2]:
+        raise UserError(
+            f"{test}: {xte.shape[2]} dimension(s) but the train file {train} has {xtr.shape[2]}; "
+            "train and test must have the same dimensions."
+        )
+    t = max(xtr.shape[1], xte.shape[1])
+    xtr, xte = _scale_panel(_width(xtr, t), _width(xte, t))
+    if kind == "regress":
+        return Regression(name, xtr, ytr, xte, yte)
+    classes = sorted(np.unique(ytr).tolist())
+    unknown = sorted(set(np.unique(yte).tolist()) - set(classes))
+    if unknown:
+        raise UserError(f"{test}: test labels {unknown[:5]} never occur in the train file {train}.")
+    lookup = {c: i for i, c in enumerate(classes)}
+    return Classification(
+        name, xtr, np.array([lookup[v] for v in ytr]), xte, np.array([lookup[v] for v in yte]), classes
+    )
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def read_long(
+    frame,
+    *,
+    id: str = "series",
+    time: str = "time",
+    value: str | list[str] = "value",
+    label: str | None = None,
+    path: str | Path | None = None,
+    keys: str = "",
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """A long-format table (one row per series and time step) -> ``(X [n, T, d], y, ids)``.
+
+    ``frame``: a pandas DataFrame or a file :func:`cl_domains.core.tables.read_table` reads (CSV, TSV,
+    JSONL, parquet). Series come in sorted ``id`` order, steps in ``time`` order; ``value`` names one
+    column per dimension; shorter series are NaN-padded at the end. ``label`` (optional) is a per-series
+    column (class or target), constant within a series; ``y`` is ``None`` without it. ``keys`` prefixes the
+    argument names in errors (``"data."`` when a recipe names the columns).
+    """
+    from ..core.tables import read_table, require_columns
+
+    if not isinstance(frame, pd.DataFrame):
+        path = Path(frame)
+        frame = read_table(path, what="long-format series table")
+    where = str(path) if path is not None else "the long-format frame"
+    values = [value] if isinstance(value, str) else list(value)
+    require_columns(
+        frame,
+        where,
+        {
+            f"{keys}id": id,
+            f"{keys}time": time,
+            **{f"{keys}value[{k}]" if len(values) > 1 else f"{keys}value": v for k, v in enumerate(values)},
+            f"{keys}label": label,
+        },
+        what="long-format series table",
+    )
+    bad = [v for v in values if not pd.api.types.is_numeric_dtype(frame[v])]
+    if bad:
+        raise UserError(f"{where}: value column(s) {short_repr(bad)} are not numeric; convert or drop them first.")
+    dup = frame.duplicated([id, time])
+    if dup.any():
+        row = frame[dup].iloc[0]
+        raise UserError(
+            f"{where}: series {_plain(row[id])!r} has two rows at time {_plain(row[time])!r} (columns {id!r}, {time!r}); "
+            "keep one row per series and time step."
+        )
+    df = frame.sort_values([id, time], kind="stable")
+    groups = df.groupby(id, sort=True)
+    ids = np.array(list(groups.groups))
+    lengths = groups.size().to_numpy()
+    X = np.full((len(ids), int(lengths.max()), len(values)), np.nan)
+    pos = groups.cumcount().to_numpy()
+    X[groups.ngroup().to_numpy(), pos] = df[values].to_numpy(np.float64)
+    y = None
+    if label is not None:
+        n_labels = groups[label].nunique(dropna=False)
+        if (n_labels > 1).any():
+            sid = n_labels.index[int(np.argmax(n_labels.to_numpy() > 1))]
+            raise UserError(
+                f"{where}: series {_plain(sid)!r} has {int(n_labels[sid])} different values in the label column "
+                f"{label!r}; a label belongs to the whole series, so give it one value."
+            )
+        y = groups[label].first().to_numpy()
+    return X, y, ids
+
+
+def read_long_split(
+    train: str | Path, test: str | Path, kind: str, *, id: str, time: str, value: list[str], label: str
+) -> Classification | Regression:
+    """Train and test long tables (:func:`read_long`, columns named by the recipe's ``data.id`` / ``time`` /
+    ``value`` / ``label``) -> :class:`Classification` or :class:`Regression` (numeric labels)."""
+    parts = []
+    for path in (train, test):
+        x, y, _ = read_long(path, id=id, time=time, value=value, label=label, path=path, keys="data.")
+        if kind == "regress":
+            try:
+                y = y.astype(np.float64)
+            except (TypeError, ValueError):
+                raise UserError(
+                    f"{path}: the label column {label!r} (data.label) is not numeric; kind regress needs a number "
+                    "per series (or set data.kind: classify)."
+                ) from None
+        else:
+            y = y.astype(str)
+        parts.append((x, y))
+    return _panel_split(Path(train).name.split(".")[0], train, test, parts[0], parts[1], kind)

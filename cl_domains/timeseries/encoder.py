@@ -1,7 +1,8 @@
 """``TSEncoder``: a scikit-learn transformer around the TS2Vec network.
 
 ``TSEncoder(pretrained="runs/<run>/model")`` loads what a recipe exported (``fit`` only loads);
-``TSEncoder()`` trains TS2Vec on ``fit(X)``. ``X``: numpy ``[N, T]`` / ``[N, T, C]`` or a pandas
+``TSEncoder(method="ts2vec" | "autotcl")`` trains that method on ``fit(X)`` (the recipe methods' own
+losses and weight average; ``method_params`` sets keys of the recipe's ``method`` section). ``X``: numpy ``[N, T]`` / ``[N, T, C]`` or a pandas
 DataFrame with one series per row. Shorter series may be NaN-padded at the end.
 ``transform`` gives ``[N, D]`` (``per="series"``, max-pooled) or ``[N, T, D]`` (``per="timestamp"``).
 """
@@ -13,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from safetensors.torch import load_model
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..core.errors import UserError
+from ..core.task import StepContext
 from .networks import TS2VecNet
 from .probes import encode_series
-from .task import sections
 
 __all__ = ["TSEncoder", "as_panel"]
 
@@ -69,6 +71,8 @@ class TSEncoder(BaseEstimator, TransformerMixin):
         self,
         pretrained: str | None = None,
         per: str = "series",
+        method: str = "ts2vec",
+        method_params: dict | None = None,
         output_dims: int = 320,
         hidden: int = 64,
         depth: int = 10,
@@ -79,13 +83,8 @@ class TSEncoder(BaseEstimator, TransformerMixin):
         seed: int = 0,
         device: str = "cpu",
     ):
-        self.pretrained, self.per, self.output_dims, self.hidden, self.depth = (
-            pretrained,
-            per,
-            output_dims,
-            hidden,
-            depth,
-        )
+        self.pretrained, self.per, self.method, self.method_params = pretrained, per, method, method_params
+        self.output_dims, self.hidden, self.depth = output_dims, hidden, depth
         self.lr, self.batch_size, self.n_iters, self.max_train_length = lr, batch_size, n_iters, max_train_length
         self.seed, self.device = seed, device
 
@@ -109,23 +108,63 @@ class TSEncoder(BaseEstimator, TransformerMixin):
             raise UserError(f"TSEncoder: per must be 'series' or 'timestamp', got {self.per!r}.")
         if self.pretrained:
             return self._load()
-        from .ts2vec import ts2vec_loss
-
-        x = torch.as_tensor(sections(as_panel(X), self.max_train_length))
-        torch.manual_seed(self.seed)
-        self.net_ = TS2VecNet(x.shape[-1], self.output_dims, self.hidden, self.depth).to(self.device)
-        opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr)
-        g = torch.Generator().manual_seed(self.seed)
-        self.net_.train()
-        bs = min(self.batch_size, len(x))
-        for _ in range(self.n_iters):
-            idx = torch.randperm(len(x), generator=g)[:bs]
-            loss = ts2vec_loss(self.net_, x[idx].to(self.device), g)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        self.net_.eval()
+        task = self._task(as_panel(X))
+        opt = torch.optim.AdamW([p for p in task.net.parameters() if p.requires_grad], lr=self.lr)
+        task.model.train()
+        step, epoch = 0, 0
+        while step < self.n_iters:
+            for i, batch in enumerate(task.batches(epoch)):
+                ctx = StepContext(step, epoch, i, self.seed, torch.device(self.device))
+                out = task.loss(batch, ctx)
+                loss = out[0] if isinstance(out, tuple) else out
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                task.on_step_end(ctx)
+                step += 1
+                if step >= self.n_iters:
+                    break
+            epoch += 1
+        self.net_ = task.encoder().eval()  # the weight average, as a recipe run exports
         return self
+
+    def _task(self, x: np.ndarray):
+        """The registered method's task on the in-memory series ``x``."""
+        from ..core import registry
+        from ..core.recipe import PaperConfig, Recipe, TrainConfig
+        from .task import TimeseriesDataConfig, TimeseriesEvalConfig, TimeseriesModelConfig
+
+        methods = registry.domain("timeseries").methods
+        if self.method not in methods:
+            raise UserError(f"TSEncoder: method must be one of {', '.join(sorted(methods))}, got {self.method!r}.")
+        cls = registry.method_spec("timeseries", self.method, "TSEncoder").cls
+        try:
+            params = cls.config.model_validate({**(self.method_params or {}), "name": self.method})
+            model = TimeseriesModelConfig(output_dims=self.output_dims, hidden=self.hidden, depth=self.depth)
+            data = TimeseriesDataConfig(kind="classify", path="<fit(X)>", max_train_length=self.max_train_length)
+            train = TrainConfig(seed=self.seed, batch_size=self.batch_size, lr=self.lr)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise UserError(f"TSEncoder: {where}: {first['msg']} (method_params or the encoder's arguments).") from None
+        recipe = Recipe(
+            name="tsencoder",
+            domain="timeseries",
+            description="",
+            profile=None,
+            model=model,
+            data=data,
+            method=params,
+            train=train,
+            eval=TimeseriesEvalConfig(),
+            paper=PaperConfig(),
+            resolved={},
+            source="TSEncoder",
+        )
+        torch.manual_seed(self.seed)  # the networks' initial weights
+        task = cls(recipe, None, torch.device(self.device), panel=x)
+        task.model.to(self.device)
+        return task
 
     def transform(self, X) -> np.ndarray:
         if not hasattr(self, "net_"):

@@ -1,4 +1,4 @@
-"""Encoding and linear-probe evaluation (the TS2Vec / AutoTCL protocol).
+"""Encoding and linear-probe evaluation (the TS2Vec / AutoTCL protocol; ridge on series for TSER regression).
 
 Forecasting: a causal per-timestamp representation (each timestamp encoded from the window of
 the ``padding`` steps before it), a ridge regression from the representation at ``t`` to the
@@ -17,7 +17,16 @@ from torch import nn
 
 from ..core.errors import UserError
 
-__all__ = ["encode_causal", "encode_series", "forecast_samples", "ridge_probe", "svm_probe", "RIDGE_ALPHAS", "SVM_CS"]
+__all__ = [
+    "encode_causal",
+    "encode_series",
+    "forecast_samples",
+    "ridge_probe",
+    "svm_probe",
+    "regression_probe",
+    "RIDGE_ALPHAS",
+    "SVM_CS",
+]
 
 RIDGE_ALPHAS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 SVM_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100, 1000, 10000, np.inf)
@@ -116,4 +125,35 @@ def svm_probe(
     out = {"cv_acc": cv, "C": c}
     if test is not None:
         out["acc"] = float((clf.fit(x, y).predict(test[0]) == test[1]).mean())
+    return out
+
+
+def regression_probe(
+    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray] | None = None
+) -> dict[str, float]:
+    """Ridge (features standardised on train) with alpha from :data:`RIDGE_ALPHAS` by 5-fold CV RMSE on train.
+
+    Returns ``alpha``, ``cv_rmse`` and ``cv_r2`` (out-of-fold predictions at that alpha, for model selection)
+    and ``rmse`` / ``mae`` on test when given.
+    """
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import GridSearchCV, KFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = np.asarray(train[0], np.float64), np.asarray(train[1], np.float64)
+    if len(y) < 4:
+        raise UserError(f"regression needs at least 4 train series for its cross-validated ridge, got {len(y)}.")
+    folds = KFold(min(5, len(y)), shuffle=True, random_state=0)
+    pipe = make_pipeline(StandardScaler(), Ridge())
+    search = GridSearchCV(pipe, {"ridge__alpha": list(RIDGE_ALPHAS)}, cv=folds, scoring="neg_root_mean_squared_error")
+    search.fit(x, y)
+    alpha = float(search.best_params_["ridge__alpha"])
+    oof = cross_val_predict(make_pipeline(StandardScaler(), Ridge(alpha=alpha)), x, y, cv=folds)
+    out = {"alpha": alpha, "cv_rmse": float(np.sqrt(((oof - y) ** 2).mean())), "cv_r2": float(r2_score(y, oof))}
+    if test is not None:
+        pred = search.best_estimator_.predict(np.asarray(test[0], np.float64))
+        err = pred - np.asarray(test[1], np.float64)
+        out.update(rmse=float(np.sqrt((err**2).mean())), mae=float(np.abs(err).mean()))
     return out

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Literal, Optional
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from safetensors.torch import save_model
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
@@ -23,11 +23,22 @@ from ..core.baselines import (
     ridge_select,
 )
 from ..core.errors import UserError
+from ..core.modes import eval_mode
 from ..core.recipe import Recipe, StrictModel
-from ..core.task import Task
-from .data import HORIZONS, Classification, Forecast, read_forecast, read_ucr
+from ..core.rng import generator
+from ..core.task import StepContext, Task
+from .data import (
+    HORIZONS,
+    Classification,
+    Forecast,
+    Regression,
+    read_forecast,
+    read_long_split,
+    read_ts_split,
+    read_ucr,
+)
 from .networks import TS2VecNet
-from .probes import encode_causal, encode_series, forecast_samples, ridge_probe, svm_probe
+from .probes import encode_causal, encode_series, forecast_samples, regression_probe, ridge_probe, svm_probe
 
 __all__ = [
     "TimeseriesBackboneConfig",
@@ -74,15 +85,54 @@ class TimeseriesModelConfig(StrictModel):
 
 
 class TimeseriesDataConfig(StrictModel):
-    kind: Literal["forecast", "classify"] = "forecast"
-    path: str = Field(
-        ..., description="forecast: 'ett/ETTh1' or a CSV; classify: 'ucr/<Name>' or a folder of <Name>_TRAIN/TEST.tsv"
+    kind: Literal["forecast", "classify", "regress"] = Field(
+        "forecast", description="forecast (ridge, MSE/MAE), classify (SVM, accuracy) or regress (ridge, RMSE/MAE)"
     )
+    path: str = Field(
+        ...,
+        description="forecast: 'ett/ETTh1' or a CSV; classify: 'ucr/<Name>', a folder of <Name>_TRAIN/TEST.tsv "
+        "or a train file (.ts, or a long table: CSV/TSV/JSONL/parquet); regress: a .ts (@targetLabel true) or "
+        "long-table train file",
+    )
+    test: Optional[str] = Field(None, description="classify/regress from .ts files or long tables: the test file")
+    id: str = Field("series", description="long table (CSV/TSV/JSONL/parquet path): the series id column")
+    time: str = Field("time", description="long table: the time-step column (sorts each series)")
+    value: list[str] = Field(["value"], min_length=1, description="long table: one value column per dimension")
+    label: str = Field("label", description="long table: the per-series class (classify) or target (regress)")
     name: Optional[str] = Field(None, description="dataset name for split rule and target (default: from the path)")
     univariate: bool = True
     target: Optional[str] = None
     horizons: Optional[list[int]] = Field(None, description="forecast horizons (default: the paper's for the dataset)")
     max_train_length: int = Field(257, gt=1, description="training sections are at most this long")
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _one_value_column(cls, v):
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _own_files(self):
+        own = is_ts_file(self.path) or is_long_table(self.path)
+        if self.kind == "regress" and not own:
+            raise ValueError(
+                f"kind regress reads .ts files (TSER, @targetLabel true) or long tables; path {self.path!r} is neither"
+            )
+        if is_ts_file(self.path) and self.kind == "forecast":
+            raise ValueError("a .ts path needs kind classify or regress")
+        if own and self.kind != "forecast" and not self.test:
+            raise ValueError(f"path {self.path!r} is a train file: set test to the matching test file")
+        if self.test and not (own and self.kind != "forecast"):
+            raise ValueError("test is only read with kind classify/regress and a .ts or long-table train file")
+        return self
+
+
+def is_long_table(path: str) -> bool:
+    name = path.lower().removesuffix(".gz")
+    return name.endswith((".csv", ".tsv", ".jsonl", ".parquet"))
+
+
+def is_ts_file(path: str) -> bool:
+    return path.lower().endswith((".ts", ".ts.gz"))
 
 
 class TimeseriesEvalConfig(StrictModel):
@@ -129,12 +179,17 @@ class TimeseriesTask(Task):
     """Shared by the time-series methods: data, the TS2Vec network and its SWA copy, the probes, export.
     A method implements :meth:`loss` (and may add modules to ``self.model`` before training)."""
 
-    def __init__(self, recipe: Recipe, data_root, device: torch.device):
+    def __init__(self, recipe: Recipe, data_root, device: torch.device, panel: np.ndarray | None = None):
+        """``panel``: train on these series ``[N, T, C]`` (no evaluation data; :class:`TSEncoder`) instead of
+        reading ``recipe.data``."""
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
         self.seed = recipe.train.seed
         d = recipe.data
-        if d.kind == "forecast":
-            self.data: Forecast | Classification = read_forecast(
+        self.data: Forecast | Classification | Regression | None
+        if panel is not None:
+            self.data, train, self.dev_metric = None, panel, "cv_acc"
+        elif d.kind == "forecast":
+            self.data = read_forecast(
                 core_data.resolve(d.path, data_root), d.name, univariate=d.univariate, target=d.target
             )
             self.horizons = d.horizons or HORIZONS.get(self.data.name)
@@ -150,6 +205,14 @@ class TimeseriesTask(Task):
                 )
             train = self.data.split("train")[None]
             self.dev_metric = "val_mse"
+        elif is_ts_file(d.path) or is_long_table(d.path):
+            paths = core_data.resolve(d.path, data_root), core_data.resolve(d.test, data_root)
+            if is_ts_file(d.path):
+                self.data = read_ts_split(*paths, d.kind)
+            else:
+                self.data = read_long_split(*paths, d.kind, id=d.id, time=d.time, value=d.value, label=d.label)
+            train = self.data.x_train
+            self.dev_metric = "cv_acc" if d.kind == "classify" else "cv_r2"
         else:
             self.data = read_ucr(self._ucr_folder(d.path, data_root))
             train = self.data.x_train
@@ -173,7 +236,6 @@ class TimeseriesTask(Task):
         self.net = TS2VecNet(**self.net_config)
         self.swa = AveragedModel(self.net, use_buffers=True)  # tsai backbones have BatchNorm statistics
         self.model = nn.ModuleDict({"net": self.net, "swa": self.swa})
-        self._swa_pending = False
         self._cache: tuple[float, np.ndarray] | None = None
 
     @staticmethod
@@ -189,51 +251,44 @@ class TimeseriesTask(Task):
     def num_batches(self, epoch: int) -> int:
         return len(self.train_x) // self.batch_size  # full batches only, as TS2Vec and AutoTCL (drop_last)
 
-    def batches(self, epoch: int) -> Iterator[tuple[int, int, torch.Tensor]]:
-        order = torch.randperm(len(self.train_x), generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
+    def batches(self, epoch: int) -> Iterator[torch.Tensor]:
+        """The epoch's batches: index tensors into ``train_x``, shuffled by ``rng.generator(seed, "shuffle", epoch)``."""
+        order = torch.randperm(len(self.train_x), generator=generator(self.seed, "shuffle", epoch))
         b = self.batch_size
         for i in range(self.num_batches(epoch)):
-            yield epoch, i, order[i * b : (i + 1) * b]
+            yield order[i * b : (i + 1) * b]
 
-    def batch_inputs(self, batch) -> tuple[torch.Tensor, torch.Generator]:
-        """The batch's series and a generator seeded from (seed, epoch, batch) for its random draws."""
-        epoch, i, idx = batch
-        self._update_swa()
-        return self.train_x[idx].to(self.device), torch.Generator().manual_seed(
-            self.seed * 1_000_003 + epoch * 1009 + i
-        )
+    def batch_inputs(self, batch: torch.Tensor, ctx: StepContext) -> tuple[torch.Tensor, torch.Generator]:
+        """The batch's series and the generator of its random draws (crops, masks, augmentations)."""
+        return self.train_x[batch].to(self.device), ctx.generator("views")
 
-    def _update_swa(self) -> None:
-        if self._swa_pending:  # the previous step's weights: the loop steps after loss() returns
-            self.swa.update_parameters(self.net)
-        self._swa_pending = True
+    def on_step_end(self, ctx: StepContext) -> None:
+        self.swa.update_parameters(self.net)  # each post-step weight enters the average once
 
     # -- evaluation ------------------------------------------------------------
-    def _encoder(self) -> nn.Module:
-        self._update_swa()
-        self._swa_pending = False
+    def encoder(self) -> nn.Module:
+        """The weight average of the trained network (TS2Vec's SWA): what is evaluated and exported."""
         return self.swa.module
 
     def _forecast_reprs(self) -> np.ndarray:
-        net = self._encoder()
+        net = self.encoder()
         key = float(sum(p.detach().double().abs().sum() for p in net.parameters()))
         if self._cache is None or self._cache[0] != key:
-            was = net.training
-            net.eval()
-            self._cache = (
-                key,
-                encode_causal(net, self.data.values, self.recipe.eval.padding, self.recipe.eval.batch_size),
-            )
-            net.train(was)
+            with eval_mode(net):
+                reprs = encode_causal(net, self.data.values, self.recipe.eval.padding, self.recipe.eval.batch_size)
+            self._cache = (key, reprs)
         return self._cache[1]
 
     def evaluate(self, split: str) -> dict[str, float]:
+        if isinstance(self.data, Regression):
+            with eval_mode(self.encoder()) as net:
+                tr, te = encode_series(net, self.data.x_train), encode_series(net, self.data.x_test)
+            res = regression_probe((tr, self.data.y_train), (te, self.data.y_test) if split == "test" else None)
+            keys = ("cv_r2", "cv_rmse") if split == "dev" else ("rmse", "mae", "cv_r2", "cv_rmse")
+            return {k: res[k] for k in keys}
         if isinstance(self.data, Classification):
-            net = self._encoder()
-            was = net.training
-            net.eval()
-            tr, te = encode_series(net, self.data.x_train), encode_series(net, self.data.x_test)
-            net.train(was)
+            with eval_mode(self.encoder()) as net:
+                tr, te = encode_series(net, self.data.x_train), encode_series(net, self.data.x_test)
             res = svm_probe((tr, self.data.y_train), (te, self.data.y_test) if split == "test" else None)
             return {"cv_acc": res["cv_acc"]} if split == "dev" else {"acc": res["acc"], "cv_acc": res["cv_acc"]}
         reprs, f = self._forecast_reprs(), self.data
@@ -261,7 +316,17 @@ class TimeseriesTask(Task):
         ``ridge on raw window`` (the last ``eval.padding + 1`` raw target values, the window the encoder
         sees; the time covariates are left out: they drift out of their training range on test, and a ridge
         on them extrapolates badly; alpha on validation as the probe's). Classification: ``raw 1-NN`` (Euclidean) and ``raw SVM``
-        (the same RBF SVM probe on the raw series)."""
+        (the same RBF SVM probe on the raw series). Regression: ``train mean`` and ``ridge on raw series``
+        (the same ridge probe on the NaN-zeroed raw series)."""
+        if isinstance(self.data, Regression):
+            d = self.data
+            flat = lambda x: np.nan_to_num(x.reshape(len(x), -1))  # noqa: E731
+            ridge = regression_probe((flat(d.x_train), d.y_train), (flat(d.x_test), d.y_test))
+            err = d.y_test - d.y_train.mean()
+            return {
+                "train mean": {"rmse": float(np.sqrt((err**2).mean())), "mae": float(np.abs(err).mean())},
+                "ridge on raw series": {k: ridge[k] for k in ("rmse", "mae", "cv_r2", "cv_rmse")},
+            }
         if isinstance(self.data, Classification):
             d = self.data
             flat = lambda x: np.nan_to_num(x.reshape(len(x), -1))  # noqa: E731
@@ -291,7 +356,7 @@ class TimeseriesTask(Task):
     def export(self, directory: Path) -> None:
         """``config.json`` + ``model.safetensors`` of the averaged encoder: :meth:`TSEncoder.load` reads it."""
         directory.mkdir(parents=True, exist_ok=True)
-        net = self._encoder()
+        net = self.encoder()
         save_model(net, str(directory / "model.safetensors"))
         (directory / "config.json").write_text(
             json.dumps({"network": self.net_config, "method": self.cfg.name, "data": self.recipe.data.path}, indent=2)

@@ -39,5 +39,5 @@ class TS2Vec(TimeseriesTask):
     config = TS2VecConfig
 
     def loss(self, batch, ctx: StepContext):
-        x, g = self.batch_inputs(batch)
+        x, g = self.batch_inputs(batch, ctx)
         return ts2vec_loss(self.net, x, g, self.cfg.instance_weight, self.cfg.temporal_unit)

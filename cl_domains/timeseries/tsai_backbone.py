@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core.errors import UserError
+from ..core.modes import eval_mode
 
 __all__ = ["FEATURES", "REFUSED", "TsaiFeatures", "tsai_features"]
 
@@ -86,30 +87,25 @@ def _import_arch(arch: str) -> type:
 
 def _per_timestamp_dim(features: nn.Module, arch: str, c_in: int) -> int:
     """Run ``features`` on zeros of two lengths; return D if the output is ``[B, D, T]`` for both, else refuse."""
-    was = features.training
-    features.eval()
     dims = set()
-    try:
-        with torch.no_grad():
-            for t in _PROBE_LENGTHS:
-                try:
-                    y = features(torch.zeros(2, c_in, t))
-                except Exception as exc:
-                    raise UserError(
-                        f"model.backbone.arch {arch!r}: its feature extractor fails on an input of length {t} "
-                        f"({type(exc).__name__}: {exc}); the TS2Vec/AutoTCL losses need inputs of any "
-                        "length (random crops)."
-                    ) from None
-                if not isinstance(y, Tensor) or y.ndim != 3 or y.shape[0] != 2 or y.shape[2] != t:
-                    shape = list(y.shape) if isinstance(y, Tensor) else type(y).__name__
-                    raise UserError(
-                        f"model.backbone.arch {arch!r}: its feature extractor maps [2, {c_in}, {t}] to "
-                        f"{shape}, not one vector per timestamp [2, D, {t}], which the TS2Vec/AutoTCL "
-                        f"losses need; per-timestamp archs: {', '.join(FEATURES)}."
-                    )
-                dims.add(int(y.shape[1]))
-    finally:
-        features.train(was)
+    with eval_mode(features):
+        for t in _PROBE_LENGTHS:
+            try:
+                y = features(torch.zeros(2, c_in, t))
+            except Exception as exc:
+                raise UserError(
+                    f"model.backbone.arch {arch!r}: its feature extractor fails on an input of length {t} "
+                    f"({type(exc).__name__}: {exc}); the TS2Vec/AutoTCL losses need inputs of any "
+                    "length (random crops)."
+                ) from None
+            if not isinstance(y, Tensor) or y.ndim != 3 or y.shape[0] != 2 or y.shape[2] != t:
+                shape = list(y.shape) if isinstance(y, Tensor) else type(y).__name__
+                raise UserError(
+                    f"model.backbone.arch {arch!r}: its feature extractor maps [2, {c_in}, {t}] to "
+                    f"{shape}, not one vector per timestamp [2, D, {t}], which the TS2Vec/AutoTCL "
+                    f"losses need; per-timestamp archs: {', '.join(FEATURES)}."
+                )
+            dims.add(int(y.shape[1]))
     return dims.pop()
 
 

@@ -1,0 +1,85 @@
+"""TSER-style extrinsic regression end to end from .ts files: a synthetic task where the target is the amplitude of a
+sine with a random phase (2 dimensions, the second pure noise), so a ridge on the raw values cannot read it off
+linearly but a shift-invariant series representation can.
+
+    python benchmarks/timeseries_tser_synthetic.py [OUT_DIR] [--steps 100] [--seeds 0 1 2]
+
+Writes toy_TRAIN.ts / toy_TEST.ts (300 / 150 series of length 64) under OUT_DIR, runs the regress task for TS2Vec and
+AutoTCL (3-block encoder, 64 dims) and prints test RMSE / MAE beside the train-mean and raw-ridge baselines and the
+untrained encoder. Measured (100 steps, seeds 0 / 1 / 2): TS2Vec .0857 ± .0076, AutoTCL .0861 ± .0078, untrained
+encoder .0862 (both methods); train mean .7323, ridge on raw series .7424. The series representation solves the task,
+training does not improve it: the gain is the architecture's (max-pooled dilated convolutions), not the contrastive
+objective's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from cl_domains.core.recipe import load_recipe
+from cl_domains.core.train import train_recipe
+
+
+def write_ts(path: Path, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    t = np.arange(64)
+    lines = ["@problemName SineAmplitude", "@timeStamps false", "@missing false", "@univariate false"]
+    lines += ["@dimensions 2", "@equalLength true", "@seriesLength 64", "@targetLabel true", "@data"]
+    for _ in range(n):
+        amp = rng.uniform(0.5, 3.0)
+        a = amp * np.sin(0.4 * t + rng.uniform(0, 2 * np.pi)) + 0.2 * rng.normal(size=64)
+        b = rng.normal(size=64)
+        lines.append(",".join(f"{v:.4f}" for v in a) + ":" + ",".join(f"{v:.4f}" for v in b) + f":{amp:.4f}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", nargs="?", default=None)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = ap.parse_args()
+    out = Path(args.out or tempfile.mkdtemp(prefix="tser-"))
+    out.mkdir(parents=True, exist_ok=True)
+    write_ts(out / "toy_TRAIN.ts", 300, 0)
+    write_ts(out / "toy_TEST.ts", 150, 1)
+    rows, baselines = {}, None
+    for method in ("ts2vec", "autotcl"):
+        for seed in args.seeds:
+            recipe = {
+                "name": f"tser_{method}",
+                "domain": "timeseries",
+                "model": {"output_dims": 64, "hidden": 32, "depth": 3, "mask_p": 0.0 if method == "autotcl" else 0.5},
+                "data": {"kind": "regress", "path": str(out / "toy_TRAIN.ts"), "test": str(out / "toy_TEST.ts")},
+                "method": {"name": method, **({"objective": "ts2vec"} if method == "autotcl" else {})},
+                "train": {"seed": seed, "batch_size": 16, "epochs": 1000, "max_steps": args.steps, "eval_every": 50},
+            }
+            path = out / f"{method}.yaml"
+            path.write_text(yaml.safe_dump(recipe))
+            m = train_recipe(load_recipe(path), out=out / "runs", data_root=out).metrics
+            rows.setdefault(method, []).append(m["final"])
+            rows.setdefault(f"{method} untrained encoder", []).append(m["before"])
+            baselines = m["baselines"]
+            print(method, seed, json.dumps({k: round(v, 4) for k, v in m["final"].items()}), flush=True)
+    print("\n| model | test RMSE | test MAE |\n|---|---|---|")
+    for name, values in baselines.items():
+        print(f"| {name} | {values['rmse']:.4f} | {values['mae']:.4f} |")
+    for method, finals in rows.items():
+        r = [f["rmse"] for f in finals]
+        a = [f["mae"] for f in finals]
+        sd = statistics.stdev(r) if len(r) > 1 else 0.0
+        print(
+            f"| {method} (seeds {', '.join(map(str, args.seeds))}) | {statistics.mean(r):.4f} ± {sd:.4f} | "
+            f"{statistics.mean(a):.4f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""``cl-domains matrix`` on the toy plugin domain: cells, outputs, refusal of inapplicable losses, resume."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from toy_task import StopAfter
+
+from cl_domains.core import registry
+from cl_domains.core.matrix import lower_is_better, plan, run_matrix
+
+RECIPE = "cl_domains_toy/toyline.yaml"
+
+
+@pytest.fixture
+def plugin(toy_plugin_site, monkeypatch):
+    monkeypatch.syspath_prepend(str(toy_plugin_site))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(toy_plugin_site), str(Path(__file__).resolve().parents[1])]))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    return toy_plugin_site / RECIPE
+
+
+def test_the_matrix_writes_its_three_outputs_and_refuses_supcon_without_labels(tmp_path, plugin):
+    cli = [sys.executable, "-m", "cl_domains.cli", "matrix", "--recipes", str(plugin), "--profile", "tiny"]
+    cli += ["--losses", "info_nce,dcl,supcon", "--seeds", "0,1", "--out", str(tmp_path / "m")]
+    proc = subprocess.run(cli, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = list(csv.DictReader((tmp_path / "m" / "matrix.csv").open()))
+    assert [(r["loss"], r["seed"], r["status"]) for r in rows] == [
+        ("info_nce", "0", "done"),
+        ("info_nce", "1", "done"),
+        ("dcl", "0", "done"),
+        ("dcl", "1", "done"),
+        ("supcon", "0", "not applicable"),
+        ("supcon", "1", "not applicable"),
+    ]
+    done = [r for r in rows if r["status"] == "done"]
+    assert all(0 <= float(r["value"]) <= 1 and float(r["wall_s"]) > 0 and float(r["peak_mb"]) > 50 for r in done)
+    assert "needs labels" in rows[-1]["note"]
+    md = (tmp_path / "m" / "matrix.md").read_text()
+    assert "| info_nce (own) | 0.2 | 2 |" in md and "| dcl | 0.2 | 2 |" in md and "ttest_rel" in md
+    assert md.count("| **") == 1  # one best mean in bold
+    assert (tmp_path / "m" / "matrix.png").read_bytes()[:4] == b"\x89PNG"
+    run_dir = Path(
+        json.loads((tmp_path / "m" / "cells" / "toyline_pairs" / "dcl-t0.2-s0" / "cell.json").read_text())["run"]
+    )
+    assert (run_dir / "metrics.json").is_file() and (run_dir / "report.md").is_file()  # an ordinary run directory
+
+
+def test_an_interrupted_matrix_resumes_without_rerunning_finished_cells(tmp_path, plugin):
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.core.train import train_recipe
+
+    out = tmp_path / "m"
+    first = plan(losses=["info_nce"], seeds=[0], profile="tiny", recipes=[str(plugin)])
+    run_matrix(first, out, log=lambda m: None)
+    cell_json = out / "cells" / "toyline_pairs" / "info_nce-t0.2-s0" / "cell.json"
+    stamp = cell_json.stat().st_mtime_ns
+    # a cell killed after its checkpoint at step 4 (of 8): the next invocation resumes it
+    killed = out / "cells" / "toyline_pairs" / "dcl-t0.2-s0"
+    recipe = load_recipe(
+        plugin, "tiny", ["method.objective.loss=dcl", "method.objective.temperature=0.2", "train.seed=0"]
+    )
+    recipe.train.checkpoint_every = 4
+    with pytest.raises(KeyboardInterrupt):
+        train_recipe(recipe, out=killed, callbacks=[StopAfter(5)])
+    logs = []
+    cells = plan(losses=["info_nce", "dcl"], seeds=[0], profile="tiny", recipes=[str(plugin)])
+    run_matrix(cells, out, log=logs.append)
+    assert "toyline_pairs info_nce-t0.2-s0: finished before, kept" in logs
+    assert any(m.startswith("toyline_pairs dcl-t0.2-s0: resuming") for m in logs)
+    assert cell_json.stat().st_mtime_ns == stamp and [c.status for c in cells] == ["done", "done"]
+    (run,) = [p for p in killed.iterdir() if p.is_dir()]
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 8
+
+
+def test_metric_direction():
+    assert lower_is_better("mae") and lower_is_better("test_MSE@96") and lower_is_better("forgetting")
+    assert not lower_is_better("stsb_spearman") and not lower_is_better("NDCG@10")
