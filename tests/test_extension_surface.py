@@ -234,3 +234,16 @@ def test_a_task_without_dev_metrics_keeps_its_last_step(tmp_path, toyline):
     assert run.metrics["no_dev"] and run.metrics["history"]["dev"] == [] and run.metrics["best_step"] is None
     assert run.metrics["steps"] == 32 and not (run.dir / "best").exists() and (run.dir / "curves.png").is_file()
     assert "the model of the last step is kept" in (run.dir / "train.log").read_text()
+
+
+def test_recipe_from_dict_validates_like_a_file(tmp_path, toyline):
+    import yaml
+
+    from cl_domains.core.recipe import recipe_from_dict
+
+    path = PLUGIN / "cl_domains_toy" / "toyline.yaml"
+    raw = yaml.safe_load(path.read_text())
+    a, b = load_recipe(path, "tiny", ["train.seed=3"]), recipe_from_dict(raw, "tiny", ["train.seed=3"], source="fit()")
+    assert a.resolved == b.resolved and b.source == "fit()" and b.train.seed == 3 and raw["train"]["seed"] == 0
+    with pytest.raises(UserError, match=r"recipe fit\(\): unknown key 'data.pointz' \(did you mean 'points'\?\)"):
+        recipe_from_dict({**raw, "data": {"pointz": 3}}, source="fit()")
