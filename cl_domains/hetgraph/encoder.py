@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core.errors import UserError
+from ..core.modes import eval_mode
 from .data import SCHEMAS, context_incidence, metapath_counts, pathsim_topk
 
 __all__ = ["GraphInputs", "prepare", "MEOWEncoder", "GCN", "SemanticAttention"]
@@ -214,12 +215,7 @@ class MEOWEncoder(nn.Module):
     def proj(self, z: Tensor) -> Tensor:
         return F.normalize(torch.tanh(self.project(z)), dim=1)
 
-    @torch.no_grad()
     def embed(self, data) -> Tensor:
         """Target-node embeddings of a ``HeteroData`` with this encoder's schema, in eval mode."""
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self(self.inputs(data))[0]
-        finally:
-            self.train(was)

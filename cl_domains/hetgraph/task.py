@@ -73,10 +73,7 @@ class HetGraphTask(Task):
         return 1
 
     def batches(self, epoch: int):
-        yield epoch
-
-    def generator(self, epoch: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        yield None  # the batch is the whole graph (``self.graph``); the epoch comes from the step context
 
     def embeddings(self) -> torch.Tensor:
         return self.encoder.embed(self.data)
