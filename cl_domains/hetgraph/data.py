@@ -186,7 +186,8 @@ def _read_labels(path: Path) -> np.ndarray:
         if path.suffix == ".npy":
             y = np.load(path, allow_pickle=False)
             return y.argmax(1) if y.ndim == 2 else y
-        return np.array([line.strip() for line in path.read_text().splitlines() if line.strip()])
+        labels = np.array([line.strip() for line in path.read_text().splitlines() if line.strip()])
+        return labels.astype(np.int64) if all(v.lstrip("-").isdigit() for v in labels) else labels
     except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read labels {path}: {str(exc)[:200]}") from None
 

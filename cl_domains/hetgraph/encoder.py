@@ -160,6 +160,11 @@ class SemanticAttention(nn.Module):
         return sum(b * v for b, v in zip(beta, views))
 
 
+def _hop_count(path: list) -> int:
+    """Hops of a meta-path given as node types (one fewer than the types) or as edge types."""
+    return len(path) - 1 if isinstance(path[0], str) else len(path)
+
+
 class MEOWEncoder(nn.Module):
     """Fine-grained view (MEOW eq. 2-4): ``h_i^m = ELU(h_i + sum_l W_l^m mean_{c in ctx_l^m(i)} h_c)``
     for every meta-path ``m`` and for a copy with masked target features, each encoded by the shared
@@ -200,7 +205,7 @@ class MEOWEncoder(nn.Module):
             nn.init.xavier_normal_(lin.weight, gain=1.414)
         self.agg = nn.ModuleList(
             [
-                nn.ModuleList([nn.Linear(hidden, hidden, bias=False) for _ in path[1:-1]])
+                nn.ModuleList([nn.Linear(hidden, hidden, bias=False) for _ in range(_hop_count(path) - 1)])
                 for path in self.metapaths.values()
             ]
         )

@@ -218,8 +218,9 @@ class HetGraphTask(Task):
 
     def evaluate(self, split: str) -> dict[str, float]:
         if self.y is None:
-            _, fine, coarse = self.encoder(self.graph)
-            nce = float(info_nce(coarse, fine, self.cfg.temperature))
+            with torch.no_grad():
+                _, fine, coarse = self.encoder(self.graph)
+                nce = float(info_nce(coarse, fine, self.cfg.temperature))
             return {"neg_nce": -nce} if split == "dev" else {"nce": nce}
         e, z = self.recipe.eval, self.embeddings()
         if split == "dev":
