@@ -197,3 +197,20 @@ def test_readme_snippet_runs(tmp_path, monkeypatch):
     ns: dict = {}
     exec(compile(code, "README hetgraph snippet", "exec"), ns)
     assert ns["z"].shape[1] == 64 and torch.isfinite(ns["z"]).all()
+
+
+def test_memory_estimate_by_hand():
+    """150 targets, top-20 of two meta-paths: 3000 non-zeros > 1% of 150^2, so the 4 normalised graphs and their
+    mean are dense (5 x 4 x 150^2 bytes), plus 8 N x N float32 step arrays."""
+    from cl_domains.hetgraph.encoder import DENSE_PER_STEP, estimate_memory
+
+    data = movies()
+    hops = [resolve_metapath(data, p, "movie") for p in (["movie", "actor", "movie"], ["movie", "director", "movie"])]
+    est = estimate_memory(data, "movie", hops, [20, 20])
+    assert DENSE_PER_STEP == 8 and est["train"] == 8 * 4 * 150**2 + 5 * 4 * 150**2
+    # movie-director-movie: 15 directors of 10 movies each (on average): sum of squared degrees
+    directors = torch.bincount(data["director", "directs", "movie"].edge_index[0], minlength=15).double()
+    actors = torch.bincount(data["movie", "has", "actor"].edge_index[1], minlength=60).double()
+    pairs = min(float((actors**2).sum()), 150.0**2) + min(float((directors**2).sum()), 150.0**2)
+    assert est["prepare"] == pytest.approx(12 * pairs + 512 * 150 * 28)
+    assert est["total"] == max(est["train"], est["prepare"])

@@ -258,9 +258,9 @@ class MEOWEncoder(nn.Module):
 
 
 # N x N float32 arrays alive at the peak of a MEOW / AdaMEOW step (logits, their softmax and gradients, the
-# cluster or pair weights and their comparisons); calibrated on ACM and on synthetic graphs
-# (benchmarks/hetgraph_scale.py), rounded up
-DENSE_PER_STEP = 12
+# cluster or pair weights and their comparisons): MEOW on a 10k-node synthetic graph peaked at 2.57 GiB RSS,
+# about 5 such arrays beyond the interpreter (benchmarks/hetgraph_scale.py); 8 leaves a margin
+DENSE_PER_STEP = 8
 
 
 def estimate_memory(data, target: str, hops: list[tuple], nei_max: list[int]) -> dict[str, float]:
