@@ -12,7 +12,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, PositiveInt
 from safetensors.torch import load_model, save_model
 
 from ..core.errors import UserError
@@ -59,7 +59,7 @@ class HetGraphEvalConfig(StrictModel):
     weight_decay: float = Field(0.0, ge=0)
     repeats: int = Field(50, gt=0)
     steps: int = Field(200, gt=0)
-    rates: list[int] = Field(
+    rates: list[PositiveInt] = Field(
         default_factory=lambda: list(SPLITS), description="labelled nodes per class of the probe's training split"
     )
     dev_repeats: int = Field(2, gt=0, description="probe repeats of the per-checkpoint validation score")
@@ -190,9 +190,10 @@ class HetGraphTask(Task):
         any section (``epochs``, ``nei_max``, ``temperature``, ...; ``eval={"lr": ..}`` for a section)."""
         from ..core.train import seed_everything, train_task
 
-        recipe = python_recipe(type(self), {**self._params, **params}, target)
+        named = _named(metapaths)
+        recipe = python_recipe(type(self), {**self._params, **params}, target, named)
         seed_everything(recipe.train.seed)
-        self._setup(recipe, data, target, _named(metapaths))
+        self._setup(recipe, data, target, named)
         threads = torch.get_num_threads()
         if recipe.train.threads:
             torch.set_num_threads(recipe.train.threads)
@@ -274,7 +275,7 @@ def _width(data, ntype: str) -> int:
     return int(x.shape[1]) if x is not None else int(data[ntype].num_nodes)
 
 
-def python_recipe(cls: type, params: dict[str, Any], target: str) -> Recipe:
+def python_recipe(cls: type, params: dict[str, Any], target: str, metapaths: dict[str, list] | None = None) -> Recipe:
     """The recipe of a Python ``fit``: ``PYTHON_DEFAULTS`` under the keywords; a flat keyword goes to the first
     section (train, model, method, eval) that has it, a dict keyword named after a section fills that section."""
     schemas = {"train": TrainConfig, "model": HetGraphModelConfig, "method": cls.config, "eval": HetGraphEvalConfig}
@@ -294,7 +295,13 @@ def python_recipe(cls: type, params: dict[str, Any], target: str) -> Recipe:
     built = {k: _validate(m, sections[k], k, where) for k, m in schemas.items()}
     from ..core.recipe import PaperConfig
 
-    resolved = {"name": f"{name}_python", "domain": "hetgraph", **sections, "data": {"target": target}}
+    paths = [[p if isinstance(p, str) else list(p) for p in path] for path in (metapaths or {}).values()]
+    resolved = {
+        "name": f"{name}_python",
+        "domain": "hetgraph",
+        **sections,
+        "data": {"target": target, "metapaths": paths},
+    }
     return Recipe(
         name=f"{name}_python",
         domain="hetgraph",
