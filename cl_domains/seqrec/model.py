@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
+from ..core.modes import eval_mode
+
 __all__ = ["SASRecEncoder"]
 
 
@@ -145,12 +147,8 @@ class SASRecEncoder(nn.Module):
     def embed(self, histories: list[list[int]]) -> Tensor:
         """Sequence embeddings for item-id histories (oldest first; the last ``max_len`` are used)."""
         seqs, lengths = _pad(histories, self.max_len, self.n_items, self.item_emb.weight.device)
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self(seqs, lengths)
-        finally:
-            self.train(was)
 
     @torch.no_grad()
     def recommend(self, history: list[int] | list[list[int]], k: int = 10, exclude_seen: bool = True) -> Tensor:

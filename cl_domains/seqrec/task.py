@@ -14,6 +14,7 @@ from torch import Tensor
 from ..core import data as core_data
 from ..core.baselines import popularity_counts
 from ..core.recipe import Recipe, StrictModel
+from ..core.rng import generator
 from ..core.task import StepContext, Task
 from .augment import AUGMENTATIONS, similar_items, two_views
 from .data import LeaveOneOut, read_sequences
@@ -74,18 +75,23 @@ class SeqRecTask(Task):
             self.data.n_items, m.max_len, m.hidden, m.layers, m.heads, m.inner, m.dropout, m.attn_dropout, m.init_std
         )
         self.model = self.encoder
-        augment: AugmentConfig | None = getattr(self.cfg, "augment", None)
+        augment = self.augmentation()
         needs_similar = augment is not None and {"insert", "substitute"} & set(augment.ops)
         self.similar = similar_items(self.data.train_part()) if needs_similar else None
+
+    def augmentation(self) -> AugmentConfig | None:
+        """The data augmentations of the method's two views (``None``: no views, plain SASRec). Contrastive
+        subclasses return their ``method.augment`` section; :meth:`batches` then adds ``batch["views"]``."""
+        return None
 
     def num_batches(self, epoch: int) -> int:
         return math.ceil(self.data.n_train / self.batch_size)
 
     def batches(self, epoch: int):
-        """Shuffled training prefixes; two augmented views per sequence when the method has ``augment``."""
-        g = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        augment: AugmentConfig | None = getattr(self.cfg, "augment", None)
-        for ids in torch.randperm(self.data.n_train, generator=g).split(self.batch_size):
+        """Shuffled training prefixes; two augmented views per sequence when :meth:`augmentation` gives any."""
+        augment = self.augmentation()
+        order = torch.randperm(self.data.n_train, generator=generator(self.seed, "shuffle", epoch))
+        for index, ids in enumerate(order.split(self.batch_size)):
             seqs, lengths, targets = self.data.train_batch(ids)
             batch = {"seqs": seqs, "lengths": lengths, "targets": targets}
             if augment is not None:
@@ -94,18 +100,19 @@ class SeqRecTask(Task):
                     lengths,
                     augment.ops,
                     augment.ratios,
-                    generator=g,
+                    generator=generator(self.seed, "views", epoch, index),
                     mask_id=self.encoder.mask_id,
                     similar=self.similar,
                 )
             yield batch
 
-    def rec_loss(self, h: Tensor, targets: Tensor) -> Tensor:
-        """Next-item loss of SASRec (Kang & McAuley 2018): softmax CE over all items (MCLRec eq. 3) or BPR."""
+    def rec_loss(self, h: Tensor, targets: Tensor, ctx: StepContext) -> Tensor:
+        """Next-item loss of SASRec (Kang & McAuley 2018): softmax CE over all items (MCLRec eq. 3) or BPR
+        (its negatives drawn from ``ctx.generator("negatives")``)."""
         scores = self.encoder.scores(h)
         if self.cfg.loss == "ce":
             return F.cross_entropy(scores, targets - 1)
-        neg = torch.randint(1, self.data.n_items, targets.shape, device=h.device)
+        neg = torch.randint(1, self.data.n_items, targets.shape, generator=ctx.generator("negatives")).to(h.device)
         neg = neg + (neg >= targets).long()  # uniform over items other than the target
         pos_s, neg_s = scores.gather(1, (targets - 1)[:, None]), scores.gather(1, (neg - 1)[:, None])
         return -F.logsigmoid(pos_s - neg_s).mean()
@@ -118,7 +125,7 @@ class SeqRecTask(Task):
 
     def loss(self, batch: dict, ctx: StepContext):
         (h,) = self.encode((batch["seqs"], batch["lengths"]))
-        return self.rec_loss(h, batch["targets"].to(self.device))
+        return self.rec_loss(h, batch["targets"].to(self.device), ctx)
 
     def evaluate(self, split: str) -> dict[str, float]:
         e = self.recipe.eval
