@@ -80,8 +80,8 @@ def margin_regulariser(a: Tensor, b: Tensor) -> Tensor:
 class MCLRec(SeqRecTask):
     config = MCLRecConfig
 
-    def __init__(self, recipe, data_root, device):
-        super().__init__(recipe, data_root, device)
+    def __init__(self, recipe, data_root, device, frame=None):
+        super().__init__(recipe, data_root, device, frame)
         dim = recipe.model.hidden
         self.augmenters = nn.ModuleList([Augmenter(dim, self.cfg.augmenter), Augmenter(dim, self.cfg.augmenter)])
         self.augmenters.requires_grad_(False)  # frozen except in step 2: the loop's optimiser never sees them
