@@ -44,6 +44,10 @@ def test_prepare_sorts_stably_keeps_repeats_and_drops_short_users():
     assert p.sequences.items.tolist() == [2, 3, 4, 2, 1, 3, 2, 2] and p.sequences.offsets.tolist() == [0, 4, 8]
     assert p.item_counts.tolist() == [1, 4, 2, 1] and p.dropped_users == 1 and p.rows_read == 10
     assert "1 users with fewer than 3 interactions dropped" in p.notes[0]
+    assert p.history("bob") == ["w", "y", "x", "x"] and p.history("amy") == ["x", "y", "z", "x"]
+    for unknown in ("cat", "dan", "zed"):  # dropped (2 events), absent (sorts inside / after the known ids)
+        with pytest.raises(UserError, match=f"user '{unknown}' is not among the 2 users"):
+            p.history(unknown)
     # without a time column the file order is the time order
     q = prepare_interactions(LOG, user="uid", item="iid", time=None)
     assert seq(q, 0) == ["z", "x", "y", "x"] and seq(q, 1) == ["x", "y", "x", "w"]

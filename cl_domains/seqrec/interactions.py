@@ -48,6 +48,19 @@ class Prepared:
     k_core_removed: int = 0  # interactions removed by the k-core filter
     notes: list[str] = field(default_factory=list)
 
+    def history(self, user) -> list[str]:
+        """The raw item ids of ``user`` (a raw user id), oldest first: the input of ``SASRecEncoder.recommend``."""
+        key = str(user)
+        row = int(np.searchsorted(self.user_ids, key))
+        if row >= len(self.user_ids) or self.user_ids[row] != key:
+            raise UserError(
+                f"user {key!r} is not among the {len(self.user_ids):,} users of the prepared log {self.sequences.name} "
+                f"(absent, or dropped: fewer than {MIN_EVENTS} events or removed by k-core). For a new user pass the "
+                "items they interacted with to recommend(); with no known item, recommend(..., unknown='skip') "
+                "answers with the most popular items."
+            )
+        return [str(self.item_ids[i - 1]) for i in self.sequences.user(row)]
+
 
 def _codes(values, path, key: str) -> tuple[np.ndarray, np.ndarray]:
     """``(codes, uniques)``: ids as text (a file and a DataFrame of the same log agree), uniques sorted."""
