@@ -270,3 +270,19 @@ def test_beauty_as_a_string_id_log_trains_exactly_like_the_shipped_file(tmp_path
     top = model.recommend(["B000000001", "B000000523"], k=10)
     assert all(t.startswith("B") and len(t) == 10 for t in top)
     assert [int(t[1:]) for t in top] == plain.recommend([1, 523], k=10).tolist()
+
+
+def test_a_recipe_data_block_names_the_log_and_its_columns(tmp_path):
+    from cl_domains.core.train import train_recipe
+
+    log = random_log().rename(columns={"user_id": "visitor", "item_id": "product", "timestamp": "when"})
+    log["when"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(log["when"], unit="h")  # dates as time
+    log = pd.concat([log, pd.DataFrame({"visitor": ["once"], "product": ["rare"], "when": [log["when"][0]]})])
+    path = tmp_path / "shop.tsv"
+    log.to_csv(path, sep="\t", index=False)
+    data = {"interactions": str(path), "user": "visitor", "item": "product", "time": "when", "k_core": 2}
+    run = train_recipe(tiny_recipe(tmp_path, data), out=tmp_path / "runs")
+    assert run.metrics["train_stats"] == {"log rows": 361, "k-core removed": 1, "users dropped": 0}
+    model = SASRecEncoder.load(run.dir / "model")
+    assert model.n_items == 40 and "rare" not in model.item_ids and model.item_ids[0] == "item-000"
+    assert set(model.recommend(["item-001"], k=3)) <= set(log["product"]) - {"rare", "item-001"}
