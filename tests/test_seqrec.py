@@ -393,10 +393,12 @@ def test_each_method_trains_exports_and_resumes(tmp_path, small_file, method):
 # .0236 / .0221, NDCG@10 .0124 / .0114, about 6%): the SASRec margin (1.5x most popular) sits > 5 such spreads below
 # ours. CL4SRec (seeds 2020 / 1: HR@10 .0138 / .0130, NDCG@10 .0065 / .0065) beats it by 15-23%: its margin, 1.05x,
 # is about 2.5 spreads below the mean. The band around the stored value is 20% (> 3 spreads).
+# Re-measured after the shuffle/views/negatives streams became core.rng.generator (issue 19; before: SASRec
+# .02357 / .01238, CL4SRec .01382 / .00654, MCLRec .009659 / .004718 -- all inside the 20% band).
 QUICK = {
-    "sasrec_beauty": {"HR@10": 0.02357, "NDCG@10": 0.01238},
-    "cl4srec_beauty": {"HR@10": 0.01382, "NDCG@10": 0.00654},
-    "mclrec_beauty": {"HR@10": 0.009659, "NDCG@10": 0.004718},
+    "sasrec_beauty": {"HR@10": 0.02303, "NDCG@10": 0.01163},
+    "cl4srec_beauty": {"HR@10": 0.01382, "NDCG@10": 0.007006},
+    "mclrec_beauty": {"HR@10": 0.01064, "NDCG@10": 0.004872},
 }
 MARGIN = {"sasrec_beauty": 1.5, "cl4srec_beauty": 1.05}  # ours >= MARGIN x most popular; MCLRec: no claim
 MOST_POPULAR = {"HR@10": 0.01131, "NDCG@10": 0.005309}
