@@ -354,6 +354,36 @@ def test_mclrec_three_steps_touch_only_their_parameters(tmp_path, small_file):
     assert all(not p.requires_grad for p in task.augmenters.parameters())
 
 
+def test_views_come_from_the_augmentation_hook_and_batches_from_hashed_streams(tmp_path, small_file):
+    from cl_domains.core.registry import domain
+    from cl_domains.core.rng import generator
+
+    def build(method):
+        return domain("seqrec").methods[method["name"]][1](
+            seqrec_recipe(tmp_path, small_file, method), None, torch.device("cpu")
+        )
+
+    plain, cl = build({"name": "sasrec"}), build({"name": "cl4srec", "augment": {"ops": ["crop", "mask"]}})
+    assert plain.augmentation() is None and cl.augmentation().ops == ["crop", "mask"]
+    assert "views" not in next(iter(plain.batches(0))) and "views" in next(iter(cl.batches(0)))
+    first = [b["targets"].tolist() for b in plain.batches(0)]
+    assert first == [b["targets"].tolist() for b in plain.batches(0)]  # a function of (seed, epoch)
+    assert first != [b["targets"].tolist() for b in plain.batches(1)]
+    order = torch.randperm(plain.data.n_train, generator=generator(1, "shuffle", 0))
+    assert (
+        first[0] == plain.data.train_batch(order[:16])[2].tolist()
+    )  # the stream is rng.generator(seed, "shuffle", epoch)
+
+
+def test_evaluation_restores_every_modules_mode(tiny):
+    from cl_domains.seqrec import evaluate_ranking
+
+    model = SASRecEncoder(9, 8, 8, 1, 1, 8).train()
+    model.blocks[0].eval()  # a submodule deliberately frozen in eval mode
+    evaluate_ranking(model, LeaveOneOut(read_sequences(tiny)), "test", ks=(5,))
+    assert model.training and model.norm.training and not model.blocks[0].training
+
+
 @pytest.mark.parametrize(
     "method",
     [

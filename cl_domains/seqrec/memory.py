@@ -57,6 +57,7 @@ def memory_estimate(
 
 def available_memory(device: torch.device) -> int | None:
     """Free memory where training happens: the GPU's free memory, else the machine's available RAM."""
+    device = torch.device(device)
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     try:
