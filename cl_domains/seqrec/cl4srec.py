@@ -30,9 +30,12 @@ class CL4SRec(SeqRecTask):
 
     config = CL4SRecConfig
 
+    def augmentation(self) -> AugmentConfig:
+        return self.cfg.augment
+
     def loss(self, batch: dict, ctx: StepContext):
         v1, v2 = batch["views"]
         h, h1, h2 = self.encode((batch["seqs"], batch["lengths"]), v1, v2)  # one fused encoder pass
-        rec = self.rec_loss(h, batch["targets"].to(self.device))
+        rec = self.rec_loss(h, batch["targets"].to(self.device), ctx)
         cl = nt_xent(h1, h2, self.cfg.temperature, normalize=False)
         return rec + self.cfg.cl_weight * cl, {"rec": float(rec.detach()), "cl": float(cl.detach())}

@@ -6,9 +6,12 @@ Ties are ranked in expectation: a target tied with ``t`` other items is equally 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from torch import Tensor
 
+from ..core.modes import eval_mode
 from .data import LeaveOneOut
 from .model import SASRecEncoder
 
@@ -66,9 +69,13 @@ def evaluate_ranking(
     already interacted with from the candidates (ICLRec/CoSeRec); MCLRec keeps them. ``model`` may be
     a fixed ``[n_items]`` score vector instead (the most-popular baseline)."""
     fixed = isinstance(model, Tensor)
-    if not fixed:
-        was = model.training
-        model.eval()
+    with nullcontext() if fixed else eval_mode(model):
+        higher, tied = _ranks(model, data, split, batch_size, mask_history)
+    return ranking_metrics(higher, ks, tied)
+
+
+def _ranks(model: SASRecEncoder | Tensor, data: LeaveOneOut, split: str, batch_size: int, mask_history: bool):
+    fixed = isinstance(model, Tensor)
     device = model.device if fixed else model.item_emb.weight.device
     higher, tied = [], []
     users = torch.arange(data.seqs.n_users)
@@ -85,6 +92,4 @@ def evaluate_ranking(
         h, t = target_ranks(scores, targets.to(device) - 1, seen)
         higher.append(h.cpu())
         tied.append(t.cpu())
-    if not fixed:
-        model.train(was)
-    return ranking_metrics(torch.cat(higher), ks, torch.cat(tied))
+    return torch.cat(higher), torch.cat(tied)

@@ -80,14 +80,17 @@ def margin_regulariser(a: Tensor, b: Tensor) -> Tensor:
 class MCLRec(SeqRecTask):
     config = MCLRecConfig
 
-    def __init__(self, recipe, data_root, device):
-        super().__init__(recipe, data_root, device)
+    def __init__(self, recipe, data_root, device, frame=None):
+        super().__init__(recipe, data_root, device, frame)
         dim = recipe.model.hidden
         self.augmenters = nn.ModuleList([Augmenter(dim, self.cfg.augmenter), Augmenter(dim, self.cfg.augmenter)])
         self.augmenters.requires_grad_(False)  # frozen except in step 2: the loop's optimiser never sees them
         self.model = nn.ModuleDict({"encoder": self.encoder, "augmenters": self.augmenters})
         lr = self.cfg.augmenter_lr or recipe.train.lr
         self._optimizers = {"augmenters": torch.optim.Adam(self.augmenters.parameters(), lr=lr)}
+
+    def augmentation(self) -> AugmentConfig:
+        return self.cfg.augment
 
     def l_cl2(self, h1: Tensor, h2: Tensor) -> Tensor:
         """L_cl2 + gamma R (eqs. 9, 13): z_i = w_phi_i(h_i); pairs (z1, z2), (h1, z2), (h2, z1)."""
@@ -97,18 +100,18 @@ class MCLRec(SeqRecTask):
         cl = sum(nt_xent(x, y, t, normalize=False) for x, y in pairs)
         return cl + self.cfg.regularizer_weight * sum(margin_regulariser(x, y) for x, y in pairs)
 
-    def l0(self, batch: dict) -> tuple[Tensor, dict[str, float]]:
+    def l0(self, batch: dict, ctx: StepContext) -> tuple[Tensor, dict[str, float]]:
         """L0 = L_rec + lambda L_cl1 + beta (L_cl2 + gamma R) (eq. 14)."""
         v1, v2 = batch["views"]
         h, h1, h2 = self.encode((batch["seqs"], batch["lengths"]), v1, v2)  # one fused encoder pass
-        rec = self.rec_loss(h, batch["targets"].to(self.device))
+        rec = self.rec_loss(h, batch["targets"].to(self.device), ctx)
         total = rec + self.cfg.cl2_weight * self.l_cl2(h1, h2)
         if self.cfg.cl1_weight:
             total = total + self.cfg.cl1_weight * nt_xent(h1, h2, self.cfg.temperature, normalize=False)  # L_cl1, eq. 7
         return total, {"rec": float(rec.detach())}
 
     def train_step(self, batch: dict, ctx: StepContext, update) -> tuple[Tensor, dict[str, float]]:
-        loss, extras = self.l0(batch)
+        loss, extras = self.l0(batch, ctx)
         update(loss, extras)  # step 1: encoder
         with torch.no_grad():  # step 2: augmenters, on views re-encoded by the updated encoder (eq. 15)
             h1, h2 = self.encode(*batch["views"])
@@ -122,12 +125,12 @@ class MCLRec(SeqRecTask):
             opt.zero_grad(set_to_none=True)
         finally:
             self.augmenters.requires_grad_(False)
-        loss, extras = self.l0(batch)
+        loss, extras = self.l0(batch, ctx)
         update(loss, extras)  # step 3: encoder again
         return loss, {**extras, "l1": float(l1.detach())}
 
     def loss(self, batch: dict, ctx: StepContext):
-        return self.l0(batch)
+        return self.l0(batch, ctx)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._optimizers

@@ -21,6 +21,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
+from ..core.errors import UserError
+from ..core.modes import eval_mode
+
 __all__ = ["SASRecEncoder"]
 
 
@@ -61,7 +64,11 @@ class _Block(nn.Module):
 
 class SASRecEncoder(nn.Module):
     """Self-attentive sequential recommender. Item ids are ``1..n_items``; 0 pads and
-    ``n_items + 1`` is the mask token of the mask augmentation."""
+    ``n_items + 1`` is the mask token of the mask augmentation. A model trained on an interaction log also
+    knows the user's raw item ids (:meth:`set_vocabulary`)."""
+
+    item_ids: list[str] | None = None  # raw id of internal item j + 1 at index j
+    item_counts: list[int] | None = None  # interactions per item in the training log (cold-start ranking)
 
     def __init__(
         self,
@@ -141,34 +148,87 @@ class SASRecEncoder(nn.Module):
         """Dot-product scores of sequence vectors against every item: ``[B, n_items]``."""
         return h @ self.item_vectors().T
 
-    @torch.no_grad()
-    def embed(self, histories: list[list[int]]) -> Tensor:
-        """Sequence embeddings for item-id histories (oldest first; the last ``max_len`` are used)."""
-        seqs, lengths = _pad(histories, self.max_len, self.n_items, self.item_emb.weight.device)
-        was = self.training
-        self.eval()
-        try:
-            return self(seqs, lengths)
-        finally:
-            self.train(was)
+    # ------------------------------------------------------------------ the user's own item ids
+    def set_vocabulary(self, item_ids, counts=None) -> None:
+        """Name the items with the user's raw ids (``item_ids[j]`` is internal item ``j + 1``; ``counts``: their
+        interactions, the cold-start ranking). :meth:`embed` and :meth:`recommend` then speak raw ids."""
+        ids = [str(x) for x in item_ids]
+        if len(ids) != self.n_items:
+            raise ValueError(f"{len(ids)} item ids for a model of {self.n_items} items")
+        self.item_ids = ids
+        self.item_counts = None if counts is None else [int(c) for c in counts]
+        self._index = {x: j + 1 for j, x in enumerate(ids)}
+
+    def _internal(self, history, unknown: str) -> list[int]:
+        if self.item_ids is None:
+            return list(history)
+        out = []
+        for x in history:
+            j = self._index.get(str(x))
+            if j is not None:
+                out.append(j)
+            elif unknown != "skip":
+                raise UserError(
+                    f"item {str(x)!r} is not one of the model's {self.n_items:,} items (it was not in the training "
+                    "log, or k-core filtering removed it). Remove it from the history, or pass unknown='skip' to "
+                    "ignore unknown items (a history with no known item gets the most popular items)."
+                )
+        return out
 
     @torch.no_grad()
-    def recommend(self, history: list[int] | list[list[int]], k: int = 10, exclude_seen: bool = True) -> Tensor:
-        """Top-``k`` next items (ids) for one history or a list of histories."""
+    def embed(self, histories: list[list]) -> Tensor:
+        """Sequence embeddings for item histories (oldest first; the last ``max_len`` are used), in the
+        user's raw ids when the model has a vocabulary, else internal ids ``1..n_items``."""
+        return self.embed_internal([self._internal(h, "error") for h in histories])
+
+    @torch.no_grad()
+    def recommend(self, history: list | list[list], k: int = 10, exclude_seen: bool = True, unknown: str = "error"):
+        """Top-``k`` next items for one history or a list of histories (oldest item first).
+
+        With a vocabulary (a model trained on an interaction log) histories and answers are the user's raw ids
+        (``list[str]``, a list of lists for several histories); an unknown item raises :class:`UserError`, or
+        with ``unknown="skip"`` is ignored, and a history left empty gets the most popular items (cold start).
+        Without one, ids are ``1..n_items`` and the answer is a tensor."""
+        if unknown not in ("error", "skip"):
+            raise ValueError(f"unknown={unknown!r}: use 'error' or 'skip'")
         many = bool(history) and isinstance(history[0], (list, tuple))
-        histories = history if many else [history]
-        scores = self.scores(self.embed(histories))
+        histories = [self._internal(h, unknown) for h in (history if many else [history])]
+        k = min(k, self.n_items)
+        known = [row for row, h in enumerate(histories) if h]
+        if self.item_ids is None or len(known) == len(histories):
+            top = self._top(histories, k, exclude_seen)
+        else:  # cold start: the histories with no known item get the most popular items
+            counts = torch.tensor(self.item_counts or [0] * self.n_items, dtype=torch.float)
+            top = counts.topk(k).indices.add(1).repeat(len(histories), 1)
+            if known:
+                top[known] = self._top([histories[r] for r in known], k, exclude_seen).cpu()
+        if self.item_ids is None:
+            return top if many else top[0]
+        named = [[self.item_ids[j - 1] for j in row] for row in top.tolist()]
+        return named if many else named[0]
+
+    def _top(self, histories: list[list[int]], k: int, exclude_seen: bool) -> Tensor:
+        scores = self.scores(self.embed_internal(histories))
         if exclude_seen:
             for row, h in enumerate(histories):
                 scores[row, torch.as_tensor(h, dtype=torch.long) - 1] = float("-inf")
-        top = scores.topk(min(k, self.n_items), dim=1).indices + 1
-        return top if many else top[0]
+        return scores.topk(k, dim=1).indices + 1
+
+    @torch.no_grad()
+    def embed_internal(self, histories: list[list[int]]) -> Tensor:
+        """:meth:`embed` for internal ids ``1..n_items``."""
+        seqs, lengths = _pad(histories, self.max_len, self.n_items, self.item_emb.weight.device)
+        with eval_mode(self):
+            return self(seqs, lengths)
 
     def save(self, directory: str | Path) -> None:
+        """``model.safetensors``, ``config.json`` and, with a vocabulary, ``items.json`` (raw ids and counts)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         save_model(self, str(d / "model.safetensors"))
         (d / "config.json").write_text(json.dumps({"architecture": "SASRecEncoder", **self.config}, indent=2))
+        if self.item_ids is not None:
+            (d / "items.json").write_text(json.dumps({"items": self.item_ids, "counts": self.item_counts}))
 
     @classmethod
     def load(cls, directory: str | Path) -> "SASRecEncoder":
@@ -177,6 +237,9 @@ class SASRecEncoder(nn.Module):
         cfg.pop("architecture", None)
         model = cls(**cfg)
         load_model(model, str(d / "model.safetensors"))
+        if (d / "items.json").is_file():
+            vocab = json.loads((d / "items.json").read_text())
+            model.set_vocabulary(vocab["items"], vocab.get("counts"))
         return model.eval()
 
 

@@ -8,16 +8,19 @@ from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor
 
 from ..core import data as core_data
 from ..core.baselines import popularity_counts
 from ..core.recipe import Recipe, StrictModel
+from ..core.rng import generator
 from ..core.task import StepContext, Task
 from .augment import AUGMENTATIONS, similar_items, two_views
 from .data import LeaveOneOut, read_sequences
 from .evaluate import evaluate_ranking
+from .interactions import Prepared, prepare_interactions, read_interactions
+from .memory import check_memory, memory_estimate
 from .model import SASRecEncoder
 
 __all__ = ["SeqRecModelConfig", "SeqRecDataConfig", "SeqRecEvalConfig", "SeqRecTask", "AugmentConfig", "pad_cat"]
@@ -35,8 +38,33 @@ class SeqRecModelConfig(StrictModel):
 
 
 class SeqRecDataConfig(StrictModel):
-    sequences: str = Field(..., description="'<dataset>/sequences' or a path: one user per line, 'user item item ...'")
-    n_items: Optional[int] = Field(None, gt=0, description="number of items (default: the largest id)")
+    """Either ``sequences`` (the S3-Rec/ICLRec one-user-per-line files) or ``interactions`` (the user's own log,
+    see :mod:`cl_domains.seqrec.interactions`)."""
+
+    sequences: Optional[str] = Field(
+        None, description="'<dataset>/sequences' or a path: one user per line, 'user item item ...'"
+    )
+    n_items: Optional[int] = Field(None, gt=0, description="number of items (default: the largest id); sequences only")
+    interactions: Optional[str] = Field(
+        None, description="interaction log: CSV/TSV/JSONL/parquet or RecBole .inter (optionally .gz), one row per event"
+    )
+    user: str = Field("user_id", description="the log's user column")
+    item: str = Field("item_id", description="the log's item column")
+    time: Optional[str] = Field("timestamp", description="the log's time column (numbers or dates); null: file order")
+    k_core: Optional[int] = Field(None, ge=1, description="keep users and items with at least k interactions")
+    memory_limit_gb: Optional[float] = Field(
+        None, gt=0, description="refuse to train when the estimated peak exceeds this (default: free memory)"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.sequences is None) == (self.interactions is None):
+            raise ValueError("give exactly one of data.sequences (a one-user-per-line file) or data.interactions")
+        if self.interactions is not None and self.n_items is not None:
+            raise ValueError("data.n_items applies to data.sequences only; an interaction log counts its items")
+        if self.sequences is not None and self.k_core is not None:
+            raise ValueError("data.k_core applies to data.interactions only")
+        return self
 
 
 class SeqRecEvalConfig(StrictModel):
@@ -64,28 +92,72 @@ class SeqRecTask(Task):
 
     dev_metric = "MRR@10"
 
-    def __init__(self, recipe: Recipe, data_root: str | Path | None, device: torch.device):
+    def __init__(self, recipe: Recipe, data_root: str | Path | None, device: torch.device, frame=None):
+        """``frame``: an interaction log already in memory (a pandas DataFrame), used instead of the file
+        ``data.interactions`` names (see :func:`cl_domains.seqrec.fit_interactions`)."""
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
         self.batch_size, self.seed = recipe.train.batch_size, recipe.train.seed
-        path = core_data.resolve(recipe.data.sequences, data_root)
-        m = recipe.model
-        self.data = LeaveOneOut(read_sequences(path, recipe.data.n_items), m.max_len)
+        d, m = recipe.data, recipe.model
+        self.prepared: Prepared | None = None
+        if frame is not None or d.interactions is not None:
+            kw = dict(user=d.user, item=d.item, time=d.time, k_core=d.k_core)
+            if frame is not None:
+                self.prepared = prepare_interactions(frame, path=d.interactions or "<DataFrame>", **kw)
+            else:
+                self.prepared = read_interactions(d.interactions, **kw)
+            seqs, source = self.prepared.sequences, f"the interaction log {d.interactions or '<DataFrame>'}"
+        else:
+            path = core_data.resolve(d.sequences, data_root)
+            seqs, source = read_sequences(path, d.n_items), f"the sequences {path}"
+        self.data = LeaveOneOut(seqs, m.max_len)
+        check_memory(self.memory_estimate(), d.memory_limit_gb, device, source, self.data_summary())
         self.encoder = SASRecEncoder(
             self.data.n_items, m.max_len, m.hidden, m.layers, m.heads, m.inner, m.dropout, m.attn_dropout, m.init_std
         )
+        if self.prepared is not None:
+            self.encoder.set_vocabulary(self.prepared.item_ids, self.prepared.item_counts)
         self.model = self.encoder
-        augment: AugmentConfig | None = getattr(self.cfg, "augment", None)
+        augment = self.augmentation()
         needs_similar = augment is not None and {"insert", "substitute"} & set(augment.ops)
         self.similar = similar_items(self.data.train_part()) if needs_similar else None
+
+    def data_summary(self) -> str:
+        s = self.data.seqs
+        text = f"{s.n_users:,} users, {s.n_items:,} items, {len(s.items):,} interactions"
+        notes = self.prepared.notes if self.prepared is not None else []
+        return text + "".join(f"; {n}" for n in notes)
+
+    def memory_estimate(self) -> dict[str, int]:
+        """Estimated bytes of training this task (see :mod:`cl_domains.seqrec.memory`)."""
+        m, s = self.recipe.model, self.data.seqs
+        return memory_estimate(
+            n_users=s.n_users,
+            n_items=s.n_items,
+            n_interactions=len(s.items),
+            n_train=self.data.n_train,
+            max_len=m.max_len,
+            hidden=m.hidden,
+            layers=m.layers,
+            heads=m.heads,
+            inner=m.inner,
+            batch_size=self.batch_size,
+            eval_batch_size=self.recipe.eval.batch_size,
+            views=1 if self.augmentation() is None else 3,
+        )
+
+    def augmentation(self) -> AugmentConfig | None:
+        """The data augmentations of the method's two views (``None``: no views, plain SASRec). Contrastive
+        subclasses return their ``method.augment`` section; :meth:`batches` then adds ``batch["views"]``."""
+        return None
 
     def num_batches(self, epoch: int) -> int:
         return math.ceil(self.data.n_train / self.batch_size)
 
     def batches(self, epoch: int):
-        """Shuffled training prefixes; two augmented views per sequence when the method has ``augment``."""
-        g = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        augment: AugmentConfig | None = getattr(self.cfg, "augment", None)
-        for ids in torch.randperm(self.data.n_train, generator=g).split(self.batch_size):
+        """Shuffled training prefixes; two augmented views per sequence when :meth:`augmentation` gives any."""
+        augment = self.augmentation()
+        order = torch.randperm(self.data.n_train, generator=generator(self.seed, "shuffle", epoch))
+        for index, ids in enumerate(order.split(self.batch_size)):
             seqs, lengths, targets = self.data.train_batch(ids)
             batch = {"seqs": seqs, "lengths": lengths, "targets": targets}
             if augment is not None:
@@ -94,18 +166,19 @@ class SeqRecTask(Task):
                     lengths,
                     augment.ops,
                     augment.ratios,
-                    generator=g,
+                    generator=generator(self.seed, "views", epoch, index),
                     mask_id=self.encoder.mask_id,
                     similar=self.similar,
                 )
             yield batch
 
-    def rec_loss(self, h: Tensor, targets: Tensor) -> Tensor:
-        """Next-item loss of SASRec (Kang & McAuley 2018): softmax CE over all items (MCLRec eq. 3) or BPR."""
+    def rec_loss(self, h: Tensor, targets: Tensor, ctx: StepContext) -> Tensor:
+        """Next-item loss of SASRec (Kang & McAuley 2018): softmax CE over all items (MCLRec eq. 3) or BPR
+        (its negatives drawn from ``ctx.generator("negatives")``)."""
         scores = self.encoder.scores(h)
         if self.cfg.loss == "ce":
             return F.cross_entropy(scores, targets - 1)
-        neg = torch.randint(1, self.data.n_items, targets.shape, device=h.device)
+        neg = torch.randint(1, self.data.n_items, targets.shape, generator=ctx.generator("negatives")).to(h.device)
         neg = neg + (neg >= targets).long()  # uniform over items other than the target
         pos_s, neg_s = scores.gather(1, (targets - 1)[:, None]), scores.gather(1, (neg - 1)[:, None])
         return -F.logsigmoid(pos_s - neg_s).mean()
@@ -118,7 +191,7 @@ class SeqRecTask(Task):
 
     def loss(self, batch: dict, ctx: StepContext):
         (h,) = self.encode((batch["seqs"], batch["lengths"]))
-        return self.rec_loss(h, batch["targets"].to(self.device))
+        return self.rec_loss(h, batch["targets"].to(self.device), ctx)
 
     def evaluate(self, split: str) -> dict[str, float]:
         e = self.recipe.eval
@@ -141,6 +214,13 @@ class SeqRecTask(Task):
                 counts, self.data, "test", batch_size=e.batch_size, mask_history=e.mask_history, ks=tuple(e.ks)
             )
         }
+
+    def train_stats(self) -> dict[str, float]:
+        """For an interaction log: rows read, interactions the k-core filter removed, users dropped (< 3 events)."""
+        p = self.prepared
+        if p is None:
+            return {}
+        return {"log rows": p.rows_read, "k-core removed": p.k_core_removed, "users dropped": p.dropped_users}
 
     def export(self, directory: Path) -> None:
         self.encoder.save(directory)
