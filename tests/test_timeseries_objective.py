@@ -253,3 +253,15 @@ def test_a_learnable_temperature_of_a_swapped_objective_gets_gradients(name, dat
     loss = out[0] if isinstance(out, tuple) else out
     loss.backward()
     assert torch.isfinite(loss) and temp.grad is not None and temp.grad.abs().item() > 0
+
+
+def test_the_matrix_plans_the_domains_recipe_and_marks_supcon_not_applicable():
+    from cl_domains.core.matrix import plan
+
+    cells = plan(recipes=["autotcl_ett"], seeds=[0])
+    shipped = {c.name for c in plan(domains=["timeseries"], seeds=[0])}  # the recipes with a "matrix" profile
+    assert shipped == {"autotcl_ett"}
+    assert {(c.loss, c.temperature) for c in cells if c.own} == {("info_nce", 1.0)}
+    assert {c.metric for c in cells} == {"mse"} and len(cells) == 5 * 2
+    refused = [c for c in cells if c.status == "not applicable"]
+    assert {c.loss for c in refused} == {"supcon"} and "needs labels and autotcl has none" in refused[0].note
