@@ -217,8 +217,13 @@ def test_old_autotcl_keys_are_refused_naming_the_new_ones():
 
     with pytest.raises(UserError, match=r"'temperature' was renamed to 'objective.temperature'"):
         load_recipe("recipes/autotcl_ett.yaml", "quick", ["method.temperature=0.5"])
-    with pytest.raises(UserError, match=r"objective: ts2vec .* is now the key 'variant': write variant: ts2vec"):
+    with pytest.raises(UserError, match=r"objective: ts2vec .* is now the key 'variant': write variant: ts2vec") as e:
         load_recipe("recipes/autotcl_ucr.yaml", "quick", ["method.objective=ts2vec"])
+    assert "e.g. objective: {loss: info_nce, temperature: 1.0}." in str(e.value)
+    from cl_domains.timeseries import TSEncoder
+
+    with pytest.raises(UserError, match=r"TSEncoder: method_params: objective: ts2vec .* write variant: ts2vec"):
+        TSEncoder(method="autotcl", method_params={"objective": "ts2vec"}).fit(torch.zeros(4, 20).numpy())
     r = load_recipe("recipes/autotcl_ucr.yaml", "quick")
     assert (r.method.variant, r.method.objective.loss, r.method.objective.temperature) == ("ts2vec", "info_nce", 1.0)
     r = load_recipe("recipes/ts2vec_ett.yaml", "quick")

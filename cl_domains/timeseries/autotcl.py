@@ -65,8 +65,8 @@ class AutoTCLConfig(StrictModel):
             raise PydanticCustomError(
                 "renamed_key",
                 "objective: {value} (AutoTCL's or TS2Vec's terms) is now the key 'variant': write variant: {value}; "
-                "'objective' is the contrastive loss, e.g. objective: {{loss: info_nce, temperature: 1.0}}",
-                {"value": data["objective"]},
+                "'objective' is the contrastive loss, e.g. objective: {example}",
+                {"value": data["objective"], "example": "{loss: info_nce, temperature: 1.0}"},
             )
         return data
 
