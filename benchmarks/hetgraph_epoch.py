@@ -35,7 +35,7 @@ def main() -> None:
     times = []
     for epoch in range(args.epochs):
         t = time.time()
-        out = task.loss(epoch, StepContext(epoch, epoch, 0, recipe.train.seed, torch.device("cpu")))
+        out = task.loss(None, StepContext(epoch, epoch, 0, recipe.train.seed, torch.device("cpu")))
         (out[0] if isinstance(out, tuple) else out).backward()
         opt.step()
         opt.zero_grad()

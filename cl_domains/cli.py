@@ -206,12 +206,28 @@ def show(recipe: str = typer.Argument(..., help="recipe path or name (see `cl-do
     typer.echo(path.read_text(encoding="utf-8"))
 
 
+def _json_or_parquet(path: Path) -> bool:
+    """A table only our own-file reader reads (CSV/TSV files may be STS-B or SICK-R layouts)."""
+    from .core.tables import table_format
+
+    try:
+        return table_format(path) in ("jsonl", "parquet")
+    except UserError:
+        return False
+
+
 @eval_app.command("sts")
 def eval_sts(
     model: Path = typer.Option(..., "--model", help="a saved encoder directory (a run's model/ folder)"),
     data: Optional[Path] = typer.Option(
-        None, "--data", help="STS data: a file, or a folder with STS12-16 / STS-B / SICK-R"
+        None,
+        "--data",
+        help="STS data: a file, or a folder with STS12-16 / STS-B / SICK-R; or your own scored pairs "
+        "(CSV/TSV/JSONL/parquet) with --sentence1/--sentence2/--score naming its columns",
     ),
+    sentence1: Optional[str] = typer.Option(None, "--sentence1", help="column of the first sentences (own file)"),
+    sentence2: Optional[str] = typer.Option(None, "--sentence2", help="column of the second sentences (own file)"),
+    score: Optional[str] = typer.Option(None, "--score", help="column of the gold similarity scores (own file)"),
     pooling: Optional[str] = typer.Option(
         None, "--pooling", help="override the saved pooling (cls, mean, first_last_avg)"
     ),
@@ -219,12 +235,24 @@ def eval_sts(
 ) -> None:
     """Per-task Spearman x100 (cosine similarity) and their average."""
     from .core import data as core_data
-    from .sentences import SentenceEncoder, evaluate_sts, find_sts_tasks, read_stsb
+    from .sentences import SentenceEncoder, evaluate_sts, find_sts_tasks, read_scored_pairs, read_stsb
 
+    columns = (sentence1, sentence2, score)
+    named = any(c is not None for c in columns)
+    if named and data is None:
+        raise UserError(
+            "--sentence1/--sentence2/--score name the columns of your own scored-pairs file: give that file with --data."
+        )
+    own = data is not None and (named or (data.is_file() and _json_or_parquet(data)))
     if not model.exists():
         raise UserError(f"model {model} does not exist.")
+    if own:
+        keys = ("--sentence1", "--sentence2", "--score")
+        names = [c or k[2:] for c, k in zip(columns, keys)]
+        tasks = [read_scored_pairs(data, *names, keys=keys)]
+    else:
+        tasks = find_sts_tasks(data) if data else [read_stsb(core_data.resolve("stsb/test", data_root))]
     enc = SentenceEncoder.from_pretrained(str(model), pooling=pooling)
-    tasks = find_sts_tasks(data) if data else [read_stsb(core_data.resolve("stsb/test", data_root))]
     scores = evaluate_sts(enc, tasks)
     table = Table("task", "pairs", "Spearman x100")
     sizes = {t.name: len(t) for t in tasks}

@@ -93,3 +93,37 @@ def test_negative_weights_by_hand():
     )
     # a threshold above every cosine masks nothing
     assert negative_weights(sem, surf, neg_reference, 0.95, bins=2, clip=(0.2, 5.0))[1, 0] > 0
+
+
+def _stub(seed: int, n: int = 200):
+    """What DebCSE.positives and SentenceTask.epoch_order read: every anchor has n uniform candidates."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        seed=seed, examples=list(range(n)), cands=[list(range(n))] * n, cand_probs=[torch.full((n,), 1 / n)] * n
+    )
+
+
+def test_positive_draws_and_the_next_epochs_shuffle_are_different_streams():
+    """Issue 19: the positives of epoch e were drawn with seed * 1000 + e + 1, the seed of epoch e + 1's shuffle,
+    so both were the same random numbers. Now each has its own hashed (seed, purpose, epoch, batch) stream."""
+    from cl_domains.core.rng import generator
+    from cl_domains.core.task import StepContext
+    from cl_domains.sentences.debcse import DebCSE
+    from cl_domains.sentences.task import SentenceTask
+
+    stub, anchors = _stub(42), list(range(64))
+    cpu = torch.device("cpu")
+    for epoch in range(3):
+        shuffle_next = generator(42, "shuffle", epoch + 1)
+        # the shuffle of epoch e + 1 is that stream
+        assert torch.equal(SentenceTask.epoch_order(stub, epoch + 1), torch.randperm(200, generator=shuffle_next))
+        ctx = StepContext(step=0, epoch=epoch, index=0, seed=42, device=cpu)
+        positives = DebCSE.positives(stub, anchors, ctx)
+        assert positives == DebCSE.positives(stub, anchors, ctx)  # seeded: a resumed batch draws the same
+        replay = sample_positives(stub.cands, stub.cand_probs, anchors, generator(42, "shuffle", epoch + 1))
+        assert positives != replay  # what the old code drew: the shuffle's numbers
+        assert ctx.generator("debcse_positives").initial_seed() != generator(42, "shuffle", epoch + 1).initial_seed()
+    # two batches of one epoch draw differently
+    c0, c1 = (StepContext(step=i, epoch=0, index=i, seed=42, device=cpu) for i in (0, 1))
+    assert DebCSE.positives(stub, anchors, c0) != DebCSE.positives(stub, anchors, c1)

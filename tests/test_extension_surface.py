@@ -220,3 +220,30 @@ def test_a_new_dataset_card_is_found_verified_and_refused_when_corrupt(tmp_path,
     table.write_text("x,y\n1,2\n3,5\n")
     with pytest.raises(UserError, match=r"dataset 'my_table': file .*table.csv is corrupt .*refusing to use it"):
         data.resolve("my_table/table", tmp_path / "data")
+
+
+def test_a_task_without_dev_metrics_keeps_its_last_step(tmp_path, toyline):
+    from cl_domains.core.train import train_task
+
+    class NoDev(toyline.Pairs):
+        def evaluate(self, split):
+            return {} if split == "dev" else super().evaluate(split)
+
+    recipe = toy_recipe(tmp_path)
+    run = train_task(recipe, NoDev(recipe, None, torch.device("cpu")), out=tmp_path / "r")
+    assert run.metrics["no_dev"] and run.metrics["history"]["dev"] == [] and run.metrics["best_step"] is None
+    assert run.metrics["steps"] == 32 and not (run.dir / "best").exists() and (run.dir / "curves.png").is_file()
+    assert "the model of the last step is kept" in (run.dir / "train.log").read_text()
+
+
+def test_recipe_from_dict_validates_like_a_file(tmp_path, toyline):
+    import yaml
+
+    from cl_domains.core.recipe import recipe_from_dict
+
+    path = PLUGIN / "cl_domains_toy" / "toyline.yaml"
+    raw = yaml.safe_load(path.read_text())
+    a, b = load_recipe(path, "tiny", ["train.seed=3"]), recipe_from_dict(raw, "tiny", ["train.seed=3"], source="fit()")
+    assert a.resolved == b.resolved and b.source == "fit()" and b.train.seed == 3 and raw["train"]["seed"] == 0
+    with pytest.raises(UserError, match=r"recipe fit\(\): unknown key 'data.pointz' \(did you mean 'points'\?\)"):
+        recipe_from_dict({**raw, "data": {"pointz": 3}}, source="fit()")

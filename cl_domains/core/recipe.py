@@ -41,6 +41,7 @@ __all__ = [
     "paper_applies",
     "Recipe",
     "load_recipe",
+    "recipe_from_dict",
     "parse_override",
     "parse_yaml",
     "read_user_text",
@@ -406,9 +407,18 @@ def load_recipe(path: str | Path, profile: str | None = None, overrides: list[st
     """Load, merge the profile, apply ``--set`` overrides and validate a recipe."""
     file = find_recipe(path)
     raw = parse_yaml(read_user_text(file, "recipe", MAX_RECIPE_BYTES), f"recipe {file}")
+    return recipe_from_dict(raw, profile, overrides, source=str(file))
+
+
+def recipe_from_dict(
+    raw: Any, profile: str | None = None, overrides: list[str] | tuple[str, ...] = (), *, source: str = "<in memory>"
+) -> Recipe:
+    """A recipe from a mapping shaped like a recipe file (what in-memory entry points such as ``fit(...)`` build),
+    validated exactly as :func:`load_recipe` validates a file; ``source`` names it in errors."""
+    where = f"recipe {source}"
     if not isinstance(raw, dict):
-        raise UserError(f"recipe {file} must be a mapping of keys (name, domain, model, data, method, train, ...).")
-    where = f"recipe {file}"
+        raise UserError(f"{where} must be a mapping of keys (name, domain, model, data, method, train, ...).")
+    raw = copy.deepcopy(raw)
     base = _validate(_RecipeFile, raw, "", where)  # checks the top level before merging profiles
     profile = profile or base.default_profile
     merged = {k: v for k, v in raw.items() if k != "profiles"}
@@ -440,6 +450,6 @@ def load_recipe(path: str | Path, profile: str | None = None, overrides: list[st
         eval=_validate(spec.eval_schema, top.eval, "eval", where),
         paper=top.paper,
         resolved=resolved,
-        source=str(file),
+        source=source,
         matrix=top.matrix,
     )

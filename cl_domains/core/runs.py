@@ -126,13 +126,14 @@ class Run:
         if loss:
             ax1.plot([s for s, _ in loss], [v for _, v in loss], lw=1)
         ax1.set(title="training loss", xlabel="step", ylabel="loss")
-        dev, key = hist.get("dev", []), self.metrics.get("select_metric")
-        if dev and key:
+        key = self.metrics.get("select_metric")
+        dev = [(s, m) for s, m in hist.get("dev", []) if key in m]
+        if dev:
             ax2.plot([s for s, _ in dev], [m.get(key) for _, m in dev], marker="o")
             if self.metrics.get("best_step"):
                 ax2.axvline(self.metrics["best_step"], ls=":", color="grey", label="best checkpoint")
                 ax2.legend(fontsize=8)
-        ax2.set(title=f"dev {key or ''}", xlabel="step")
+        ax2.set(title=f"dev {key or ''}" if dev else "no dev set", xlabel="step")
         after = self.metrics.get("final", {})
         paper = shown_paper(self.metrics)
         names = [n for n in dict.fromkeys([*after, *paper]) if not n.endswith("_std")]  # spreads are not bars

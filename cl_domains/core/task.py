@@ -95,8 +95,8 @@ class Task:
         return self.loss_from_embeddings(self.embed(batch, ctx), batch, ctx)
 
     def evaluate(self, split: str) -> dict[str, float]:
-        """Metrics on ``"dev"`` (model selection) or ``"test"`` (reported; keys match ``paper.metrics``).
-        Called with the model in eval mode."""
+        """Metrics on ``"dev"`` (model selection; ``{}`` when there is no dev set: the last step is kept) or
+        ``"test"`` (reported; keys match ``paper.metrics``). Called with the model in eval mode."""
         raise NotImplementedError(f"{type(self).__name__}.evaluate")
 
     # ------------------------------------------------------------------ optional

@@ -283,6 +283,11 @@ class Trainer:
         t = time.time()
         metrics = self._evaluate("dev")
         step = self.state.step
+        if not metrics:  # no dev set: nothing to select on, the last step is kept
+            if not self.run.metrics.get("no_dev"):
+                self.run.metrics["no_dev"] = True
+                self.run.log("no dev metrics (no dev set): the model of the last step is kept")
+            return
         self.run.metrics["history"]["dev"].append([step, metrics])
         if self.select not in metrics:
             raise UserError(f"train.select_metric {self.select!r} is not among the dev metrics: {', '.join(metrics)}.")

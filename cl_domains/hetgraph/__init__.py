@@ -1,14 +1,24 @@
-"""Heterogeneous graphs: MEOW and AdaMEOW (self-supervised node embeddings), HeCo-format ACM and DBLP,
-evaluated with the HeCo/DMGI linear-probe and clustering protocol.
+"""Heterogeneous graphs: MEOW and AdaMEOW (self-supervised node embeddings) on any PyG ``HeteroData``
+(shipped: HeCo-format ACM and DBLP), evaluated with the HeCo/DMGI linear-probe and clustering protocol.
 
 Public API::
 
-    from cl_domains.hetgraph import load_heco, load_encoder
+    from cl_domains.hetgraph import MEOW, load_heco, load_encoder
+    z = MEOW(epochs=20).fit(data, target="movie", metapaths=[["movie", "actor", "movie"]]).embed(data)
     z = load_encoder("runs/meow_acm-.../model").embed(load_heco("acm"))   # [4019, 64]
 """
 
 from ..core.registry import register_domain
-from .data import SCHEMAS, context_incidence, load_heco, metapath_counts, pathsim_topk
+from .data import (
+    SCHEMAS,
+    context_incidence,
+    load_graph,
+    load_heco,
+    metapath_counts,
+    pathsim_topk,
+    read_schema,
+    resolve_metapath,
+)
 from .encoder import MEOWEncoder, prepare
 from .evaluate import cluster_scores, linear_probe
 from .task import HetGraphDataConfig, HetGraphEvalConfig, HetGraphModelConfig, HetGraphTask, load_encoder
@@ -21,6 +31,9 @@ from .meow import MEOW  # noqa: E402  (registers the method)
 __all__ = [
     "SCHEMAS",
     "load_heco",
+    "load_graph",
+    "read_schema",
+    "resolve_metapath",
     "metapath_counts",
     "context_incidence",
     "pathsim_topk",

@@ -61,7 +61,7 @@ class AdaMEOW(HetGraphTask):
         self.weights = PairWeights(self.recipe.model.hidden, self.cfg.weight_hidden, self.cfg.chunk)
         self.model = nn.ModuleDict({"encoder": self.encoder, "weights": self.weights})
 
-    def loss(self, epoch: int, ctx: StepContext):
+    def loss(self, batch: None, ctx: StepContext):
         _, fine, coarse = self.encoder(self.graph)
         w = self.weights(fine, coarse)
         loss = info_nce(fine, coarse, self.cfg.temperature, neg_weights=w)

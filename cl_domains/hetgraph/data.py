@@ -1,12 +1,16 @@
-"""HeCo-format heterogeneous graphs (ACM, DBLP) -> ``torch_geometric.data.HeteroData``, meta-path
-matrices, meta-path-context incidence and PathSim top-k pruning.
+"""Heterogeneous graphs as ``torch_geometric.data.HeteroData``: HeCo-format folders described by a schema
+file, ``torch.save``d graphs, meta-path validation, meta-path matrices, meta-path-context incidence, PathSim
+top-k pruning, labels and splits.
 
 Definitions (all computed from the typed edge lists, never from precomputed meta-path files):
 
-* meta-path counts ``M = R_1 R_2 ... R_L`` (path-instance counts) for a meta-path of types
-  ``t_0 .. t_L``, ``R_l`` the 0/1 incidence ``t_{l-1} -> t_l``; HeCo's boolean files are
-  ``M > 0``. For DBLP's APCPA/APTPA this is ``(AP PC)(AP PC)^T`` / ``(AP PT)(AP PT)^T``; MEOW's own
-  count files for them are not public, so that these equal MEOW's is an unchecked assumption.
+* a meta-path is a list of node types (``["movie", "actor", "movie"]``: each hop is the one edge type
+  between the two types, or the reverse of one) or of edge types (``[("movie", "to", "actor"), ...]``);
+  it must start and end at the target node type.
+* meta-path counts ``M = R_1 R_2 ... R_L`` (path-instance counts), ``R_l`` the 0/1 incidence of hop ``l``;
+  HeCo's boolean files are ``M > 0``. When the second half of the path is the first half reversed this
+  is computed as ``H H^T`` (``H`` the counts of the first half). For DBLP's APCPA/APTPA MEOW's own count
+  files are not public, so that these equal MEOW's is an unchecked assumption.
 * meta-path contexts: for every proper prefix ``t_0 .. t_l`` (``1 <= l < L``) the boolean
   reachability ``bool(R_1 ... R_l)`` (DBLP: ``nei_ap``, ``nei_apc``, ``nei_apcp = bool(AP PC CP)``, ...).
 * PathSim (Sun et al. 2011, eq. 1): ``s_ij = 2 M_ij / (M_ii + M_jj)``; each row keeps its
@@ -15,86 +19,122 @@ Definitions (all computed from the typed edge lists, never from precomputed meta
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+import yaml
+from pydantic import Field, ValidationError
 
 from ..core import data as core_data
 from ..core.errors import UserError
+from ..core.recipe import StrictModel
+from ..core.rng import generator
 
 __all__ = [
     "SCHEMAS",
-    "GraphSchema",
+    "HeCoSchema",
+    "read_schema",
     "load_heco",
+    "load_graph",
+    "resolve_metapath",
     "relation",
+    "node_features",
     "metapath_counts",
     "context_incidence",
     "pathsim_topk",
+    "encode_labels",
+    "make_splits",
     "SPLITS",
 ]
 
 SPLITS = (20, 40, 60)
+EdgeType = tuple[str, str, str]
+Hop = tuple[EdgeType, bool]  # (stored edge type, walked against its direction)
+MetaPath = Sequence[Union[str, Sequence[str]]]
 
 
-@dataclass(frozen=True)
-class GraphSchema:
-    """How a HeCo-format folder maps onto node types, relations and meta-paths."""
+# ----------------------------------------------------------------------------- schema files
+class NodeSpec(StrictModel):
+    count: Optional[int] = Field(None, gt=0, description="number of nodes (default: rows of the feature file)")
+    features: Optional[str] = Field(None, description="feature file (none: one-hot identity features)")
 
+
+class HeCoSchema(StrictModel):
+    """A HeCo-format folder: which files make which node types, edges, labels and splits."""
+
+    name: str = ""
+    card: Optional[str] = Field(None, description="a dataset card whose file keys the names below are")
+    folder: Optional[str] = Field(None, description="folder of the files (default: the schema file's folder)")
     target: str
-    features: dict[str, str | None]  # node type -> feature file (None: one-hot identity)
-    num_nodes: dict[str, int]
-    edges: dict[str, tuple[str, str]]  # edge file -> (source type, destination type), one pair per line
-    metapaths: dict[str, tuple[str, ...]]  # name -> node types from target back to target
-    num_classes: int
-    extra_files: tuple[str, ...] = field(default=())
+    nodes: dict[str, NodeSpec]
+    edges: dict[str, tuple[str, str]] = Field(description="edge file -> (source type, destination type)")
+    labels: Optional[str] = Field(None, description="label file of the target nodes (none: embeddings only)")
+    splits: list[int] = Field(default_factory=list, description="label rates with train/val/test_<rate> files")
+    metapaths: dict[str, list[str]] = Field(default_factory=dict, description="default meta-paths, by name")
 
 
-SCHEMAS: dict[str, GraphSchema] = {
-    "acm": GraphSchema(
-        target="paper",
-        features={"paper": "p_feat", "author": "a_feat", "subject": None},
-        num_nodes={"paper": 4019, "author": 7167, "subject": 60},
-        edges={"pa": ("paper", "author"), "ps": ("paper", "subject")},
-        metapaths={"pap": ("paper", "author", "paper"), "psp": ("paper", "subject", "paper")},
-        num_classes=3,
-    ),
-    "dblp": GraphSchema(
-        target="author",
-        features={"author": "a_feat", "paper": "p_feat", "term": "t_feat", "conference": None},
-        num_nodes={"author": 4057, "paper": 14328, "term": 7723, "conference": 20},
-        edges={"pa": ("paper", "author"), "pc": ("paper", "conference"), "pt": ("paper", "term")},
-        metapaths={
-            "apa": ("author", "paper", "author"),
-            "apcpa": ("author", "paper", "conference", "paper", "author"),
-            "aptpa": ("author", "paper", "term", "paper", "author"),
-        },
-        num_classes=4,
-    ),
-}
+def read_schema(path: str | Path) -> HeCoSchema:
+    """A schema file (YAML) of a HeCo-format folder, checked: node types of edges and meta-paths exist."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"schema file {path} does not exist.")
+    try:
+        schema = HeCoSchema.model_validate(yaml.safe_load(path.read_text()))
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise UserError(
+            f"schema file {path} is not a valid graph schema ({str(exc)[:400]}). It needs 'target', 'nodes' "
+            "(type: {count, features}), 'edges' (file: [source type, destination type]), optional 'labels', "
+            "'splits', 'metapaths'."
+        ) from None
+    if schema.folder is None and schema.card is None:
+        schema.folder = str(path.parent)
+    elif schema.folder is not None and not Path(schema.folder).is_absolute():
+        schema.folder = str(path.parent / schema.folder)
+    types = set(schema.nodes)
+    for where, names in [("target", [schema.target])] + [(f"edges.{k}", v) for k, v in schema.edges.items()]:
+        bad = [t for t in names if t not in types]
+        if bad:
+            raise UserError(
+                f"schema file {path}: {where} names node type {bad[0]!r}, not among nodes: {sorted(types)}."
+            )
+    for name, spec in schema.nodes.items():
+        if spec.count is None and spec.features is None:
+            raise UserError(f"schema file {path}: node type {name!r} needs 'count' (it has no 'features' file).")
+    return schema
+
+
+def _schema_dir() -> Path:
+    return Path(core_data.card_dirs()[1]) / "hetgraph"
+
+
+SCHEMAS: dict[str, HeCoSchema] = {p.stem: read_schema(p) for p in sorted(_schema_dir().glob("*.yaml"))}
 
 
 # ----------------------------------------------------------------------------- files
-def _file(dataset: str, key: str, root: str | Path | None, folder: str | Path | None) -> Path:
-    """A verified path: ``folder/<name>`` when the user gives a folder, else the card ``hetgraph_<dataset>/<key>``."""
+def _file(schema: HeCoSchema, key: str, root: str | Path | None, folder: str | Path | None) -> Path:
+    """A verified path: ``folder/<key>`` (or ``<key>.*``) for a folder, else the card's file ``<card>/<key>``."""
+    folder = folder if folder is not None else schema.folder
     if folder is None:
-        return core_data.resolve(f"hetgraph_{dataset}/{key}", root)
+        return core_data.resolve(f"{schema.card}/{key}", root)
     folder = Path(folder).expanduser()
+    if (folder / key).is_file():
+        return folder / key
     matches = sorted(folder.glob(f"{key}.*"))
     if not matches:
         raise UserError(
-            f"{dataset}: file '{key}.*' (npz/npy/txt) is missing from {folder}. "
-            f"A HeCo-format folder needs: {', '.join(_keys(SCHEMAS[dataset]))}."
+            f"{schema.name or 'graph'}: file '{key}.*' (npz/npy/txt) is missing from {folder}. "
+            f"A HeCo-format folder needs: {', '.join(_keys(schema))}."
         )
     return matches[0]
 
 
-def _keys(schema: GraphSchema) -> list[str]:
-    feats = [f for f in schema.features.values() if f]
-    splits = [f"{s}_{n}" for s in ("train", "val", "test") for n in SPLITS]
-    return feats + list(schema.edges) + ["labels"] + splits
+def _keys(schema: HeCoSchema) -> list[str]:
+    feats = [s.features for s in schema.nodes.values() if s.features]
+    splits = [f"{s}_{n}" for s in ("train", "val", "test") for n in schema.splits]
+    return feats + list(schema.edges) + ([schema.labels] if schema.labels else []) + splits
 
 
 def _read_features(path: Path) -> sp.csr_matrix:
@@ -140,70 +180,109 @@ def _read_ids(path: Path, n: int) -> np.ndarray:
     return ids
 
 
-# ----------------------------------------------------------------------------- loader
-def load_heco(dataset: str, root: str | Path | None = None, folder: str | Path | None = None):
+def _read_labels(path: Path) -> np.ndarray:
+    """A ``.npy`` (class ids, one-hot rows or strings) or a text file with one label per line."""
+    try:
+        if path.suffix == ".npy":
+            y = np.load(path, allow_pickle=False)
+            return y.argmax(1) if y.ndim == 2 else y
+        labels = np.array([line.strip() for line in path.read_text().splitlines() if line.strip()])
+        return labels.astype(np.int64) if all(v.lstrip("-").isdigit() for v in labels) else labels
+    except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read labels {path}: {str(exc)[:200]}") from None
+
+
+# ----------------------------------------------------------------------------- loaders
+def load_heco(dataset: str | Path, root: str | Path | None = None, folder: str | Path | None = None):
     """Read a HeCo-format dataset into a ``HeteroData``.
 
-    Node type ``t`` gets ``x`` (float32, sparse COO when the file is sparse) and ``num_nodes``;
-    relation ``(s, "to", d)`` and its reverse get ``edge_index``; the target type gets ``y`` and
-    ``train_20 / val_20 / test_20`` (and 40, 60) index tensors. Files come from the dataset card
-    ``hetgraph_<dataset>`` under the data root, or from ``folder`` (a HeCo ``data/<dataset>`` copy).
+    ``dataset`` is a shipped schema (``"acm"``, ``"dblp"``: files from the dataset card under the data root,
+    or from ``folder``, a HeCo ``data/<dataset>`` copy) or the path of a schema file (:class:`HeCoSchema`).
+    Node type ``t`` gets ``x`` (float32, sparse COO when the file is sparse; one-hot identity without a
+    feature file) and ``num_nodes``; edge file ``(s, d)`` gives ``(s, "to", d)`` and ``(d, "rev_to", s)``;
+    the target type gets ``y`` (class ids 0..C-1; string or 1-based labels are mapped in sorted order, the
+    names kept in ``classes``) and ``train_<r> / val_<r> / test_<r>`` index tensors for the schema's splits.
     """
     from torch_geometric.data import HeteroData
 
-    if dataset not in SCHEMAS:
-        raise UserError(f"unknown heterogeneous-graph dataset {dataset!r}; choose one of: {', '.join(SCHEMAS)}.")
-    schema = SCHEMAS[dataset]
+    if str(dataset) in SCHEMAS:
+        schema = SCHEMAS[str(dataset)]
+    elif str(dataset).endswith((".yaml", ".yml")):
+        schema = read_schema(dataset)
+    else:
+        raise UserError(
+            f"unknown heterogeneous-graph dataset {str(dataset)!r}; choose one of: {', '.join(SCHEMAS)}, "
+            "or give the path of a schema file (.yaml) describing a HeCo-format folder."
+        )
     data = HeteroData()
-    sizes = dict(schema.num_nodes)
-    for ntype, key in schema.features.items():
-        if key is None:
-            x = sp.identity(sizes[ntype], dtype=np.float32, format="csr")
+    sizes: dict[str, int] = {}
+    for ntype, spec in schema.nodes.items():
+        if spec.features is None:
+            x = sp.identity(spec.count, dtype=np.float32, format="csr")
         else:
-            path = _file(dataset, key, root, folder)
+            path = _file(schema, spec.features, root, folder)
             x = _read_features(path)
-            if x.shape[0] != sizes[ntype]:
-                raise UserError(
-                    f"{path}: {x.shape[0]} rows of {ntype} features, expected {sizes[ntype]} {ntype} nodes."
-                )
+            if spec.count is not None and x.shape[0] != spec.count:
+                raise UserError(f"{path}: {x.shape[0]} rows of {ntype} features, expected {spec.count} {ntype} nodes.")
+        sizes[ntype] = x.shape[0]
         data[ntype].x = _to_torch(x)
         data[ntype].num_nodes = sizes[ntype]
     for key, (src, dst) in schema.edges.items():
-        ei = torch.from_numpy(_read_edges(_file(dataset, key, root, folder), sizes[src], sizes[dst]))
+        ei = torch.from_numpy(_read_edges(_file(schema, key, root, folder), sizes[src], sizes[dst]))
         data[src, "to", dst].edge_index = ei.contiguous()
         data[dst, "rev_to", src].edge_index = ei.flip(0).contiguous()
-    n = sizes[schema.target]
-    labels_path = _file(dataset, "labels", root, folder)
-    try:
-        y = np.load(labels_path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"cannot read labels {labels_path}: {str(exc)[:200]}") from None
-    y = y.argmax(1) if y.ndim == 2 else y
-    if y.shape[0] != n:
+    target, n = schema.target, sizes[schema.target]
+    if schema.labels is None:
+        return data
+    labels_path = _file(schema, schema.labels, root, folder)
+    raw = _read_labels(labels_path)
+    if raw.shape[0] != n:
         raise UserError(
-            f"labels {labels_path} has {y.shape[0]} entries but the graph has {n} {schema.target} nodes: "
+            f"labels {labels_path} has {raw.shape[0]} entries but the graph has {n} {target} nodes: "
             "labels and node features come from different versions of the dataset."
         )
-    data[schema.target].y = torch.as_tensor(y, dtype=torch.long)
-    for rate in SPLITS:
-        parts = {s: _read_ids(_file(dataset, f"{s}_{rate}", root, folder), n) for s in ("train", "val", "test")}
+    y, classes = encode_labels(raw, str(labels_path))
+    data[target].y = y
+    data[target].classes = classes
+    for rate in schema.splits:
+        parts = {s: _read_ids(_file(schema, f"{s}_{rate}", root, folder), n) for s in ("train", "val", "test")}
         for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
             common = np.intersect1d(parts[a], parts[b])
             if common.size:
                 raise UserError(
-                    f"{dataset} split {rate}: {common.size} nodes are in both {a}_{rate} and {b}_{rate} "
+                    f"{schema.name} split {rate}: {common.size} nodes are in both {a}_{rate} and {b}_{rate} "
                     f"(e.g. node {common[0]}); the splits must not overlap."
                 )
-        counts = np.bincount(y[parts["train"]].astype(np.int64), minlength=schema.num_classes)
-        if counts.size != schema.num_classes or not np.all(counts == rate):
+        num_classes = len(classes)
+        counts = np.bincount(y.numpy()[parts["train"]], minlength=num_classes)
+        if not np.all(counts == rate):
             raise UserError(
-                f"{dataset}: train_{rate} should hold {rate} nodes of each of the {schema.num_classes} "
+                f"{schema.name}: train_{rate} should hold {rate} nodes of each of the {num_classes} "
                 f"classes, but has {counts.tolist()} per class under labels {labels_path}: "
                 "the split files do not belong to these labels."
             )
         for s, ids in parts.items():
-            data[schema.target][f"{s}_{rate}"] = torch.from_numpy(ids)
-    data.dataset = dataset
+            data[target][f"{s}_{rate}"] = torch.from_numpy(ids)
+    data.dataset = schema.name
+    return data
+
+
+def load_graph(path: str | Path):
+    """A ``torch.save``d ``HeteroData`` (the whole object; unpickled, so only load files you trust)."""
+    from torch_geometric.data import HeteroData
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"graph file {path} does not exist (expected a torch.save'd torch_geometric HeteroData).")
+    try:
+        data = torch.load(path, weights_only=False, map_location="cpu")
+    except Exception as exc:
+        raise UserError(f"cannot read graph file {path} with torch.load: {str(exc)[:300]}") from None
+    if not isinstance(data, HeteroData):
+        raise UserError(
+            f"graph file {path} holds a {type(data).__name__}, not a torch_geometric HeteroData: "
+            "save one with torch.save(data, path)."
+        )
     return data
 
 
@@ -215,41 +294,167 @@ def _to_torch(x: sp.spmatrix) -> torch.Tensor:
     return torch.from_numpy(x.toarray())
 
 
-# ----------------------------------------------------------------------------- meta-paths
-def relation(data, src: str, dst: str) -> sp.csr_matrix:
-    """0/1 incidence ``src -> dst`` from the HeteroData's edges (either direction stored)."""
-    for key in data.edge_types:
-        if key[0] == src and key[2] == dst:
-            ei = data[key].edge_index.numpy()
-            m = sp.csr_matrix(
-                (np.ones(ei.shape[1], np.float32), (ei[0], ei[1])), shape=(data[src].num_nodes, data[dst].num_nodes)
+def node_features(data, ntype: str) -> torch.Tensor:
+    """``data[ntype].x`` as float32, or one-hot identity features (sparse) for a node type without ``x``."""
+    x = data[ntype].get("x")
+    if x is None:
+        n = data[ntype].num_nodes
+        idx = torch.arange(n).repeat(2, 1)
+        return torch.sparse_coo_tensor(idx, torch.ones(n), (n, n), check_invariants=False).coalesce()
+    return x.float()
+
+
+# ----------------------------------------------------------------------------- labels and splits
+def encode_labels(y: Any, where: str) -> tuple[torch.Tensor, list]:
+    """Class ids ``0..C-1`` and the class names (sorted) of integer, 1-based or string labels."""
+    arr = y.cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] > 1:  # one-hot rows
+        arr = arr.argmax(1)
+    arr = arr.reshape(-1)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise UserError(f"labels {where}: class labels must be integers or strings; found non-integer values.")
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iuUSO":
+        raise UserError(f"labels {where}: class labels must be integers or strings, not {arr.dtype}.")
+    classes, codes = np.unique(arr.astype(str) if arr.dtype.kind == "O" else arr, return_inverse=True)
+    if len(classes) < 2:
+        raise UserError(f"labels {where}: only one class ({classes[0]!r}); a probe needs at least two.")
+    return torch.as_tensor(codes.reshape(-1), dtype=torch.long), classes.tolist()
+
+
+def make_splits(y: torch.Tensor, rate: int, seed: int, held_out: int = 1000) -> tuple[torch.Tensor, ...]:
+    """Seeded stratified split: ``rate`` training nodes per class; of the rest (shuffled) ``held_out`` validation
+    and ``held_out`` test nodes (half each when fewer remain), HeCo's protocol for graphs without split files."""
+    g = generator(seed, "split", rate)
+    train = []
+    for c in range(int(y.max()) + 1):
+        idx = torch.nonzero(y == c).view(-1)
+        if idx.numel() <= rate:
+            raise UserError(
+                f"class {c} has {idx.numel()} labelled nodes, not more than {rate}: a split with {rate} training "
+                f"nodes per class leaves none to test. Lower eval.rates (e.g. eval.rates=[{max(1, idx.numel() // 2)}])."
             )
-            m.data[:] = 1.0  # duplicate edges count once
-            return m
-    raise UserError(f"the graph has no edges between {src!r} and {dst!r} (edge types: {data.edge_types}).")
+        train.append(idx[torch.randperm(idx.numel(), generator=g)[:rate]])
+    train = torch.cat(train).sort().values
+    rest = torch.ones(y.numel(), dtype=torch.bool)
+    rest[train] = False
+    rest = torch.nonzero(rest).view(-1)
+    rest = rest[torch.randperm(rest.numel(), generator=g)]
+    n_val = min(held_out, rest.numel() // 2)
+    n_test = min(held_out, rest.numel() - n_val)
+    return train, rest[:n_val].sort().values, rest[n_val : n_val + n_test].sort().values
 
 
-def _chain(data, types: tuple[str, ...], boolean: bool) -> sp.csr_matrix:
-    m = relation(data, types[0], types[1])
-    for a, b in zip(types[1:-1], types[2:]):
-        m = m @ relation(data, a, b)
+# ----------------------------------------------------------------------------- meta-paths
+def _show(path: MetaPath) -> str:
+    return "-".join(p if isinstance(p, str) else "/".join(p) for p in path)
+
+
+def resolve_metapath(data, path: MetaPath, target: str | None = None) -> tuple[Hop, ...]:
+    """Validate a meta-path (node types or edge types) against ``data.metadata()``; its hops as
+    ``(stored edge type, reversed)``. Node-type hops use the one edge type between the two types, else the
+    reverse of the one edge type the other way round."""
+    node_types, edge_types = data.metadata()
+    edge_types = [tuple(e) for e in edge_types]
+    if isinstance(path, str) or len(path) < 2:
+        raise UserError(f"meta-path {path!r} must be a list of at least two node types (or of edge types).")
+    hops: list[Hop] = []
+    if all(isinstance(p, str) for p in path):
+        for t in path:
+            if t not in node_types:
+                raise UserError(
+                    f"meta-path {_show(path)}: node type {t!r} is not in the graph (node types: {', '.join(node_types)})."
+                )
+        for a, b in zip(path, path[1:]):
+            fwd = [e for e in edge_types if e[0] == a and e[2] == b]
+            back = [e for e in edge_types if e[0] == b and e[2] == a]
+            found = [(e, False) for e in fwd] or [(e, True) for e in back]
+            if not found:
+                raise UserError(
+                    f"meta-path {_show(path)}: the graph has no edge type between {a!r} and {b!r} "
+                    f"(edge types: {edge_types})."
+                )
+            if len(found) > 1:
+                raise UserError(
+                    f"meta-path {_show(path)}: several edge types join {a!r} and {b!r} ({[e for e, _ in found]}); "
+                    "give the meta-path as a list of edge types instead."
+                )
+            hops.append(found[0])
+    else:
+        for e in path:
+            if isinstance(e, str) or len(e) != 3 or tuple(e) not in edge_types:
+                raise UserError(
+                    f"meta-path {_show(path)}: edge type {tuple(e) if not isinstance(e, str) else e!r} is not in the "
+                    f"graph (edge types: {edge_types}); give node types or (source, relation, destination) triples."
+                )
+        for e, f in zip(path, path[1:]):
+            if e[2] != f[0]:
+                raise UserError(
+                    f"meta-path {_show(path)}: edge type {tuple(e)} ends at {e[2]!r} but {tuple(f)} starts at {f[0]!r}."
+                )
+        hops = [(tuple(e), False) for e in path]
+    start, end = _end(hops[0], 0), _end(hops[-1], 2)
+    target = target or start
+    if start != target or end != target:
+        raise UserError(
+            f"meta-path {_show(path)} goes from {start!r} to {end!r}: a meta-path must start and end at the "
+            f"target node type {target!r}."
+        )
+    return tuple(hops)
+
+
+def _end(hop: Hop, side: int) -> str:
+    (src, _, dst), rev = hop
+    return (dst if rev else src) if side == 0 else (src if rev else dst)
+
+
+def _hops(data, path) -> tuple[Hop, ...]:
+    if len(path) and isinstance(path[0], tuple) and len(path[0]) == 2 and isinstance(path[0][1], bool):
+        return tuple(path)  # already resolved
+    return resolve_metapath(data, path)
+
+
+def relation(data, hop: Hop) -> sp.csr_matrix:
+    """0/1 incidence of one hop (duplicate edges count once)."""
+    (src, rel, dst), rev = hop
+    ei = data[src, rel, dst].edge_index.cpu().numpy()
+    shape = (data[src].num_nodes, data[dst].num_nodes)
+    if rev:
+        ei, shape = ei[::-1], shape[::-1]
+    m = sp.csr_matrix((np.ones(ei.shape[1], np.float32), (ei[0], ei[1])), shape=shape)
+    m.data[:] = 1.0
+    return m
+
+
+def _chain(mats: list[sp.csr_matrix], boolean: bool) -> sp.csr_matrix:
+    m = mats[0]
+    for r in mats[1:]:
+        m = m @ r
         if boolean:
             m.data[:] = 1.0
     return m.tocsr()
 
 
-def metapath_counts(data, types: tuple[str, ...]) -> sp.csr_matrix:
-    """Path-instance counts of a symmetric meta-path: ``H H^T`` with ``H`` the counts of its first half."""
-    half = len(types) // 2
-    if len(types) % 2 == 0 or tuple(reversed(types)) != tuple(types):
-        raise UserError(f"meta-path {'-'.join(types)} must be symmetric with an odd number of node types.")
-    h = _chain(data, types[: half + 1], boolean=False)
-    return (h @ h.T).tocsr()
+def metapath_counts(data, path: MetaPath) -> sp.csr_matrix:
+    """Path-instance counts ``R_1 ... R_L`` of a meta-path from and to the target type (``H H^T`` when its
+    second half walks its first half back)."""
+    rels = [relation(data, h) for h in _hops(data, path)]
+    half = len(rels) // 2
+    mirrored = len(rels) % 2 == 0 and all(
+        rels[-1 - i].shape == rels[i].T.shape and (rels[-1 - i] != rels[i].T).nnz == 0 for i in range(half)
+    )
+    if mirrored:
+        h = _chain(rels[:half], boolean=False)
+        return (h @ h.T).tocsr()
+    return _chain(rels, boolean=False)
 
 
-def context_incidence(data, types: tuple[str, ...]) -> list[tuple[str, sp.csr_matrix]]:
-    """The meta-path contexts: ``[(last type, bool(R_1..R_l))]`` for every proper prefix of the meta-path."""
-    return [(types[k], _chain(data, types[: k + 1], boolean=True)) for k in range(1, len(types) - 1)]
+def context_incidence(data, path: MetaPath) -> list[tuple[str, sp.csr_matrix]]:
+    """The meta-path contexts: ``[(node type, bool(R_1..R_l))]`` for every proper prefix of the meta-path."""
+    hops = _hops(data, path)
+    rels = [relation(data, h) for h in hops]
+    return [(_end(hops[k - 1], 2), _chain(rels[:k], boolean=True)) for k in range(1, len(hops))]
 
 
 def pathsim_topk(counts: sp.csr_matrix, k: int, chunk: int = 512) -> sp.csr_matrix:

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core.errors import UserError
-from .data import SCHEMAS, context_incidence, metapath_counts, pathsim_topk
+from ..core.modes import eval_mode
+from .data import SCHEMAS, context_incidence, metapath_counts, node_features, pathsim_topk, resolve_metapath
 
 __all__ = ["GraphInputs", "prepare", "MEOWEncoder", "GCN", "SemanticAttention"]
 
@@ -56,20 +57,36 @@ class GraphInputs:
     coarse_adj: Tensor  # mean of the normalised meta-path adjacencies
 
 
+def used_types(target: str, hops: list[tuple]) -> set[str]:
+    """Node types a set of resolved meta-paths touches (their features enter the encoder)."""
+    return {target} | {t for path in hops for (src, _, dst), _ in path for t in (src, dst)}
+
+
 def prepare(
-    data, metapaths: dict[str, tuple[str, ...]], nei_max: list[int], feat_mask: float, adj_mask: list[float], seed: int
+    data,
+    metapaths: dict[str, list],
+    nei_max: list[int],
+    feat_mask: float,
+    adj_mask: list[float],
+    seed: int,
+    target: str | None = None,
 ) -> GraphInputs:
-    """Meta-path graphs (PathSim top-k), contexts and the fixed masked copies (seeded, as in MEOW)."""
+    """Meta-path graphs (PathSim top-k), contexts and the fixed masked copies (seeded, as in MEOW). Meta-paths
+    are node-type or edge-type lists (see :func:`~cl_domains.hetgraph.data.resolve_metapath`), all from and to
+    ``target`` (default: where the first one starts)."""
     if len(nei_max) != len(metapaths) or len(adj_mask) != len(metapaths):
         raise UserError(
             f"model.nei_max and model.adj_mask need one value per meta-path ({', '.join(metapaths)}); "
             f"got {len(nei_max)} and {len(adj_mask)}."
         )
     rng = np.random.default_rng(seed)
-    target = next(iter(metapaths.values()))[0]
+    if target is None:
+        first = next(iter(metapaths.values()))[0]
+        target = first if isinstance(first, str) else first[0]
+    hops = [resolve_metapath(data, p, target) for p in metapaths.values()]
     adjs, masked, contexts, norm_sum = [], [], [], None
-    for (name, types), k, drop in zip(metapaths.items(), nei_max, adj_mask):
-        top = pathsim_topk(metapath_counts(data, types), k)
+    for path, k, drop in zip(hops, nei_max, adj_mask):
+        top = pathsim_topk(metapath_counts(data, path), k)
         norm = _sym_norm(top)
         adjs.append(_sparse(norm))
         norm_sum = norm if norm_sum is None else norm_sum + norm
@@ -79,8 +96,8 @@ def prepare(
         keep = rng.permutation(off.nnz)[int(drop * off.nnz) :]
         kept = sp.csr_matrix((np.ones(keep.size, np.float32), (off.row[keep], off.col[keep])), shape=top.shape)
         masked.append(_sparse(_sym_norm(kept + sp.identity(top.shape[0], np.float32, format="csr"))))
-        contexts.append([(t, _sparse(_row_norm(inc))) for t, inc in context_incidence(data, types)])
-    x = data[target].x
+        contexts.append([(t, _sparse(_row_norm(inc))) for t, inc in context_incidence(data, path)])
+    x = node_features(data, target)
     xm = x.coalesce() if x.is_sparse else x.clone()
     vals = xm.values().clone() if x.is_sparse else xm.view(-1)
     nz = torch.nonzero(vals).view(-1)
@@ -88,7 +105,8 @@ def prepare(
     vals[nz[drop]] = 0.0
     if x.is_sparse:
         xm = torch.sparse_coo_tensor(xm.indices(), vals, xm.shape, check_invariants=False).coalesce()
-    feats = {t: data[t].x.float() for t in data.node_types}
+    used = used_types(target, hops)
+    feats = {t: node_features(data, t) for t in data.node_types if t in used}
     return GraphInputs(feats, xm.float(), adjs, masked, contexts, _sparse((norm_sum / len(metapaths)).tocsr()))
 
 
@@ -142,6 +160,11 @@ class SemanticAttention(nn.Module):
         return sum(b * v for b, v in zip(beta, views))
 
 
+def _hop_count(path: list) -> int:
+    """Hops of a meta-path given as node types (one fewer than the types) or as edge types."""
+    return len(path) - 1 if isinstance(path[0], str) else len(path)
+
+
 class MEOWEncoder(nn.Module):
     """Fine-grained view (MEOW eq. 2-4): ``h_i^m = ELU(h_i + sum_l W_l^m mean_{c in ctx_l^m(i)} h_c)``
     for every meta-path ``m`` and for a copy with masked target features, each encoded by the shared
@@ -151,7 +174,8 @@ class MEOWEncoder(nn.Module):
 
     def __init__(
         self,
-        dataset: str,
+        target: str,
+        metapaths: dict[str, list],
         feat_dims: dict[str, int],
         hidden: int = 64,
         dropout: float = 0.2,
@@ -161,9 +185,13 @@ class MEOWEncoder(nn.Module):
         mask_seed: int = 0,
     ):
         super().__init__()
-        self.schema = SCHEMAS[dataset]
+        self.target = target
+        self.metapaths = {
+            name: [p if isinstance(p, str) else list(p) for p in path] for name, path in metapaths.items()
+        }
         self.config = dict(
-            dataset=dataset,
+            target=target,
+            metapaths=self.metapaths,
             feat_dims=feat_dims,
             hidden=hidden,
             dropout=dropout,
@@ -177,8 +205,8 @@ class MEOWEncoder(nn.Module):
             nn.init.xavier_normal_(lin.weight, gain=1.414)
         self.agg = nn.ModuleList(
             [
-                nn.ModuleList([nn.Linear(hidden, hidden, bias=False) for _ in types[1:-1]])
-                for types in self.schema.metapaths.values()
+                nn.ModuleList([nn.Linear(hidden, hidden, bias=False) for _ in range(_hop_count(path) - 1)])
+                for path in self.metapaths.values()
             ]
         )
         self.drop = nn.Dropout(dropout)
@@ -187,19 +215,28 @@ class MEOWEncoder(nn.Module):
         self.project = nn.Linear(hidden, hidden)
         self._cache: tuple[int, GraphInputs] | None = None
 
+    @classmethod
+    def from_config(cls, config: dict) -> "MEOWEncoder":
+        """An encoder from its saved ``config`` (also the older form naming a shipped ``dataset``)."""
+        config = dict(config)
+        if "dataset" in config:
+            schema = SCHEMAS[config.pop("dataset")]
+            config.update(target=schema.target, metapaths=schema.metapaths)
+        return cls(**config)
+
     def inputs(self, data) -> GraphInputs:
         """The derived inputs of ``data`` (cached for the last graph seen)."""
         if self._cache is None or self._cache[0] != id(data):
             c = self.config
             self._cache = (
                 id(data),
-                prepare(data, self.schema.metapaths, c["nei_max"], c["feat_mask"], c["adj_mask"], c["mask_seed"]),
+                prepare(data, self.metapaths, c["nei_max"], c["feat_mask"], c["adj_mask"], c["mask_seed"], self.target),
             )
         return self._cache[1]
 
     def forward(self, g: GraphInputs) -> tuple[Tensor, Tensor, Tensor]:
         """``(z, fine projection, coarse projection)``; ``z`` is the fused fine view."""
-        target = self.schema.target
+        target = self.target
         h = {t: F.elu(self.drop(_linear(self.fc[t], x))) for t, x in g.feats.items()}
         h_masked = F.elu(self.drop(_linear(self.fc[target], g.masked_target)))
         views = []
@@ -214,12 +251,41 @@ class MEOWEncoder(nn.Module):
     def proj(self, z: Tensor) -> Tensor:
         return F.normalize(torch.tanh(self.project(z)), dim=1)
 
-    @torch.no_grad()
     def embed(self, data) -> Tensor:
-        """Target-node embeddings of a ``HeteroData`` with this encoder's schema, in eval mode."""
-        was = self.training
-        self.eval()
-        try:
+        """Target-node embeddings of a ``HeteroData`` with this encoder's node types and meta-paths, in eval mode."""
+        with eval_mode(self):
             return self(self.inputs(data))[0]
-        finally:
-            self.train(was)
+
+
+# N x N float32 arrays alive at the peak of a MEOW / AdaMEOW step (logits, their softmax and gradients, the
+# cluster or pair weights and their comparisons): MEOW on a 10k-node synthetic graph peaked at 2.57 GiB RSS,
+# about 5 such arrays beyond the interpreter (benchmarks/hetgraph_scale.py); 8 leaves a margin
+DENSE_PER_STEP = 8
+
+
+def estimate_memory(data, target: str, hops: list[tuple], nei_max: list[int]) -> dict[str, float]:
+    """Estimated peak bytes of preparing and training on ``data``, without building anything large:
+    ``prepare`` (the sparse meta-path count matrices, bounded by ``sum_j deg_j^2`` over the middle hop's
+    nodes, 12 bytes a non-zero) and ``train`` (``DENSE_PER_STEP`` N x N float32 arrays, plus the normalised
+    meta-path graphs, dense above 1% fill)."""
+    n = int(data[target].num_nodes)
+    counts = 0.0
+    for path in hops:
+        half = len(path) // 2
+        # walks through the middle node: sum over middle nodes of (paths reaching it)^2 bounds the nnz of H H^T
+        deg = np.ones(n)
+        for (src, rel, dst), rev in path[:half]:
+            ei = data[src, rel, dst].edge_index
+            a, b = (ei[1], ei[0]) if rev else (ei[0], ei[1])
+            size = data[dst if not rev else src].num_nodes
+            deg = np.bincount(b.numpy(), weights=deg[a.numpy()], minlength=size)
+        counts += min(float((deg**2).sum()), float(n) * n) * 12
+    counts += 512 * n * 28.0  # pathsim_topk's dense row block, its PathSim and argsort
+    adjs = 0.0
+    for k in nei_max:
+        nnz = min(n * k, n * n)
+        adjs += 2 * (4.0 * n * n if nnz > 0.01 * n * n else 20.0 * nnz)
+    total_k = min(sum(nei_max) * n, n * n)
+    adjs += 4.0 * n * n if total_k > 0.01 * n * n else 20.0 * total_k
+    train = DENSE_PER_STEP * 4.0 * n * n + adjs
+    return {"prepare": counts, "train": train, "total": max(counts, train)}

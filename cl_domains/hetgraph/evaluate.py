@@ -18,6 +18,8 @@ from sklearn.metrics import adjusted_rand_score, f1_score, normalized_mutual_inf
 from threadpoolctl import threadpool_limits
 from torch import Tensor
 
+from ..core.rng import derive_seed, generator
+
 __all__ = ["batched_f1", "linear_probe", "cluster_scores"]
 
 
@@ -49,7 +51,7 @@ def linear_probe(
     """Per-repeat test ``macro_f1``, ``micro_f1`` and ``auc`` (x100) under validation selection."""
     emb = emb.detach().float()
     c = int(y.max()) + 1
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed, "probe")
     bound = (6.0 / (emb.shape[1] + c)) ** 0.5  # xavier-uniform, as HeCo's LogReg
     w = ((torch.rand(repeats, emb.shape[1], c, generator=g) * 2 - 1) * bound).requires_grad_()
     b = torch.zeros(repeats, 1, c, requires_grad=True)
@@ -92,7 +94,7 @@ def cluster_scores(emb: Tensor, y: Tensor, runs: int = 10, seed: int = 0) -> dic
     nmi, ari = [], []
     for r in range(runs):
         with threadpool_limits(1):  # on a few shared cores, OpenMP k-means threads mostly wait on each other
-            pred = KMeans(n_clusters=k, n_init=1, random_state=seed + r).fit_predict(x)
+            pred = KMeans(n_clusters=k, n_init=1, random_state=derive_seed(seed, "cluster", r) % 2**32).fit_predict(x)
         nmi.append(normalized_mutual_info_score(yt, pred))
         ari.append(adjusted_rand_score(yt, pred))
     return {"nmi": float(np.mean(nmi)) * 100, "ari": float(np.mean(ari)) * 100}

@@ -90,15 +90,13 @@ class MEOW(HetGraphTask):
 
     config = MEOWConfig
 
-    def loss(self, epoch: int, ctx: StepContext):
+    def loss(self, batch: None, ctx: StepContext):
         z, fine, coarse = self.encoder(self.graph)
         cfg = self.cfg
         need = cfg.weighted or cfg.proto_weight > 0
-        clusterings = (
-            [kmeans(fine, k, self.seed * 1000 + epoch + i, cfg.kmeans_iters) for i, k in enumerate(cfg.clusters)]
-            if need
-            else []
-        )
+        # one k-means seed per clustering, drawn from this epoch's own stream
+        seeds = torch.randint(2**31 - 1, (len(cfg.clusters),), generator=ctx.generator("kmeans")).tolist()
+        clusterings = [kmeans(fine, k, s, cfg.kmeans_iters) for k, s in zip(cfg.clusters, seeds)] if need else []
         weights = cluster_weights([a for a, _ in clusterings]) if cfg.weighted else None
         nce = info_nce(coarse, fine, cfg.temperature, neg_weights=weights)
         extras = {"nce": float(nce.detach())}

@@ -1,39 +1,57 @@
-"""Recipe sections of the heterogeneous-graph domain and the full-batch task its methods share."""
+"""Recipe sections of the heterogeneous-graph domain and the full-batch task its methods share, usable from a
+recipe (``data.dataset`` / ``data.path``) or from Python::
+
+    MEOW(epochs=20).fit(data, target="movie", metapaths=[["movie", "actor", "movie"]]).embed(data)
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, PositiveInt
 from safetensors.torch import load_model, save_model
 
-from ..core.recipe import Recipe, StrictModel
+from ..core.errors import UserError
+from ..core.losses import info_nce
+from ..core.recipe import Recipe, StrictModel, TrainConfig, _validate
 from ..core.task import Task
-from .data import SCHEMAS, SPLITS, load_heco
-from .encoder import MEOWEncoder
+from .data import SCHEMAS, SPLITS, encode_labels, load_graph, load_heco, make_splits, resolve_metapath
+from .encoder import MEOWEncoder, estimate_memory, used_types
 from .evaluate import cluster_scores, linear_probe
 
 __all__ = ["HetGraphModelConfig", "HetGraphDataConfig", "HetGraphEvalConfig", "HetGraphTask", "load_encoder"]
+
+GiB = 2**30
 
 
 class HetGraphModelConfig(StrictModel):
     hidden: int = Field(64, gt=0)
     dropout: float = Field(0.2, ge=0, lt=1)
-    nei_max: list[int] = Field(..., description="PathSim top-k per meta-path (the schema's order)")
+    nei_max: Optional[list[int]] = Field(None, description="PathSim top-k per meta-path (default 50 each)")
     feat_mask: float = Field(
         0.3, ge=0, lt=1, description="fraction of target feature non-zeros zeroed in the masked copy"
     )
-    adj_mask: list[float] = Field(..., description="fraction of pruned meta-path edges dropped, per meta-path")
+    adj_mask: Optional[list[float]] = Field(
+        None, description="fraction of pruned meta-path edges dropped, per meta-path (default 0.2 each)"
+    )
     mask_seed: int = 0
+    memory_limit_gib: float = Field(24.0, gt=0, description="refuse a graph whose estimated peak memory exceeds this")
 
 
 class HetGraphDataConfig(StrictModel):
-    dataset: Literal["acm", "dblp"]
+    dataset: Optional[str] = Field(None, description="a shipped graph: acm or dblp (schema cards datasets/hetgraph/)")
+    path: Optional[str] = Field(
+        None, description="a torch.save'd HeteroData (.pt) or the schema file (.yaml) of a HeCo-format folder"
+    )
     folder: Optional[str] = Field(None, description="a HeCo-format data/<dataset> folder instead of the card's files")
+    target: Optional[str] = Field(None, description="node type to embed (default: the schema's)")
+    metapaths: Optional[list[list[Union[str, list[str]]]]] = Field(
+        None, description="meta-paths from and to the target: lists of node types or of [src, relation, dst]"
+    )
 
 
 class HetGraphEvalConfig(StrictModel):
@@ -41,47 +59,170 @@ class HetGraphEvalConfig(StrictModel):
     weight_decay: float = Field(0.0, ge=0)
     repeats: int = Field(50, gt=0)
     steps: int = Field(200, gt=0)
-    rates: list[Literal[20, 40, 60]] = Field(default_factory=lambda: list(SPLITS))
+    rates: list[PositiveInt] = Field(
+        default_factory=lambda: list(SPLITS), description="labelled nodes per class of the probe's training split"
+    )
     dev_repeats: int = Field(2, gt=0, description="probe repeats of the per-checkpoint validation score")
     cluster_runs: int = Field(10, gt=0)
 
 
+# what MEOW(...) uses from Python when a keyword is not given (the shipped recipes' settings)
+PYTHON_DEFAULTS = {
+    "train": {
+        "seed": 0,
+        "lr": 7e-4,
+        "epochs": 100,
+        "eval_every": 10,
+        "checkpoint_every": 50,
+        "schedule": "constant",
+        "eval_before": False,
+    },
+}
+
+
+def load_data(d: HetGraphDataConfig, data_root) -> tuple[Any, str, dict[str, list]]:
+    """The recipe's graph, target node type and meta-paths (named)."""
+    if (d.dataset is None) == (d.path is None):
+        raise UserError(
+            "recipe data: give exactly one of data.dataset (a shipped graph: "
+            f"{', '.join(SCHEMAS)}) and data.path (a torch.save'd HeteroData .pt, or a HeCo-format schema .yaml)."
+        )
+    schema = None
+    if d.dataset is not None:
+        if d.dataset not in SCHEMAS:
+            raise UserError(f"data.dataset {d.dataset!r} is not a shipped graph; choose one of: {', '.join(SCHEMAS)}.")
+        schema, data = SCHEMAS[d.dataset], load_heco(d.dataset, data_root, d.folder)
+    elif d.path.endswith((".yaml", ".yml")):
+        from .data import read_schema
+
+        schema = read_schema(d.path)
+        data = load_heco(d.path, data_root, d.folder)
+    else:
+        data = load_graph(d.path)
+    target = d.target or (schema.target if schema else None)
+    metapaths = d.metapaths if d.metapaths is not None else (list(schema.metapaths.values()) if schema else None)
+    if target is None or not metapaths:
+        raise UserError(
+            f"data.path {d.path}: give data.target (a node type: {', '.join(data.node_types)}) and data.metapaths "
+            "(e.g. [[target, other, target]])."
+        )
+    names = list(schema.metapaths) if schema and d.metapaths is None else None
+    return data, target, _named(metapaths, names)
+
+
+def _named(metapaths, names=None) -> dict[str, list]:
+    if isinstance(metapaths, dict):
+        return dict(metapaths)
+    if isinstance(metapaths, (str, tuple)) or not metapaths or isinstance(metapaths[0], str):
+        raise UserError(f"metapaths must be a list of meta-paths (each a list of node types), got {metapaths!r}.")
+    out = {}
+    for i, p in enumerate(metapaths):
+        name = "-".join(t if isinstance(t, str) else t[1] for t in p) if p else str(i)
+        out[name if name not in out else f"{name}#{i}"] = list(p)
+    return out
+
+
 class HetGraphTask(Task):
-    """Full-batch training: one batch (the whole graph) per epoch. Model selection on the validation
-    Macro-F1 of a small linear probe (mean over the label rates); evaluation in eval mode."""
+    """Full-batch training: one batch (the whole graph, ``None`` as the batch) per epoch. Model selection on
+    the validation Macro-F1 of a small linear probe (mean over the label rates); a graph without labels is
+    selected on the negative InfoNCE of the two views instead and reports embeddings only."""
 
     dev_metric = "val_macro_f1"
 
-    def __init__(self, recipe: Recipe, data_root, device: torch.device):
-        self.recipe, self.cfg, self.device = recipe, recipe.method, device
-        self.seed = recipe.train.seed
-        d, m = recipe.data, recipe.model
-        self.data = load_heco(d.dataset, data_root, d.folder)
-        self.target = SCHEMAS[d.dataset].target
-        self.y = self.data[self.target].y
-        feat_dims = {t: int(self.data[t].x.shape[1]) for t in self.data.node_types}
+    def __init__(self, recipe: Recipe | None = None, data_root=None, device: torch.device | None = None, **params):
+        self._params, self.device = params, device  # params: Python use, keywords of fit()'s recipe
+        if recipe is None:
+            return
+        data, target, metapaths = load_data(recipe.data, data_root)
+        self._setup(recipe, data, target, metapaths)
+
+    # ------------------------------------------------------------------ set-up
+    def _setup(self, recipe: Recipe, data, target: str, metapaths: dict[str, list]) -> None:
+        self.recipe, self.cfg, self.seed = recipe, recipe.method, recipe.train.seed
+        self.data, self.target = data, target
+        if target not in data.node_types:
+            raise UserError(
+                f"target node type {target!r} is not in the graph (node types: {', '.join(data.node_types)})."
+            )
+        hops = [resolve_metapath(data, p, target) for p in metapaths.values()]
+        m, n = recipe.model, data[target].num_nodes
+        nei_max = m.nei_max if m.nei_max is not None else [50] * len(metapaths)
+        adj_mask = m.adj_mask if m.adj_mask is not None else [0.2] * len(metapaths)
+        need = estimate_memory(data, target, hops, nei_max)
+        if need["total"] > m.memory_limit_gib * GiB:
+            parts = ", ".join(f"{k} {v / GiB:.1f}" for k, v in need.items() if k != "total")
+            raise UserError(
+                f"the graph is too large for full-batch {recipe.method.name}: {n} {target} nodes need an estimated "
+                f"{need['total'] / GiB:.1f} GiB ({parts} GiB), over model.memory_limit_gib = {m.memory_limit_gib:g}. "
+                "Use a subgraph with fewer target nodes (the N x N contrastive terms grow quadratically), or raise "
+                "model.memory_limit_gib if the machine has the memory."
+            )
+        self._labels(recipe)
+        used = used_types(target, hops)
+        feat_dims = {t: _width(data, t) for t in data.node_types if t in used}
         self.model = self.encoder = MEOWEncoder(
-            d.dataset, feat_dims, m.hidden, m.dropout, m.nei_max, m.feat_mask, m.adj_mask, m.mask_seed
+            target, metapaths, feat_dims, m.hidden, m.dropout, nei_max, m.feat_mask, adj_mask, m.mask_seed
         )
-        self.graph = self.encoder.inputs(self.data)
+        self.graph = self.encoder.inputs(data)
         self.build_heads()
+
+    def _labels(self, recipe: Recipe) -> None:
+        """``self.y`` (class ids or None) and ``self.splits[rate] = (train, val, test)``: the graph's own
+        ``train_<rate>`` ... index tensors where present, else seeded stratified splits."""
+        s, n = self.data[self.target], self.data[self.target].num_nodes
+        self.y, self.splits = None, {}
+        if s.get("y") is None:
+            self.dev_metric = "neg_nce"
+            return
+        self.y, self.classes = encode_labels(s.y, f"{self.target}.y")
+        if self.y.numel() != n:
+            raise UserError(f"{self.target}.y has {self.y.numel()} labels but the graph has {n} {self.target} nodes.")
+        for r in recipe.eval.rates:
+            given = [s.get(f"{part}_{r}") for part in ("train", "val", "test")]
+            self.splits[r] = tuple(given) if all(g is not None for g in given) else make_splits(self.y, r, self.seed)
 
     def build_heads(self) -> None:
         """Methods add trained modules beyond the encoder here."""
 
+    # ------------------------------------------------------------------ Python API
+    def fit(self, data, target: str, metapaths, *, out: str | Path = "runs", **params) -> HetGraphTask:
+        """Train on a ``HeteroData`` in memory (a run directory under ``out``); keywords set recipe keys of
+        any section (``epochs``, ``nei_max``, ``temperature``, ...; ``eval={"lr": ..}`` for a section)."""
+        from ..core.train import seed_everything, train_task
+
+        named = _named(metapaths)
+        recipe = python_recipe(type(self), {**self._params, **params}, target, named)
+        seed_everything(recipe.train.seed)
+        self._setup(recipe, data, target, named)
+        threads = torch.get_num_threads()
+        if recipe.train.threads:
+            torch.set_num_threads(recipe.train.threads)
+        try:
+            self.run = train_task(recipe, self, out=out)
+        finally:
+            torch.set_num_threads(threads)
+        return self
+
+    def embed(self, data, ctx=None) -> torch.Tensor:
+        """Target-node embeddings of a ``HeteroData`` with the trained encoder's node types and meta-paths."""
+        return self.encoder.embed(data)
+
+    # ------------------------------------------------------------------ loop
     def num_batches(self, epoch: int) -> int:
         return 1
 
     def batches(self, epoch: int):
-        yield epoch
-
-    def generator(self, epoch: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        yield None  # the batch is the whole graph (``self.graph``); the epoch comes from the step context
 
     def embeddings(self) -> torch.Tensor:
         return self.encoder.embed(self.data)
 
     def evaluate(self, split: str) -> dict[str, float]:
+        if self.y is None:
+            with torch.no_grad():
+                _, fine, coarse = self.encoder(self.graph)
+                nce = float(info_nce(coarse, fine, self.cfg.temperature))
+            return {"neg_nce": -nce} if split == "dev" else {"nce": nce}
         e, z = self.recipe.eval, self.embeddings()
         if split == "dev":
             scores = [self._probe(z, r, e.dev_repeats)["val_macro_f1"].mean() for r in e.rates]
@@ -94,7 +235,7 @@ class HetGraphTask(Task):
         return linear_probe(
             z,
             self.y,
-            *self._split(rate),
+            *self.splits[rate],
             repeats=repeats,
             steps=e.steps,
             lr=e.lr,
@@ -116,14 +257,12 @@ class HetGraphTask(Task):
 
     def baselines(self) -> dict[str, dict[str, float]]:
         """``untrained encoder`` (called before training: the encoder at its seeded initialisation) and
-        ``raw features`` (the target nodes' input features, same probe and clustering)."""
-        x = self.data[self.target].x
+        ``raw features`` (the target nodes' input features, same probe and clustering); none without labels."""
+        if self.y is None:
+            return {}
+        x = self.graph.feats[self.target]
         raw = (x.to_dense() if x.is_sparse else x).float()
         return {"untrained encoder": self.test_scores(self.embeddings()), "raw features": self.test_scores(raw)}
-
-    def _split(self, rate: int):
-        s = self.data[self.target]
-        return s[f"train_{rate}"], s[f"val_{rate}"], s[f"test_{rate}"]
 
     def export(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -131,9 +270,57 @@ class HetGraphTask(Task):
         (directory / "config.json").write_text(json.dumps(self.encoder.config, indent=1))
 
 
+def _width(data, ntype: str) -> int:
+    x = data[ntype].get("x")
+    return int(x.shape[1]) if x is not None else int(data[ntype].num_nodes)
+
+
+def python_recipe(cls: type, params: dict[str, Any], target: str, metapaths: dict[str, list] | None = None) -> Recipe:
+    """The recipe of a Python ``fit``: ``PYTHON_DEFAULTS`` under the keywords; a flat keyword goes to the first
+    section (train, model, method, eval) that has it, a dict keyword named after a section fills that section."""
+    schemas = {"train": TrainConfig, "model": HetGraphModelConfig, "method": cls.config, "eval": HetGraphEvalConfig}
+    sections: dict[str, dict] = {k: dict(PYTHON_DEFAULTS.get(k, {})) for k in schemas}
+    for key, value in params.items():
+        if key in schemas and isinstance(value, dict):
+            sections[key].update(value)
+            continue
+        home = next((s for s, m in schemas.items() if key in m.model_fields), None)
+        if home is None or key == "name":
+            known = sorted({f for m in schemas.values() for f in m.model_fields} - {"name"})
+            raise UserError(f"{cls.__name__}: unknown keyword {key!r}; known: {', '.join(known)}.")
+        sections[home][key] = value
+    name = cls.config.model_fields["name"].default
+    sections["method"]["name"] = name
+    where = f"{cls.__name__}(...) keywords"
+    built = {k: _validate(m, sections[k], k, where) for k, m in schemas.items()}
+    from ..core.recipe import PaperConfig
+
+    paths = [[p if isinstance(p, str) else list(p) for p in path] for path in (metapaths or {}).values()]
+    resolved = {
+        "name": f"{name}_python",
+        "domain": "hetgraph",
+        **sections,
+        "data": {"target": target, "metapaths": paths},
+    }
+    return Recipe(
+        name=f"{name}_python",
+        domain="hetgraph",
+        description=f"{cls.__name__} trained from Python on an in-memory HeteroData",
+        profile=None,
+        model=built["model"],
+        data=HetGraphDataConfig(target=target),
+        method=built["method"],
+        train=built["train"],
+        eval=built["eval"],
+        paper=PaperConfig(),
+        resolved=resolved,
+        source="<python>",
+    )
+
+
 def load_encoder(directory: str | Path) -> MEOWEncoder:
     """An exported encoder (``<run>/model``): ``load_encoder(d).embed(load_heco("acm"))``."""
     directory = Path(directory)
-    enc = MEOWEncoder(**json.loads((directory / "config.json").read_text()))
+    enc = MEOWEncoder.from_config(json.loads((directory / "config.json").read_text()))
     load_model(enc, str(directory / "encoder.safetensors"))
     return enc.eval()

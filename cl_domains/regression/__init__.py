@@ -2,19 +2,25 @@
 tables (UCI Airfoil, Concrete, Energy, or the user's own CSV/parquet), sentence pairs (STS-B-DIR)
 and series windows (exchange rate).
 
+Your own data: ``data.dataset: table | pbp | tser`` with ``data.path`` (a table, a PBP folder, a ``.ts`` file),
+or in memory with :func:`fit`.
+
 Public API::
 
-    from cl_domains.regression import SupReMix, supremix_mixtures, supremix_loss, rnc_loss, load_table
+    from cl_domains.regression import fit, SupReMix, supremix_mixtures, supremix_loss, rnc_loss, load_table
 """
 
 from ..core.registry import register_domain
+from .api import Regressor, fit
 from .data import (
     RegressionData,
     Split,
+    from_arrays,
     load_airfoil,
     load_exchange,
     load_stsb_dir,
     load_table,
+    load_tser,
     load_uci_pbp,
     stsb_shot_groups,
 )
@@ -24,22 +30,32 @@ from .rnc import rnc_loss
 from .supremix import Mixtures, SupReMix, supremix_loss, supremix_mixtures
 from .task import (
     METHODS,
+    L1Task,
     RegressionDataConfig,
     RegressionEvalConfig,
     RegressionMethodConfig,
     RegressionModelConfig,
     RegressionTask,
+    RnCTask,
+    SupReMixTask,
 )
 
 register_domain("regression", model=RegressionModelConfig, data=RegressionDataConfig, eval=RegressionEvalConfig)
 
 __all__ = [
+    "fit",
+    "Regressor",
+    "from_arrays",
+    "load_tser",
     "SupReMix",
     "supremix_mixtures",
     "supremix_loss",
     "Mixtures",
     "rnc_loss",
     "RegressionTask",
+    "SupReMixTask",
+    "RnCTask",
+    "L1Task",
     "RegressionMethodConfig",
     "METHODS",
     "RegressionData",

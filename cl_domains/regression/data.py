@@ -1,9 +1,11 @@
-"""Readers and published splits of the regression benchmarks, and a loader for the user's own table.
+"""Readers and published splits of the regression benchmarks, and loaders for the user's own data: a table
+(:func:`load_table`, through ``core.tables``), a folder in the PBP layout (:func:`load_uci_pbp`), a TSER ``.ts``
+file (:func:`load_tser`) or in-memory arrays (:func:`from_arrays`).
 
 Every loader returns a :class:`RegressionData` with train/dev/test :class:`Split` s. Features are
-arrays (tabular: ``[n, d]``; series: ``[n, window]``) or sentence pairs (STS-B-DIR); targets are
-float64 ``[n]``. Inputs are checked on the way in: a missing target column, NaN features or a
-constant target are :class:`UserError` s that name the file and the column.
+arrays (tabular: ``[n, d]``; series: ``[n, window]`` or ``[n, length, channels]``) or sentence pairs
+(STS-B-DIR); targets are float64 ``[n]``. Inputs are checked on the way in: a missing target column, an index
+past the data, NaN features or a constant target are :class:`UserError` s that name the file and the column.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from ..core.data import open_text
 from ..core.errors import UserError
 from ..core.recipe import short_repr
+from ..core.tables import read_table, require_columns
 
 __all__ = [
     "Split",
@@ -30,6 +33,9 @@ __all__ = [
     "stsb_shot_groups",
     "load_exchange",
     "load_table",
+    "load_tser",
+    "from_arrays",
+    "pbp_splits",
     "SHOTS",
 ]
 
@@ -56,6 +62,26 @@ class RegressionData:
     test: Split
     feature_names: list[str] = field(default_factory=list)
     target_name: str = "target"
+    scaler: Optional[tuple[np.ndarray, np.ndarray]] = None  # training mean, std: prepare() applies them to new x
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """New raw inputs in the form the model was trained on (series: gaps filled; both: standardised)."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.kind == "series" and x.ndim == 2:
+            x = x[..., None]
+        want = np.shape(self.train.x)[1:]
+        want = (*want, 1) if self.kind == "series" and len(want) == 1 else want  # [n, window]: one channel
+        if x.shape[1:] != want:
+            raise UserError(
+                f"inputs of shape {x.shape} do not match the training inputs [n, {', '.join(map(str, want))}]; "
+                "give the same columns (series: the same length and channels) as in training."
+            )
+        if self.kind == "series":
+            x = _fill_series(x, "input")
+        if self.scaler is None:
+            return x.astype(np.float32)
+        mu, sd = self.scaler
+        return ((x - mu) / sd).astype(np.float32)
 
 
 def check_xy(
@@ -96,10 +122,16 @@ def check_xy(
         )
 
 
+def _scaler(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training mean and std per column (series: per channel, over rows and time); constant columns keep std 1."""
+    axes = (0, 1) if train.ndim == 3 else 0
+    mu, sd = train.mean(axes), train.std(axes)
+    return mu, np.where(sd > 0, sd, 1.0)
+
+
 def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     """z-score with the training split's statistics (constant columns are only centred)."""
-    mu, sd = train.mean(0), train.std(0)
-    sd = np.where(sd > 0, sd, 1.0)
+    mu, sd = _scaler(train)
     return [((a - mu) / sd).astype(np.float32) for a in (train, *others)]
 
 
@@ -118,7 +150,14 @@ def _tabular(
     check_xy(x[tr], y[tr], f"{where} (training split)", feature_names, target, None if lines is None else lines[tr])
     xs = _standardise(x[tr], x[dv], x[te])
     return RegressionData(
-        name, "tabular", Split(xs[0], y[tr]), Split(xs[1], y[dv]), Split(xs[2], y[te]), feature_names, target
+        name,
+        "tabular",
+        Split(xs[0], y[tr]),
+        Split(xs[1], y[dv]),
+        Split(xs[2], y[te]),
+        feature_names,
+        target,
+        _scaler(x[tr]),
     )
 
 
@@ -164,22 +203,82 @@ def _read_numeric(path: Path, columns: int | None, sep: str | None = None) -> np
     return np.asarray(rows, dtype=np.float64)
 
 
+def _read_indices(path: Path, limit: int, what: str, fix: str) -> np.ndarray:
+    """The 0-based integer indices of an index file (one or more per line), each checked to be below ``limit``."""
+    if not path.is_file():
+        raise UserError(f"{path} is missing: {fix}")
+    out = []
+    with open_text(path) as f:
+        for n, line in enumerate(f, 1):
+            for tok in line.replace(",", " ").split():
+                try:
+                    v = float(tok)
+                except ValueError:
+                    raise UserError(f"{path}, line {n}: expected an integer index, got {tok[:40]!r}.") from None
+                if v != int(v) or not 0 <= v < limit:
+                    raise UserError(
+                        f"{path}, line {n}: index {tok} is not one of the {limit} {what} (0-based: 0-{limit - 1}). "
+                        "PBP index files hold 0-based positions into data.txt: fix the file, or put it beside the "
+                        "data.txt it was made for."
+                    )
+                out.append(int(v))
+    if not out:
+        raise UserError(f"{path} holds no index.")
+    return np.asarray(out, dtype=np.int64)
+
+
+def pbp_splits(folder: str | Path) -> int:
+    """How many train/test splits a PBP folder has: ``n_splits.txt`` if present, else the ``index_train_<k>.txt``
+    files found."""
+    folder = Path(folder)
+    f = folder / "n_splits.txt"
+    if f.is_file():
+        try:
+            return int(f.read_text().split()[0])
+        except (ValueError, IndexError):
+            raise UserError(f"{f}, line 1: expected the number of splits (an integer).") from None
+    return len(list(folder.glob("index_train_*.txt")))
+
+
 def load_uci_pbp(
     folder: str | Path, split: int = 0, dev_fraction: float = 0.1, name: str | None = None
 ) -> RegressionData:
     """A UCI dataset in the PBP / MC-dropout layout (``data.txt``, ``index_{features,target}.txt``,
-    ``index_{train,test}_<k>.txt``): split ``k`` of the standard 20 (90/10). The benchmark has no
-    validation split: the last ``dev_fraction`` of a seeded shuffle of the training rows is held out
-    for model selection (the test rows are never seen before the end)."""
+    ``index_{train,test}_<k>.txt``, optional ``n_splits.txt``; ``folder`` or its ``data/`` subfolder, as in the
+    ``UCI_Datasets/<name>/data`` archives): split ``k`` (the standard 20 are 90/10). The
+    benchmark has no validation split: the last ``dev_fraction`` of a seeded shuffle of the training rows is
+    held out for model selection (the test rows are never seen before the end)."""
     folder = Path(folder)
-    n_splits = int((folder / "n_splits.txt").read_text().split()[0]) if (folder / "n_splits.txt").is_file() else None
-    if n_splits is not None and not 0 <= split < n_splits:
-        raise UserError(f"{folder}: split {split} does not exist (0-{n_splits - 1}); set data.split.")
+    if not (folder / "data.txt").is_file() and (folder / "data" / "data.txt").is_file():  # UCI_Datasets/<name>/
+        name, folder = name or folder.name, folder / "data"
+    layout = (
+        "a PBP folder holds data.txt (whitespace-separated numbers), index_features.txt, index_target.txt and "
+        "index_train_<k>.txt / index_test_<k>.txt per split k (0-based row and column numbers)"
+    )
+    if not (folder / "data.txt").is_file():
+        raise UserError(f"{folder} has no data.txt; {layout}. Set data.path to such a folder.")
+    n_splits = pbp_splits(folder)
+    if not 0 <= split < max(n_splits, 1) or not (folder / f"index_train_{split}.txt").is_file():
+        have = f"0-{n_splits - 1}" if n_splits else "none"
+        raise UserError(f"{folder}: split {split} does not exist (splits: {have}); set data.split. ({layout}.)")
     arr = _read_numeric(folder / "data.txt", None)
-    feats = _read_numeric(folder / "index_features.txt", 1).astype(int).ravel()
-    target = int(_read_numeric(folder / "index_target.txt", 1).ravel()[0])
-    train = _read_numeric(folder / f"index_train_{split}.txt", 1).astype(int).ravel()
-    test = _read_numeric(folder / f"index_test_{split}.txt", 1).astype(int).ravel()
+    rows, cols = arr.shape
+    fix = f"{layout}."
+    feats = _read_indices(folder / "index_features.txt", cols, "columns of data.txt", fix)
+    target = int(_read_indices(folder / "index_target.txt", cols, "columns of data.txt", fix)[0])
+    if target in feats:
+        raise UserError(
+            f"{folder / 'index_features.txt'}: lists the target column {target} (index_target.txt) among the "
+            "features; remove it."
+        )
+    train = _read_indices(folder / f"index_train_{split}.txt", rows, "rows of data.txt", fix)
+    test = _read_indices(folder / f"index_test_{split}.txt", rows, "rows of data.txt", fix)
+    shared = np.intersect1d(train, test)
+    if len(shared):
+        raise UserError(
+            f"{folder}: index_train_{split}.txt and index_test_{split}.txt share {len(shared)} rows (e.g. "
+            f"{shared[:5].tolist()}); a test row must not be trained on. Fix the split files."
+        )
     perm = np.random.RandomState(split).permutation(len(train))
     n_dev = int(round(dev_fraction * len(train)))
     idx = {"train": np.sort(train[perm[n_dev:]]), "dev": np.sort(train[perm[:n_dev]]), "test": test}
@@ -191,6 +290,7 @@ def load_uci_pbp(
         str(folder / "data.txt"),
         [f"x{j}" for j in feats],
         f"column {target}",
+        np.arange(rows) + 1,
     )
 
 
@@ -299,31 +399,10 @@ def load_table(
     import pandas as pd
 
     path = Path(path)
-    suffixes = "".join(path.suffixes[-2:]).lower()
-    try:
-        if ".parquet" in suffixes or ".pq" in suffixes:
-            df = pd.read_parquet(path)
-        else:
-            sep = "\t" if ".tsv" in suffixes else ","
-            df = pd.read_csv(path, sep=sep)
-    except ImportError as exc:
-        raise UserError(f"reading {path} needs a parquet engine: pip install pyarrow ({exc}).") from None
-    except (ValueError, OSError, EOFError, pd.errors.ParserError) as exc:  # OSError, EOFError: a damaged .gz
-        raise UserError(f"could not read {path} as a table: {str(exc)[:200]}") from None
-    if df.empty:
-        raise UserError(f"{path}, line 2: no data rows after the header ({_names(df.columns)}).")
-    if target not in df.columns:
-        import difflib
-
-        hint = difflib.get_close_matches(target, [str(c) for c in df.columns], n=1)
-        raise UserError(
-            f"{path} has no target column {target!r}{f' (did you mean {hint[0]!r}?)' if hint else ''}; "
-            f"its columns: {_names(df.columns)}. Set data.target."
-        )
+    df = read_table(path, what="regression table")
+    require_columns(df, path, {"data.target": target}, what="regression table")
     features = list(features) if features else [c for c in df.columns if c != target]
-    missing = [c for c in features if c not in df.columns]
-    if missing:
-        raise UserError(f"{path} has no feature column(s) {short_repr(missing)}; its columns: {_names(df.columns)}.")
+    require_columns(df, path, {"data.features": c for c in features}, what="regression table")
     if target in features:
         raise UserError(f"{path}: the target {target!r} is also listed among data.features.")
     for c in [*features, target]:
@@ -335,13 +414,136 @@ def load_table(
     x = df[features].to_numpy(np.float64)
     y = df[target].to_numpy(np.float64)
     n = len(y)
-    n_test, n_dev = int(round(test_fraction * n)), int(round(dev_fraction * n))
-    if n - n_test - n_dev < 2 or n_dev < 1 or n_test < 1:
-        raise UserError(
-            f"{path}: {n} rows are too few for a train/dev/test split with dev_fraction {dev_fraction} "
-            f"and test_fraction {test_fraction}."
-        )
-    perm = np.random.RandomState(split).permutation(n)
-    idx = {"test": perm[:n_test], "dev": perm[n_test : n_test + n_dev], "train": perm[n_test + n_dev :]}
+    idx = _random_split(n, split, dev_fraction, test_fraction, str(path))
     # file lines of the rows: the header is line 1 (exact unless the file has blank or multi-line rows)
     return _tabular(path.stem, x, y, idx, str(path), [str(c) for c in features], target, np.arange(n) + 2)
+
+
+def _random_split(n: int, split: int, dev_fraction: float, test_fraction: float, where: str) -> dict[str, np.ndarray]:
+    """Rows split at random (seeded by ``split``) into train/dev/test; ``test_fraction`` 0: no test rows."""
+    n_test, n_dev = int(round(test_fraction * n)), int(round(dev_fraction * n))
+    if n - n_test - n_dev < 2 or n_dev < 1 or (test_fraction > 0 and n_test < 1):
+        raise UserError(
+            f"{where}: {n} rows are too few for a train/dev/test split with data.dev_fraction {dev_fraction} "
+            f"and data.test_fraction {test_fraction}."
+        )
+    perm = np.random.RandomState(split).permutation(n)
+    return {"test": perm[:n_test], "dev": perm[n_test : n_test + n_dev], "train": perm[n_test + n_dev :]}
+
+
+# ------------------------------------------------------------------------------------------ series (.ts, arrays)
+def _fill_series(x: np.ndarray, where: str) -> np.ndarray:
+    """``[n, T, d]`` with NaN gaps and padding -> every gap filled with the channel's previous value (leading
+    gaps with its first value); a series with a channel that has no value at all is refused."""
+    x = np.array(x, dtype=np.float64)
+    if x.ndim != 3:
+        raise UserError(f"{where}: series must be an array [n, length, channels]; got shape {x.shape}.")
+    seen = np.isfinite(x)
+    empty = ~seen.any(1)
+    if empty.any():
+        row, ch = np.argwhere(empty)[0]
+        raise UserError(
+            f"{where}: series {row} has no value in channel {ch} ({int(empty.any(1).sum())} series like it); "
+            "drop those series."
+        )
+    t = np.arange(x.shape[1])[None, :, None]
+    last = np.maximum.accumulate(np.where(seen, t, -1), axis=1)  # index of the latest observed step
+    first = seen.argmax(1)[:, None, :]
+    take = np.where(last >= 0, last, first)
+    return np.take_along_axis(x, take, 1)
+
+
+def _series(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    idx: dict[str, np.ndarray],
+    where: str,
+    target: str = "target",
+    test: tuple[np.ndarray, np.ndarray] | None = None,
+) -> RegressionData:
+    """Series ``[n, T, d]`` (NaN-padded) + targets -> standardised splits; ``test``: separate test series."""
+    x = _fill_series(x, where)
+    check_xy(x.reshape(len(x), -1), y, where, target=target)
+    parts = {k: (x[v], y[v]) for k, v in idx.items()}
+    if test is not None:
+        if test[0].shape[1:] != x.shape[1:]:
+            raise UserError(
+                f"{where}: the test series have length x channels {test[0].shape[1:]}, the training series "
+                f"{x.shape[1:]}; pad or cut them to one shape."
+            )
+        parts["test"] = test
+    scaler = _scaler(parts["train"][0])
+    mu, sd = scaler
+    splits = {k: Split(((a - mu) / sd).astype(np.float32), b) for k, (a, b) in parts.items()}
+    names = [f"t{i}" for i in range(x.shape[1])]
+    return RegressionData(name, "series", splits["train"], splits["dev"], splits["test"], names, target, scaler)
+
+
+def _ts_targets(x: np.ndarray, y: np.ndarray | None, meta: dict, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if meta.get("task") != "regress":
+        kind = "a classification" if meta.get("task") == "classify" else "an unlabelled"
+        raise UserError(
+            f"{path} is {kind} .ts file; series regression needs a TSER file: '@targetLabel true' in the header "
+            "and a numeric target after the last ':' of each case."
+        )
+    return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+
+def load_tser(
+    path: str | Path,
+    test_path: str | Path | None = None,
+    split: int = 0,
+    dev_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+) -> RegressionData:
+    """Time-series extrinsic regression from a ``.ts`` file (``@targetLabel true``, e.g. the Monash/UEA TSER
+    archive; read by :func:`cl_domains.timeseries.ts_format.read_ts`): every series ``[T, d]`` has one numeric target. With ``test_path`` (the archive's ``_TEST.ts``)
+    that file is the test split and ``dev_fraction`` of ``path`` is held out at random (seed ``split``);
+    without it, the rows of ``path`` are split at random by both fractions. Gaps and padding of unequal
+    lengths are filled with the channel's previous value; channels are standardised with training statistics."""
+    from ..timeseries.ts_format import read_ts
+
+    path = Path(path)
+    x, y = _ts_targets(*read_ts(path), path)
+    test = None
+    if test_path is not None:
+        test_path = Path(test_path)
+        xt, yt = _ts_targets(*read_ts(test_path), test_path)
+        if xt.shape[1] < x.shape[1]:  # pad the shorter file to the longer one's length (filled like any gap)
+            xt = np.concatenate([xt, np.full((len(xt), x.shape[1] - xt.shape[1], xt.shape[2]), np.nan)], 1)
+        elif xt.shape[1] > x.shape[1]:
+            x = np.concatenate([x, np.full((len(x), xt.shape[1] - x.shape[1], x.shape[2]), np.nan)], 1)
+        xt = _fill_series(xt, str(test_path))
+        check_xy(xt.reshape(len(xt), -1), yt, str(test_path))
+        test = (xt, yt)
+    idx = _random_split(len(y), split, dev_fraction, 0.0 if test is not None else test_fraction, str(path))
+    name = path.name.split(".")[0]
+    return _series(name, x, y, idx, str(path), test=test)
+
+
+def from_arrays(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    dev_fraction: float = 0.1,
+    test_fraction: float = 0.0,
+    split: int = 0,
+    name: str = "arrays",
+    feature_names: list[str] | None = None,
+) -> RegressionData:
+    """In-memory data: ``x [n, d]`` (a table) or ``[n, T, d]`` (series, NaN gaps allowed). Rows are split at
+    random (seed ``split``); ``test_fraction`` 0 makes the dev rows the test split too (the run's final metrics
+    are then dev metrics)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64).ravel()
+    if len(x) != len(y):
+        raise UserError(f"fit(X, y): X has {len(x)} rows and y {len(y)}; give one target per row.")
+    if x.ndim not in (2, 3):
+        raise UserError(f"fit(X, y): X must be [n, features] or series [n, length, channels]; got shape {x.shape}.")
+    idx = _random_split(len(y), split, dev_fraction, test_fraction, "fit(X, y)")
+    if test_fraction == 0:
+        idx["test"] = idx["dev"]
+    if x.ndim == 3:
+        return _series(name, x, y, idx, "fit(X, y)")
+    names = feature_names or [f"x{j}" for j in range(x.shape[1])]
+    return _tabular(name, x, y, idx, "fit(X, y)", names, "target")

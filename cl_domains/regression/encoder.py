@@ -30,17 +30,17 @@ class MLPEncoder(nn.Module):
 
 
 class TemporalEncoder(nn.Module):
-    """Series window ``[B, W]`` -> representation ``[B, dim]``.
+    """Series window ``[B, W]`` (or ``[B, W, channels_in]``) -> representation ``[B, dim]``.
 
     The window is made relative to its last value (so the convolutions see the shape, not the level);
     three strided 1-D convolutions and a linear map embed that shape, a linear map embeds the level,
-    and an MLP merges both. Compact on purpose: the domain's only series task is one exchange-rate
-    regression (the time-series domain's encoders can replace it)."""
+    and an MLP merges both. Compact on purpose (exchange-rate windows, small TSER sets); the time-series
+    domain's encoders can replace it."""
 
-    def __init__(self, window: int, channels: int = 32, dim: int = 128, dropout: float = 0.0):
+    def __init__(self, window: int, channels: int = 32, dim: int = 128, dropout: float = 0.0, channels_in: int = 1):
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv1d(1, channels, 7, stride=2, padding=3),
+            nn.Conv1d(channels_in, channels, 7, stride=2, padding=3),
             nn.GELU(),
             nn.Conv1d(channels, channels, 5, stride=2, padding=2),
             nn.GELU(),
@@ -48,16 +48,18 @@ class TemporalEncoder(nn.Module):
             nn.GELU(),
         )
         with torch.no_grad():
-            flat = self.conv(torch.zeros(1, 1, window)).numel()
+            flat = self.conv(torch.zeros(1, channels_in, window)).numel()
         self.shape = nn.Linear(flat, dim)
-        self.level = nn.Linear(1, dim)
+        self.level = nn.Linear(channels_in, dim)
         self.merge = nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(dim, dim), nn.ReLU())
         self.dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
-        last = x[:, -1:]
-        shape = self.shape(self.conv((x - last).unsqueeze(1)).flatten(1))
-        return self.merge(shape + self.level(last))
+        if x.ndim == 2:
+            x = x.unsqueeze(-1)
+        last = x[:, -1:]  # [B, 1, C]
+        shape = self.shape(self.conv((x - last).transpose(1, 2)).flatten(1))
+        return self.merge(shape + self.level(last.squeeze(1)))
 
 
 def pair_features(

@@ -1,8 +1,9 @@
-"""Recipe sections of the regression domain and the one task its three methods share.
+"""Recipe sections of the regression domain, the task its three methods share and one subclass per method.
 
 Methods (``method.name``): ``supremix`` and ``rnc`` (contrastive) and ``l1`` (plain regression,
-the floor). All three read the same ``method`` section, so the comparison is one flag
-(``--set method.name=rnc``). Protocols for the contrastive methods:
+the floor), registered as :class:`SupReMixTask`, :class:`RnCTask` and :class:`L1Task`. All three read the
+same ``method`` section, so the comparison is one flag (``--set method.name=rnc``). Protocols for the
+contrastive methods:
 
 * ``two_stage``: the loop trains encoder + projector with the contrastive loss only; every
   evaluation fits a linear regressor on the frozen representation of the training split (L1 or
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator, Literal, Optional
+from typing import ClassVar, Iterator, Literal, Optional
 
 import numpy as np
 import torch
@@ -27,10 +28,13 @@ from ..core import data as core_data
 from ..core.baselines import ridge_select
 from ..core.errors import UserError
 from ..core.heads import ProjectionHead
+from ..core.modes import eval_mode
 from ..core.recipe import Recipe, StrictModel
 from ..core.registry import method
+from ..core.rng import derive_seed, generator
+from ..core.tables import table_format
 from ..core.task import StepContext, Task
-from .data import RegressionData, load_airfoil, load_exchange, load_stsb_dir, load_table, load_uci_pbp
+from .data import RegressionData, load_airfoil, load_exchange, load_stsb_dir, load_table, load_tser, load_uci_pbp
 from .encoder import MLPEncoder, TemporalEncoder, pair_features
 from .metrics import metrics_by_shot
 from .rnc import rnc_loss
@@ -42,12 +46,19 @@ __all__ = [
     "RegressionEvalConfig",
     "RegressionMethodConfig",
     "RegressionTask",
+    "SupReMixTask",
+    "RnCTask",
+    "L1Task",
     "load_data",
     "METHODS",
 ]
 
 METHODS = ("supremix", "rnc", "l1")
-DATASETS = ("uci_airfoil", "uci_concrete", "uci_energy", "stsb_dir", "exchange_rate", "table")
+FORMATS = {  # data.dataset values that read data.path: what the path must be
+    "table": "a CSV/TSV/JSONL/parquet file with a header (and data.target)",
+    "pbp": "a folder with data.txt, index_features.txt, index_target.txt, index_train_<k>.txt, index_test_<k>.txt",
+    "tser": "a .ts file with @targetLabel true (time-series extrinsic regression)",
+}
 ERROR_METRICS = ("mae", "mse", "rmse", "gm")
 
 
@@ -61,10 +72,18 @@ class RegressionModelConfig(StrictModel):
 
 
 class RegressionDataConfig(StrictModel):
-    dataset: Literal[DATASETS] = "uci_airfoil"  # type: ignore[valid-type]
+    dataset: str = Field(
+        "uci_airfoil",
+        description="a dataset card (uci_airfoil, uci_concrete, uci_energy, stsb_dir, exchange_rate, or any "
+        "regression card in the PBP layout), a format of your own data read from data.path (table | pbp | tser), "
+        "or a path (folder: PBP layout; .ts: TSER; other: table)",
+    )
     split: int = Field(0, ge=0, description="published split / seed index (Airfoil 0-4, Concrete/Energy 0-19)")
     stsb_split: Literal["official", "supremix"] = "official"
-    path: Optional[str] = Field(None, description="dataset=table: a CSV/TSV/parquet file")
+    path: Optional[str] = Field(
+        None, description="table: a CSV/TSV/JSONL/parquet file; pbp: the folder; tser: the (training) .ts file"
+    )
+    test_path: Optional[str] = Field(None, description="tser: the test .ts file (default: a random test split)")
     target: Optional[str] = Field(None, description="dataset=table: the target column")
     features: Optional[list[str]] = Field(None, description="dataset=table: feature columns (default: all others)")
     dev_fraction: float = Field(0.1, gt=0, lt=1)
@@ -105,35 +124,98 @@ class RegressionMethodConfig(StrictModel):
     rnc: RnCConfig = Field(default_factory=RnCConfig)
 
 
+def _card_data(name: str, cfg: RegressionDataConfig, data_root) -> RegressionData:
+    """A dataset by its card: the three shipped ones with their own format by name; any other regression card by
+    its files: the PBP layout (``data``, ``index_features``, ``index_target``, ``train_<k>``, ...), one table or
+    ``.ts`` file, or ``train`` + ``test`` ``.ts`` files."""
+    r = lambda key: core_data.resolve(f"{name}/{key}", data_root)  # noqa: E731 (sha256-checked)
+    c = core_data.card(name)
+    if c.domain != "regression":
+        raise UserError(f"data.dataset: {name!r} is a {c.domain} dataset, not a regression one.")
+    if name == "uci_airfoil":
+        return load_airfoil(r("data"), r("splits"), cfg.split)
+    if name == "stsb_dir":
+        return load_stsb_dir(*(r(f"{cfg.stsb_split}_{s}") for s in ("train", "dev", "test")), name=name)
+    if name == "exchange_rate":
+        return load_exchange(r("data"), cfg.window, cfg.horizon, max_train=cfg.max_train)
+    if {"data", "index_features", "index_target"} <= set(c.files):
+        folder = r("data").parent
+        for key in c.files:  # checks every index file of the card
+            r(key)
+        return load_uci_pbp(folder, cfg.split, cfg.dev_fraction, name)
+    files = {k: Path(f.path) for k, f in c.files.items()}
+    if set(files) == {"train", "test"} and all(f.suffix.lower() == ".ts" for f in files.values()):
+        return _named(load_tser(r("train"), r("test"), cfg.split, cfg.dev_fraction, cfg.test_fraction), name)
+    if len(files) == 1:
+        (key, file), fmt = next(iter(files.items())), None
+        if file.suffix.lower() == ".ts":
+            return _named(load_tser(r(key), None, cfg.split, cfg.dev_fraction, cfg.test_fraction), name)
+        try:
+            fmt = table_format(file)
+        except UserError:
+            pass
+        if fmt is not None:
+            if not cfg.target:
+                raise UserError(f"dataset {name!r} is a table ({file.name}): set data.target to its target column.")
+            return _named(
+                load_table(r(key), cfg.target, cfg.features, cfg.split, cfg.dev_fraction, cfg.test_fraction), name
+            )
+    raise UserError(
+        f"dataset card {name!r} has no layout the regression domain reads (its files: {', '.join(c.files)}); a "
+        "regression card holds one table or .ts file, train/test .ts files, or a PBP folder (data, index_features, "
+        "index_target, train_<k>, test_<k>)."
+    )
+
+
+def _named(data: RegressionData, name: str) -> RegressionData:
+    data.name = name
+    return data
+
+
 def load_data(cfg: RegressionDataConfig, data_root) -> RegressionData:
-    """The recipe's dataset, resolved through its card (sha256-checked) or the user's own file."""
-    r = lambda ref: core_data.resolve(ref, data_root)  # noqa: E731
-    if cfg.dataset == "uci_airfoil":
-        return load_airfoil(r("uci_airfoil/data"), r("uci_airfoil/splits"), cfg.split)
-    if cfg.dataset in ("uci_concrete", "uci_energy"):
-        folder = r(f"{cfg.dataset}/data").parent
-        for key in core_data.card(cfg.dataset).files:  # checks every index file of the card
-            r(f"{cfg.dataset}/{key}")
-        return load_uci_pbp(folder, cfg.split, cfg.dev_fraction, cfg.dataset)
-    if cfg.dataset == "stsb_dir":
-        return load_stsb_dir(*(r(f"stsb_dir/{cfg.stsb_split}_{s}") for s in ("train", "dev", "test")))
-    if cfg.dataset == "exchange_rate":
-        return load_exchange(r("exchange_rate/data"), cfg.window, cfg.horizon, max_train=cfg.max_train)
-    if not cfg.path or not cfg.target:
-        raise UserError(
-            "data.dataset 'table' needs data.path (a CSV/TSV/parquet file) and data.target (its target column)."
-        )
-    return load_table(r(cfg.path), cfg.target, cfg.features, cfg.split, cfg.dev_fraction, cfg.test_fraction)
+    """The recipe's dataset: a card (sha256-checked) or the user's own table, PBP folder or ``.ts`` file."""
+    fmt, path = cfg.dataset, cfg.path
+    if fmt not in FORMATS:
+        if fmt in core_data.cards():
+            return _card_data(fmt, cfg, data_root)
+        as_path = Path(fmt).expanduser()
+        if not as_path.exists():
+            regression = sorted(n for n, c in core_data.cards().items() if c.domain == "regression")
+            raise UserError(
+                f"data.dataset {fmt!r} is neither a dataset card ({', '.join(regression)}), a format "
+                f"({', '.join(FORMATS)}) with data.path, nor an existing file or folder. Fix data.dataset."
+            )
+        path = str(as_path)
+        fmt = "pbp" if as_path.is_dir() else "tser" if as_path.suffix.lower() == ".ts" else "table"
+    if not path:
+        raise UserError(f"data.dataset {fmt!r} reads your own data: set data.path ({FORMATS[fmt]}).")
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UserError(f"data.path {path} does not exist; set it to {FORMATS[fmt]}.")
+    if fmt == "pbp":
+        if not p.is_dir():
+            raise UserError(f"data.path {path} is a file; data.dataset 'pbp' needs {FORMATS['pbp']}.")
+        return load_uci_pbp(p, cfg.split, cfg.dev_fraction)
+    if fmt == "tser":
+        return load_tser(p, cfg.test_path, cfg.split, cfg.dev_fraction, cfg.test_fraction)
+    if not cfg.target:
+        raise UserError(f"data.dataset 'table' ({path}) needs data.target: the name of its target column.")
+    return load_table(p, cfg.target, cfg.features, cfg.split, cfg.dev_fraction, cfg.test_fraction)
 
 
-@method("regression", *METHODS)  # one schema for the three: `--set method.name=rnc` switches
 class RegressionTask(Task):
-    """Encoder (+ projector for the contrastive methods) + linear head on one regression dataset."""
+    """Encoder (+ projector for the contrastive methods) + linear head on one regression dataset.
+
+    A method subclass sets :attr:`contrastive` and implements :meth:`contrastive_loss`; the three share
+    one schema, so ``--set method.name=rnc`` switches the class and nothing else."""
 
     config = RegressionMethodConfig
     dev_metric = "mae"
+    contrastive: ClassVar[bool] = True  # False: the regression loss alone (no projector, no second view)
 
-    def __init__(self, recipe: Recipe, data_root, device: torch.device):
+    def __init__(self, recipe: Recipe, data_root, device: torch.device, data: RegressionData | None = None):
+        """``data``: already loaded data (in-memory arrays, see :func:`cl_domains.regression.fit`) in place of
+        the recipe's ``data`` section."""
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
         t = recipe.train
         if (t.select_metric or self.dev_metric) in ERROR_METRICS and t.select_mode == "max":
@@ -142,7 +224,7 @@ class RegressionTask(Task):
                 f"{t.select_metric or self.dev_metric!r} is an error (lower is better): set train.select_mode: min."
             )
         self.seed, self.batch_size = t.seed, t.batch_size
-        self.data = load_data(recipe.data, data_root)
+        self.data = data if data is not None else load_data(recipe.data, data_root)
         self.x = {s: self._features(s) for s in ("train", "dev", "test")}
         y = self._target("train")
         self.y_mean, self.y_std = float(y.mean()), float(y.std())
@@ -154,11 +236,13 @@ class RegressionTask(Task):
             raise UserError(f"train.batch_size {self.batch_size} exceeds the {len(self.y['train'])} training rows.")
         m = recipe.model
         if self.data.kind == "series":
-            self.encoder: nn.Module = TemporalEncoder(recipe.data.window, m.channels, m.dim, m.dropout)
+            x = self.x["train"]  # [n, window] or [n, length, channels]
+            self.encoder: nn.Module = TemporalEncoder(
+                x.shape[1], m.channels, m.dim, m.dropout, channels_in=x.shape[2] if x.ndim == 3 else 1
+            )
         else:
             self.encoder = MLPEncoder(self.x["train"].shape[1], m.hidden, m.dropout)
         dim = self.encoder.dim
-        self.contrastive = self.cfg.name != "l1"
         self.projector = (
             ProjectionHead(dim, m.projection, batch_norm=False) if self.contrastive and m.projection else nn.Identity()
         )
@@ -187,37 +271,31 @@ class RegressionTask(Task):
     def num_batches(self, epoch: int) -> int:
         return len(self.y["train"]) // self.batch_size
 
-    def batches(self, epoch: int) -> Iterator[tuple[int, int, Tensor]]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        order = torch.randperm(len(self.y["train"]), generator=g)
+    def batches(self, epoch: int) -> Iterator[Tensor]:
+        """Row indices of the training split, reshuffled every epoch."""
+        order = torch.randperm(len(self.y["train"]), generator=generator(self.seed, "shuffle", epoch))
         for b in range(self.num_batches(epoch)):
-            yield epoch, b, order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield order[b * self.batch_size : (b + 1) * self.batch_size]
 
     def _regression(self, pred: Tensor, y: Tensor) -> Tensor:
         return F.l1_loss(pred, y) if self.cfg.regression_loss == "l1" else F.mse_loss(pred, y)
 
-    def contrastive_loss(self, z: Tensor, y: Tensor, rng: np.random.Generator) -> Tensor:
-        if self.cfg.name == "rnc":
-            return rnc_loss(z, y, self.cfg.rnc.temperature)
-        p = self.cfg.supremix
-        mix = None
-        if p.n_neg or p.n_pos:
-            mix = supremix_mixtures(F.normalize(z.detach(), dim=-1), y, rng, p.n_neg, p.n_pos, p.window, p.beta)
-        return supremix_loss(z, y, mix, p.temperature, p.distance_weight)
+    def contrastive_loss(self, z: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
+        """The method's contrastive term over the projected 2-view batch ``z`` ``[2B, D]`` with labels ``y``."""
+        raise NotImplementedError(f"{type(self).__name__}.contrastive_loss")
 
-    def loss(self, batch: tuple[int, int, Tensor], ctx: StepContext):
-        epoch, b, idx = batch
-        x, y = self.x["train"][idx].to(self.device), self.y["train"][idx].to(self.device)
+    def loss(self, batch: Tensor, ctx: StepContext):
+        x, y = self.x["train"][batch].to(self.device), self.y["train"][batch].to(self.device)
         if not self.contrastive:
             return self._regression(self.head(self.encoder(x)).squeeze(-1), y)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 10_007 + b)
         views = torch.cat([x, x])
-        if self.cfg.noise:
-            views = views + self.cfg.noise * torch.randn(views.shape, generator=g).to(self.device)
+        if self.cfg.noise:  # the two views differ by Gaussian input noise
+            views = views + self.cfg.noise * torch.randn(views.shape, generator=ctx.generator("view_noise")).to(
+                self.device
+            )
         y2 = torch.cat([y, y])
         h = self.encoder(views)
-        rng = np.random.default_rng([self.seed, epoch, b])
-        con = self.contrastive_loss(self.projector(h), y2, rng)
+        con = self.contrastive_loss(self.projector(h), y2, ctx)
         if self.cfg.protocol == "two_stage":
             return con, {"contrastive": float(con.detach())}
         reg = self._regression(self.head(h).squeeze(-1), y2)
@@ -227,14 +305,11 @@ class RegressionTask(Task):
         }
 
     # ------------------------------------------------------------------ evaluation
-    @torch.no_grad()
     def represent(self, x: Tensor) -> Tensor:
-        was = self.model.training
-        self.model.eval()
+        """Encoder representation of ``x`` (eval mode, no grad), in batches of ``eval.batch_size``."""
         bs = self.recipe.eval.batch_size
-        out = torch.cat([self.encoder(x[i : i + bs].to(self.device)).cpu() for i in range(0, len(x), bs)])
-        self.model.train(was)
-        return out
+        with eval_mode(self.model):
+            return torch.cat([self.encoder(x[i : i + bs].to(self.device)).cpu() for i in range(0, len(x), bs)])
 
     def fit_probe(self) -> None:
         """Two-stage protocol: fit ``head`` on the frozen training representation (least squares,
@@ -263,9 +338,12 @@ class RegressionTask(Task):
         offset = getattr(self.data, split).offset
         return out * self.y_std + self.y_mean + (0.0 if offset is None else offset)
 
-    def evaluate(self, split: str) -> dict[str, float]:
+    def on_evaluate(self) -> None:
+        """Two-stage protocol: the linear probe is refitted on the current representation before every evaluation."""
         if self.contrastive and self.cfg.protocol == "two_stage":
             self.fit_probe()
+
+    def evaluate(self, split: str) -> dict[str, float]:
         part = getattr(self.data, split)
         return metrics_by_shot(self.predict(split), part.y, part.shot)
 
@@ -308,3 +386,31 @@ class RegressionTask(Task):
             "method": self.cfg.model_dump(),
         }
         (directory / "regressor.json").write_text(json.dumps(meta, indent=2))
+
+
+@method("regression", "supremix")
+class SupReMixTask(RegressionTask):
+    """SupReMix: mixture hard negatives and positives (:mod:`.supremix`)."""
+
+    def contrastive_loss(self, z: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
+        p = self.cfg.supremix
+        mix = None
+        if p.n_neg or p.n_pos:
+            rng = np.random.default_rng(derive_seed(ctx.seed, "supremix_mixtures", ctx.epoch, ctx.index))
+            mix = supremix_mixtures(F.normalize(z.detach(), dim=-1), y, rng, p.n_neg, p.n_pos, p.window, p.beta)
+        return supremix_loss(z, y, mix, p.temperature, p.distance_weight)  # paper eq. 4
+
+
+@method("regression", "rnc")
+class RnCTask(RegressionTask):
+    """Rank-N-Contrast (:mod:`.rnc`)."""
+
+    def contrastive_loss(self, z: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
+        return rnc_loss(z, y, self.cfg.rnc.temperature)  # Zha et al. eq. 2
+
+
+@method("regression", "l1")
+class L1Task(RegressionTask):
+    """The regression loss alone (``method.regression_loss``: L1 or MSE): the floor."""
+
+    contrastive = False

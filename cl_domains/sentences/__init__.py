@@ -2,13 +2,24 @@
 
 Public API::
 
-    from cl_domains.sentences import SentenceEncoder, evaluate_sts, find_sts_tasks
+    from cl_domains.sentences import SentenceEncoder, evaluate_sts, find_sts_tasks, fit, read_scored_pairs
 """
 
 from ..core.registry import register_domain
-from .data import StsPairs, find_sts_tasks, read_corpus, read_sick, read_sts_year, read_stsb, read_triplets
+from .data import (
+    StsPairs,
+    find_sts_tasks,
+    read_corpus,
+    read_scored_pairs,
+    read_sick,
+    read_sts_year,
+    read_stsb,
+    read_text_columns,
+    read_triplets,
+)
 from .encoder import POOLINGS, SentenceEncoder
 from .evaluate import evaluate_sts, sts_spearman
+from .inmemory import fit
 from .task import SentencesDataConfig, SentencesEvalConfig, SentencesModelConfig, SentenceTask
 
 register_domain("sentences", model=SentencesModelConfig, data=SentencesDataConfig, eval=SentencesEvalConfig)
@@ -29,6 +40,9 @@ __all__ = [
     "read_sick",
     "read_corpus",
     "read_triplets",
+    "read_scored_pairs",
+    "read_text_columns",
+    "fit",
     "SentenceTask",
     "SimCSE",
     "DebCSE",

@@ -12,8 +12,19 @@ import numpy as np
 from ..core.data import open_text
 from ..core.errors import UserError
 from ..core.recipe import short_repr
+from ..core.tables import read_table, require_columns
 
-__all__ = ["StsPairs", "read_stsb", "read_sts_year", "read_sick", "read_corpus", "read_triplets", "find_sts_tasks"]
+__all__ = [
+    "StsPairs",
+    "read_stsb",
+    "read_sts_year",
+    "read_sick",
+    "read_corpus",
+    "read_triplets",
+    "find_sts_tasks",
+    "read_scored_pairs",
+    "read_text_columns",
+]
 
 
 @dataclass
@@ -159,7 +170,12 @@ def read_triplets(path: str | Path) -> list[tuple[str, str, str]]:
         reader = csv.DictReader(f)
         need = {"sent0", "sent1", "hard_neg"}
         if not need <= set(reader.fieldnames or []):
-            raise _bad(path, 1, f"columns {short_repr(reader.fieldnames)} must include {sorted(need)}")
+            raise _bad(
+                path,
+                1,
+                f"columns {short_repr(reader.fieldnames)} must include {sorted(need)}, "
+                "or set data.columns (anchor, positive, negative) to name your own columns",
+            )
         rows = []
         for r in reader:
             if any(r[k] is None for k in need):
@@ -168,3 +184,58 @@ def read_triplets(path: str | Path) -> list[tuple[str, str, str]]:
     if not rows:
         raise UserError(f"{path} holds no triplet.")
     return rows
+
+
+def _text_column(df, path: Path, column: str, key: str, what: str) -> list[str]:
+    """The column as stripped strings; a missing or blank value is an error naming its row."""
+    values = df[column]
+    for i, v in enumerate(values.tolist()):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or not str(v).strip():
+            raise UserError(
+                f"the {what} {path}, data row {i + 1}: column {column!r} (named by {key}) is empty. "
+                "Fill it in or drop that row."
+            )
+    return [str(v).strip() for v in values.tolist()]
+
+
+def read_text_columns(
+    path: str | Path, columns: dict[str, str], *, what: str = "training file"
+) -> list[tuple[str, ...]]:
+    """Rows of the named text columns of a CSV/TSV/JSONL/parquet file (``core.tables.read_table``), as
+    tuples in the order of ``columns`` (recipe key -> column name, e.g. ``{"data.columns.anchor": "question"}``)."""
+    path = Path(path)
+    df = read_table(path, what=what)
+    require_columns(df, path, columns, what=what)
+    cols = [_text_column(df, path, col, key, what) for key, col in columns.items()]
+    return list(zip(*cols))
+
+
+def read_scored_pairs(
+    path: str | Path,
+    sentence1: str = "sentence1",
+    sentence2: str = "sentence2",
+    score: str = "score",
+    *,
+    name: str | None = None,
+    keys: tuple[str, str, str] = ("sentence1", "sentence2", "score"),
+) -> StsPairs:
+    """Scored sentence pairs from any CSV/TSV/JSONL/parquet file with the three named columns; ``keys`` are
+    the recipe keys (or CLI options) that name them, quoted in errors. ``name`` defaults to the file's stem."""
+    path = Path(path)
+    what = "scored sentence-pair file"
+    df = read_table(path, what=what)
+    require_columns(df, path, dict(zip(keys, (sentence1, sentence2, score))), what=what)
+    s1 = _text_column(df, path, sentence1, keys[0], what)
+    s2 = _text_column(df, path, sentence2, keys[1], what)
+    y = []
+    for i, v in enumerate(df[score].tolist()):
+        try:
+            y.append(float(v))
+        except (TypeError, ValueError):
+            y.append(float("nan"))
+        if not np.isfinite(y[-1]):
+            raise UserError(
+                f"the {what} {path}, data row {i + 1}: {score} {short_repr(v)} (column named by {keys[2]}) "
+                "is not a number. Give every pair a numeric similarity score."
+            )
+    return StsPairs(name or path.name.split(".")[0], s1, s2, np.asarray(y))

@@ -39,9 +39,9 @@ from ..core.losses import info_nce
 from ..core.pairs import inverse_propensity_weights, normalize_row_weights
 from ..core.recipe import StrictModel
 from ..core.registry import method
+from ..core.rng import generator
 from ..core.runs import console
 from ..core.task import StepContext
-from .data import read_corpus
 from .task import SentenceTask
 
 __all__ = [
@@ -152,7 +152,7 @@ class DebCSE(SentenceTask):
     config = DebCSEConfig
 
     def build_examples(self, path: Path) -> list[str]:
-        return read_corpus(path)
+        return self.read_sentences(path)
 
     def __init__(self, recipe, data_root, device):
         super().__init__(recipe, data_root, device)
@@ -162,7 +162,7 @@ class DebCSE(SentenceTask):
         console.print(f"DebCSE: reference embeddings of {len(sents)} sentences (frozen start model, mean pooling)…")
         self.ref = self._reference_embeddings(sents)
         self.cands, self.cand_probs = self._positive_candidates()
-        g = torch.Generator().manual_seed(self.seed + 7)
+        g = generator(self.seed, "debcse_negative_reference")
         i = torch.randint(len(sents), (20000,), generator=g).tolist()
         j = torch.randint(len(sents), (20000,), generator=g).tolist()
         self.neg_reference = torch.tensor([self._surf(a, b) for a, b in zip(i, j) if a != b])
@@ -191,10 +191,9 @@ class DebCSE(SentenceTask):
         surf = [torch.tensor([self._surf(a, c) for c in cs]) for a, cs in enumerate(cands)]
         return cands, positive_probabilities(surf, cfg.bins, tuple(cfg.ipw_clip))
 
-    def batches(self, epoch: int):
-        g = torch.Generator().manual_seed(self.seed * 1000 + epoch + 1)
-        for anchors in super().batches(epoch):
-            yield anchors, sample_positives(self.cands, self.cand_probs, anchors, g)
+    def positives(self, anchors: list[int], ctx: StepContext) -> list[int]:
+        """The batch's IPW-sampled positives (item 4), drawn from a stream of their own per (seed, epoch, batch)."""
+        return sample_positives(self.cands, self.cand_probs, anchors, ctx.generator("debcse_positives"))
 
     def negative_weights(self, anchors: list[int], keys: list[int]) -> torch.Tensor:
         cfg = self.cfg
@@ -204,8 +203,8 @@ class DebCSE(SentenceTask):
             sem, surf, self.neg_reference, cfg.false_negative_threshold, cfg.bins, tuple(cfg.ipw_clip)
         )
 
-    def loss(self, batch, ctx: StepContext):
-        anchors, positives = batch
+    def loss(self, batch: list[int], ctx: StepContext):
+        anchors, positives = batch, self.positives(batch, ctx)
         n = len(anchors)
         z = self.encoder.embed([self.examples[i] for i in anchors + positives], self.max_len)
         w = self.negative_weights(anchors, positives).to(z.device)

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from ..core.errors import UserError
 from ..core.heads import MLPHead
+from ..core.modes import eval_mode
 
 __all__ = ["POOLINGS", "SentenceEncoder", "native_pooling", "resolve_backbone"]
 
@@ -182,18 +183,16 @@ class SentenceEncoder(nn.Module):
         for pooling in poolings:
             if pooling not in POOLINGS:
                 raise UserError(f"pooling {pooling!r} is not one of: {', '.join(POOLINGS)}.")
-        was_training = self.training
-        self.eval()
         order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
         out = {p: torch.empty(len(sentences), self.dim) for p in poolings}
         starts = range(0, len(order), batch_size)
         if progress:
             starts = track(starts, description=progress, console=console, disable=not console.is_terminal)
-        for start in starts:
-            idx = order[start : start + batch_size]
-            for p, z in self.pooled(self.tokenize([sentences[i] for i in idx]), poolings).items():
-                out[p][idx] = z.float().cpu()
-        self.train(was_training)
+        with eval_mode(self):
+            for start in starts:
+                idx = order[start : start + batch_size]
+                for p, z in self.pooled(self.tokenize([sentences[i] for i in idx]), poolings).items():
+                    out[p][idx] = z.float().cpu()
         return {p: torch.nn.functional.normalize(z, dim=-1) if normalize else z for p, z in out.items()}
 
     # ------------------------------------------------------------------ save

@@ -32,7 +32,7 @@ from ..core.recipe import StrictModel
 from ..core.registry import method
 from ..core.runs import console
 from ..core.task import StepContext
-from .data import read_corpus, read_triplets
+from .data import read_corpus, read_text_columns, read_triplets
 from .encoder import POOLINGS, SentenceEncoder
 from .generation import GenerationConfig, build_pairs
 from .task import SentenceTask
@@ -125,9 +125,13 @@ class MultiCSR(SentenceTask):
             raise UserError(
                 "method.human_pairs is false and method.generation is null: MultiCSR has no training pairs."
             )
-        examples = read_triplets(path) if cfg.human_pairs else []
+        examples = self.read_pairs(path, negatives=True) if cfg.human_pairs else []
         if cfg.generation is not None:
-            seeds = read_seeds(cfg.generation, path, self.data_root)
+            if cfg.generation.seeds is None and self.recipe.data.columns is not None:  # the anchors of the table
+                cols = self._columns(path, {"anchor": None}, ("anchor",), "generated pairs seeded by anchors")
+                seeds = [row[0] for row in read_text_columns(path, cols)]
+            else:
+                seeds = read_seeds(cfg.generation, path, self.data_root)
             generated, self.generation_stats = build_pairs(seeds, cfg.generation)
             if len(generated) < cfg.min_generated:
                 raise UserError(

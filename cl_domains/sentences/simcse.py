@@ -11,7 +11,6 @@ from ..core.losses import info_nce
 from ..core.recipe import StrictModel
 from ..core.registry import method
 from ..core.task import StepContext
-from .data import read_corpus, read_triplets
 from .task import SentenceTask
 
 __all__ = ["SimCSEConfig", "SimCSE"]
@@ -27,12 +26,13 @@ class SimCSEConfig(StrictModel):
 class SimCSE(SentenceTask):
     """``unsup``: each sentence is encoded twice, the two dropout masks give the positive pair
     (eq. 4); ``sup``: (premise, entailment) is the positive pair and the contradiction of every
-    premise in the batch is an extra negative for all anchors (eq. 5)."""
+    premise in the batch is an extra negative for all anchors (eq. 5); pairs without a hard-negative column
+    train with in-batch negatives only."""
 
     config = SimCSEConfig
 
     def build_examples(self, path: Path) -> list:
-        return read_corpus(path) if self.cfg.variant == "unsup" else read_triplets(path)
+        return self.read_sentences(path) if self.cfg.variant == "unsup" else self.read_pairs(path)
 
     def embed(self, batch: list[int], ctx: StepContext) -> tuple:
         """Per example: (view 1, view 2) for ``unsup``, (premise, entailment, contradiction) for ``sup``."""
@@ -41,11 +41,10 @@ class SimCSE(SentenceTask):
         if self.cfg.variant == "unsup":
             z = self.encoder.embed(rows + rows, self.max_len)  # one pass, two dropout masks
             return z[:n], z[n:]
-        flat = [r[0] for r in rows] + [r[1] for r in rows] + [r[2] for r in rows]
-        z = self.encoder.embed(flat, self.max_len)
-        return z[:n], z[n : 2 * n], z[2 * n :]
+        width = len(rows[0])  # 3 with hard negatives, 2 for pairs
+        z = self.encoder.embed([r[c] for c in range(width) for r in rows], self.max_len)
+        return tuple(z[c * n : (c + 1) * n] for c in range(width))
 
     def loss_from_embeddings(self, z: tuple, batch: list[int], ctx: StepContext):
-        if self.cfg.variant == "unsup":
-            return info_nce(z[0], z[1], self.cfg.temperature)
-        return info_nce(z[0], z[1], self.cfg.temperature, hard_negatives=z[2])
+        # eq. 4 (unsup, and pairs without hard negatives); eq. 5 with them
+        return info_nce(z[0], z[1], self.cfg.temperature, hard_negatives=z[2] if len(z) > 2 else None)

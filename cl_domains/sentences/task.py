@@ -11,12 +11,21 @@ from pydantic import Field
 from ..core import data as core_data
 from ..core.errors import UserError
 from ..core.recipe import Recipe, StrictModel
+from ..core.rng import generator
+from ..core.tables import table_format
 from ..core.task import Task
-from .data import StsPairs, find_sts_tasks, read_stsb
+from .data import StsPairs, find_sts_tasks, read_corpus, read_scored_pairs, read_stsb, read_text_columns, read_triplets
 from .encoder import POOLINGS, SentenceEncoder, native_pooling
 from .evaluate import evaluate_sts, evaluate_sts_poolings
 
-__all__ = ["SentencesModelConfig", "SentencesDataConfig", "SentencesEvalConfig", "SentenceTask"]
+__all__ = [
+    "SentencesModelConfig",
+    "SentenceColumnsConfig",
+    "SentencesDataConfig",
+    "StsFileConfig",
+    "SentencesEvalConfig",
+    "SentenceTask",
+]
 
 
 class SentencesModelConfig(StrictModel):
@@ -28,17 +37,57 @@ class SentencesModelConfig(StrictModel):
     eval_max_len: int = Field(128, gt=0, description="max tokens per sentence when encoding for evaluation")
 
 
+class SentenceColumnsConfig(StrictModel):
+    """Columns of a CSV/TSV/JSONL/parquet ``data.train``: ``text`` for the unsupervised methods (one sentence
+    per row), ``anchor`` + ``positive`` (+ optional ``negative``, a hard negative) for the supervised ones."""
+
+    text: Optional[str] = Field(None, description="column of sentences (unsupervised SimCSE, DebCSE)")
+    anchor: Optional[str] = Field(None, description="column of anchors (supervised SimCSE, MultiCSR)")
+    positive: Optional[str] = Field(None, description="column of the anchor's positive")
+    negative: Optional[str] = Field(None, description="column of a hard negative (null: pairs only)")
+
+
 class SentencesDataConfig(StrictModel):
-    train: str = Field(..., description="'<dataset>/<file>' or a path: a corpus (.txt/.gz) or an NLI triplets CSV")
-    dev: str = "stsb/dev"
-    test: str = "stsb/test"
+    train: str = Field(
+        ...,
+        description="'<dataset>/<file>' or a path: a corpus (.txt/.gz), an NLI triplets CSV "
+        "(sent0,sent1,hard_neg), or any CSV/TSV/JSONL/parquet table with data.columns set",
+    )
+    columns: Optional[SentenceColumnsConfig] = Field(None, description="columns of a data.train table")
+    dev: Optional[str] = Field("stsb/dev", description="STS-B dev (model selection); null: none, keep the last step")
+    test: Optional[str] = Field("stsb/test", description="STS-B test; null: only eval.sts / eval.extra are scored")
     max_train: Optional[int] = Field(None, gt=0, description="train on a seeded random subset of this many examples")
+
+
+class StsFileConfig(StrictModel):
+    """A scored sentence-pair table (CSV/TSV/JSONL/parquet), scored with Spearman like the STS sets."""
+
+    path: str
+    sentence1: str = "sentence1"
+    sentence2: str = "sentence2"
+    score: str = "score"
+    name: Optional[str] = Field(None, description="metric name (default: the file name without extensions)")
 
 
 class SentencesEvalConfig(StrictModel):
     batch_size: int = Field(128, gt=0)
     extra: list[str] = Field(
         default_factory=list, description="more STS data (files or SentEval folders) scored at the end"
+    )
+    sts: list[StsFileConfig] = Field(
+        default_factory=list, description="your own scored pairs: [{path, sentence1, sentence2, score}] scored at test"
+    )
+
+
+def _no_table(path: Path, keys: str) -> None:
+    """A table given without ``data.columns`` would be misread (as lines, or as SimCSE's triplets CSV)."""
+    try:
+        fmt = table_format(path)
+    except UserError:
+        return  # a corpus (.txt, .txt.gz)
+    raise UserError(
+        f"data.train {path} is a {fmt} table but data.columns is not set: name its columns with {keys} "
+        "(see the README, 'Your own data (sentences)')."
     )
 
 
@@ -53,10 +102,29 @@ class SentenceTask(Task):
         self.batch_size = recipe.train.batch_size
         self.seed = recipe.train.seed
         # Data first: a missing or corrupt file is reported before any model download is tried.
-        self.dev = read_stsb(core_data.resolve(recipe.data.dev, data_root), "stsb_dev")
-        self.test = read_stsb(core_data.resolve(recipe.data.test, data_root), "stsb_test")
+        d = recipe.data
+        self.dev = read_stsb(core_data.resolve(d.dev, data_root), "stsb_dev") if d.dev else None
+        self.test = read_stsb(core_data.resolve(d.test, data_root), "stsb_test") if d.test else None
+        if self.dev is None:
+            if recipe.train.eval_every is not None:
+                raise UserError(
+                    "data.dev is null, so there is no dev set to select a checkpoint on: set train.eval_every: null "
+                    "(the last step's model is kept), or name an STS-B dev file in data.dev."
+                )
+            self.dev_metric = "last_step"  # nothing to select on: the final evaluation keeps the last model
         self.extra: list[StsPairs] = [t for p in recipe.eval.extra for t in find_sts_tasks(p)]
-        self.train_path = core_data.resolve(recipe.data.train, data_root)
+        self.extra += [
+            read_scored_pairs(
+                core_data.resolve(f.path, data_root),
+                f.sentence1,
+                f.sentence2,
+                f.score,
+                name=f.name,
+                keys=tuple(f"eval.sts[{i}].{k}" for k in ("sentence1", "sentence2", "score")),
+            )
+            for i, f in enumerate(recipe.eval.sts)
+        ]
+        self.train_path = core_data.resolve(d.train, data_root)
         self.examples = self._subset(self.build_examples(self.train_path))
         m = recipe.model
         self.encoder = SentenceEncoder.from_pretrained(m.backbone, pooling=m.pooling, max_seq_length=m.eval_max_len)
@@ -66,15 +134,45 @@ class SentenceTask(Task):
 
     # -- to implement ---------------------------------------------------------
     def build_examples(self, path: Path) -> list:
+        """The training examples of ``data.train``; use :meth:`read_sentences` or :meth:`read_pairs`."""
         raise NotImplementedError(f"{type(self).__name__}.build_examples")
+
+    # -- training data ----------------------------------------------------------
+    def _columns(self, path: Path, wanted: dict[str, Optional[str]], required: tuple[str, ...], what: str) -> dict:
+        cols = self.recipe.data.columns
+        missing = [k for k in required if getattr(cols, k) is None]
+        if missing:
+            raise UserError(
+                f"{type(self).__name__} trains on {what}: set data.columns.{missing[0]} to the column of {path} "
+                f"that holds them (data.columns needs {', '.join(required)})."
+            )
+        return {f"data.columns.{k}": getattr(cols, k) for k in wanted if getattr(cols, k) is not None}
+
+    def read_sentences(self, path: Path) -> list[str]:
+        """Single sentences: ``data.columns.text`` of a table, else one sentence per line."""
+        if self.recipe.data.columns is None:
+            _no_table(path, "data.columns.text")
+            return read_corpus(path)
+        cols = self._columns(path, {"text": None}, ("text",), "single sentences")
+        return [row[0] for row in read_text_columns(path, cols)]
+
+    def read_pairs(self, path: Path, negatives: bool = False) -> list[tuple[str, ...]]:
+        """(anchor, positive[, negative]) rows: ``data.columns`` of a table, else SimCSE's triplets CSV;
+        ``negatives`` makes the hard-negative column required."""
+        if self.recipe.data.columns is None:
+            if ".csv" not in [x.lower() for x in path.suffixes]:
+                _no_table(path, "data.columns.anchor, data.columns.positive")
+            return read_triplets(path)
+        required = ("anchor", "positive", "negative") if negatives else ("anchor", "positive")
+        what = "(anchor, positive, hard negative) triplets" if negatives else "(anchor, positive) pairs"
+        return read_text_columns(path, self._columns(path, dict.fromkeys(required + ("negative",)), required, what))
 
     # -- shared ---------------------------------------------------------------
     def _subset(self, examples: list) -> list:
         n = self.recipe.data.max_train
         if n is None or n >= len(examples):
             return examples
-        g = torch.Generator().manual_seed(self.seed)
-        keep = torch.randperm(len(examples), generator=g)[:n].sort().values
+        keep = torch.randperm(len(examples), generator=generator(self.seed, "train_subset"))[:n].sort().values
         return [examples[i] for i in keep.tolist()]
 
     def num_batches(self, epoch: int) -> int:
@@ -82,8 +180,7 @@ class SentenceTask(Task):
 
     def epoch_order(self, epoch: int) -> torch.Tensor:
         """The epoch's example order: a deterministic function of (seed, epoch)."""
-        g = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        return torch.randperm(len(self.examples), generator=g)
+        return torch.randperm(len(self.examples), generator=generator(self.seed, "shuffle", epoch))
 
     def batches(self, epoch: int) -> Iterator[list[int]]:
         order = self.epoch_order(epoch).tolist()
@@ -92,25 +189,29 @@ class SentenceTask(Task):
 
     def _tasks(self, split: str) -> list[StsPairs]:
         if split == "dev":
-            return [self.dev]
+            return [self.dev] if self.dev else []
         if split != "test":
             raise UserError(f"split {split!r} is not 'dev' or 'test'.")
-        return [self.test, *self.extra]
+        return [t for t in (self.test, *self.extra) if t is not None]
 
-    @staticmethod
-    def _keys(split: str, scores: dict[str, float]) -> dict[str, float]:
+    def _keys(self, split: str, scores: dict[str, float]) -> dict[str, float]:
         if split == "dev":
-            return {"stsb_dev": scores["stsb_dev"]}
-        return {"stsb_test": scores.pop("stsb_test"), **scores}  # "avg" when there are extra tasks
+            return {"stsb_dev": scores["stsb_dev"]} if self.dev else {"last_step": 0.0}
+        if "stsb_test" in scores:
+            return {"stsb_test": scores.pop("stsb_test"), **scores}  # "avg" when there are extra tasks
+        return scores
 
     def evaluate(self, split: str) -> dict[str, float]:
-        return self._keys(split, evaluate_sts(self.encoder, self._tasks(split), self.recipe.eval.batch_size))
+        tasks = self._tasks(split)
+        return self._keys(split, evaluate_sts(self.encoder, tasks, self.recipe.eval.batch_size) if tasks else {})
 
     def baselines(self, split: str = "test") -> dict[str, dict[str, float]]:
         """The untrained backbone scored on this run's ``split`` (same keys as :meth:`evaluate`):
         with its native pooling (the one it was trained for, e.g. mean for all-MiniLM-L6-v2) and
         with the recipe's pooling, when they differ (one encoding pass for both). A fresh copy of
         the backbone is loaded, so the result does not depend on when it is called; cached per split."""
+        if not self._tasks(split):
+            return {}
         if split not in self._baseline_cache:
             m = self.recipe.model
             native = native_pooling(m.backbone)

@@ -27,6 +27,7 @@ from pydantic import Field
 
 from ...core.errors import UserError
 from ...core.recipe import StrictModel
+from ...core.rng import derive_seed
 
 __all__ = [
     "Messages",
@@ -180,7 +181,7 @@ class LocalGenerator(Generator):
             idx = order[start : start + self.batch_size]
             enc = self._tok([texts[i] for i in idx], return_tensors="pt", padding=True).to(self.device)
             with torch.random.fork_rng(devices=[]):  # sampling is seeded without touching the caller's RNG
-                torch.manual_seed(seed + start)
+                torch.manual_seed(derive_seed(seed, "generate", start))
                 ids = self._model.generate(**enc, **kwargs)
             if not self.seq2seq:
                 ids = ids[:, enc["input_ids"].shape[1] :]
