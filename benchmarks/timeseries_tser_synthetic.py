@@ -58,7 +58,7 @@ def main() -> None:
                 "domain": "timeseries",
                 "model": {"output_dims": 64, "hidden": 32, "depth": 3, "mask_p": 0.0 if method == "autotcl" else 0.5},
                 "data": {"kind": "regress", "path": str(out / "toy_TRAIN.ts"), "test": str(out / "toy_TEST.ts")},
-                "method": {"name": method, **({"objective": "ts2vec"} if method == "autotcl" else {})},
+                "method": {"name": method, **({"variant": "ts2vec"} if method == "autotcl" else {})},
                 "train": {"seed": seed, "batch_size": 16, "epochs": 1000, "max_steps": args.steps, "eval_every": 50},
             }
             path = out / f"{method}.yaml"

@@ -2,7 +2,10 @@
 
 Encoder step: view ``v`` from the (frozen) augmenter, loss = global InfoNCE between the representations
 of ``x`` and ``v`` + local_weight * local InfoNCE between neighbouring segments of ``x``'s representation
-(both cosine, as the official code; ``objective: ts2vec`` swaps in TS2Vec's losses). Augmenter step
+(both cosine, as the official code; ``variant: ts2vec`` swaps in a dot-product global term and TS2Vec's
+hierarchical loss as the local term). ``objective`` (the slot, published: ``info_nce`` at temperature 1) is the
+loss of the global term and of the neighbouring-segment local term (see :mod:`.losses`); TS2Vec's hierarchical
+local term of ``variant: ts2vec`` keeps its published loss (dot-product ``nt_xent``, temperature 1). Augmenter step
 (every ``ratio_step`` encoder steps, its own Adam with ``meta_lr``): information preservation (MMD between
 the encoder's representations of ``x`` and ``v``) + reg_weight * mask size + temporal consistency of the
 mask, with gradients into the augmenter only.
@@ -14,8 +17,10 @@ import warnings
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
+from ..core.objectives import Objective, objective_config
 from ..core.recipe import StrictModel
 from ..core.registry import method
 from ..core.task import StepContext
@@ -23,11 +28,15 @@ from .augment import Augmenter, mask_size_penalty, mmd, temporal_consistency
 from .losses import global_loss, hierarchical_loss, local_loss
 from .task import TimeseriesTask
 
-__all__ = ["AutoTCLConfig", "AutoTCL"]
+__all__ = ["AutoTCLObjectiveConfig", "AutoTCLConfig", "AutoTCL"]
+
+AutoTCLObjectiveConfig = objective_config("autotcl", "info_nce", 1.0)  # §3.3; no labels: supcon is refused
 
 
 class AutoTCLConfig(StrictModel):
     name: Literal["autotcl"] = "autotcl"
+    renamed = {"temperature": "objective.temperature"}
+
     aug_dim: int = Field(16, gt=0, description="width of the augmentation network")
     aug_depth: int = Field(3, gt=0)
     meta_lr: float = Field(0.01, gt=0, description="learning rate of the augmentation network")
@@ -38,13 +47,28 @@ class AutoTCLConfig(StrictModel):
     consistency_weight: float = Field(1.0, ge=0, description="weight of the mask's temporal consistency")
     tau: float = Field(1.0, gt=0, description="Gumbel-sigmoid temperature")
     hard: bool = Field(True, description="hard (straight-through) Gumbel mask")
-    temperature: float = Field(1.0, gt=0, description="temperature of the global and local InfoNCE (cosine similarity)")
     segments: int = Field(16, ge=4, description="segments of the local InfoNCE window")
-    objective: Literal["autotcl", "ts2vec"] = Field(
+    variant: Literal["autotcl", "ts2vec"] = Field(
         "autotcl",
         description="autotcl: cosine global + neighbouring-segment local InfoNCE (the official forecasting "
         "code); ts2vec: dot-product global + TS2Vec's hierarchical local loss (for UCR, whose official code is unpublished)",
     )
+    objective: AutoTCLObjectiveConfig = Field(
+        default_factory=AutoTCLObjectiveConfig,
+        description="loss and temperature of the global and local contrastive terms (published: info_nce, 1.0)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _objective_was_the_variant(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("objective"), str):
+            raise PydanticCustomError(
+                "renamed_key",
+                "objective: {value} (AutoTCL's or TS2Vec's terms) is now the key 'variant': write variant: {value}; "
+                "'objective' is the contrastive loss, e.g. objective: {example}",
+                {"value": data["objective"], "example": "{loss: info_nce, temperature: 1.0}"},
+            )
+        return data
 
 
 @method("timeseries", "autotcl")
@@ -56,6 +80,8 @@ class AutoTCL(TimeseriesTask):
         c = self.cfg
         self.augmenter = Augmenter(self.net_config["input_dims"], c.aug_dim, c.aug_depth, c.tau, c.hard)
         self.model["augmenter"] = self.augmenter
+        self.objective = Objective(c.objective)
+        self.model["objective"] = self.objective  # a learnable temperature trains with the encoder
         self.aug_optimizer = torch.optim.Adam(self.augmenter.parameters(), lr=c.meta_lr)
         # augmenter steps skipped for non-finite gradients; a buffer, so checkpoints (and resume) keep the count
         self.augmenter.register_buffer("nonfinite_steps", torch.zeros((), dtype=torch.long))
@@ -63,14 +89,13 @@ class AutoTCL(TimeseriesTask):
     def encoder_loss(self, x: torch.Tensor, v: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, dict]:
         z1, z2 = self.net(x, generator=g), self.net(v, generator=g)
         c = self.cfg
-        cosine = c.objective == "autotcl"
-        glob = global_loss(
-            z1, z2, c.temperature, normalize=cosine
-        )  # AutoTCL §3.3: global (series-level) InfoNCE between views
-        if cosine:
-            local = local_loss(z1, c.segments, c.temperature, g)  # AutoTCL §3.3: local InfoNCE, neighbouring segments
+        cosine = c.variant == "autotcl"
+        # AutoTCL §3.3: global (series-level) InfoNCE between the views
+        glob = global_loss(z1, z2, normalize=cosine, objective=self.objective)
+        if cosine:  # AutoTCL §3.3: local InfoNCE between neighbouring segments
+            local = local_loss(z1, c.segments, generator=g, objective=self.objective)
         else:
-            local = hierarchical_loss(z1, z2)  # TS2Vec's multi-scale instance + temporal loss as the local term
+            local = hierarchical_loss(z1, z2)  # TS2Vec's multi-scale instance + temporal loss (its published loss)
         return glob + c.local_weight * local, {"global": glob.item(), "local": local.item()}
 
     def augmenter_step(self, x: torch.Tensor, g: torch.Generator) -> dict:

@@ -145,7 +145,7 @@ class TSEncoder(BaseEstimator, TransformerMixin):
             train = TrainConfig(seed=self.seed, batch_size=self.batch_size, lr=self.lr)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
+            where = ".".join(str(p) for p in first["loc"]) or "method_params"
             raise UserError(f"TSEncoder: {where}: {first['msg']} (method_params or the encoder's arguments).") from None
         recipe = Recipe(
             name="tsencoder",
