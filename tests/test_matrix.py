@@ -81,3 +81,8 @@ def test_an_interrupted_matrix_resumes_without_rerunning_finished_cells(tmp_path
 def test_metric_direction():
     assert lower_is_better("mae") and lower_is_better("test_MSE@96") and lower_is_better("forgetting")
     assert not lower_is_better("stsb_spearman") and not lower_is_better("NDCG@10")
+
+
+def test_shipped_matrix_recipes_are_listed_once():
+    cells = plan(domains=["timeseries"], losses=["info_nce"], temperatures=[1.0], seeds=[0])
+    assert [(c.name, c.loss) for c in cells] == [("autotcl_ett", "info_nce")]

@@ -78,19 +78,21 @@ def _recipes(domains: list[str] | None, profile: str, explicit: list[str]) -> li
         return [find_recipe(r) for r in explicit]
     import yaml
 
-    found = []
+    found: dict[str, Path] = {}  # by file name: the first of recipe_dirs() wins (a symlinked folder counts once)
     for d in recipe_dirs():
         for f in sorted(d.glob("*.yaml")) if d.is_dir() else []:
+            if f.name in found:
+                continue
             raw = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
             if profile in (raw.get("profiles") or {}) and (not domains or raw.get("domain") in domains):
-                found.append(f)
+                found[f.name] = f
     if not found:
         raise UserError(
             f"no shipped recipe has a {profile!r} profile"
             + (f" in the domains {', '.join(domains)}" if domains else "")
             + "; name recipes with --recipes, or choose another --profile."
         )
-    return found
+    return list(found.values())
 
 
 def plan(
