@@ -12,7 +12,14 @@ from cl_domains.core import losses as L
 from cl_domains.core.errors import UserError
 from cl_domains.core.objectives import LOSSES, Objective, ObjectiveConfig, objective_config
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """float64 for exact comparisons, restored afterwards (the default dtype is process-wide)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
 
 
 def naive(loss, q, k, t, positives=None, negatives=None, weights=None, hard=None, labels=None, symmetric=False):
