@@ -247,3 +247,13 @@ def test_recipe_from_dict_validates_like_a_file(tmp_path, toyline):
     assert a.resolved == b.resolved and b.source == "fit()" and b.train.seed == 3 and raw["train"]["seed"] == 0
     with pytest.raises(UserError, match=r"recipe fit\(\): unknown key 'data.pointz' \(did you mean 'points'\?\)"):
         recipe_from_dict({**raw, "data": {"pointz": 3}}, source="fit()")
+
+
+def test_a_study_names_its_sub_runs(tmp_path, toyline):
+    from cl_domains.core.runs import Run
+
+    recipe = toy_recipe(tmp_path)
+    sub = Run.create(tmp_path / "study", recipe, name="strategies/pairs-seed0")
+    assert sub.dir == tmp_path / "study" / "strategies" / "pairs-seed0" and (sub.dir / "config.yaml").is_file()
+    with pytest.raises(UserError, match="exists already"):
+        Run.create(tmp_path / "study", recipe, name="strategies/pairs-seed0")

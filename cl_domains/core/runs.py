@@ -59,25 +59,22 @@ class Run:
         return out
 
     @classmethod
-    def create(cls, out: str | Path, recipe: Recipe) -> "Run":
+    def create(cls, out: str | Path, recipe: Recipe, *, name: str | None = None) -> "Run":
         """A new ``<out>/<recipe>-<time>[-N]``: ``mkdir`` without ``exist_ok`` claims the name, so
-        processes starting together get distinct folders."""
+        processes starting together get distinct folders. With ``name`` (e.g. a study's sub-run
+        ``strategies/coconut-seed0``): exactly ``<out>/<name>``, which must not exist yet."""
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         parent = cls.check_out(out)
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create the run folder's parent {parent}: {exc.strerror or exc}.") from None
-        base = parent / f"{recipe.name}-{stamp}"
-        for i in range(1, 10_000):
-            d = base if i == 1 else base.with_name(f"{base.name}-{i}")
-            try:
-                d.mkdir()
-                break
-            except FileExistsError:
-                continue
+        if name is not None:
+            d = parent / name
+            if not _claim(d):
+                raise UserError(f"the run folder {d} exists already.")
         else:
-            raise UserError(f"could not find a free run folder name next to {base} (9,999 taken).")
+            base = parent / f"{recipe.name}-{stamp}"
+            names = (base if i == 1 else base.with_name(f"{base.name}-{i}") for i in range(1, 10_000))
+            d = next((c for c in names if _claim(c)), None)
+            if d is None:
+                raise UserError(f"could not find a free run folder name next to {base} (9,999 taken).")
         Run.latest_created = d
         (d / "config.yaml").write_text(recipe.dump())
         info = {
@@ -194,3 +191,15 @@ def comparison_table(
     for n in names:
         rows.append(f"| {n} | " + " | ".join(fmt_metric(values.get(n)) for _, values in cols) + " |")
     return "\n".join(rows)
+
+
+def _claim(path: Path) -> bool:
+    """Create ``path`` (and its parents); False when it exists already (another run took the name)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir()
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise UserError(f"cannot create the run folder {path}: {exc.strerror or exc}.") from None
+    return True
