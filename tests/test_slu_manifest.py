@@ -144,3 +144,16 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     run = namespace["run"]
     assert run.metrics["tasks"][0][0] == "lights_on" and len(run.metrics["runs"]) == 4
     assert os.path.isdir(tmp_path / "runs")
+
+
+def test_cli_missing_audio_is_exit_code_2(tmp_path, capsys):
+    from cl_domains.cli import main
+
+    paths = make_commands(tmp_path)
+    (tmp_path / "audio/test/music_on_1.wav").unlink()
+    args = ["run", "coconut_manifest", "--out", str(tmp_path / "runs")]
+    code = main([*args, "--set", f"data.train={paths['train']}", "--set", f"data.test={paths['test']}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "test.csv, line 9: audio file" in err and "music_on_1.wav does not exist" in err
+    assert not (tmp_path / "runs").exists()
