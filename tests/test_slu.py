@@ -14,11 +14,13 @@ from cl_domains.slu import (
     FSC_INTENTS,
     SLURP_SCENARIOS,
     RehearsalMemory,
+    SLUDataConfig,
     cl_metrics,
     log_mel,
     mel_filterbank,
     mm_loss,
     nspt_loss,
+    prepare,
     read_fsc_csv,
     read_massive_jsonl,
     read_slurp_jsonl,
@@ -28,7 +30,6 @@ from cl_domains.slu import (
 from cl_domains.slu.data import write_wav
 from cl_domains.slu.features import hz_to_mel, mel_to_hz
 from cl_domains.slu.synth import assign_voices, espeak_available, manifest_digest, synthesize
-from cl_domains.slu.task import SLUDataConfig, prepare
 
 
 @pytest.fixture

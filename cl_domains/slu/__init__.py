@@ -1,6 +1,6 @@
 """Spoken language understanding: class-incremental intent / scenario classification on FSC and
-SLURP (COCONUT, Cappellazzo et al. 2024) with real recordings or espeak-ng speech synthesised
-from the transcripts.
+SLURP (COCONUT, Cappellazzo et al. 2024) with real recordings, espeak-ng speech synthesised from the
+transcripts, or your own recordings listed in a manifest.
 
 Public API::
 
@@ -10,22 +10,26 @@ Public API::
 """
 
 from ..core.registry import register_domain
-from .continual import RehearsalMemory, cl_metrics, task_splits
-from .data import FSC_INTENTS, SLURP_SCENARIOS, Utterances, read_fsc_csv, read_massive_jsonl, read_slurp_jsonl, read_wav
-from .features import log_mel, mel_filterbank
-from .model import SLUModel
-from .synth import Voice, assign_voices, synthesize
-from .task import (
-    CILStudy,
-    CILTask,
-    CoconutConfig,
-    SLUDataConfig,
-    SLUEvalConfig,
-    SLUModelConfig,
-    mm_loss,
-    nspt_loss,
-    prepare,
+from .config import STRATEGIES, CoconutConfig, SLUDataConfig, SLUEvalConfig, SLUModelConfig
+from .continual import RehearsalMemory, cl_metrics, class_order, ordered_tasks, task_splits
+from .data import (
+    FSC_INTENTS,
+    SLURP_SCENARIOS,
+    Utterances,
+    read_fsc_csv,
+    read_manifest,
+    read_massive_jsonl,
+    read_slurp_jsonl,
+    read_wav,
 )
+from .features import log_mel, mel_filterbank
+from .losses import mm_loss, nspt_loss
+from .model import SLUModel
+from .prepare import Prepared, prepare
+from .strategies import STRATEGY_CLASSES, Strategy
+from .study import CILStudy
+from .synth import Voice, assign_voices, synthesize
+from .task import CILTask
 
 register_domain("slu", model=SLUModelConfig, data=SLUDataConfig, eval=SLUEvalConfig)
 
@@ -35,6 +39,7 @@ __all__ = [
     "SLURP_SCENARIOS",
     "Utterances",
     "read_fsc_csv",
+    "read_manifest",
     "read_massive_jsonl",
     "read_slurp_jsonl",
     "read_wav",
@@ -46,10 +51,19 @@ __all__ = [
     "synthesize",
     "RehearsalMemory",
     "cl_metrics",
+    "class_order",
+    "ordered_tasks",
     "task_splits",
     "CILStudy",
     "CoconutConfig",
+    "SLUDataConfig",
+    "SLUEvalConfig",
+    "SLUModelConfig",
+    "STRATEGIES",
+    "STRATEGY_CLASSES",
+    "Strategy",
     "CILTask",
+    "Prepared",
     "nspt_loss",
     "mm_loss",
     "prepare",

@@ -8,8 +8,9 @@ import torch
 from torch import Tensor
 
 from ..core.errors import UserError
+from ..core.rng import generator
 
-__all__ = ["task_splits", "RehearsalMemory", "cl_metrics"]
+__all__ = ["task_splits", "class_order", "ordered_tasks", "RehearsalMemory", "cl_metrics"]
 
 
 def task_splits(n_classes: int, n_tasks: int | None = None, sizes: list[int] | None = None) -> list[list[int]]:
@@ -25,6 +26,43 @@ def task_splits(n_classes: int, n_tasks: int | None = None, sizes: list[int] | N
         raise UserError(f"task sizes {sizes} must be positive and add up to the {n_classes} classes.")
     bounds = np.cumsum([0, *sizes])
     return [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def class_order(classes: list[str], order: str | list[str] = "seeded", seed: int = 0) -> list[int]:
+    """Class ids in the order the classes arrive: ``"dataset"`` (ids ``0..n-1``), ``"seeded"`` (a permutation
+    drawn from ``generator(seed, "class_order")``) or an explicit list naming every class exactly once."""
+    n = len(classes)
+    if order == "dataset":
+        return list(range(n))
+    if order == "seeded":
+        return torch.randperm(n, generator=generator(seed, "class_order")).tolist()
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = [c for c in order if c not in index]
+    missing = [c for c in classes if c not in order]
+    repeated = sorted({c for c in order if order.count(c) > 1})
+    if unknown or missing or repeated:
+        problems = [
+            f"unknown {', '.join(map(repr, unknown))}" if unknown else "",
+            f"missing {', '.join(map(repr, missing))}" if missing else "",
+            f"repeated {', '.join(map(repr, repeated))}" if repeated else "",
+        ]
+        raise UserError(
+            f"method.class_order must list each of the {n} classes exactly once ({'; '.join(p for p in problems if p)}); "
+            f"the classes are: {', '.join(classes)}. Or set it to 'seeded' or 'dataset'."
+        )
+    return [index[c] for c in order]
+
+
+def ordered_tasks(
+    classes: list[str],
+    n_tasks: int | None,
+    sizes: list[int] | None = None,
+    order: str | list[str] = "seeded",
+    seed: int = 0,
+) -> list[list[int]]:
+    """The class ids of each task: :func:`task_splits` applied to :func:`class_order`."""
+    ids = class_order(classes, order, seed)
+    return [[ids[k] for k in task] for task in task_splits(len(classes), n_tasks, sizes)]
 
 
 class RehearsalMemory:

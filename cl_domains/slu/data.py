@@ -27,6 +27,7 @@ __all__ = [
     "read_fsc_csv",
     "read_massive_jsonl",
     "read_slurp_jsonl",
+    "read_manifest",
     "read_wav",
     "write_wav",
     "tokenize",
@@ -103,6 +104,7 @@ class Utterances:
     audio: list[Path] | None = None
     ids: list[str] = field(default_factory=list)
     source: str = ""
+    lines: list[int] = field(default_factory=list)  # line of each utterance in its source file, when known
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -118,6 +120,7 @@ class Utterances:
             pick(self.audio) if self.audio is not None else None,
             pick(self.ids) if self.ids else [],
             self.source,
+            pick(self.lines) if self.lines else [],
         )
 
 
@@ -243,6 +246,80 @@ def read_slurp_jsonl(path: str | Path, audio_root: str | Path | None = None) -> 
         raise UserError(f"{path}: no recordings.")
     return Utterances(
         texts, labels, speakers, list(SLURP_SCENARIOS), audio if audio_root is not None else None, ids, str(path)
+    )
+
+
+def read_manifest(
+    path: str | Path,
+    audio_root: str | Path | None = None,
+    *,
+    audio_column: str = "path",
+    label_column: str = "label",
+    speaker_column: str | None = "speaker",
+    text_column: str | None = "transcript",
+    optional: tuple[str, ...] = ("speaker", "transcript"),
+    classes: list[str] | None = None,
+) -> Utterances:
+    """Your own recordings: a CSV/TSV/JSONL/parquet manifest with one row per audio file (audio path,
+    class label, optional speaker and transcript). Relative paths start from ``audio_root`` (default:
+    the manifest's folder). Classes are the sorted labels, or ``classes`` (the training split's) for an
+    evaluation split. Speaker or transcript columns named in ``optional`` may be absent."""
+    from ..core.tables import read_table, require_columns, table_format
+
+    path = Path(path)
+    df = read_table(path, what="audio manifest", dtype={c: str for c in (audio_column, label_column)})
+    speaker_column = None if speaker_column in optional and speaker_column not in df.columns else speaker_column
+    text_column = None if text_column in optional and text_column not in df.columns else text_column
+    require_columns(
+        df,
+        path,
+        {
+            "data.audio_column": audio_column,
+            "data.label_column": label_column,
+            "data.speaker_column": speaker_column,
+            "data.text_column": text_column,
+        },
+        what="audio manifest",
+    )
+    kind = table_format(path)
+    header = 0 if kind in ("jsonl", "parquet") else 1
+    root = Path(audio_root).expanduser() if audio_root is not None else path.parent
+    lines = [header + i + 1 for i in range(len(df))]
+    at = "row" if kind == "parquet" else "line"
+    audio, labels = [], []
+    for line, file, label in zip(lines, df[audio_column].tolist(), df[label_column].tolist()):
+        if not isinstance(file, str) or not file.strip():
+            raise UserError(
+                f"{path}, {at} {line}: empty audio path in column {audio_column!r}; fill it or remove the row."
+            )
+        if not isinstance(label, str) or not label.strip():
+            raise UserError(f"{path}, {at} {line}: empty label in column {label_column!r}; fill it or remove the row.")
+        f = Path(file.strip()).expanduser()
+        f = f if f.is_absolute() else root / f
+        if not f.is_file():
+            raise UserError(
+                f"{path}, {at} {line}: audio file {f} does not exist (column {audio_column!r} = {short_repr(file)}, "
+                f"relative paths start from {root}). Fix the path, set data.audio_root to the folder holding the "
+                "audio, or remove the row."
+            )
+        audio.append(f)
+        labels.append(label.strip())
+    names = sorted(set(labels)) if classes is None else list(classes)
+    index = {c: i for i, c in enumerate(names)}
+    for line, label in zip(lines, labels):
+        if label not in index:
+            raise UserError(
+                f"{path}, {at} {line}: label {short_repr(label)} does not occur in the training manifest "
+                f"(classes: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}); fix or remove the row."
+            )
+
+    def column(name):
+        return ["" if not isinstance(v, str) and v != v else str(v) for v in df[name].tolist()] if name else None
+
+    speakers = column(speaker_column) or [""] * len(df)
+    texts = column(text_column) or [""] * len(df)
+    return Utterances(
+        texts, [index[x] for x in labels], speakers, names, audio, [str(x) for x in df[audio_column]], str(path), lines
     )
 
 

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
+from ..core.modes import eval_mode
 from .data import tokenize
 from .features import N_MELS, log_mel
 
@@ -116,13 +117,12 @@ class SLUModel(nn.Module):
         tokens = torch.tensor([x + [0] * (width - len(x)) for x in ids], device=self.classifier.weight.device)
         return self.text(tokens)
 
-    @torch.no_grad()
     def predict(self, waves: list) -> list[str]:
-        """Class names for 16 kHz mono waveforms (numpy or tensors)."""
+        """Class names for 16 kHz mono waveforms (numpy or tensors); the model's mode is kept."""
         feats = [log_mel(w) for w in waves]
         x, lengths = pad_features(feats)
-        self.eval()
-        _, logits = self(x.to(self.classifier.weight.device), lengths.to(self.classifier.weight.device))
+        with eval_mode(self):
+            _, logits = self(x.to(self.classifier.weight.device), lengths.to(self.classifier.weight.device))
         return [self.config["classes"][i] for i in logits.argmax(-1).tolist()]
 
     def save(self, directory: str | Path) -> None:

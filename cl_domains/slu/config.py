@@ -1,0 +1,93 @@
+"""Recipe schemas of the ``slu`` domain: ``model``, ``data``, ``eval`` and the ``coconut`` method section."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional, Union
+
+from pydantic import Field
+
+from ..core.recipe import StrictModel
+
+__all__ = ["STRATEGIES", "SLUModelConfig", "SLUDataConfig", "SLUEvalConfig", "CoconutConfig"]
+
+STRATEGIES = ("joint", "coconut", "replay", "finetune")
+
+
+class SLUModelConfig(StrictModel):
+    dim: int = Field(96, gt=0)
+    layers: int = Field(2, gt=0)
+    heads: int = Field(4, gt=0)
+    ff: int = Field(192, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    proj_dim: int = Field(64, gt=0, description="contrastive projection / text embedding size")
+
+
+class SLUDataConfig(StrictModel):
+    format: Literal["fsc", "massive", "slurp", "manifest"] = Field(
+        ...,
+        description="fsc csv, MASSIVE jsonl, SLURP jsonl, or manifest: your own recordings listed in a "
+        "CSV/TSV/JSONL/parquet table (audio path, label, optional speaker and transcript)",
+    )
+    train: str = Field(..., description="'<card>/<file>' or a path")
+    test: str = Field(..., description="evaluation split ('<card>/<file>' or a path)")
+    audio_root: Optional[str] = Field(
+        None,
+        description="folder of the real recordings (FSC release folder, SLURP slurp_real/, or the folder "
+        "that a manifest's relative paths start from); null: synthesise speech with espeak-ng (fsc, massive, "
+        "slurp) or the manifest's own folder (manifest)",
+    )
+    audio_column: str = Field("path", description="manifest: column of the audio file paths")
+    label_column: str = Field("label", description="manifest: column of the class names")
+    speaker_column: Optional[str] = Field(
+        "speaker", description="manifest: column of the speaker ids (used when present; null: none)"
+    )
+    text_column: Optional[str] = Field(
+        "transcript",
+        description="manifest: column of the transcripts (used when present, by the MM loss; null: none)",
+    )
+    synth_seed: int = Field(0, description="seed of the speaker -> voice map and of the subsets")
+    train_speakers: Optional[int] = Field(None, gt=0, description="keep this many training speakers (seeded)")
+    test_speakers: Optional[int] = Field(None, gt=0)
+    max_train: Optional[int] = Field(None, gt=0, description="keep this many training utterances (seeded)")
+    max_test: Optional[int] = Field(None, gt=0)
+    synth_voices: list[int] = Field(
+        default_factory=lambda: [40, 8],
+        description="corpora without speaker ids (MASSIVE): number of synthetic training / evaluation voices",
+    )
+    cache_dir: Optional[str] = Field(None, description="synthetic audio and feature cache (default: user cache)")
+    workers: int = Field(2, gt=0, description="synthesis processes")
+
+
+class SLUEvalConfig(StrictModel):
+    batch_size: int = Field(256, gt=0)
+
+
+class CoconutConfig(StrictModel):
+    name: Literal["coconut"] = "coconut"
+    strategies: list[Literal["joint", "coconut", "replay", "finetune"]] = Field(
+        default_factory=lambda: list(STRATEGIES)
+    )
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    n_tasks: int = Field(6, gt=0)
+    task_sizes: Optional[list[int]] = None
+    class_order: Union[Literal["seeded", "dataset"], list[str]] = Field(
+        "seeded",
+        description="order in which classes arrive, cut into tasks: 'seeded' (a permutation drawn from "
+        "class_order_seed), 'dataset' (the class ids of the corpus: FSC class-id order, SLURP alphabetical, "
+        "manifest labels sorted) or the list of every class name",
+    )
+    class_order_seed: int = Field(0, description="seed of the 'seeded' class order (the same for every strategy)")
+    memory_size: Optional[int] = Field(None, gt=0, description="rehearsal examples (default: memory_fraction of train)")
+    memory_fraction: float = Field(0.01, gt=0, le=1)
+    memory_selection: Literal["reservoir", "herding"] = "reservoir"
+    memory_batch: Optional[int] = Field(
+        None, gt=0, description="rehearsal examples added to each batch (default: batch size)"
+    )
+    nspt_weight: float = Field(
+        0.1, ge=0, description="weight of the NSPT loss (supervised contrastive on rehearsal samples)"
+    )
+    mm_weight: float = Field(0.1, ge=0, description="weight of the MM loss (audio-text contrastive)")
+    kd_weight: float = Field(0.0, ge=0, description="optional logit distillation on rehearsal samples")
+    temperature: float = Field(0.1, gt=0, description="NSPT temperature")
+    mm_temperature: float = Field(0.1, gt=0)
+    kd_temperature: float = Field(2.0, gt=0)
