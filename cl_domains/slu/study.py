@@ -88,11 +88,9 @@ class CILStudy(Study):
             name=f"{recipe.name}/{strategy}-seed{seed}",
             paper=PaperConfig(source="see the study's report.md"),
         )
-        if sub_dir.exists():
+        if sub_dir.exists():  # unfinished: its memory and teacher lived in memory, so it starts again
             shutil.rmtree(sub_dir)
-        sub_dir.mkdir(parents=True)
-        (sub_dir / "config.yaml").write_text(sub.dump())
-        sub_run = Run(sub_dir)
+        sub_run = Run.create(run.dir, sub, name=f"strategies/{strategy}-seed{seed}")
         Trainer(sub, task, sub_run, device=device).fit()
         final = sub_run.metrics["final"]
         result = {"seed": seed, **final, "acc_matrix": task.acc.tolist(), "seconds": round(time.time() - t, 1)}
