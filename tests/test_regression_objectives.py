@@ -260,3 +260,29 @@ def test_every_slot_loss_applies_to_both_contrastive_methods_and_supcon_reads_th
     # a method without labels would refuse supcon in one line (the slot's rule, here on a label-free schema)
     with pytest.raises(ValueError, match="loss 'supcon' needs labels and this method has none"):
         ObjectiveConfig(loss="supcon")
+
+
+# ----------------------------------------------------------------------------------- the matrix recipe
+def test_the_airfoil_recipe_is_the_domains_matrix_recipe():
+    from cl_domains.core.matrix import plan
+
+    cells = plan(seeds=[0], profile="matrix", recipes=[AIRFOIL])
+    assert {(c.loss, c.temperature) for c in cells} == {(x, t) for x in LOSSES for t in (0.5, 0.1)}
+    assert [(c.loss, c.temperature) for c in cells if c.own] == [("supcon", 0.5)]
+    assert {c.metric for c in cells} == {"rmse"} and {c.status for c in cells} == {"todo"}
+    tiny, quick = load_recipe(AIRFOIL, "tiny"), load_recipe(AIRFOIL, "quick")
+    assert load_recipe(AIRFOIL, "matrix").train == quick.train and tiny.train.epochs == 5
+
+
+@pytest.mark.integration
+def test_one_tiny_matrix_cell_of_each_kind(tmp_path, data_root):
+    import csv
+
+    from cl_domains.core.matrix import plan, run_matrix
+
+    cells = plan(losses=["supcon", "dhel"], temperatures=[0.1], seeds=[0], profile="tiny", recipes=[AIRFOIL])
+    run_matrix(cells, tmp_path, data_root=str(data_root), log=lambda m: None)
+    rows = {r["loss"]: r for r in csv.DictReader((tmp_path / "matrix.csv").open())}
+    assert {r["status"] for r in rows.values()} == {"done"}
+    values = {loss: float(r["value"]) for loss, r in rows.items()}
+    assert all(0 < v < 10 for v in values.values()) and values["supcon"] != values["dhel"]  # airfoil rmse, dB
