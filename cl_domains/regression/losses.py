@@ -115,7 +115,8 @@ def rnc_objective(objective: Objective, z: Tensor, y: Tensor, temperature: float
     contrasts the two views through the slot, positives = equal target (``supcon``: labels = the targets)."""
     if objective.loss_name == "rnc":
         return rnc_loss(z, y, temperature)
-    b = _views(z.shape[0], z.device).logical_not().sum()
+    _views(z.shape[0], z.device)  # checks the 2-view layout
+    b = z.shape[0] // 2
     v1, v2, y1 = z[:b], z[b:], y[:b]
     if objective.loss_name == "supcon":
         return objective(v1, v2, labels=y1, symmetric=True)
