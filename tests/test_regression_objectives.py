@@ -229,6 +229,8 @@ def test_a_swapped_objective_trains_end_to_end_and_a_learnable_temperature_moves
     assert objective.cfg.loss == loss and type(objective).__name__.lower().startswith(method)
     assert {"mae", "rmse"} <= set(model.metrics["final"]) and model.predict(x[:7]).shape == (7,)
     assert abs(float(objective.temperature().detach()) - 0.3) > 1e-4
+    fixed = fit(x, y, method=method, epochs=1, batch_size=32, overrides=sets[:2])
+    assert "objective" not in fixed.task.model and fixed.task.objective.cfg.loss == loss  # checkpoints as before
 
 
 # ----------------------------------------------------------------------------------- recipe validation

@@ -278,8 +278,10 @@ class RegressionTask(Task):
         self.head = nn.Linear(dim, 1)
         self.model = nn.ModuleDict({"encoder": self.encoder, "projector": self.projector, "head": self.head})
         self.objective = self.make_objective()
-        if self.objective is not None:  # a learnable temperature trains and is checkpointed with the model
-            self.model["objective"] = self.objective
+        if self.objective is not None:
+            self.objective.to(device)
+            if self.cfg.objective.learnable_temperature:  # trained and checkpointed with the model
+                self.model["objective"] = self.objective  # (a fixed one is not: checkpoints as before)
         self.model.to(device)
 
     def _target(self, split: str) -> np.ndarray:
