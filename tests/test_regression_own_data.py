@@ -49,10 +49,12 @@ def built_task(recipe, data_root=None):
 
 
 # ----------------------------------------------------------------------------------- methods
-def test_each_method_name_is_its_own_class_sharing_one_schema():
+def test_each_method_name_is_its_own_class_sharing_the_method_keys():
     specs = {n: method_spec("regression", n) for n in ("supremix", "rnc", "l1")}
     assert {n: s.cls for n, s in specs.items()} == {"supremix": SupReMixTask, "rnc": RnCTask, "l1": L1Task}
-    assert len({s.config for s in specs.values()}) == 1  # `--set method.name=rnc` changes nothing else
+    keys = {n: set(s.config.model_fields) for n, s in specs.items()}
+    # `--set method.name=rnc` changes nothing else: the same keys, plus each contrastive method's objective
+    assert keys["supremix"] == keys["rnc"] == keys["l1"] | {"objective"} and "objective" not in keys["l1"]
     assert SupReMixTask.contrastive and RnCTask.contrastive and not L1Task.contrastive
 
 

@@ -25,6 +25,7 @@ from .data import (
     stsb_shot_groups,
 )
 from .encoder import MLPEncoder, TemporalEncoder
+from .losses import RnCObjective, SupReMixObjective, rnc_objective, supremix_objective
 from .metrics import metrics_by_shot, regression_metrics
 from .rnc import rnc_loss
 from .supremix import Mixtures, SupReMix, supremix_loss, supremix_mixtures
@@ -52,6 +53,10 @@ __all__ = [
     "supremix_loss",
     "Mixtures",
     "rnc_loss",
+    "supremix_objective",
+    "rnc_objective",
+    "SupReMixObjective",
+    "RnCObjective",
     "RegressionTask",
     "SupReMixTask",
     "RnCTask",

@@ -15,8 +15,8 @@ For each anchor ``i`` (a row of the 2-view batch):
 Mixtures are built from the detached, L2-normalised embeddings and are not re-normalised (as in the
 released code). Unlike the released code's dense ``N^3 x d`` tensor, mixtures are *sampled*: a fixed
 ``n_neg`` and ``n_pos`` per anchor, so memory is ``O(N (N + n_neg + n_pos) + N (n_neg + n_pos) d)``.
-The loss itself is :func:`cl_domains.core.losses.contrastive_nll` (SupCon's L_out with per-pair
-negative weights).
+The loss is :func:`cl_domains.regression.losses.supremix_objective` (SupCon's L_out with per-pair
+negative weights, on core's kernel); ``method.objective`` swaps its denominator.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-from ..core.losses import contrastive_nll
 
 __all__ = ["Mixtures", "supremix_mixtures", "supremix_loss", "SupReMix"]
 
@@ -125,24 +123,11 @@ def supremix_loss(
     """The SupReMix objective (paper eq. 4) over normalised ``z`` ``[A, D]`` and labels ``y`` ``[A]``:
     ``-1/|P_i| sum_{p in P_i} log( e^{s_ip/t} / sum_{c != i} w_ic e^{s_ic/t} )`` with ``P_i`` the real
     and mixture positives, ``c`` over real rows and the anchor's mixtures, ``w_ic = 1 + |y_i - y_c|``
-    (1 for every positive). Anchors without a positive are left out of the mean."""
-    z = F.normalize(z, dim=-1)
-    a = z.shape[0]
-    not_self = ~torch.eye(a, dtype=torch.bool, device=z.device)
-    same = (y[:, None] == y[None, :]) & not_self
-    logits, pos, neg = z @ z.T, same, ~same & not_self
-    dist = (y[:, None] - y[None, :]).abs()
-    if mixtures is not None:
-        logits = torch.cat([logits, torch.einsum("ad,amd->am", z, mixtures.emb)], 1)
-        pos = torch.cat([pos, mixtures.positive & mixtures.valid], 1)
-        neg = torch.cat([neg, ~mixtures.positive & mixtures.valid], 1)
-        dist = torch.cat([dist, (y[:, None] - mixtures.label).abs()], 1)
-    weights = 1.0 + dist if distance_weight else None  # sec. 3.3: push harder on farther labels
-    loss = contrastive_nll(logits / temperature, pos, neg, weights, positive_agg="mean")
-    if reduction == "none":
-        return loss
-    has_pos = pos.any(-1)
-    return loss[has_pos].mean() if reduction == "mean" else loss[has_pos].sum()
+    (1 for every positive). Anchors without a positive are left out of the mean. This is the published
+    objective, ``supcon`` of :func:`cl_domains.regression.losses.supremix_objective`."""
+    from .losses import supremix_objective
+
+    return supremix_objective("supcon", z, y, mixtures, temperature, distance_weight, reduction)
 
 
 class SupReMix(nn.Module):

@@ -2,8 +2,8 @@
 
 Methods (``method.name``): ``supremix`` and ``rnc`` (contrastive) and ``l1`` (plain regression,
 the floor), registered as :class:`SupReMixTask`, :class:`RnCTask` and :class:`L1Task`. All three read the
-same ``method`` section, so the comparison is one flag (``--set method.name=rnc``). Protocols for the
-contrastive methods:
+same ``method`` keys, and each method's ``objective`` defaults to its published loss (``l1`` has none), so the
+comparison is one flag (``--set method.name=rnc``). Protocols for the contrastive methods:
 
 * ``two_stage``: the loop trains encoder + projector with the contrastive loss only; every
   evaluation fits a linear regressor on the frozen representation of the training split (L1 or
@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import ClassVar, Iterator, Literal, Optional
+from typing import Any, ClassVar, Iterator, Literal, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from ..core import data as core_data
@@ -36,15 +36,18 @@ from ..core.tables import table_format
 from ..core.task import StepContext, Task
 from .data import RegressionData, load_airfoil, load_exchange, load_stsb_dir, load_table, load_tser, load_uci_pbp
 from .encoder import MLPEncoder, TemporalEncoder, pair_features
+from .losses import RnCObjective, RnCObjectiveConfig, SupReMixObjective, SupReMixObjectiveConfig
 from .metrics import metrics_by_shot
-from .rnc import rnc_loss
-from .supremix import supremix_loss, supremix_mixtures
+from .supremix import supremix_mixtures
 
 __all__ = [
     "RegressionModelConfig",
     "RegressionDataConfig",
     "RegressionEvalConfig",
     "RegressionMethodConfig",
+    "SupReMixMethodConfig",
+    "RnCMethodConfig",
+    "L1MethodConfig",
     "RegressionTask",
     "SupReMixTask",
     "RnCTask",
@@ -102,7 +105,8 @@ class RegressionEvalConfig(StrictModel):
 
 
 class SupReMixConfig(StrictModel):
-    temperature: float = Field(0.5, gt=0)
+    renamed = {"temperature": "method.objective.temperature"}
+
     n_neg: int = Field(16, ge=0, description="anchor-inclusive mixtures (hard negatives) per anchor")
     n_pos: int = Field(16, ge=0, description="anchor-exclusive mixtures (hard positives) per anchor")
     window: float = Field(1.0, gt=0, description="label window of the hard positives, in target standard deviations")
@@ -110,18 +114,42 @@ class SupReMixConfig(StrictModel):
     distance_weight: bool = True
 
 
-class RnCConfig(StrictModel):
-    temperature: float = Field(2.0, gt=0)
-
-
 class RegressionMethodConfig(StrictModel):
+    """The keys every regression method reads (``supremix`` too, so ``--set method.name=rnc`` needs nothing else);
+    each method's schema adds its ``objective`` (:mod:`.losses`; ``l1`` has none)."""
+
+    renamed = {"rnc": "method.objective"}
+
     name: Literal[METHODS]  # type: ignore[valid-type]
     protocol: Literal["joint", "two_stage"] = "joint"
     regression_loss: Literal["l1", "mse"] = "l1"
     contrastive_weight: float = Field(1.0, ge=0, description="joint: weight of the contrastive term")
     noise: float = Field(0.0, ge=0, description="std of the Gaussian noise making the two views (standardised inputs)")
     supremix: SupReMixConfig = Field(default_factory=SupReMixConfig)
-    rnc: RnCConfig = Field(default_factory=RnCConfig)
+
+
+class SupReMixMethodConfig(RegressionMethodConfig):
+    name: Literal["supremix"]
+    objective: SupReMixObjectiveConfig = Field(default_factory=SupReMixObjectiveConfig)  # supcon @ 0.5
+
+
+class RnCMethodConfig(RegressionMethodConfig):
+    name: Literal["rnc"]
+    objective: RnCObjectiveConfig = Field(default_factory=RnCObjectiveConfig)  # rnc @ 2
+
+
+class L1MethodConfig(RegressionMethodConfig):
+    name: Literal["l1"]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_objective(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "objective" in data:
+            raise ValueError(
+                "method 'l1' has no contrastive term, so no method.objective: remove it, or choose method.name "
+                "supremix or rnc"
+            )
+        return data
 
 
 def _card_data(name: str, cfg: RegressionDataConfig, data_root) -> RegressionData:
@@ -206,8 +234,9 @@ def load_data(cfg: RegressionDataConfig, data_root) -> RegressionData:
 class RegressionTask(Task):
     """Encoder (+ projector for the contrastive methods) + linear head on one regression dataset.
 
-    A method subclass sets :attr:`contrastive` and implements :meth:`contrastive_loss`; the three share
-    one schema, so ``--set method.name=rnc`` switches the class and nothing else."""
+    A method subclass sets :attr:`contrastive`, its schema (:attr:`config`, adding its ``objective``) and
+    implements :meth:`make_objective` and :meth:`contrastive_loss`; the schemas share every other key, so
+    ``--set method.name=rnc`` switches the class and nothing else."""
 
     config = RegressionMethodConfig
     dev_metric = "mae"
@@ -248,6 +277,11 @@ class RegressionTask(Task):
         )
         self.head = nn.Linear(dim, 1)
         self.model = nn.ModuleDict({"encoder": self.encoder, "projector": self.projector, "head": self.head})
+        self.objective = self.make_objective()
+        if self.objective is not None:
+            self.objective.to(device)
+            if self.cfg.objective.learnable_temperature:  # trained and checkpointed with the model
+                self.model["objective"] = self.objective  # (a fixed one is not: checkpoints as before)
         self.model.to(device)
 
     def _target(self, split: str) -> np.ndarray:
@@ -279,6 +313,10 @@ class RegressionTask(Task):
 
     def _regression(self, pred: Tensor, y: Tensor) -> Tensor:
         return F.l1_loss(pred, y) if self.cfg.regression_loss == "l1" else F.mse_loss(pred, y)
+
+    def make_objective(self) -> nn.Module | None:
+        """The method's contrastive term (:mod:`.losses`) from ``method.objective``; None without one."""
+        return None
 
     def contrastive_loss(self, z: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
         """The method's contrastive term over the projected 2-view batch ``z`` ``[2B, D]`` with labels ``y``."""
@@ -390,7 +428,12 @@ class RegressionTask(Task):
 
 @method("regression", "supremix")
 class SupReMixTask(RegressionTask):
-    """SupReMix: mixture hard negatives and positives (:mod:`.supremix`)."""
+    """SupReMix: mixture hard negatives and positives (:mod:`.supremix`), scored by ``method.objective``."""
+
+    config = SupReMixMethodConfig
+
+    def make_objective(self) -> nn.Module:
+        return SupReMixObjective(self.cfg.objective, self.cfg.supremix.distance_weight)
 
     def contrastive_loss(self, z: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
         p = self.cfg.supremix
@@ -398,19 +441,26 @@ class SupReMixTask(RegressionTask):
         if p.n_neg or p.n_pos:
             rng = np.random.default_rng(derive_seed(ctx.seed, "supremix_mixtures", ctx.epoch, ctx.index))
             mix = supremix_mixtures(F.normalize(z.detach(), dim=-1), y, rng, p.n_neg, p.n_pos, p.window, p.beta)
-        return supremix_loss(z, y, mix, p.temperature, p.distance_weight)  # paper eq. 4
+        return self.objective(z, y, mix)  # published: paper eq. 4
 
 
 @method("regression", "rnc")
 class RnCTask(RegressionTask):
-    """Rank-N-Contrast (:mod:`.rnc`)."""
+    """Rank-N-Contrast (:mod:`.rnc`), or a loss of the slot on its two views (``method.objective``)."""
+
+    config = RnCMethodConfig
+
+    def make_objective(self) -> nn.Module:
+        return RnCObjective(self.cfg.objective)
 
     def contrastive_loss(self, z: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
-        return rnc_loss(z, y, self.cfg.rnc.temperature)  # Zha et al. eq. 2
+        return self.objective(z, y)  # published: Zha et al. eq. 2
 
 
 @method("regression", "l1")
 class L1Task(RegressionTask):
-    """The regression loss alone (``method.regression_loss``: L1 or MSE): the floor."""
+    """The regression loss alone (``method.regression_loss``: L1 or MSE): the floor; no contrastive term, so no
+    ``method.objective``."""
 
+    config = L1MethodConfig
     contrastive = False
