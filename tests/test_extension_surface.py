@@ -257,3 +257,17 @@ def test_a_study_names_its_sub_runs(tmp_path, toyline):
     assert sub.dir == tmp_path / "study" / "strategies" / "pairs-seed0" and (sub.dir / "config.yaml").is_file()
     with pytest.raises(UserError, match="exists already"):
         Run.create(tmp_path / "study", recipe, name="strategies/pairs-seed0")
+
+
+def test_a_learnable_temperature_has_no_weight_decay(tmp_path, toyline):
+    from cl_domains.core.runs import Run
+    from cl_domains.core.train import Trainer
+
+    recipe = toy_recipe(
+        tmp_path, name="pairs", objective={"loss": "dcl", "temperature": 0.2, "learnable_temperature": True}
+    )
+    recipe.train.weight_decay = 0.5
+    task = toyline.Pairs(recipe, None, torch.device("cpu"))
+    groups = Trainer(recipe, task, Run(tmp_path), device=torch.device("cpu")).optimizer.param_groups
+    assert [g["weight_decay"] for g in groups] == [0.5, 0.0]
+    assert groups[1]["params"] == [task.objective.temperature.log_scale]

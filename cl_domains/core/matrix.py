@@ -120,7 +120,8 @@ def plan(
         own_t = objective.temperature
         temps = temperatures or base.matrix.temperatures or [own_t / 2, own_t, own_t * 2]
         metric = base.matrix.metric or next(iter(base.paper.metrics), None) or "?"
-        for loss in losses or LOSSES:
+        own_loss = objective.loss  # a published loss outside the slot (e.g. RnC's) still gets its own cells
+        for loss in losses or ([own_loss] if own_loss not in LOSSES else []) + list(LOSSES):
             for t in temps:
                 reason = ""
                 try:

@@ -146,8 +146,14 @@ class Trainer:
         self.cfg = recipe.train
         self.device = device or pick_device(self.cfg.device)
         self.select = self.cfg.select_metric or task.dev_metric
-        params = [p for p in task.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        named = [(n, p) for n, p in task.model.named_parameters() if p.requires_grad]
+        groups = [  # a learnable temperature (core.losses.Temperature) is not pulled towards 1 by weight decay
+            {"params": [p for n, p in named if not n.endswith("log_scale")]},
+            {"params": [p for n, p in named if n.endswith("log_scale")], "weight_decay": 0.0},
+        ]
+        self.optimizer = torch.optim.AdamW(
+            [g for g in groups if g["params"]], lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
+        )
         per_epoch = [task.num_batches(e) for e in range(self.cfg.epochs)]
         self.total = min(self.cfg.max_steps or sum(per_epoch), sum(per_epoch))
         if self.total == 0:
