@@ -125,6 +125,13 @@ class SentenceTask(Task):
         self.max_len = m.max_len
         self._baseline_cache: dict[str, dict[str, dict[str, float]]] = {}
 
+    def use_objective(self, objective: torch.nn.Module) -> None:
+        """The method's contrastive term (``method.objective``, see :mod:`.losses`); a learnable temperature
+        joins the trained model (the exported encoder stays the encoder alone)."""
+        self.objective = objective
+        if any(p.requires_grad for p in objective.parameters()):
+            self.model = torch.nn.ModuleDict({"encoder": self.encoder, "objective": objective})
+
     # -- to implement ---------------------------------------------------------
     def build_examples(self, path: Path) -> list:
         """The training examples of ``data.train``; use :meth:`read_sentences` or :meth:`read_pairs`."""
