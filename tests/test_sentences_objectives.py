@@ -12,7 +12,7 @@ from conftest import write_recipe
 
 from cl_domains.core.errors import UserError
 from cl_domains.core.losses import contrastive_nll, info_nce, similarity
-from cl_domains.core.objectives import Objective
+from cl_domains.core.objectives import LOSSES, Objective
 from cl_domains.core.recipe import load_recipe
 from cl_domains.core.task import StepContext
 from cl_domains.sentences.losses import (
@@ -266,3 +266,17 @@ def test_supcon_and_the_old_temperature_key_are_refused(recipe):
     assert "loss 'supcon' needs labels" in text and "has none" in text and "info_nce, nt_xent, dcl, dhel" in text
     with pytest.raises(UserError, match=r"the key 'temperature' was renamed to 'objective.temperature'"):
         load_recipe(path, "quick", ["method.temperature=0.1"])
+
+
+def test_the_matrix_plans_simcse_unsup_with_supcon_not_applicable():
+    from cl_domains.core.matrix import plan
+
+    cells = plan(seeds=[0], profile="matrix", recipes=["recipes/simcse_unsup_sts.yaml"])
+    assert {(c.loss, c.temperature) for c in cells} == {(x, t) for x in LOSSES for t in (0.05, 0.1)}
+    assert all(c.metric == "stsb_test" and c.domain == "sentences" for c in cells)
+    assert [(c.loss, c.temperature) for c in cells if c.own] == [("info_nce", 0.05)]
+    refused = [c for c in cells if c.status == "not applicable"]
+    assert {c.loss for c in refused} == {"supcon"} and "needs labels" in refused[0].note
+    for profile in ("matrix", "tiny"):  # no dev set: one final evaluation on STS-B test
+        r = load_recipe("recipes/simcse_unsup_sts.yaml", profile)
+        assert r.data.dev is None and r.data.test == "stsb/test" and r.train.eval_every is None
