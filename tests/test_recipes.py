@@ -37,9 +37,9 @@ def test_overrides_and_profile_merge():
     r = load_recipe(
         REPO / "recipes/simcse_unsup_sts.yaml",
         "quick",
-        ["train.lr=1e-5", "method.temperature=0.1", "data.max_train=640"],
+        ["train.lr=1e-5", "method.objective.temperature=0.1", "data.max_train=640"],
     )
-    assert r.train.lr == 1e-5 and r.method.temperature == 0.1 and r.data.max_train == 640
+    assert r.train.lr == 1e-5 and r.method.objective.temperature == 0.1 and r.data.max_train == 640
     assert r.train.eval_every == 50  # from the quick profile
     assert r.resolved["train"]["lr"] == 1e-5
 

