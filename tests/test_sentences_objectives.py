@@ -18,7 +18,6 @@ from cl_domains.core.task import StepContext
 from cl_domains.sentences.losses import (
     DebCSEObjectiveConfig,
     MultiCSRObjectiveConfig,
-    SentenceObjective,
     SimCSEObjectiveConfig,
     multicsr_objective,
 )
@@ -121,7 +120,7 @@ def test_multicsr_default_objective_is_the_pre_slot_loss(tiny_backbone, tiny_dat
 
     _same(new, _loss_and_grads(task, old))
     # another loss goes through the anchors' mask too, and changes the value
-    task.use_objective(SentenceObjective(MultiCSRObjectiveConfig(loss="nt_xent")))
+    task.use_objective(Objective(MultiCSRObjectiveConfig(loss="nt_xent")))
     assert not torch.equal(_loss_and_grads(task, lambda: task.loss(batch, CTX)[0])[0], new[0])
 
 
@@ -183,7 +182,7 @@ def test_simcse_swapped_loss_matches_the_reference(loss, hard, tiny_backbone):
     from cl_domains.sentences.simcse import SimCSE
 
     task = SimCSE.__new__(SimCSE)  # loss_from_embeddings only needs the objective
-    task.objective = SentenceObjective(SimCSEObjectiveConfig(loss=loss, temperature=T))
+    task.objective = Objective(SimCSEObjectiveConfig(loss=loss, temperature=T))
     inputs = _inputs(hard=hard)
     z = tuple(x for x in inputs if x is not None)
     got = _value_and_grads(lambda: task.loss_from_embeddings(z, [0, 1, 2, 3], CTX), inputs)
@@ -193,7 +192,7 @@ def test_simcse_swapped_loss_matches_the_reference(loss, hard, tiny_backbone):
 def test_simcse_losses_differ_as_the_reference_says():
     inputs = _inputs()
     values = {
-        loss: SentenceObjective(SimCSEObjectiveConfig(loss=loss, temperature=T))(
+        loss: Objective(SimCSEObjectiveConfig(loss=loss, temperature=T))(
             inputs[0], inputs[1], hard_negatives=inputs[2]
         ).item()
         for loss in SLOT_LOSSES
@@ -209,7 +208,7 @@ def test_debcse_weights_pass_through_every_loss(loss):
     w = torch.tensor(
         [[1.0, 0.0, 1.5, 0.5], [2.0, 1.0, 0.0, 1.0], [0.5, 0.5, 1.0, 2.0], [1.0, 3.0, 0.0, 1.0]], dtype=torch.float64
     )  # the diagonal (the positive) is 1 and unused; 0 = a false negative, as DebCSE's negative_weights
-    obj = SentenceObjective(DebCSEObjectiveConfig(loss=loss, temperature=T))
+    obj = Objective(DebCSEObjectiveConfig(loss=loss, temperature=T))
     got = _value_and_grads(lambda: obj(q, k, neg_weights=w), (q, k))
     _close(got, _value_and_grads(lambda: _reference(q, k, None, loss, w=w), (q, k)))
     unweighted = obj(q, k).item()
@@ -223,7 +222,7 @@ def test_multicsr_masks_pass_through_every_loss(loss):
     keep[0, 1] = keep[2, 5] = keep[3, 0] = False  # a masked key, a masked hard negative, another key
     keep_anchors = torch.ones(4, 4, dtype=torch.bool)
     keep_anchors[1, 2] = keep_anchors[2, 1] = False
-    obj = SentenceObjective(MultiCSRObjectiveConfig(loss=loss, temperature=T))
+    obj = Objective(MultiCSRObjectiveConfig(loss=loss, temperature=T))
     got = _value_and_grads(lambda: multicsr_objective(obj, q, k, h, keep, keep_anchors), (q, k, h))
     ref_anchors = keep_anchors if loss != "info_nce" else None
     _close(got, _value_and_grads(lambda: _reference(q, k, h, loss, keep=keep, keep_anchors=ref_anchors), (q, k, h)))
@@ -234,9 +233,9 @@ def test_multicsr_masks_pass_through_every_loss(loss):
 
 
 def test_the_fixed_temperature_is_the_recipes_float():
-    obj = SentenceObjective(SimCSEObjectiveConfig())
+    obj = Objective(SimCSEObjectiveConfig())
     assert obj.temperature() == 0.05 and not list(obj.parameters())
-    learn = SentenceObjective(SimCSEObjectiveConfig(learnable_temperature=True))
+    learn = Objective(SimCSEObjectiveConfig(learnable_temperature=True))
     assert [p.shape for p in learn.parameters()] == [torch.Size([])]
     assert float(learn.temperature().detach()) == pytest.approx(0.05)
 

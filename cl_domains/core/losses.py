@@ -411,22 +411,23 @@ def mv_dhel(
 
 
 class Temperature(nn.Module):
-    """A temperature, fixed or learnable. Learnable ones are stored as ``log(1/t)`` and clipped
-    so that ``t >= min_value`` (CLIP's scale <= 100 guard against collapse of the logit scale)."""
+    """A temperature, fixed or learnable. A fixed one is exactly the given float (no parameter, no state);
+    learnable ones are stored as ``log(1/t)`` and clipped so that ``t >= min_value`` (CLIP's scale <= 100
+    guard against collapse of the logit scale)."""
 
     def __init__(self, init: float = 0.07, learnable: bool = False, min_value: float = 0.01):
         super().__init__()
         if init <= 0:
             raise ValueError(f"temperature must be > 0, got {init}")
         self.min_value = min_value
-        log_scale = torch.tensor(math.log(1.0 / init))
+        self.fixed = None if learnable else float(init)
         if learnable:
-            self.log_scale = nn.Parameter(log_scale)
-        else:
-            self.register_buffer("log_scale", log_scale)
+            self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / init)))
 
     def forward(self) -> Tensor:
+        if self.fixed is not None:  # a 0-dim float64 tensor: ``x / t`` is ``x / init`` in x's dtype
+            return torch.tensor(self.fixed, dtype=torch.float64)
         return torch.exp(-self.log_scale.clamp(max=math.log(1.0 / self.min_value)))
 
     def extra_repr(self) -> str:
-        return f"value={float(self()):.4g}, learnable={isinstance(self.log_scale, nn.Parameter)}"
+        return f"value={float(self()):.4g}, learnable={self.fixed is None}"

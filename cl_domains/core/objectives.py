@@ -89,6 +89,7 @@ class Objective(nn.Module):
 
     def __init__(self, cfg: ObjectiveConfig):
         super().__init__()
+        self.cfg = cfg
         self.loss_name = cfg.loss
         self.temperature = Temperature(cfg.temperature, learnable=cfg.learnable_temperature)
 

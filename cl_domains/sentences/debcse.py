@@ -41,7 +41,7 @@ from ..core.registry import method
 from ..core.rng import generator
 from ..core.runs import console
 from ..core.task import StepContext
-from .losses import DebCSEObjectiveConfig, SentenceObjective
+from .losses import DebCSEObjectiveConfig, Objective
 from .task import SentenceTask
 
 __all__ = [
@@ -158,7 +158,7 @@ class DebCSE(SentenceTask):
 
     def __init__(self, recipe, data_root, device):
         super().__init__(recipe, data_root, device)
-        self.use_objective(SentenceObjective(self.cfg.objective))
+        self.use_objective(Objective(self.cfg.objective))
         sents = self.examples
         self.words = [_words(s) for s in sents]
         self.lens = [len(_WORD.findall(s)) for s in sents]

@@ -12,25 +12,23 @@ structure and hands it over. None of the methods has class labels, so ``supcon``
 * **MultiCSR** (``info_nce @ 0.05``): supervised SimCSE with the false negatives (reference cosine >= phi) removed
   from the denominator, hard negatives included (:func:`multicsr_objective`).
 
-The slot's ``Temperature`` stores ``log(1/t)``, and ``exp(-log(1/t))`` is not always ``t`` in float32 (0.05 comes
-back 1 ulp off): a fixed temperature is therefore the recipe's float exactly (:class:`SentenceObjective`), so the
-default objective gives bit for bit the loss and gradients of the pre-slot code (tested).
+A fixed temperature of the slot is the recipe's float exactly, so the default objective gives bit for bit the loss
+and gradients of the pre-slot code (tested).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..core.losses import contrastive_nll, similarity
-from ..core.objectives import LOSSES, Objective, ObjectiveConfig, objective_config
+from ..core.objectives import LOSSES, Objective, objective_config
 
 __all__ = [
     "SimCSEObjectiveConfig",
     "DebCSEObjectiveConfig",
     "MultiCSRObjectiveConfig",
-    "SentenceObjective",
     "masked_sup_loss",
     "multicsr_objective",
 ]
@@ -39,28 +37,6 @@ __all__ = [
 SimCSEObjectiveConfig = objective_config("simcse", "info_nce", 0.05)
 DebCSEObjectiveConfig = objective_config("debcse", "info_nce", 0.05)
 MultiCSRObjectiveConfig = objective_config("multicsr", "info_nce", 0.05)
-
-
-class _Fixed(nn.Module):
-    def __init__(self, value: float):
-        super().__init__()
-        self.value = value
-
-    def forward(self) -> float:
-        return self.value
-
-    def extra_repr(self) -> str:
-        return f"value={self.value:g}, learnable=False"
-
-
-class SentenceObjective(Objective):
-    """:class:`~cl_domains.core.objectives.Objective` whose fixed temperature is the recipe's float exactly."""
-
-    def __init__(self, cfg: ObjectiveConfig):
-        super().__init__(cfg)
-        self.cfg = cfg
-        if not cfg.learnable_temperature:
-            self.temperature = _Fixed(cfg.temperature)
 
 
 def masked_sup_loss(anchor, positive, hard_negative, keep, temperature, reduction: str = "mean"):
@@ -74,7 +50,7 @@ def masked_sup_loss(anchor, positive, hard_negative, keep, temperature, reductio
 
 
 def multicsr_objective(
-    objective: SentenceObjective,
+    objective: Objective,
     anchor: Tensor,
     positive: Tensor,
     hard_negative: Tensor,

@@ -35,7 +35,7 @@ from ..core.task import StepContext
 from .data import read_corpus, read_text_columns, read_triplets
 from .encoder import POOLINGS, SentenceEncoder
 from .generation import GenerationConfig, build_pairs
-from .losses import MultiCSRObjectiveConfig, SentenceObjective, masked_sup_loss, multicsr_objective
+from .losses import MultiCSRObjectiveConfig, Objective, masked_sup_loss, multicsr_objective
 from .task import SentenceTask
 
 __all__ = ["MultiCSRConfig", "MultiCSR", "masked_sup_loss", "false_negative_keep", "read_seeds"]
@@ -95,7 +95,7 @@ class MultiCSR(SentenceTask):
         self.data_root = data_root
         self.generation_stats: dict = {}
         super().__init__(recipe, data_root, device)
-        self.use_objective(SentenceObjective(self.cfg.objective))
+        self.use_objective(Objective(self.cfg.objective))
         cfg = self.cfg
         sents = list(dict.fromkeys(s for row in self.examples for s in row))
         self.ref_index = {s: i for i, s in enumerate(sents)}

@@ -10,7 +10,7 @@ from pydantic import Field
 from ..core.recipe import StrictModel
 from ..core.registry import method
 from ..core.task import StepContext
-from .losses import SentenceObjective, SimCSEObjectiveConfig
+from .losses import Objective, SimCSEObjectiveConfig
 from .task import SentenceTask
 
 __all__ = ["SimCSEConfig", "SimCSE"]
@@ -35,7 +35,7 @@ class SimCSE(SentenceTask):
 
     def __init__(self, recipe, data_root, device):
         super().__init__(recipe, data_root, device)
-        self.use_objective(SentenceObjective(self.cfg.objective))
+        self.use_objective(Objective(self.cfg.objective))
 
     def build_examples(self, path: Path) -> list:
         return self.read_sentences(path) if self.cfg.variant == "unsup" else self.read_pairs(path)
