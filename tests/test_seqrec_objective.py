@@ -197,3 +197,16 @@ def test_eval_users_is_a_fixed_sorted_sample_and_metrics_are_its_subset(tmp_path
     got = evaluate_ranking(counts, data, "test", batch_size=7, users=20, ks=(5, 10))
     assert got == pytest.approx(ranking_metrics(higher[s], (5, 10), tied[s]), abs=1e-12)
     assert got != pytest.approx(evaluate_ranking(counts, data, "test", batch_size=7, ks=(5, 10)), abs=1e-12)
+
+
+def test_matrix_plan_of_the_cl4srec_recipe():
+    from cl_domains.core.matrix import plan
+
+    cells = plan(recipes=["recipes/cl4srec_beauty.yaml"], profile="tiny", seeds=[0])
+    assert {(c.loss, c.temperature) for c in cells} == {
+        (x, t) for x in ("info_nce", "nt_xent", "dcl", "dhel", "supcon") for t in (1.0, 0.5)
+    }
+    assert [(c.loss, c.temperature) for c in cells if c.own] == [("nt_xent", 1.0)]
+    assert all(c.metric == "NDCG@10" and c.domain == "seqrec" for c in cells)
+    refused = [c for c in cells if c.status == "not applicable"]
+    assert {c.loss for c in refused} == {"supcon"} and all("needs labels" in c.note for c in refused)
