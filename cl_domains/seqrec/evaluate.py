@@ -12,10 +12,11 @@ import torch
 from torch import Tensor
 
 from ..core.modes import eval_mode
+from ..core.rng import generator
 from .data import LeaveOneOut
 from .model import SASRecEncoder
 
-__all__ = ["target_ranks", "ranking_metrics", "evaluate_ranking"]
+__all__ = ["target_ranks", "ranking_metrics", "evaluate_ranking", "eval_users"]
 
 
 def target_ranks(
@@ -63,22 +64,31 @@ def evaluate_ranking(
     batch_size: int = 1024,
     mask_history: bool = False,
     ks: tuple[int, ...] = (5, 10, 20),
+    users: int | None = None,
 ) -> dict[str, float]:
     """Rank every user's ``valid`` or ``test`` target against all items; memory is one
     ``batch_size x n_items`` score block at a time. ``mask_history`` removes the items the user
     already interacted with from the candidates (ICLRec/CoSeRec); MCLRec keeps them. ``model`` may be
-    a fixed ``[n_items]`` score vector instead (the most-popular baseline)."""
+    a fixed ``[n_items]`` score vector instead (the most-popular baseline). ``users``: score only this many
+    users, the fixed sample of :func:`eval_users` (default: every user)."""
     fixed = isinstance(model, Tensor)
     with nullcontext() if fixed else eval_mode(model):
-        higher, tied = _ranks(model, data, split, batch_size, mask_history)
+        higher, tied = _ranks(model, data, split, batch_size, mask_history, eval_users(data.seqs.n_users, users))
     return ranking_metrics(higher, ks, tied)
 
 
-def _ranks(model: SASRecEncoder | Tensor, data: LeaveOneOut, split: str, batch_size: int, mask_history: bool):
+def eval_users(n_users: int, users: int | None = None) -> Tensor:
+    """The users scored: all, or a sample of ``users`` of them (sorted ids), the same for every run, seed and split
+    of a data set (``core.rng.generator(0, "seqrec-eval-users")``)."""
+    if users is None or users >= n_users:
+        return torch.arange(n_users)
+    return torch.randperm(n_users, generator=generator(0, "seqrec-eval-users"))[:users].sort().values
+
+
+def _ranks(model, data: LeaveOneOut, split: str, batch_size: int, mask_history: bool, users: Tensor):
     fixed = isinstance(model, Tensor)
     device = model.device if fixed else model.item_emb.weight.device
     higher, tied = [], []
-    users = torch.arange(data.seqs.n_users)
     for chunk in users.split(batch_size):
         seqs, lengths, targets = data.eval_batch(chunk, split)
         if fixed:

@@ -4,6 +4,8 @@ Per batch (Algorithm 1, with the released code's schedule): (1) encoder step on
 ``L0 = L_rec + lambda L_cl1 + beta (L_cl2 + gamma R)`` with the augmenters frozen; (2) augmenter
 step on ``L1 = L_cl2 + gamma R`` with the sequence views re-encoded by the updated encoder
 (no encoder gradient is needed, so it runs without a graph); (3) encoder step on ``L0`` again.
+The contrastive terms L_cl1 and L_cl2 are the recipe's ``method.objective`` (published: NT-Xent, t = 1; see
+:mod:`cl_domains.seqrec.losses`); the margin regulariser R is MCLRec's own and stays as published.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from ..core.distributed import average_gradients
-from ..core.losses import nt_xent, similarity
+from ..core.losses import similarity
+from ..core.objectives import Objective
 from ..core.recipe import StrictModel
 from ..core.registry import method
 from ..core.task import StepContext
+from .losses import MCLRecObjective, view_contrast
 from .task import AugmentConfig, SeqRecTask
 
 __all__ = ["MCLRecConfig", "MCLRec", "Augmenter", "margin_regulariser"]
@@ -28,7 +32,12 @@ __all__ = ["MCLRecConfig", "MCLRec", "Augmenter", "margin_regulariser"]
 class MCLRecConfig(StrictModel):
     name: Literal["mclrec"] = "mclrec"
     loss: Literal["ce", "bpr"] = "ce"
-    renamed = {"lmd": "cl1_weight", "beta": "cl2_weight", "gamma": "regularizer_weight"}
+    renamed = {
+        "lmd": "cl1_weight",
+        "beta": "cl2_weight",
+        "gamma": "regularizer_weight",
+        "temperature": "objective.temperature",
+    }
 
     cl1_weight: float = Field(0.0, ge=0, description="the paper's lambda: weight of L_cl1 (data views only)")
     cl2_weight: float = Field(
@@ -37,7 +46,7 @@ class MCLRecConfig(StrictModel):
     regularizer_weight: float = Field(
         0.1, ge=0, description="the paper's gamma: weight of the contrastive regulariser R"
     )
-    temperature: float = Field(1.0, gt=0)
+    objective: MCLRecObjective = Field(default_factory=MCLRecObjective)
     augmenter: list[int] = Field(default_factory=lambda: [32, 16], description="hidden widths of each augmenter MLP")
     augmenter_lr: float | None = Field(None, gt=0, description="default: train.lr")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
@@ -85,7 +94,11 @@ class MCLRec(SeqRecTask):
         dim = recipe.model.hidden
         self.augmenters = nn.ModuleList([Augmenter(dim, self.cfg.augmenter), Augmenter(dim, self.cfg.augmenter)])
         self.augmenters.requires_grad_(False)  # frozen except in step 2: the loop's optimiser never sees them
-        self.model = nn.ModuleDict({"encoder": self.encoder, "augmenters": self.augmenters})
+        # L_cl1 and L_cl2 (a learnable temperature trains with the encoder)
+        self.objective = Objective(self.cfg.objective)
+        self.model = nn.ModuleDict(
+            {"encoder": self.encoder, "augmenters": self.augmenters, "objective": self.objective}
+        )
         lr = self.cfg.augmenter_lr or recipe.train.lr
         self._optimizers = {"augmenters": torch.optim.Adam(self.augmenters.parameters(), lr=lr)}
 
@@ -96,8 +109,7 @@ class MCLRec(SeqRecTask):
         """L_cl2 + gamma R (eqs. 9, 13): z_i = w_phi_i(h_i); pairs (z1, z2), (h1, z2), (h2, z1)."""
         z1, z2 = self.augmenters[0](h1), self.augmenters[1](h2)
         pairs = ((z1, z2), (h1, z2), (h2, z1))
-        t = self.cfg.temperature
-        cl = sum(nt_xent(x, y, t, normalize=False) for x, y in pairs)
+        cl = sum(view_contrast(self.objective, x, y) for x, y in pairs)
         return cl + self.cfg.regularizer_weight * sum(margin_regulariser(x, y) for x, y in pairs)
 
     def l0(self, batch: dict, ctx: StepContext) -> tuple[Tensor, dict[str, float]]:
@@ -107,7 +119,7 @@ class MCLRec(SeqRecTask):
         rec = self.rec_loss(h, batch["targets"].to(self.device), ctx)
         total = rec + self.cfg.cl2_weight * self.l_cl2(h1, h2)
         if self.cfg.cl1_weight:
-            total = total + self.cfg.cl1_weight * nt_xent(h1, h2, self.cfg.temperature, normalize=False)  # L_cl1, eq. 7
+            total = total + self.cfg.cl1_weight * view_contrast(self.objective, h1, h2)  # L_cl1, eq. 7
         return total, {"rec": float(rec.detach())}
 
     def train_step(self, batch: dict, ctx: StepContext, update) -> tuple[Tensor, dict[str, float]]:
@@ -123,6 +135,7 @@ class MCLRec(SeqRecTask):
             average_gradients(self.augmenters.parameters())  # same augmenters on every process under torchrun
             opt.step()
             opt.zero_grad(set_to_none=True)
+            self.objective.zero_grad(set_to_none=True)  # a learnable temperature is the encoder steps' to train
         finally:
             self.augmenters.requires_grad_(False)
         loss, extras = self.l0(batch, ctx)

@@ -71,6 +71,9 @@ class SeqRecEvalConfig(StrictModel):
     batch_size: int = Field(1024, gt=0, description="users scored at once (memory: batch_size x n_items floats)")
     mask_history: bool = Field(False, description="drop already-seen items from the ranking (ICLRec); MCLRec does not")
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
+    users: Optional[int] = Field(
+        None, gt=0, description="score a fixed sample of this many users (short runs, e.g. the matrix); default: all"
+    )
 
 
 class AugmentConfig(StrictModel):
@@ -202,6 +205,7 @@ class SeqRecTask(Task):
             batch_size=e.batch_size,
             mask_history=e.mask_history,
             ks=tuple(e.ks),
+            users=e.users,
         )
 
     def baselines(self) -> dict[str, dict[str, float]]:
@@ -211,7 +215,13 @@ class SeqRecTask(Task):
         counts = torch.from_numpy(popularity_counts(self.data.train_part().items, self.data.n_items))
         return {
             "most popular": evaluate_ranking(
-                counts, self.data, "test", batch_size=e.batch_size, mask_history=e.mask_history, ks=tuple(e.ks)
+                counts,
+                self.data,
+                "test",
+                batch_size=e.batch_size,
+                mask_history=e.mask_history,
+                ks=tuple(e.ks),
+                users=e.users,
             )
         }
 
