@@ -226,12 +226,21 @@ def _cell_main(argv: list[str]) -> int:
     return 0
 
 
-def run_matrix(cells: list[Cell], out: str | Path, *, jobs: int = 1, data_root: str | None = None, log=print) -> Path:
-    """Run (or read back) every cell and write ``matrix.csv``, ``matrix.md`` and ``matrix.png`` in ``out``."""
+def run_matrix(
+    cells: list[Cell],
+    out: str | Path,
+    *,
+    jobs: int = 1,
+    threads: int | None = None,
+    data_root: str | None = None,
+    log=print,
+) -> Path:
+    """Run (or read back) every cell and write ``matrix.csv``, ``matrix.md`` and ``matrix.png`` in ``out``.
+    ``threads`` per cell defaults to the CPU count divided by ``jobs`` (on a busy machine, 1 is often faster)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     todo = [c for c in cells if c.status == "todo"]
-    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    threads = threads or max(1, (os.cpu_count() or 1) // max(jobs, 1))
     with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
         list(pool.map(lambda c: _run_cell(c, out, data_root, threads, log), todo))
     write_outputs(cells, out)
