@@ -85,6 +85,7 @@ def matrix(
         [], "--recipes", help="recipe paths or names instead of the shipped ones (repeatable)"
     ),
     jobs: int = typer.Option(1, "--jobs", "-j", help="cells trained at once (each in its own process)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per cell (default: CPUs / jobs)"),
     out_dir: Path = typer.Option(Path("runs/matrix"), "--out", help="the matrix folder (cells, matrix.csv/md/png)"),
     data_root: Optional[Path] = DATA_ROOT,
 ) -> None:
@@ -111,6 +112,7 @@ def matrix(
         cells,
         out_dir,
         jobs=jobs,
+        threads=threads,
         data_root=str(data_root) if data_root else None,
         log=lambda m: out.print(m, markup=False, highlight=False),
     )
