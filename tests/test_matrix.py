@@ -26,7 +26,7 @@ def plugin(toy_plugin_site, monkeypatch):
 
 def test_the_matrix_writes_its_three_outputs_and_refuses_supcon_without_labels(tmp_path, plugin):
     cli = [sys.executable, "-m", "cl_domains.cli", "matrix", "--recipes", str(plugin), "--profile", "tiny"]
-    cli += ["--losses", "info_nce,dcl,supcon", "--seeds", "0,1", "--out", str(tmp_path / "m")]
+    cli += ["--losses", "info_nce,dcl,supcon", "--seeds", "0,1", "--threads", "1", "--out", str(tmp_path / "m")]
     proc = subprocess.run(cli, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = list(csv.DictReader((tmp_path / "m" / "matrix.csv").open()))
