@@ -17,7 +17,7 @@ from safetensors.torch import load_model, save_model
 
 from ..core.errors import UserError
 from ..core.losses import info_nce
-from ..core.recipe import Recipe, StrictModel, TrainConfig, _validate
+from ..core.recipe import Recipe, StrictModel, TrainConfig, recipe_from_dict
 from ..core.task import Task
 from .data import SCHEMAS, SPLITS, encode_labels, load_graph, load_heco, make_splits, resolve_metapath
 from .encoder import MEOWEncoder, estimate_memory, used_types
@@ -51,6 +51,10 @@ class HetGraphDataConfig(StrictModel):
     target: Optional[str] = Field(None, description="node type to embed (default: the schema's)")
     metapaths: Optional[list[list[Union[str, list[str]]]]] = Field(
         None, description="meta-paths from and to the target: lists of node types or of [src, relation, dst]"
+    )
+    trust_pickle: bool = Field(
+        False,
+        description="data.path .pt: unpickle fully (can run code: only files you trust) when a safe load refuses it",
     )
 
 
@@ -98,7 +102,7 @@ def load_data(d: HetGraphDataConfig, data_root) -> tuple[Any, str, dict[str, lis
         schema = read_schema(d.path)
         data = load_heco(d.path, data_root, d.folder)
     else:
-        data = load_graph(d.path)
+        data = load_graph(d.path, trust_pickle=d.trust_pickle)
     target = d.target or (schema.target if schema else None)
     metapaths = d.metapaths if d.metapaths is not None else (list(schema.metapaths.values()) if schema else None)
     if target is None or not metapaths:
@@ -291,31 +295,15 @@ def python_recipe(cls: type, params: dict[str, Any], target: str, metapaths: dic
         sections[home][key] = value
     name = cls.config.model_fields["name"].default
     sections["method"]["name"] = name
-    where = f"{cls.__name__}(...) keywords"
-    built = {k: _validate(m, sections[k], k, where) for k, m in schemas.items()}
-    from ..core.recipe import PaperConfig
-
     paths = [[p if isinstance(p, str) else list(p) for p in path] for path in (metapaths or {}).values()]
-    resolved = {
+    raw = {
         "name": f"{name}_python",
         "domain": "hetgraph",
+        "description": f"{cls.__name__} trained from Python on an in-memory HeteroData",
         **sections,
         "data": {"target": target, "metapaths": paths},
     }
-    return Recipe(
-        name=f"{name}_python",
-        domain="hetgraph",
-        description=f"{cls.__name__} trained from Python on an in-memory HeteroData",
-        profile=None,
-        model=built["model"],
-        data=HetGraphDataConfig(target=target),
-        method=built["method"],
-        train=built["train"],
-        eval=built["eval"],
-        paper=PaperConfig(),
-        resolved=resolved,
-        source="<python>",
-    )
+    return recipe_from_dict(raw, source=f"{cls.__name__}(...) keywords")
 
 
 def load_encoder(directory: str | Path) -> MEOWEncoder:
