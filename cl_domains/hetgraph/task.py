@@ -16,7 +16,7 @@ from pydantic import Field, PositiveInt
 from safetensors.torch import load_model, save_model
 
 from ..core.errors import UserError
-from ..core.losses import info_nce
+from ..core.objectives import Objective
 from ..core.recipe import Recipe, StrictModel, TrainConfig, recipe_from_dict
 from ..core.task import Task
 from .data import SCHEMAS, SPLITS, encode_labels, load_graph, load_heco, make_splits, resolve_metapath
@@ -168,7 +168,11 @@ class HetGraphTask(Task):
             target, metapaths, feat_dims, m.hidden, m.dropout, nei_max, m.feat_mask, adj_mask, m.mask_seed
         )
         self.graph = self.encoder.inputs(data)
+        # every hetgraph method's config has ``objective`` (the contrastive term of its two views, .losses)
+        self.objective = Objective(recipe.method.objective)
         self.build_heads()
+        if recipe.method.objective.learnable_temperature:  # the temperature trains with the model
+            self.model = torch.nn.ModuleDict({"model": self.model, "objective": self.objective})
 
     def _labels(self, recipe: Recipe) -> None:
         """``self.y`` (class ids or None) and ``self.splits[rate] = (train, val, test)``: the graph's own
@@ -191,7 +195,7 @@ class HetGraphTask(Task):
     # ------------------------------------------------------------------ Python API
     def fit(self, data, target: str, metapaths, *, out: str | Path = "runs", **params) -> HetGraphTask:
         """Train on a ``HeteroData`` in memory (a run directory under ``out``); keywords set recipe keys of
-        any section (``epochs``, ``nei_max``, ``temperature``, ...; ``eval={"lr": ..}`` for a section)."""
+        any section (``epochs``, ``nei_max``, ``objective={"loss": "dcl"}``, ...; ``eval={"lr": ..}`` for a section)."""
         from ..core.train import seed_everything, train_task
 
         named = _named(metapaths)
@@ -225,7 +229,7 @@ class HetGraphTask(Task):
         if self.y is None:
             with torch.no_grad():
                 _, fine, coarse = self.encoder(self.graph)
-                nce = float(info_nce(coarse, fine, self.cfg.temperature))
+                nce = float(self.objective(coarse, fine))  # unweighted: the methods' weights are training aids
             return {"neg_nce": -nce} if split == "dev" else {"nce": nce}
         e, z = self.recipe.eval, self.embeddings()
         if split == "dev":
