@@ -14,7 +14,7 @@ from cl_domains.core.objectives import Objective
 from cl_domains.core.recipe import load_recipe
 from cl_domains.hetgraph.adameow import AdaMEOWConfig, PairWeights
 from cl_domains.hetgraph.losses import cluster_weights, views_nce
-from cl_domains.hetgraph.meow import MEOWConfig
+from cl_domains.hetgraph.meow import MEOW, MEOWConfig
 
 N, D = 6, 4
 
@@ -97,7 +97,7 @@ def test_swapping_changes_the_value_as_the_reference_says():
     """On one fixed batch the four losses differ, by what the extra / missing denominator terms say."""
     q, k, w = rand(N, D, seed=5), rand(N, D, seed=6), meow_weights()
     vals = {
-        loss: float(views_nce(objective(MEOWConfig, objective={"loss": loss}), q, k, w))
+        loss: float(views_nce(objective(MEOWConfig, objective={"loss": loss}), q, k, w).detach())
         for loss in ("info_nce", "nt_xent", "dcl", "dhel")
     }
     # nt_xent = info_nce's denominator + the other queries; dcl = nt_xent's without the positive
@@ -121,7 +121,7 @@ def test_zero_weights_remove_pairs():
         ours = views_nce(obj, q, k, w)
         torch.testing.assert_close(ours, reference(loss, q, k, tau(obj), w), rtol=1e-10, atol=1e-12)
         changed = views_nce(objective(MEOWConfig, objective={"loss": loss}), q, k, torch.ones(3, 3).double())
-        assert float(changed) > float(ours)
+        assert float(changed.detach()) > float(ours.detach())
 
 
 @pytest.mark.parametrize("cfg_cls", [MEOWConfig, AdaMEOWConfig])
@@ -144,4 +144,24 @@ def test_recipes_take_the_objective_and_refuse_supcon():
 def test_learnable_temperature_is_a_parameter():
     obj = Objective(MEOWConfig(objective={"learnable_temperature": True, "temperature": 0.4}).objective)
     assert [n for n, _ in obj.named_parameters()] == ["temperature.log_scale"]
-    assert float(obj.temperature()) == pytest.approx(0.4)
+    assert float(obj.temperature().detach()) == pytest.approx(0.4)
+
+
+def test_python_fit_with_a_swapped_learnable_objective(tmp_path):
+    """MEOW(objective=...) from Python: dcl with a learnable temperature trains it (it moves off 0.4) and the run's
+    config records the objective."""
+    from test_hetgraph_own_data import TINY, movies
+
+    data = movies()
+    m = MEOW(epochs=3, eval_every=3, clusters=[3, 6], nei_max=[20], eval=TINY, threads=1, lr=1e-2)
+    m.fit(
+        data,
+        target="movie",
+        metapaths=[["movie", "actor", "movie"]],
+        objective={"loss": "dcl", "learnable_temperature": True},
+        out=tmp_path,
+    )
+    assert m.objective.loss_name == "dcl" and m.model["objective"] is m.objective
+    assert abs(float(m.objective.temperature().detach()) - 0.4) > 1e-4  # float32 rounding of 0.4: 2e-8
+    assert m.recipe.resolved["method"]["objective"] == {"loss": "dcl", "learnable_temperature": True}
+    assert torch.isfinite(m.embed(data)).all()
