@@ -214,3 +214,45 @@ def test_memory_estimate_by_hand():
     pairs = min(float((actors**2).sum()), 150.0**2) + min(float((directors**2).sum()), 150.0**2)
     assert est["prepare"] == pytest.approx(12 * pairs + 512 * 150 * 28)
     assert est["total"] == max(est["train"], est["prepare"])
+
+
+class _Payload:
+    """Unpickling this runs ``touch(marker)``: what a hostile .pt file could do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_saved_graph_loads_safely_and_unpickles_only_when_trusted(tmp_path):
+    """PyG's storages load with weights_only=True; numpy arrays or arbitrary objects need data.trust_pickle, and a
+    hostile object is never run by the default load."""
+    from cl_domains.hetgraph.data import load_graph
+    from cl_domains.hetgraph.task import HetGraphDataConfig, load_data
+
+    data = movies()  # string labels (a list), tensors, num_nodes
+    torch.save(data, tmp_path / "plain.pt")
+    back = load_graph(tmp_path / "plain.pt")
+    assert torch.equal(back["movie"].x, data["movie"].x) and back["movie"].y == data["movie"].y
+    assert back["actor"].num_nodes == 60 and torch.equal(
+        back["director", "directs", "movie"].edge_index, data["director", "directs", "movie"].edge_index
+    )
+
+    data["movie"].y = np.repeat(np.arange(3), 50)  # a numpy array: not loadable with weights_only=True
+    torch.save(data, tmp_path / "numpy.pt")
+    cfg = {"path": str(tmp_path / "numpy.pt"), "target": "movie", "metapaths": [["movie", "actor", "movie"]]}
+    with pytest.raises(UserError, match=r"numpy\.pt holds .*numpy\.ndarray.*set data\.trust_pickle: true"):
+        load_data(HetGraphDataConfig(**cfg), None)
+    g, target, paths = load_data(HetGraphDataConfig(**cfg, trust_pickle=True), None)
+    assert target == "movie" and g["movie"].y.tolist() == [0] * 50 + [1] * 50 + [2] * 50
+
+    marker = tmp_path / "pwned"
+    data["movie"].payload = _Payload(marker)
+    torch.save(data, tmp_path / "hostile.pt")
+    with pytest.raises(UserError, match=r"hostile\.pt holds io\.open.*data\.trust_pickle"):
+        load_graph(tmp_path / "hostile.pt")
+    assert not marker.exists()
+    load_graph(tmp_path / "hostile.pt", trust_pickle=True)
+    assert marker.exists()  # what trust_pickle means: the file's code ran

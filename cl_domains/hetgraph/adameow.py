@@ -13,10 +13,10 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from ..core.losses import info_nce
 from ..core.recipe import StrictModel
 from ..core.registry import method
 from ..core.task import StepContext
+from .losses import AdaMEOWObjective, views_nce
 from .task import HetGraphTask
 
 __all__ = ["AdaMEOWConfig", "PairWeights", "AdaMEOW"]
@@ -24,9 +24,10 @@ __all__ = ["AdaMEOWConfig", "PairWeights", "AdaMEOW"]
 
 class AdaMEOWConfig(StrictModel):
     name: Literal["adameow"] = "adameow"
-    temperature: float = Field(0.4, gt=0)
+    objective: AdaMEOWObjective = Field(default_factory=AdaMEOWObjective)
     weight_hidden: int = Field(16, gt=0, description="hidden width of the weight MLP (d -> 16 -> tanh -> 1)")
     chunk: int = Field(256, gt=0, description="anchor rows per chunk of the pair-weight computation")
+    renamed = {"temperature": "objective.temperature"}
 
 
 class PairWeights(nn.Module):
@@ -52,8 +53,9 @@ class PairWeights(nn.Module):
 
 @method("hetgraph", "adameow")
 class AdaMEOW(HetGraphTask):
-    """Loss (AdaMEOW eq. 12): ``InfoNCE(fine_i -> coarse_i; negatives coarse_j weighted w_ij)``. Unlike the
-    official code, the positive's own term keeps weight 1 (the core's weighted InfoNCE)."""
+    """Loss (AdaMEOW eq. 12): ``objective(fine_i -> coarse_i; negatives coarse_j weighted w_ij)``, published
+    ``info_nce`` at 0.4 (see :mod:`.losses`). Unlike the official code, the positive's own term keeps weight 1
+    (the core's weighted InfoNCE)."""
 
     config = AdaMEOWConfig
 
@@ -64,5 +66,5 @@ class AdaMEOW(HetGraphTask):
     def loss(self, batch: None, ctx: StepContext):
         _, fine, coarse = self.encoder(self.graph)
         w = self.weights(fine, coarse)
-        loss = info_nce(fine, coarse, self.cfg.temperature, neg_weights=w)
+        loss = views_nce(self.objective, fine, coarse, w)
         return loss, {"mean_weight": float(w.detach().mean())}

@@ -267,15 +267,41 @@ def load_heco(dataset: str | Path, root: str | Path | None = None, folder: str |
     return data
 
 
-def load_graph(path: str | Path):
-    """A ``torch.save``d ``HeteroData`` (the whole object; unpickled, so only load files you trust)."""
+def load_graph(path: str | Path, trust_pickle: bool = False):
+    """A ``torch.save``d ``HeteroData``, loaded with ``torch.load(weights_only=True)`` and PyG's storage classes
+    allow-listed (tensors, numbers, strings, lists, dicts: no code runs). A file holding other objects (numpy
+    arrays, custom classes) loads only with ``trust_pickle=True`` (``data.trust_pickle``): a full unpickle, which
+    can run code, so only for files you trust."""
+    import pickle
+
     from torch_geometric.data import HeteroData
+    from torch_geometric.data.storage import BaseStorage, EdgeStorage, GlobalStorage, NodeStorage
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"graph file {path} does not exist (expected a torch.save'd torch_geometric HeteroData).")
+    allowed = [HeteroData, BaseStorage, NodeStorage, EdgeStorage, GlobalStorage]
     try:
-        data = torch.load(path, weights_only=False, map_location="cpu")
+        if trust_pickle:
+            data = torch.load(path, weights_only=False, map_location="cpu")
+        else:
+            with torch.serialization.safe_globals(allowed):
+                data = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        if trust_pickle:
+            raise UserError(f"cannot read graph file {path} with torch.load: {str(exc)[:300]}") from None
+        known = {
+            f"{c.__module__}.{c.__qualname__}"
+            for c in allowed + torch.serialization.get_safe_globals()
+            if isinstance(c, type)
+        }
+        unsafe = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(path)) - known)
+        unsafe = ", ".join(unsafe) if unsafe else "objects a safe load refuses"
+        raise UserError(
+            f"graph file {path} holds {unsafe}, which only a full unpickle can read (and unpickling can run code). "
+            "If you trust the file, set data.trust_pickle: true in the recipe (load_graph(path, trust_pickle=True) "
+            "from Python); otherwise save the HeteroData with tensors, numbers and strings only."
+        ) from None
     except Exception as exc:
         raise UserError(f"cannot read graph file {path} with torch.load: {str(exc)[:300]}") from None
     if not isinstance(data, HeteroData):

@@ -16,8 +16,8 @@ from pydantic import Field, PositiveInt
 from safetensors.torch import load_model, save_model
 
 from ..core.errors import UserError
-from ..core.losses import info_nce
-from ..core.recipe import Recipe, StrictModel, TrainConfig, _validate
+from ..core.objectives import Objective
+from ..core.recipe import Recipe, StrictModel, TrainConfig, recipe_from_dict
 from ..core.task import Task
 from .data import SCHEMAS, SPLITS, encode_labels, load_graph, load_heco, make_splits, resolve_metapath
 from .encoder import MEOWEncoder, estimate_memory, used_types
@@ -51,6 +51,10 @@ class HetGraphDataConfig(StrictModel):
     target: Optional[str] = Field(None, description="node type to embed (default: the schema's)")
     metapaths: Optional[list[list[Union[str, list[str]]]]] = Field(
         None, description="meta-paths from and to the target: lists of node types or of [src, relation, dst]"
+    )
+    trust_pickle: bool = Field(
+        False,
+        description="data.path .pt: unpickle fully (can run code: only files you trust) when a safe load refuses it",
     )
 
 
@@ -98,7 +102,7 @@ def load_data(d: HetGraphDataConfig, data_root) -> tuple[Any, str, dict[str, lis
         schema = read_schema(d.path)
         data = load_heco(d.path, data_root, d.folder)
     else:
-        data = load_graph(d.path)
+        data = load_graph(d.path, trust_pickle=d.trust_pickle)
     target = d.target or (schema.target if schema else None)
     metapaths = d.metapaths if d.metapaths is not None else (list(schema.metapaths.values()) if schema else None)
     if target is None or not metapaths:
@@ -164,7 +168,11 @@ class HetGraphTask(Task):
             target, metapaths, feat_dims, m.hidden, m.dropout, nei_max, m.feat_mask, adj_mask, m.mask_seed
         )
         self.graph = self.encoder.inputs(data)
+        # every hetgraph method's config has ``objective`` (the contrastive term of its two views, .losses)
+        self.objective = Objective(recipe.method.objective)
         self.build_heads()
+        if recipe.method.objective.learnable_temperature:  # the temperature trains with the model
+            self.model = torch.nn.ModuleDict({"model": self.model, "objective": self.objective})
 
     def _labels(self, recipe: Recipe) -> None:
         """``self.y`` (class ids or None) and ``self.splits[rate] = (train, val, test)``: the graph's own
@@ -187,7 +195,7 @@ class HetGraphTask(Task):
     # ------------------------------------------------------------------ Python API
     def fit(self, data, target: str, metapaths, *, out: str | Path = "runs", **params) -> HetGraphTask:
         """Train on a ``HeteroData`` in memory (a run directory under ``out``); keywords set recipe keys of
-        any section (``epochs``, ``nei_max``, ``temperature``, ...; ``eval={"lr": ..}`` for a section)."""
+        any section (``epochs``, ``nei_max``, ``objective={"loss": "dcl"}``, ...; ``eval={"lr": ..}`` for a section)."""
         from ..core.train import seed_everything, train_task
 
         named = _named(metapaths)
@@ -221,7 +229,7 @@ class HetGraphTask(Task):
         if self.y is None:
             with torch.no_grad():
                 _, fine, coarse = self.encoder(self.graph)
-                nce = float(info_nce(coarse, fine, self.cfg.temperature))
+                nce = float(self.objective(coarse, fine))  # unweighted: the methods' weights are training aids
             return {"neg_nce": -nce} if split == "dev" else {"nce": nce}
         e, z = self.recipe.eval, self.embeddings()
         if split == "dev":
@@ -291,31 +299,15 @@ def python_recipe(cls: type, params: dict[str, Any], target: str, metapaths: dic
         sections[home][key] = value
     name = cls.config.model_fields["name"].default
     sections["method"]["name"] = name
-    where = f"{cls.__name__}(...) keywords"
-    built = {k: _validate(m, sections[k], k, where) for k, m in schemas.items()}
-    from ..core.recipe import PaperConfig
-
     paths = [[p if isinstance(p, str) else list(p) for p in path] for path in (metapaths or {}).values()]
-    resolved = {
+    raw = {
         "name": f"{name}_python",
         "domain": "hetgraph",
+        "description": f"{cls.__name__} trained from Python on an in-memory HeteroData",
         **sections,
         "data": {"target": target, "metapaths": paths},
     }
-    return Recipe(
-        name=f"{name}_python",
-        domain="hetgraph",
-        description=f"{cls.__name__} trained from Python on an in-memory HeteroData",
-        profile=None,
-        model=built["model"],
-        data=HetGraphDataConfig(target=target),
-        method=built["method"],
-        train=built["train"],
-        eval=built["eval"],
-        paper=PaperConfig(),
-        resolved=resolved,
-        source="<python>",
-    )
+    return recipe_from_dict(raw, source=f"{cls.__name__}(...) keywords")
 
 
 def load_encoder(directory: str | Path) -> MEOWEncoder:
