@@ -9,6 +9,7 @@ Public API::
 """
 
 from ..core.registry import register_domain
+from .adameow import AdaMEOW
 from .data import (
     SCHEMAS,
     context_incidence,
@@ -21,12 +22,8 @@ from .data import (
 )
 from .encoder import MEOWEncoder, prepare
 from .evaluate import cluster_scores, linear_probe
+from .meow import MEOW
 from .task import HetGraphDataConfig, HetGraphEvalConfig, HetGraphModelConfig, HetGraphTask, load_encoder
-
-register_domain("hetgraph", model=HetGraphModelConfig, data=HetGraphDataConfig, eval=HetGraphEvalConfig)
-
-from .adameow import AdaMEOW  # noqa: E402
-from .meow import MEOW  # noqa: E402  (registers the method)
 
 __all__ = [
     "SCHEMAS",
@@ -46,3 +43,5 @@ __all__ = [
     "MEOW",
     "AdaMEOW",
 ]
+
+register_domain("hetgraph", model=HetGraphModelConfig, data=HetGraphDataConfig, eval=HetGraphEvalConfig)

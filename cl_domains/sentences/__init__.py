@@ -17,16 +17,13 @@ from .data import (
     read_text_columns,
     read_triplets,
 )
+from .debcse import DebCSE
 from .encoder import POOLINGS, SentenceEncoder
 from .evaluate import evaluate_sts, sts_spearman
 from .inmemory import fit
+from .multicsr import MultiCSR
+from .simcse import SimCSE
 from .task import SentencesDataConfig, SentencesEvalConfig, SentencesModelConfig, SentenceTask
-
-register_domain("sentences", model=SentencesModelConfig, data=SentencesDataConfig, eval=SentencesEvalConfig)
-
-from .debcse import DebCSE  # noqa: E402
-from .multicsr import MultiCSR  # noqa: E402
-from .simcse import SimCSE  # noqa: E402  (registers the method)
 
 __all__ = [
     "SentenceEncoder",
@@ -48,3 +45,5 @@ __all__ = [
     "DebCSE",
     "MultiCSR",
 ]
+
+register_domain("sentences", model=SentencesModelConfig, data=SentencesDataConfig, eval=SentencesEvalConfig)

@@ -10,19 +10,16 @@ Public API::
 """
 
 from ..core.registry import register_domain
+from . import sasrec  # noqa: F401  (registers the method)
 from .augment import AUGMENTATIONS, crop, insert, mask, reorder, similar_items, substitute, two_views
+from .cl4srec import CL4SRec
 from .data import LeaveOneOut, Sequences, read_sequences
 from .evaluate import evaluate_ranking, ranking_metrics, target_ranks
+from .fit import fit_interactions
 from .interactions import Prepared, prepare_interactions, read_interactions
+from .mclrec import MCLRec
 from .model import SASRecEncoder
 from .task import SeqRecDataConfig, SeqRecEvalConfig, SeqRecModelConfig, SeqRecTask
-
-register_domain("seqrec", model=SeqRecModelConfig, data=SeqRecDataConfig, eval=SeqRecEvalConfig)
-
-from . import sasrec  # noqa: E402, F401  (registers the method)
-from .cl4srec import CL4SRec  # noqa: E402
-from .fit import fit_interactions  # noqa: E402
-from .mclrec import MCLRec  # noqa: E402
 
 __all__ = [
     "SASRecEncoder",
@@ -48,3 +45,5 @@ __all__ = [
     "CL4SRec",
     "MCLRec",
 ]
+
+register_domain("seqrec", model=SeqRecModelConfig, data=SeqRecDataConfig, eval=SeqRecEvalConfig)

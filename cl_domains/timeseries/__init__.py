@@ -7,17 +7,14 @@ Public API::
 """
 
 from ..core.registry import register_domain
+from .autotcl import AutoTCL
 from .data import Classification, Forecast, Regression, read_forecast, read_long, read_ucr, read_uea
 from .encoder import TSEncoder
 from .losses import hierarchical_loss
 from .networks import TrendHead, TS2VecNet
 from .task import TimeseriesDataConfig, TimeseriesEvalConfig, TimeseriesModelConfig, TimeseriesTask
+from .ts2vec import TS2Vec
 from .ts_format import read_ts
-
-register_domain("timeseries", model=TimeseriesModelConfig, data=TimeseriesDataConfig, eval=TimeseriesEvalConfig)
-
-from .autotcl import AutoTCL  # noqa: E402
-from .ts2vec import TS2Vec  # noqa: E402  (registers the method)
 
 __all__ = [
     "TSEncoder",
@@ -36,3 +33,5 @@ __all__ = [
     "TS2Vec",
     "AutoTCL",
 ]
+
+register_domain("timeseries", model=TimeseriesModelConfig, data=TimeseriesDataConfig, eval=TimeseriesEvalConfig)
