@@ -13,7 +13,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import yaml
 
 from ..core.modes import eval_mode
 from .data import RegressionData, from_arrays
@@ -88,14 +87,12 @@ def fit(
     test split scored once at the end (else the final metrics are the dev split's). ``overrides`` are recipe
     ``--set`` strings (e.g. ``"model.hidden=[64,64]"``); ``out``: keep the run directory there (default: a
     temporary one, deleted). Returns a :class:`Regressor`; its ``metrics`` are the run's ``metrics.json``."""
-    from ..core.recipe import load_recipe
+    from ..core.recipe import recipe_from_dict
     from ..core.registry import method_spec
     from ..core.train import pick_device, seed_everything, train_task
 
     data = from_arrays(x, y, dev_fraction=dev_fraction, test_fraction=test_fraction, split=seed)
     with tempfile.TemporaryDirectory(prefix="cl-regression-") as tmp:
-        path = Path(tmp) / "recipe.yaml"
-        path.write_text(yaml.safe_dump(_BASE))
         sets = [
             f"method.name={method}",
             f"train.epochs={epochs}",
@@ -103,7 +100,7 @@ def fit(
             f"train.seed={seed}",
             *overrides,
         ]
-        recipe = load_recipe(path, None, sets)
+        recipe = recipe_from_dict(_BASE, None, sets, source=f"regression.fit(method={method!r})")
         device = pick_device(recipe.train.device)
         seed_everything(recipe.train.seed)
         task = method_spec("regression", recipe.method.name).cls(recipe, None, device, data=data)

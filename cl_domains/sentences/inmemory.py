@@ -9,8 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-
 from ..core.errors import UserError
 from .encoder import SentenceEncoder
 
@@ -63,7 +61,7 @@ def fit(
     section (e.g. ``objective={"temperature": 0.05}``). The run directory (log, metrics, exported model) is
     created under ``out``; ``None`` uses a temporary folder, removed afterwards. No STS data is needed: there is no dev set,
     so the last step's model is returned."""
-    from ..core.recipe import load_recipe
+    from ..core.recipe import recipe_from_dict
     from ..core.train import train_recipe
 
     rows, columns, width = _rows(data, method)
@@ -95,7 +93,8 @@ def fit(
                 "checkpoint_every": steps,
             },
         }
-        path = Path(tmp, "recipe.yaml")
-        path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
-        run = train_recipe(load_recipe(path), out=out if out is not None else Path(tmp, "runs"))
+        run = train_recipe(
+            recipe_from_dict(recipe, source=f"fit(method={method!r})"),
+            out=out if out is not None else Path(tmp, "runs"),
+        )
         return SentenceEncoder.from_pretrained(str(run.dir / "model"))

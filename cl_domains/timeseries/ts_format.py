@@ -120,14 +120,7 @@ def _header(path: Path, data_line: int, header: dict[str, tuple[str, int]]) -> d
     dims = None
     for key in ("dimensions", "dimension"):
         if key in header:
-            value, lineno = header[key]
-            try:
-                dims = int(value)
-                assert dims > 0
-            except (ValueError, AssertionError):
-                raise UserError(
-                    f"{path}, line {lineno}: @{key} must be a positive integer, got {value!r}; fix the header."
-                ) from None
+            dims = _positive_int(header, key, path)
     if flag("univariate", None) is True:
         if dims not in (None, 1):
             raise UserError(
@@ -135,16 +128,7 @@ def _header(path: Path, data_line: int, header: dict[str, tuple[str, int]]) -> d
                 "set @univariate false for multivariate data."
             )
         dims = 1
-    length = None
-    if "serieslength" in header:
-        value, lineno = header["serieslength"]
-        try:
-            length = int(value)
-            assert length > 0
-        except (ValueError, AssertionError):
-            raise UserError(
-                f"{path}, line {lineno}: @seriesLength must be a positive integer, got {value!r}; fix the header."
-            ) from None
+    length = _positive_int(header, "serieslength", path) if "serieslength" in header else None
     task, classes = None, None
     if flag("classlabel", False):
         task = "classify"
@@ -231,3 +215,21 @@ def _case(path: Path, lineno: int, line: str, meta: dict) -> tuple[np.ndarray, s
                 "fix the case, or set @equalLength false for series of different lengths."
             )
     return np.stack(dims, axis=1), label
+
+
+_HEADER_NAMES = {"serieslength": "seriesLength"}
+
+
+def _positive_int(header: dict, key: str, path) -> int:
+    """A header value that must be a positive integer (``@dimensions``, ``@seriesLength``)."""
+    value, lineno = header[key]
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise UserError(
+            f"{path}, line {lineno}: @{_HEADER_NAMES.get(key, key)} must be a positive integer, got {value!r}; "
+            "fix the header."
+        )
+    return number
