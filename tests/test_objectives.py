@@ -42,12 +42,13 @@ def naive(loss, q, k, t, positives=None, negatives=None, weights=None, hard=None
                 for j in range(a):
                     if j == i:
                         continue
+                    mirror = a == kk  # other queries take the keys' masks only as the keys' other view
                     if loss == "supcon":
                         p = bool(qlab[i] == qlab[j])
                     else:
-                        p = pos.dtype == torch.bool and bool(pos[i, j]) if pos is not None else False
-                    n = (not p) and (neg is None or bool(neg[i, j]))
-                    cands.append((qn[i] @ qn[j] / t, p, n, 1.0 if w is None else w[i, j]))
+                        p = mirror and pos is not None and pos.dtype == torch.bool and bool(pos[i, j])
+                    n = (not p) and (neg is None or not mirror or bool(neg[i, j]))
+                    cands.append((qn[i] @ qn[j] / t, p, n, 1.0 if w is None or not mirror else w[i, j]))
             decoupled = loss in ("dcl", "dhel")
             den = sum((c[3] if c[2] else 1.0) * torch.exp(c[0]) for c in cands if c[2] or (c[1] and not decoupled))
             terms = [torch.log(den) - c[0] for c in cands if c[1]]
@@ -116,6 +117,26 @@ def test_each_loss_and_structure_matches_the_reference(loss, structure, chunked)
     g1 = torch.autograd.grad(got, (q, k))
     g2 = torch.autograd.grad(want, (q, k))
     for x, y in zip(g1, g2):
+        torch.testing.assert_close(x, y, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("chunked", [False, True])
+def test_more_keys_than_queries_with_masks_and_weights(loss, chunked):
+    """COCONUT's NSPT shape: 4 anchors against 7 keys, several positives, a negatives mask and weights; the
+    other queries are plain negatives (supcon: positives of the same label)."""
+    q, k, _, g = make(a=4, k=7)
+    pos = torch.zeros(4, 7, dtype=torch.bool)
+    pos[0, 0] = pos[0, 3] = pos[1, 1] = pos[2, 2] = pos[3, 2] = pos[3, 5] = True
+    kw = {"negatives": torch.rand(4, 7, generator=g) > 0.3, "neg_weights": torch.rand(4, 7, generator=g) * 2}
+    labels = (torch.tensor([0, 1, 0, 2]), torch.tensor([0, 1, 2, 0, 1, 2, 3])) if loss == "supcon" else None
+    if loss != "supcon":
+        kw["positives"] = pos
+    got = objective(loss)(q, k, labels=labels, chunked=chunked, chunk_size=3, **kw)
+    want = naive(loss, q, k, 0.3, positives=kw.get("positives"), negatives=kw["negatives"],
+                 weights=kw["neg_weights"], labels=labels)  # fmt: skip
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
+    for x, y in zip(torch.autograd.grad(got, (q, k)), torch.autograd.grad(want, (q, k))):
         torch.testing.assert_close(x, y, rtol=1e-8, atol=1e-10)
 
 

@@ -20,6 +20,8 @@ supcon      nt_xent's; positives = same label                Khosla et al. 2020,
 ``negatives`` / ``neg_weights`` (``[A, K]``) restrict / weight the key columns; when queries and keys
 are the two views of the same items (``A == K``) the same positives, mask and weights apply to the
 other-query columns (``q_j`` is a positive of ``q_i`` when ``k_j`` is; the query itself never counts).
+When ``A != K`` (e.g. COCONUT's rehearsal anchors against teacher and student keys) every other query is a
+negative of weight 1 (for ``supcon``: a positive when it has the same label).
 ``symmetric`` adds the key -> query direction.
 """
 
@@ -169,10 +171,6 @@ class Objective(nn.Module):
         a, kk = q.shape[0], k.shape[0]
         h = 0 if hard is None else hard.shape[0]
         with_queries = name in ("nt_xent", "dcl", "dhel", "supcon")
-        if with_queries and (negatives is not None or weights is not None) and a != kk:
-            raise ValueError(
-                f"loss {name!r} with a negatives mask or weights needs as many keys as queries, got {a} and {kk}"
-            )
         blocks = [k] + ([hard] if h else []) + ([q] if with_queries else [])
         keys = torch.cat(blocks) if len(blocks) > 1 else k
         c = keys.shape[0]
@@ -213,10 +211,12 @@ class Objective(nn.Module):
             parts_w.append(torch.ones(a, h, device=dev, dtype=q.dtype))
         if with_queries:
             pq = (pos_q & not_self) if pos_q is not None else torch.zeros(a, a, dtype=torch.bool, device=dev)
-            nq = not_self & ~pq if negatives is None else negatives.bool() & not_self & ~pq
+            # the key masks and weights carry over to the other queries only when they are the keys' other view
+            nq = not_self & ~pq if negatives is None or not mirror else negatives.bool() & not_self & ~pq
+            wq = weights if weights is not None and mirror else torch.ones(a, a, device=dev, dtype=q.dtype)
             parts_pos.append(pq)
             parts_neg.append(nq)
-            parts_w.append(weights if weights is not None else torch.ones(a, a, device=dev, dtype=q.dtype))
+            parts_w.append(wq)
         pos, neg = torch.cat(parts_pos, 1), torch.cat(parts_neg, 1)
         w = torch.cat(parts_w, 1) if weights is not None else None
         decoupled = name in ("dcl", "dhel")
