@@ -86,3 +86,29 @@ def test_metric_direction():
 def test_shipped_matrix_recipes_are_listed_once():
     cells = plan(domains=["timeseries"], losses=["info_nce"], temperatures=[1.0], seeds=[0])
     assert [(c.name, c.loss) for c in cells] == [("autotcl_ett", "info_nce")]
+
+
+@pytest.mark.integration
+def test_the_shipped_sentences_and_seqrec_matrix_tiny_profile(tmp_path, data_root):
+    """Issue 16's CI check: ``cl-domains matrix --domains sentences,seqrec --losses info_nce,dcl --seeds 0
+    --profile tiny`` on the real data (each recipe's two temperatures: 8 cells, about 100 s on 2 cores)."""
+    out = tmp_path / "m"
+    cli = [sys.executable, "-m", "cl_domains.cli", "matrix", "--domains", "sentences,seqrec"]
+    cli += ["--losses", "info_nce,dcl", "--seeds", "0", "--profile", "tiny", "--jobs", "2", "--threads", "1"]
+    cli += ["--out", str(out), "--data-root", str(data_root)]
+    proc = subprocess.run(cli, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = list(csv.DictReader((out / "matrix.csv").open()))
+    assert sorted({(r["domain"], r["loss"]) for r in rows}) == [
+        ("sentences", "dcl"),
+        ("sentences", "info_nce"),
+        ("seqrec", "dcl"),
+        ("seqrec", "info_nce"),
+    ]
+    assert len(rows) == 8 and all(r["status"] == "done" for r in rows), rows
+    sts = [float(r["value"]) for r in rows if r["domain"] == "sentences"]
+    assert all(60 < v < 90 for v in sts), sts  # all-MiniLM-L6-v2 after 4 tiny steps: still ~74 Spearman x 100
+    assert all(0 <= float(r["value"]) <= 1 for r in rows if r["domain"] == "seqrec")
+    md = (out / "matrix.md").read_text()
+    assert "## sentences: simcse_unsup_sts (stsb_test" in md and "## seqrec: cl4srec_beauty (NDCG@10" in md
+    assert (out / "matrix.png").read_bytes()[:4] == b"\x89PNG"

@@ -68,6 +68,8 @@ class Cell:
             f"method.objective.loss={self.loss}",
             f"method.objective.temperature={self.temperature}",
             f"train.seed={self.seed}",
+            "train.eval_before=false",  # a cell is compared with the other cells, not with its untrained model
+            "train.baselines=false",
         ]
 
 

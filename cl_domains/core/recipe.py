@@ -134,6 +134,7 @@ class TrainConfig(StrictModel):
     threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (default: torch's choice)")
     device: str = "auto"
     eval_before: bool = Field(True, description="score the untrained model on the test split too")
+    baselines: bool = Field(True, description="score the task's baselines (e.g. the untrained backbone) beside ours")
     grad_cache_chunk: Optional[int] = Field(
         None,
         gt=0,

@@ -349,7 +349,7 @@ class Trainer:
                 t = time.time()
                 run.metrics["before"] = self._evaluate("test")
                 run.log(f"before training (test): {_short(run.metrics['before'])} [{time.time() - t:.1f}s]")
-            if self.main:  # once per run: kept in the checkpoints' metrics on resume
+            if cfg.baselines and self.main:  # once per run: kept in the checkpoints' metrics on resume
                 t = time.time()
                 with eval_mode(task.model, no_grad=False):
                     run.metrics["baselines"] = task.baselines()
