@@ -10,6 +10,7 @@ import torch
 from conftest import skip_or_fail
 
 from cl_domains.core.errors import UserError
+from cl_domains.core.objectives import Objective
 from cl_domains.slu import (
     FSC_INTENTS,
     SLURP_SCENARIOS,
@@ -27,6 +28,7 @@ from cl_domains.slu import (
     read_wav,
     task_splits,
 )
+from cl_domains.slu.config import MMObjectiveConfig, NSPTObjectiveConfig
 from cl_domains.slu.data import write_wav
 from cl_domains.slu.features import hz_to_mel, mel_to_hz
 from cl_domains.slu.synth import assign_voices, espeak_available, manifest_digest, synthesize
@@ -249,7 +251,7 @@ def test_nspt_loss_against_the_naive_formula():
     ys = torch.tensor([5, 6, 5, 7, 6, 0, 1, 0, 2, 1])  # new classes 5-7, then 5 rehearsal samples of old classes
     anchors, ya = s_keys[5:], ys[5:]
     t_keys, yt = torch.randn(5, 8, generator=g), ys[5:]
-    ours = nspt_loss(anchors, ya, t_keys, yt, s_keys, ys, 0.1)
+    ours = nspt_loss(Objective(NSPTObjectiveConfig()), s_keys, ys, t_keys)
     assert float(ours.detach()) == pytest.approx(
         _naive_nspt(anchors.detach(), ya, t_keys, yt, s_keys.detach(), ys, 0.1), rel=1e-5
     )
@@ -269,7 +271,8 @@ def test_mm_loss_against_the_naive_formula():
             pos = [row[j] for j in range(6) if phrase[j] == phrase[i]]
             lse = math.log(sum(math.exp(v) for v in row))
             terms.append(sum(lse - v for v in pos) / len(pos))
-    assert float(mm_loss(audio, text, phrase, 0.1)) == pytest.approx(sum(terms) / len(terms), rel=1e-5)
+    ours = mm_loss(Objective(MMObjectiveConfig()), audio, text, phrase)
+    assert float(ours) == pytest.approx(sum(terms) / len(terms), rel=1e-5)
 
 
 # ---------------------------------------------------------------- a reduced class-incremental run

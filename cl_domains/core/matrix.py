@@ -9,8 +9,8 @@ resumes and can be spread over several invocations. Outputs in ``<out>``:
 * ``matrix.csv``: one row per cell (domain, recipe, loss, temperature, seed, metric, value, wall seconds, peak MB);
 * ``matrix.md``: per recipe, mean ± std over seeds per loss and temperature, the best in bold, and the difference
   from the method's own objective with a paired t-test over seeds (the same seeds for every cell);
-* ``matrix.png``: the change against the method's own objective, positive = better (lower-is-better metrics,
-  e.g. MAE, have their sign flipped).
+* ``matrix.png``: the change against the method's own objective in % of its mean (so that domains with different
+  scales share one colour scale), positive = better (lower-is-better metrics, e.g. MAE, have their sign flipped).
 """
 
 from __future__ import annotations
@@ -296,6 +296,11 @@ def summarize(cells: list[Cell]) -> list[dict]:
                     "std": std,
                     "delta": mean - own_mean,
                     "gain": (own_mean - mean if lower_is_better(group[0].metric) else mean - own_mean),
+                    "gain_pct": (own_mean - mean if lower_is_better(group[0].metric) else mean - own_mean)
+                    / abs(own_mean)
+                    * 100
+                    if own_mean
+                    else math.nan,
                     "p": p,
                 }
             )
@@ -353,7 +358,8 @@ def _markdown(rows: list[dict], cells: list[Cell]) -> str:
         "# Loss x domain matrix",
         "",
         "Mean ± std over seeds of each recipe's test metric, per loss and temperature of the objective slot; "
-        "**bold**: the best mean; *own*: the method's published objective. Δ: difference from the own objective's "
+        "**bold**: the best mean; *own*: the method's published objective. matrix.png shows each Δ in % of the own "
+        "objective's mean, signed so that positive is better. Δ: difference from the own objective's "
         "mean; p: two-sided paired t-test over the seeds (scipy.stats.ttest_rel; the same seeds for every cell), "
         "significant when p < 0.05.",
         "",
@@ -389,22 +395,30 @@ def _plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # columns: loss x the recipe's first / second temperature (domains use different temperatures); each box
+    # shows its temperature, rows name the method's own objective
     recipes = list(dict.fromkeys(r["recipe"] for r in rows))
-    columns = list(dict.fromkeys(f"{r['loss']} t={r['temperature']:g}" for r in rows))
+    temps = {name: list(dict.fromkeys(r["temperature"] for r in rows if r["recipe"] == name)) for name in recipes}
+    columns = list(dict.fromkeys(f"{r['loss']} t{temps[r['recipe']].index(r['temperature']) + 1}" for r in rows))
     grid = [[math.nan] * len(columns) for _ in recipes]
+    labels = [[""] * len(columns) for _ in recipes]
     for r in rows:
-        grid[recipes.index(r["recipe"])][columns.index(f"{r['loss']} t={r['temperature']:g}")] = r["gain"]
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(columns) + 2), 0.6 * len(recipes) + 2))
+        i = recipes.index(r["recipe"])
+        j = columns.index(f"{r['loss']} t{temps[r['recipe']].index(r['temperature']) + 1}")
+        grid[i][j] = 0.0 if r["own"] else r["gain_pct"]
+        labels[i][j] = ("own" if r["own"] else f"{r['gain_pct']:+.1f}") + f"\nt={r['temperature']:g}"
+    owns = {r["recipe"]: f"{r['loss']} t={r['temperature']:g}" for r in rows if r["own"]}
+    fig, ax = plt.subplots(figsize=(max(6, 1.0 * len(columns) + 3), 0.8 * len(recipes) + 2))
     finite = [abs(v) for row in grid for v in row if not math.isnan(v)] or [1.0]
     scale = max(finite) or 1.0
     im = ax.imshow(grid, cmap="RdBu", vmin=-scale, vmax=scale, aspect="auto")
     ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
-    ax.set_yticks(range(len(recipes)), recipes)
+    ax.set_yticks(range(len(recipes)), [f"{name}\n(own: {owns.get(name, '?')})" for name in recipes])
     for i, row in enumerate(grid):
         for j, v in enumerate(row):
             if not math.isnan(v):
-                ax.text(j, i, f"{v:+.3f}", ha="center", va="center", fontsize=8)
-    fig.colorbar(im, ax=ax, label="change vs the method's own objective (positive = better)")
+                ax.text(j, i, labels[i][j], ha="center", va="center", fontsize=7)
+    fig.colorbar(im, ax=ax, label="% change vs the method's own objective (positive = better)")
     ax.set_title("Loss x domain matrix")
     fig.tight_layout()
     tmp = path.with_name(path.name + ".tmp.png")

@@ -6,9 +6,18 @@ from typing import Literal, Optional, Union
 
 from pydantic import Field
 
+from ..core.objectives import objective_config
 from ..core.recipe import StrictModel
 
-__all__ = ["STRATEGIES", "SLUModelConfig", "SLUDataConfig", "SLUEvalConfig", "CoconutConfig"]
+__all__ = [
+    "STRATEGIES",
+    "SLUModelConfig",
+    "SLUDataConfig",
+    "SLUEvalConfig",
+    "CoconutConfig",
+    "NSPTObjectiveConfig",
+    "MMObjectiveConfig",
+]
 
 STRATEGIES = ("joint", "coconut", "replay", "finetune")
 
@@ -58,16 +67,26 @@ class SLUDataConfig(StrictModel):
     workers: int = Field(2, gt=0, description="synthesis processes")
 
 
+# COCONUT's published terms (both InfoNCE-form, cosine / 0.1): NSPT's class labels are its positives, so supcon applies;
+# MM's positives are utterances of the same transcript (the transcript ids are its labels)
+NSPTObjectiveConfig = objective_config("coconut", "info_nce", 0.1, labels=True)
+MMObjectiveConfig = objective_config("coconut_mm", "info_nce", 0.1, labels=True)
+
+
 class SLUEvalConfig(StrictModel):
     batch_size: int = Field(256, gt=0)
 
 
 class CoconutConfig(StrictModel):
     name: Literal["coconut"] = "coconut"
+    renamed = {"temperature": "objective.temperature", "mm_temperature": "mm_objective.temperature"}
+
     strategies: list[Literal["joint", "coconut", "replay", "finetune"]] = Field(
         default_factory=lambda: list(STRATEGIES)
     )
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    seeds: Optional[list[int]] = Field(
+        default_factory=lambda: [0, 1, 2], description="seeds of every strategy; null: train.seed alone"
+    )
     n_tasks: int = Field(6, gt=0)
     task_sizes: Optional[list[int]] = None
     class_order: Union[Literal["seeded", "dataset"], list[str]] = Field(
@@ -88,6 +107,10 @@ class CoconutConfig(StrictModel):
     )
     mm_weight: float = Field(0.1, ge=0, description="weight of the MM loss (audio-text contrastive)")
     kd_weight: float = Field(0.0, ge=0, description="optional logit distillation on rehearsal samples")
-    temperature: float = Field(0.1, gt=0, description="NSPT temperature")
-    mm_temperature: float = Field(0.1, gt=0)
+    objective: NSPTObjectiveConfig = Field(
+        default_factory=NSPTObjectiveConfig, description="the loss of the NSPT term (slu/losses.py: nspt_loss)"
+    )
+    mm_objective: MMObjectiveConfig = Field(
+        default_factory=MMObjectiveConfig, description="the loss of the MM term (slu/losses.py: mm_loss)"
+    )
     kd_temperature: float = Field(2.0, gt=0)

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
+from ..core.objectives import Objective
 from .config import CoconutConfig
 from .losses import mm_loss, nspt_loss
 
@@ -37,6 +38,7 @@ class Strategy:
 
     def __init__(self, cfg: CoconutConfig):
         self.cfg = cfg
+        self.objectives = nn.ModuleDict()  # the contrastive terms' objectives (a learnable temperature trains)
 
     def pool(self, by_task: list[list[int]], phase: int) -> list[int]:
         """Training example indices of ``phase``."""
@@ -82,6 +84,7 @@ class Coconut(Replay):
     def __init__(self, cfg: CoconutConfig):
         super().__init__(cfg)
         self.teacher: SLUModel | None = None
+        self.objectives.update({"nspt": Objective(cfg.objective), "mm": Objective(cfg.mm_objective)})
 
     def start_phase(self, task: CILTask, phase: int) -> None:
         if phase > 0:
@@ -94,14 +97,14 @@ class Coconut(Replay):
         if cfg.mm_weight and task.data.has_text:
             # L_MM: symmetric audio-text InfoNCE on the new task's data; same transcript = positives
             text = task.model.encode_text([task.data.train.texts[int(i)] for i in batch["new"]])
-            mm = mm_loss(z[:n_new], text, task.train_text[batch["new"]].to(task.device), cfg.mm_temperature)
+            mm = mm_loss(self.objectives["mm"], z[:n_new], text, task.train_text[batch["new"]].to(task.device))
             total, extras["mm"] = total + cfg.mm_weight * mm, float(mm.detach())
         if self.teacher is not None and len(batch["mem"]):
             with torch.no_grad():
                 h_t, logits_t = self.teacher(*task.inputs(batch["mem"], task.data.train_feats))  # rehearsal samples
                 z_t = self.teacher.project(h_t)
             if cfg.nspt_weight:
-                nspt = nspt_loss(z[n_new:], y[n_new:], z_t, y[n_new:], z, y, cfg.temperature)
+                nspt = nspt_loss(self.objectives["nspt"], z, y, z_t)
                 total, extras["nspt"] = total + cfg.nspt_weight * nspt, float(nspt.detach())
             if cfg.kd_weight:
                 old, t = task.classes_before(task.phase), cfg.kd_temperature

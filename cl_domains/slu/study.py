@@ -55,7 +55,7 @@ class CILStudy(Study):
             run.log("the training manifest has no transcripts: COCONUT runs without its MM (audio-text) term")
         results: dict[str, list[dict]] = {}
         for strategy in cfg.strategies:
-            for seed in cfg.seeds:
+            for seed in cfg.seeds or [recipe.train.seed]:
                 results.setdefault(strategy, []).append(self._train_one(run, data, strategy, seed, device))
         self._write(run, data, results, time.time() - t0)
         return run

@@ -65,6 +65,8 @@ class CILTask(Task):
         self.device = torch.device(device)
         torch.manual_seed(seed)
         self.model = SLUModel(data.train.classes, data.vocab, **model_cfg.model_dump()).to(self.device)
+        if any(p.requires_grad for p in self.strategy.objectives.parameters()):  # a learnable temperature trains
+            self.model.add_module("objectives", self.strategy.objectives.to(self.device))
         n_classes = len(data.train.classes)
         self.tasks = ordered_tasks(
             data.train.classes, method.n_tasks, method.task_sizes, method.class_order, method.class_order_seed
