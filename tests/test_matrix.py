@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -112,3 +113,30 @@ def test_the_shipped_sentences_and_seqrec_matrix_tiny_profile(tmp_path, data_roo
     md = (out / "matrix.md").read_text()
     assert "## sentences: simcse_unsup_sts (stsb_test" in md and "## seqrec: cl4srec_beauty (NDCG@10" in md
     assert (out / "matrix.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_summary_gain_in_percent_follows_the_metric_direction_and_the_paired_test(tmp_path):
+    from cl_domains.core.matrix import Cell, summarize, write_outputs
+
+    def cells(metric, own, other):
+        out = []
+        for seed, (a, b) in enumerate(zip(own, other)):
+            common = dict(domain="d", recipe="r.yaml", name=f"r_{metric}", profile="matrix", temperature=0.1, seed=seed)
+            out.append(Cell(loss="info_nce", own=True, metric=metric, status="done", value=a, **common))
+            out.append(Cell(loss="dcl", own=False, metric=metric, status="done", value=b, **common))
+        return out
+
+    mae = cells("mae", [2.0, 2.2, 1.8], [1.5, 1.8, 1.2])  # dcl lowers the error by 0.5 on average: 25% better
+    acc = cells("acc", [50.0, 52.0, 48.0], [45.0, 48.0, 45.0])  # dcl loses 4 points of 50: -8%
+    rows = {(r["recipe"], r["loss"]): r for r in summarize(mae + acc)}
+    assert rows[("r_mae", "dcl")]["gain_pct"] == pytest.approx(25.0)
+    assert rows[("r_mae", "dcl")]["delta"] == pytest.approx(-0.5)
+    assert rows[("r_mae", "dcl")]["p"] == pytest.approx(0.0131, abs=1e-3)  # paired t over diffs -0.5, -0.4, -0.6
+    assert rows[("r_acc", "dcl")]["gain_pct"] == pytest.approx(-8.0)
+    assert rows[("r_acc", "dcl")]["p"] == pytest.approx(0.0202, abs=1e-3)  # paired t over diffs -5, -4, -3
+    assert math.isnan(rows[("r_acc", "info_nce")]["p"]) and rows[("r_acc", "info_nce")]["gain_pct"] == 0.0
+    write_outputs(mae + acc, tmp_path)
+    md = (tmp_path / "matrix.md").read_text()
+    assert "| dcl | 0.1 | 3 | **1.5000 ± 0.3000** | -0.5000 | 0.013 | yes |" in md  # the lower MAE is the best
+    assert "| dcl | 0.1 | 3 | 46.0000 ± 1.7321 | -4.0000 | 0.020 | yes |" in md
+    assert (tmp_path / "matrix.png").read_bytes()[:4] == b"\x89PNG"
