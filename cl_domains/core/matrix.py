@@ -382,8 +382,8 @@ def _markdown(rows: list[dict], cells: list[Cell]) -> str:
             lines.append(
                 f"| {loss} | {r['temperature']:g} | {r['seeds']} | {cell} | {delta} | {_num(r['p'], 3)} | {sig} |"
             )
-        skipped = sorted({(c.loss, c.note) for c in cells if c.name == name and c.status == "not applicable"})
-        for loss, note in skipped:
+        skipped = {c.loss: c.note for c in cells if c.name == name and c.status == "not applicable"}
+        for loss, note in skipped.items():  # one reason per loss (the temperatures' reasons differ only in t)
             lines.append(f"\n{loss}: not applicable ({note})")
         lines.append("")
     return "\n".join(lines) + "\n"
