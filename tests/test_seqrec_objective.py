@@ -179,7 +179,7 @@ def test_supcon_is_refused_and_shipped_recipes_keep_the_published_objective(name
 def test_matrix_profiles_and_block():
     r = load_recipe("recipes/cl4srec_beauty.yaml", "matrix")
     assert r.matrix.metric == "NDCG@10" and r.matrix.temperatures == [1.0, 0.5]
-    assert r.train.max_steps == 60 and r.eval.users == 5000 and not r.train.eval_before
+    assert r.train.max_steps == 250 and r.eval.users == 5000 and not r.train.eval_before
     tiny = load_recipe("recipes/cl4srec_beauty.yaml", "tiny")
     assert tiny.train.max_steps == 1 and tiny.eval.users == 300
 
