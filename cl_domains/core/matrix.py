@@ -283,6 +283,7 @@ def summarize(cells: list[Cell]) -> list[dict]:
                     else float(stats.ttest_rel(*zip(*paired)).pvalue)
                 )
             own_mean = _stats(list(own.values()))[0] if own else math.nan
+            gain = own_mean - mean if lower_is_better(group[0].metric) else mean - own_mean  # positive = better
             rows.append(
                 {
                     "domain": group[0].domain,
@@ -295,12 +296,8 @@ def summarize(cells: list[Cell]) -> list[dict]:
                     "mean": mean,
                     "std": std,
                     "delta": mean - own_mean,
-                    "gain": (own_mean - mean if lower_is_better(group[0].metric) else mean - own_mean),
-                    "gain_pct": (own_mean - mean if lower_is_better(group[0].metric) else mean - own_mean)
-                    / abs(own_mean)
-                    * 100
-                    if own_mean
-                    else math.nan,
+                    "gain": gain,
+                    "gain_pct": gain / abs(own_mean) * 100 if own_mean else math.nan,
                     "p": p,
                 }
             )
@@ -399,12 +396,16 @@ def _plot(rows: list[dict], path: Path) -> None:
     # shows its temperature, rows name the method's own objective
     recipes = list(dict.fromkeys(r["recipe"] for r in rows))
     temps = {name: list(dict.fromkeys(r["temperature"] for r in rows if r["recipe"] == name)) for name in recipes}
-    columns = list(dict.fromkeys(f"{r['loss']} t{temps[r['recipe']].index(r['temperature']) + 1}" for r in rows))
+
+    def column(r: dict) -> str:
+        return f"{r['loss']} t{temps[r['recipe']].index(r['temperature']) + 1}"
+
+    columns = list(dict.fromkeys(column(r) for r in rows))
     grid = [[math.nan] * len(columns) for _ in recipes]
     labels = [[""] * len(columns) for _ in recipes]
     for r in rows:
         i = recipes.index(r["recipe"])
-        j = columns.index(f"{r['loss']} t{temps[r['recipe']].index(r['temperature']) + 1}")
+        j = columns.index(column(r))
         grid[i][j] = 0.0 if r["own"] else r["gain_pct"]
         labels[i][j] = ("own" if r["own"] else f"{r['gain_pct']:+.1f}") + f"\nt={r['temperature']:g}"
     owns = {r["recipe"]: f"{r['loss']} t={r['temperature']:g}" for r in rows if r["own"]}

@@ -27,9 +27,10 @@ def nspt_loss(objective: Objective, student: Tensor, labels: Tensor, teacher: Te
     anchors, anchor_labels = student[-m:], labels[-m:]
     keep = len(student) if objective.loss_name == "info_nce" else len(student) - m
     keys, key_labels = torch.cat([teacher, student[:keep]]), torch.cat([anchor_labels, labels[:keep]])
-    none = torch.zeros(m, dtype=torch.bool, device=student.device)
-    positives = torch.cat([labels_to_positives(anchor_labels, exclude_self=False), none[:, None].expand(m, keep)], 1)
-    negatives = torch.cat([none[:, None].expand(m, m), ~labels_to_positives(anchor_labels, labels[:keep])], 1)
+    teacher_pos = labels_to_positives(anchor_labels, exclude_self=False)  # [m, m]: same class, itself included
+    student_neg = ~labels_to_positives(anchor_labels, labels[:keep])  # [m, keep]: other classes
+    positives = torch.cat([teacher_pos, torch.zeros_like(student_neg)], 1)
+    negatives = torch.cat([torch.zeros_like(teacher_pos), student_neg], 1)
     return objective(anchors, keys, positives=positives, negatives=negatives, labels=(anchor_labels, key_labels))
 
 
