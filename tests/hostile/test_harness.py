@@ -8,7 +8,7 @@ def test_children_end_cleanly_and_bounds_apply(sentinel):
     ok, user_error = run_many([["--help"], ["run", "no_such_recipe"]])
     assert_clean_exit(ok, codes=(0,))
     assert_clean_exit(user_error, codes=(2,), contains="recipe not found")
-    starved = run_cli("list", memory=200 * 2**20)  # the address-space limit reaches the child
+    starved = run_cli("list", memory=32 * 2**20)  # the address-space limit reaches the child
     assert starved.code not in (0, 2)
 
 
