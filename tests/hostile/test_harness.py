@@ -1,6 +1,7 @@
 """The harness itself: the bounds hold on the child and the checks can fail."""
 
 import pytest
+
 from .harness import Result, assert_clean_exit, run_cli, run_many
 
 
