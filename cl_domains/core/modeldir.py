@@ -102,8 +102,15 @@ def _read_json(path: Path) -> Any:
         raise UserError(f"{path} is not valid JSON ({exc}); the model directory is damaged.") from None
 
 
-def _finite(d: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in d.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}
+def _finite(d: Any) -> dict[str, float]:
+    """The finite numbers of a metrics dict (anything else, e.g. a note, is left out)."""
+    if not isinstance(d, dict):
+        return {}
+    return {
+        str(k): float(v)
+        for k, v in d.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
 
 
 def make_manifest(
@@ -142,7 +149,7 @@ def make_manifest(
         "embedding_dim": embedding_dim,
         "files": {},
         "metrics": _finite(metrics or {}),
-        "baselines": {k: _finite(v) for k, v in (baselines or {}).items()},
+        "baselines": {str(k): _finite(v) for k, v in (baselines or {}).items() if isinstance(v, dict)},
         "paper": _finite(paper or {}),
         **extras,
     }
