@@ -41,6 +41,7 @@ def test_fit_equals_the_cli_run_of_the_recipe(tmp_path, tiny_backbone, tiny_data
     from_run = cl_domains.load(run_dir / "model")
     assert isinstance(from_run, SimCSE) and from_run.metrics_ == cli["final"]
     assert np.array_equal(from_run.embed(x), in_memory.embed(x))
+    assert from_run.evaluate() == cli["final"] == in_memory.evaluate(tiny_data["test"])  # without the trained task
 
 
 def test_saved_folder_loads_in_sentence_transformers(tmp_path, tiny_backbone, tiny_data):
