@@ -659,7 +659,7 @@ def train_task(
     """Train a built task in a new run directory under ``out``, or resume ``run`` (an existing
     one). Under torchrun, rank 0 creates the directory and every rank uses it."""
     resume = run is not None
-    if resume and "final" in run.metrics:  # finished: resuming must not evaluate or write again
+    if run is not None and "final" in run.metrics:  # finished: resuming must not evaluate or write again
         console.print(
             f"{run.dir} is finished ({run.metrics.get('steps', '?')} steps; results in "
             f"{run.dir / 'report.md'}): nothing to resume, nothing changed.",
