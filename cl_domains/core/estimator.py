@@ -157,6 +157,9 @@ class Estimator:
     default_profile: ClassVar[str] = "quick"
     default_seed: ClassVar[int] = 0
     renamed: ClassVar[dict[str, str]] = RENAMED_KEYWORDS  # a domain may extend it
+    # cl-domains embed may embed a list/array of inputs in chunks (with a progress bar): set False where the rows of
+    # one call interact (e.g. batches sorted by length) so that chunks would not equal one call exactly
+    chunked_inference: ClassVar[bool] = True
 
     # learned attributes, set by fit() or load()
     recipe_: Recipe  # the resolved recipe trained
