@@ -184,6 +184,10 @@ def test_constructor_stores_and_refuses_old_keywords():
         _Plain(trian={})
     with pytest.raises(UserError, match="'n_iters' is not accepted"):
         est.set_params(n_iters=5)
+    with pytest.raises(
+        UserError, match=r"_Plain.fit\(\): the keyword 'epochs' is not accepted; write train=\{'epochs'"
+    ):
+        est.fit(["a"], epochs=3)
 
 
 def test_build_recipe_merges_sections_with_the_recipe_validation(data_root):

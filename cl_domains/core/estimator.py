@@ -199,15 +199,15 @@ class Estimator:
                     names.append(p.name)
         return names
 
-    def _refuse(self, unknown: dict[str, Any]) -> None:
+    def _refuse(self, unknown: dict[str, Any], where: str = "()") -> None:
         for key in unknown:
             if key in self.renamed:
                 raise UserError(
-                    f"{type(self).__name__}(): the keyword {key!r} is not accepted; write {self.renamed[key]}."
+                    f"{type(self).__name__}{where}: the keyword {key!r} is not accepted; write {self.renamed[key]}."
                 )
             hint = difflib.get_close_matches(key, self._param_names(), n=1)
             raise UserError(
-                f"{type(self).__name__}(): unknown keyword {key!r}"
+                f"{type(self).__name__}{where}: unknown keyword {key!r}"
                 + (f" (did you mean {hint[0]!r}?)" if hint else "")
                 + f"; the keywords are: {', '.join(self._param_names())}."
             )
@@ -346,7 +346,7 @@ class Estimator:
         from .runs import shown_paper
         from .train import train_recipe
 
-        self._refuse({k: v for k, v in kwargs.items() if k in self.renamed})
+        self._refuse({k: v for k, v in kwargs.items() if k in self.renamed}, ".fit()")
         recipe = self.build_recipe(self.data_settings(data, *args, **kwargs))
         built = []
 
