@@ -303,12 +303,15 @@ def test_jsonl_table_and_dataset_errors(tmp_path):
     assert task.data.feature_names == ["a", "b"] and task.predict("test").shape == (10,)
     with pytest.raises(UserError, match=r"mine.jsonl has no column 'why' \(named by data.target\)"):
         built_task(load_recipe(write_recipe(tmp_path, {"dataset": "table", "path": str(table), "target": "why"})))
-    with pytest.raises(UserError, match=r"no column 'c' \(named by data.features\)"):
-        built_task(
-            load_recipe(
-                write_recipe(tmp_path, {"dataset": "table", "path": str(table), "target": "y", "features": ["a", "c"]})
+    for features, at in ((["a", "c"], 1), (["c", "b"], 0)):  # the first feature is checked as well as the last
+        with pytest.raises(UserError, match=rf"no column 'c' \(named by data.features\[{at}\]\)"):
+            built_task(
+                load_recipe(
+                    write_recipe(
+                        tmp_path, {"dataset": "table", "path": str(table), "target": "y", "features": features}
+                    )
+                )
             )
-        )
     with pytest.raises(UserError, match=r"data.dataset 'uci_airfol' is neither a dataset card \(.*uci_airfoil"):
         built_task(load_recipe(write_recipe(tmp_path, {"dataset": "uci_airfol"})))
     with pytest.raises(UserError, match=r"data.dataset 'pbp' reads your own data: set data.path"):

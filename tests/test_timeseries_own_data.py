@@ -120,6 +120,7 @@ def test_tser_regression_end_to_end(tmp_path):
     assert m["baselines"]["train mean"]["rmse"] == pytest.approx(float(np.sqrt((err**2).mean())))
     assert m["baselines"]["train mean"]["mae"] == pytest.approx(float(np.abs(err).mean()))
     assert m["select_metric"] == "cv_r2" and m["best_step"] is not None
+    assert -1 < m["baselines"]["ridge on raw series"]["cv_r2"] < 1  # a sane cross-validation of the raw ridge
     assert TSEncoder.load(run.dir / "model").transform(d.x_test).shape == (12, 16)
 
 
@@ -133,6 +134,17 @@ def test_regression_probe_by_hand():
     assert noise["cv_r2"] < 0.2
     with pytest.raises(UserError, match="at least 4 train series"):
         regression_probe((x[:3], y[:3]))
+
+
+def test_regression_probe_cv_survives_columns_that_are_almost_always_padding():
+    """The zero-filled end of the one longer series (tiny values on another row) must not blow up a CV fold."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    y = x @ np.array([1.0, -1.0, 0.5]) + 0.3 * rng.normal(size=40)
+    pad = np.zeros((40, 10))
+    pad[0], pad[1] = 1e-3 * rng.normal(size=10), rng.normal(size=10)
+    res = regression_probe((np.hstack([x, pad]), y))
+    assert res["cv_r2"] > 0.9  # per-fold scaling gave -1512 here
 
 
 def test_kind_mismatch_and_config_errors(tmp_path):
@@ -279,3 +291,18 @@ def test_ucr_set_written_as_ts_reads_like_the_tsv_reader(tmp_path, data_root):
     assert d.x_train.shape == ref.x_train.shape == (20, 24, 1) and d.x_test.shape == (343, 24, 1)
     assert np.allclose(d.x_train, ref.x_train, atol=1e-5) and np.allclose(d.x_test, ref.x_test, atol=1e-5)
     assert d.y_train.tolist() == ref.y_train.tolist() and d.y_test.tolist() == ref.y_test.tolist()
+
+
+def test_regress_kind_follows_with_its_selection_metric(tmp_path):
+    """A classification recipe switched to ``kind: regress`` selects on cv_r2 (max) instead of failing at its first
+    evaluation; an unknown metric is refused before the baselines and the first step."""
+    (tr, ytr), (te, yte) = toy_regression(24, 0), toy_regression(12, 1)
+    train, test = write_pair(tmp_path, ts_text(tr, ytr, dims=2, regress=True), ts_text(te, yte, dims=2, regress=True))
+    data = {"kind": "regress", "path": str(train), "test": str(test)}
+    run = run_recipe(tmp_path, data, steps=2, select_metric="cv_acc", select_mode="max", eval_before=False)
+    assert run.metrics["select_metric"] == "cv_r2" and run.metrics["best_step"] is not None
+    assert yaml.safe_load((run.dir / "config.yaml").read_text())["train"]["select_metric"] == "cv_r2"
+    run = run_recipe(tmp_path, data, steps=2, select_metric="val_mse", select_mode="min", eval_before=False)
+    assert run.metrics["select_metric"] == "cv_r2" and run.metrics["best_step"] is not None
+    with pytest.raises(UserError, match=r"train.select_metric 'acc' is not a dev metric of data.kind 'regress'.*cv_r2"):
+        run_recipe(tmp_path, data, steps=2, select_metric="acc")

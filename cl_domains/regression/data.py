@@ -402,7 +402,7 @@ def load_table(
     df = read_table(path, what="regression table")
     require_columns(df, path, {"data.target": target}, what="regression table")
     features = list(features) if features else [c for c in df.columns if c != target]
-    require_columns(df, path, {"data.features": c for c in features}, what="regression table")
+    require_columns(df, path, {f"data.features[{i}]": c for i, c in enumerate(features)}, what="regression table")
     if target in features:
         raise UserError(f"{path}: the target {target!r} is also listed among data.features.")
     for c in [*features, target]:

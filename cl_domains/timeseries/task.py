@@ -126,6 +126,10 @@ class TimeseriesDataConfig(StrictModel):
         return self
 
 
+SELECT_DEFAULTS = {"forecast": "val_mse", "classify": "cv_acc", "regress": "cv_r2"}  # dev metric per data.kind
+SELECT_MODES = {"val_mse": "min", "cv_acc": "max", "cv_r2": "max"}
+
+
 def is_long_table(path: str) -> bool:
     name = path.lower().removesuffix(".gz")
     return name.endswith((".csv", ".tsv", ".jsonl", ".parquet"))
@@ -217,6 +221,8 @@ class TimeseriesTask(Task):
             self.data = read_ucr(self._ucr_folder(d.path, data_root))
             train = self.data.x_train
             self.dev_metric = "cv_acc"
+        if panel is None:
+            self._check_select_metric(recipe)
         self.train_x = torch.as_tensor(sections(train, d.max_train_length))
         self.batch_size = min(recipe.train.batch_size, len(self.train_x))  # a batch larger than the data takes it all
         m = recipe.model
@@ -237,6 +243,28 @@ class TimeseriesTask(Task):
         self.swa = AveragedModel(self.net, use_buffers=True)  # tsai backbones have BatchNorm statistics
         self.model = nn.ModuleDict({"net": self.net, "swa": self.swa})
         self._cache: tuple[float, np.ndarray] | None = None
+
+    def _check_select_metric(self, recipe: Recipe) -> None:
+        """``train.select_metric`` must be a dev metric of ``data.kind``: another kind's selection metric (a recipe
+        written for classification run with ``kind: regress``, say) becomes this kind's, with its direction; any
+        other unknown name is refused before the data is encoded or a step is taken."""
+        t = recipe.train
+        if t.select_metric is None:
+            return
+        kind = recipe.data.kind
+        horizons = getattr(self, "horizons", None) or []
+        own = {"forecast": ["val_mse", *(f"val_mse_{h}" for h in horizons)], "classify": ["cv_acc"]}
+        own["regress"] = ["cv_r2", "cv_rmse"]
+        if t.select_metric in own[kind]:
+            return
+        if t.select_metric in SELECT_DEFAULTS.values():  # another kind's default: follow the kind
+            t.select_metric, t.select_mode = self.dev_metric, SELECT_MODES[self.dev_metric]
+            recipe.resolved.setdefault("train", {}).update(select_metric=t.select_metric, select_mode=t.select_mode)
+            return
+        raise UserError(
+            f"recipe {recipe.source}: train.select_metric {t.select_metric!r} is not a dev metric of data.kind "
+            f"{kind!r}; choose one of {', '.join(own[kind])} (or leave it unset: {self.dev_metric})."
+        )
 
     @staticmethod
     def _ucr_folder(ref: str, data_root) -> Path:
