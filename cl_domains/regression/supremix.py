@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Mixtures", "supremix_mixtures", "supremix_loss", "SupReMix"]
+__all__ = ["Mixtures", "supremix_mixtures", "supremix_loss", "SupReMixLoss"]
 
 
 @dataclass
@@ -130,8 +130,8 @@ def supremix_loss(
     return supremix_objective("supcon", z, y, mixtures, temperature, distance_weight, reduction)
 
 
-class SupReMix(nn.Module):
-    """The SupReMix loss as a module: ``SupReMix()(z, y, rng)`` samples the mixtures and scores."""
+class SupReMixLoss(nn.Module):
+    """The SupReMix loss as a module: ``SupReMixLoss()(z, y, rng)`` samples the mixtures and scores."""
 
     def __init__(
         self,

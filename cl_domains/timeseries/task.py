@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterator, Literal, Optional
@@ -10,7 +9,6 @@ from typing import Any, Iterator, Literal, Optional
 import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
-from safetensors.torch import save_model
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
@@ -308,6 +306,8 @@ class TimeseriesTask(Task):
         return self._cache[1]
 
     def evaluate(self, split: str) -> dict[str, float]:
+        if self.data is None:  # series given in memory without labels: nothing to score
+            return {}
         if isinstance(self.data, Regression):
             with eval_mode(self.encoder()) as net:
                 tr, te = encode_series(net, self.data.x_train), encode_series(net, self.data.x_test)
@@ -346,6 +346,8 @@ class TimeseriesTask(Task):
         on them extrapolates badly; alpha on validation as the probe's). Classification: ``raw 1-NN`` (Euclidean) and ``raw SVM``
         (the same RBF SVM probe on the raw series). Regression: ``train mean`` and ``ridge on raw series``
         (the same ridge probe on the NaN-zeroed raw series)."""
+        if self.data is None:
+            return {}
         if isinstance(self.data, Regression):
             d = self.data
             flat = lambda x: np.nan_to_num(x.reshape(len(x), -1))  # noqa: E731
@@ -382,10 +384,8 @@ class TimeseriesTask(Task):
         return {"last value": last, "ridge on raw window": ridge}
 
     def export(self, directory: Path) -> None:
-        """``config.json`` + ``model.safetensors`` of the averaged encoder: :meth:`TSEncoder.load` reads it."""
-        directory.mkdir(parents=True, exist_ok=True)
-        net = self.encoder()
-        save_model(net, str(directory / "model.safetensors"))
-        (directory / "config.json").write_text(
-            json.dumps({"network": self.net_config, "method": self.cfg.name, "data": self.recipe.data.path}, indent=2)
-        )
+        """The averaged encoder in the model-directory layout (:mod:`cl_domains.core.modeldir`): what
+        ``TSEncoder.load`` and ``cl_domains.load`` read."""
+        from .encoder import write_encoder
+
+        write_encoder(directory, self.recipe, self.encoder(), self.net_config)
