@@ -64,6 +64,8 @@ ERROR_METRICS = ("mae", "mse", "rmse", "gm")
 
 
 class RegressionModelConfig(StrictModel):
+    """The recipe's ``model`` section of the regression domain: encoder and projector sizes."""
+
     hidden: list[int] = Field(default_factory=lambda: [128, 128], description="MLP widths (tables, sentence pairs)")
     dropout: float = Field(0.0, ge=0, lt=1)
     channels: int = Field(32, gt=0, description="temporal encoder: convolution channels")
@@ -73,6 +75,8 @@ class RegressionModelConfig(StrictModel):
 
 
 class RegressionDataConfig(StrictModel):
+    """The recipe's ``data`` section of the regression domain: the dataset and how its rows are split."""
+
     dataset: str = Field(
         "uci_airfoil",
         description="a dataset card (uci_airfoil, uci_concrete, uci_energy, stsb_dir, exchange_rate, or any "
@@ -94,6 +98,8 @@ class RegressionDataConfig(StrictModel):
 
 
 class RegressionEvalConfig(StrictModel):
+    """The recipe's ``eval`` section of the regression domain: batch size and the two-stage linear probe."""
+
     batch_size: int = Field(2048, gt=0)
     probe: Literal["l1", "mse"] = Field("l1", description="two_stage: linear probe loss (mse = least squares)")
     probe_steps: int = Field(
@@ -102,6 +108,8 @@ class RegressionEvalConfig(StrictModel):
 
 
 class SupReMixConfig(StrictModel):
+    """SupReMix's mixture settings (``method.supremix``): how many hard negatives/positives and how they mix."""
+
     renamed = {"temperature": "method.objective.temperature"}
 
     n_neg: int = Field(16, ge=0, description="anchor-inclusive mixtures (hard negatives) per anchor")
@@ -126,16 +134,22 @@ class RegressionMethodConfig(StrictModel):
 
 
 class SupReMixMethodConfig(RegressionMethodConfig):
+    """The ``method`` section of SupReMix: the shared keys plus its ``objective`` (published: supcon at 0.5)."""
+
     name: Literal["supremix"]
     objective: SupReMixObjectiveConfig = Field(default_factory=SupReMixObjectiveConfig)  # supcon @ 0.5
 
 
 class RnCMethodConfig(RegressionMethodConfig):
+    """The ``method`` section of Rank-N-Contrast: the shared keys plus its ``objective`` (published: rnc at 2)."""
+
     name: Literal["rnc"]
     objective: RnCObjectiveConfig = Field(default_factory=RnCObjectiveConfig)  # rnc @ 2
 
 
 class L1MethodConfig(RegressionMethodConfig):
+    """The ``method`` section of the plain regression loss (no contrastive term, so no ``objective``)."""
+
     name: Literal["l1"]
 
     @model_validator(mode="before")

@@ -34,6 +34,8 @@ AutoTCLObjectiveConfig = objective_config("autotcl", "info_nce", 1.0)  # §3.3; 
 
 
 class AutoTCLConfig(StrictModel):
+    """The recipe's ``method`` section for AutoTCL (``method.name: autotcl``)."""
+
     name: Literal["autotcl"] = "autotcl"
     renamed = {"temperature": "objective.temperature"}
 

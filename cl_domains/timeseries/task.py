@@ -50,6 +50,8 @@ __all__ = [
 
 
 class TimeseriesBackboneConfig(StrictModel):
+    """The encoder body (``model.backbone``): TS2Vec's dilated convolutions or a tsai architecture."""
+
     name: Literal["ts2vec", "tsai"] = Field(
         "ts2vec",
         description="ts2vec: the dilated-conv encoder; tsai: a tsai "
@@ -68,6 +70,8 @@ class TimeseriesBackboneConfig(StrictModel):
 
 
 class TimeseriesModelConfig(StrictModel):
+    """The recipe's ``model`` section of the time-series domain: the TS2Vec network's sizes and masking."""
+
     output_dims: int = Field(320, gt=0)
     hidden: int = Field(64, gt=0)
     depth: int = Field(10, gt=0)
@@ -83,6 +87,8 @@ class TimeseriesModelConfig(StrictModel):
 
 
 class TimeseriesDataConfig(StrictModel):
+    """The recipe's ``data`` section of the time-series domain: the task (``kind``) and where its series are."""
+
     kind: Literal["forecast", "classify", "regress"] = Field(
         "forecast", description="forecast (ridge, MSE/MAE), classify (SVM, accuracy) or regress (ridge, RMSE/MAE)"
     )
@@ -138,6 +144,8 @@ def is_ts_file(path: str) -> bool:
 
 
 class TimeseriesEvalConfig(StrictModel):
+    """The recipe's ``eval`` section of the time-series domain: how series are encoded for the probes."""
+
     padding: int = Field(200, ge=0, description="causal window before each timestamp when encoding for forecasting")
     batch_size: int = Field(256, gt=0)
 

@@ -24,6 +24,8 @@ TS2VecObjectiveConfig = objective_config("ts2vec", "nt_xent", 1.0)  # eqs. 1-2: 
 
 
 class TS2VecConfig(StrictModel):
+    """The recipe's ``method`` section for TS2Vec (``method.name: ts2vec``)."""
+
     name: Literal["ts2vec"] = "ts2vec"
     renamed = {"alpha": "instance_weight"}
 
