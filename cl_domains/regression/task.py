@@ -283,7 +283,7 @@ class RegressionTask(Task):
     contrastive: ClassVar[bool] = True  # False: the regression loss alone (no projector, no second view)
 
     def __init__(self, recipe: Recipe, data_root, device: torch.device, data: RegressionData | None = None):
-        """``data``: already loaded data (in-memory arrays, see :func:`cl_domains.regression.fit`) in place of
+        """``data``: already loaded data (in-memory arrays, see :class:`cl_domains.regression.Regressor`) in place of
         the recipe's ``data`` section."""
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
         t = recipe.train
