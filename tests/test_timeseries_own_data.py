@@ -333,3 +333,18 @@ def test_regress_kind_follows_with_its_selection_metric(tmp_path):
     assert run.metrics["select_metric"] == "cv_r2" and run.metrics["best_step"] is not None
     with pytest.raises(UserError, match=r"train.select_metric 'acc' is not a dev metric of data.kind 'regress'.*cv_r2"):
         run_recipe(tmp_path, data, steps=2, select_metric="acc")
+
+
+def test_a_loaded_encoder_scores_a_ts_pair_as_its_run_did(tmp_path):
+    (tr, trl), (te, tel) = toy_classes(12, 2, 0), toy_classes(6, 2, 1)
+    train, test = write_pair(tmp_path, ts_text(tr, trl, dims=2), ts_text(te, tel, dims=2))
+    est = TS2Vec(train={"max_steps": 2, "batch_size": 4}, **TINY_FIT).fit(str(train), test=str(test))
+    assert est.recipe_.data.kind == "classify" and set(est.metrics_) == {"acc", "cv_acc"}
+    assert est.evaluate() == est.metrics_
+    est.save(tmp_path / "enc")
+    again = TSEncoder.load(tmp_path / "enc")
+    assert again.evaluate(str(train), test=str(test)) == est.metrics_  # rebuilt from the saved recipe and weights
+    mem = TS2Vec(train={"max_steps": 1}, **TINY_FIT).fit(np.random.default_rng(0).normal(size=(4, 10, 1)))
+    assert mem.evaluate() == mem.metrics_ == {}  # unlabelled series: nothing to score
+    with pytest.raises(UserError, match="give the data to score"):
+        TSEncoder.load(mem.save(tmp_path / "mem")).evaluate()

@@ -127,15 +127,16 @@ class TSEncoder(Estimator):
         if data is None:
             return {"test": str(test)} if test is not None else {}
         if isinstance(data, (str, Path)):
-            from .task import is_long_table, is_ts_file
+            from .task import is_ts_file
 
             out: dict[str, Any] = {"path": str(data)}
             if test is not None:
                 out["test"] = str(test)
-            own = is_ts_file(str(data)) or is_long_table(str(data))
-            kind = (self.data or {}).get("kind")
-            if kind is None:
-                out["kind"] = "classify" if own or str(data).startswith("ucr/") else "forecast"
+            given = self.data or {}
+            if given.get("kind") is None:  # data={"kind": "regress"} for extrinsic regression
+                paired = test is not None or given.get("test") is not None
+                series = paired or is_ts_file(str(data)) or str(data).startswith("ucr/") or Path(data).is_dir()
+                out["kind"] = "classify" if series else "forecast"  # else: a forecasting dataset or CSV
             return out
         return {"kind": "classify", "path": IN_MEMORY, "test": None}
 
