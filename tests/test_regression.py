@@ -337,8 +337,8 @@ def test_user_table_recipe_trains_each_method(table, tmp_path, data_root):
     for method in ("supremix", "rnc", "l1"):
         run = train_recipe(load_recipe(path, None, [f"method.name={method}"]), out=tmp_path / "runs")
         maes[method] = run.metrics["final"]["mae"]
-        cfg = json.loads((run.dir / "model" / "regressor.json").read_text())
-        assert cfg["method"]["name"] == method
+        cfg = json.loads((run.dir / "model" / "cl_domains.json").read_text())
+        assert cfg["method"] == method and cfg["recipe"]["method"]["name"] == method
     std = 2.2  # std of 2a - b + 0.1c with standard normal a, b, c
     assert all(v < 0.25 * std for v in maes.values()), maes
     assert len(set(maes.values())) == 3  # three different trainings, not one

@@ -1,6 +1,6 @@
 """Readers and published splits of the regression benchmarks, and loaders for the user's own data: a table
-(:func:`load_table`, through ``core.tables``), a folder in the PBP layout (:func:`load_uci_pbp`), a TSER ``.ts``
-file (:func:`load_tser`) or in-memory arrays (:func:`from_arrays`).
+(:func:`load_table`, through ``core.tables``), a folder in the PBP layout (:func:`load_uci_pbp`) or in-memory
+arrays (:func:`from_arrays`; series ``[n, length, channels]`` too).
 
 Every loader returns a :class:`RegressionData` with train/dev/test :class:`Split` s. Features are
 arrays (tabular: ``[n, d]``; series: ``[n, window]`` or ``[n, length, channels]``) or sentence pairs
@@ -33,7 +33,6 @@ __all__ = [
     "stsb_shot_groups",
     "load_exchange",
     "load_table",
-    "load_tser",
     "from_arrays",
     "pbp_splits",
     "SHOTS",
@@ -402,7 +401,7 @@ def load_table(
     df = read_table(path, what="regression table")
     require_columns(df, path, {"data.target": target}, what="regression table")
     features = list(features) if features else [c for c in df.columns if c != target]
-    require_columns(df, path, {"data.features": c for c in features}, what="regression table")
+    require_columns(df, path, {f"data.features[{i}]": c for i, c in enumerate(features)}, what="regression table")
     if target in features:
         raise UserError(f"{path}: the target {target!r} is also listed among data.features.")
     for c in [*features, target]:
@@ -480,48 +479,6 @@ def _series(
     return RegressionData(name, "series", splits["train"], splits["dev"], splits["test"], names, target, scaler)
 
 
-def _ts_targets(x: np.ndarray, y: np.ndarray | None, meta: dict, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if meta.get("task") != "regress":
-        kind = "a classification" if meta.get("task") == "classify" else "an unlabelled"
-        raise UserError(
-            f"{path} is {kind} .ts file; series regression needs a TSER file: '@targetLabel true' in the header "
-            "and a numeric target after the last ':' of each case."
-        )
-    return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-
-
-def load_tser(
-    path: str | Path,
-    test_path: str | Path | None = None,
-    split: int = 0,
-    dev_fraction: float = 0.1,
-    test_fraction: float = 0.2,
-) -> RegressionData:
-    """Time-series extrinsic regression from a ``.ts`` file (``@targetLabel true``, e.g. the Monash/UEA TSER
-    archive; read by :func:`cl_domains.timeseries.ts_format.read_ts`): every series ``[T, d]`` has one numeric target. With ``test_path`` (the archive's ``_TEST.ts``)
-    that file is the test split and ``dev_fraction`` of ``path`` is held out at random (seed ``split``);
-    without it, the rows of ``path`` are split at random by both fractions. Gaps and padding of unequal
-    lengths are filled with the channel's previous value; channels are standardised with training statistics."""
-    from ..timeseries.ts_format import read_ts
-
-    path = Path(path)
-    x, y = _ts_targets(*read_ts(path), path)
-    test = None
-    if test_path is not None:
-        test_path = Path(test_path)
-        xt, yt = _ts_targets(*read_ts(test_path), test_path)
-        if xt.shape[1] < x.shape[1]:  # pad the shorter file to the longer one's length (filled like any gap)
-            xt = np.concatenate([xt, np.full((len(xt), x.shape[1] - xt.shape[1], xt.shape[2]), np.nan)], 1)
-        elif xt.shape[1] > x.shape[1]:
-            x = np.concatenate([x, np.full((len(x), xt.shape[1] - x.shape[1], x.shape[2]), np.nan)], 1)
-        xt = _fill_series(xt, str(test_path))
-        check_xy(xt.reshape(len(xt), -1), yt, str(test_path))
-        test = (xt, yt)
-    idx = _random_split(len(y), split, dev_fraction, 0.0 if test is not None else test_fraction, str(path))
-    name = path.name.split(".")[0]
-    return _series(name, x, y, idx, str(path), test=test)
-
-
 def from_arrays(
     x: np.ndarray,
     y: np.ndarray,
@@ -533,16 +490,14 @@ def from_arrays(
     feature_names: list[str] | None = None,
 ) -> RegressionData:
     """In-memory data: ``x [n, d]`` (a table) or ``[n, T, d]`` (series, NaN gaps allowed). Rows are split at
-    random (seed ``split``); ``test_fraction`` 0 makes the dev rows the test split too (the run's final metrics
-    are then dev metrics)."""
+    random (seed ``split``); ``test_fraction`` 0 leaves the test split empty (a run then scores the dev split and
+    names its final metrics ``dev_*``)."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64).ravel()
     if len(x) != len(y):
         raise UserError(f"fit(X, y): X has {len(x)} rows and y {len(y)}; give one target per row.")
     if x.ndim not in (2, 3):
         raise UserError(f"fit(X, y): X must be [n, features] or series [n, length, channels]; got shape {x.shape}.")
     idx = _random_split(len(y), split, dev_fraction, test_fraction, "fit(X, y)")
-    if test_fraction == 0:
-        idx["test"] = idx["dev"]
     if x.ndim == 3:
         return _series(name, x, y, idx, "fit(X, y)")
     names = feature_names or [f"x{j}" for j in range(x.shape[1])]

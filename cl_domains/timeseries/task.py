@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterator, Literal, Optional
@@ -10,7 +9,6 @@ from typing import Any, Iterator, Literal, Optional
 import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
-from safetensors.torch import save_model
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
@@ -52,6 +50,8 @@ __all__ = [
 
 
 class TimeseriesBackboneConfig(StrictModel):
+    """The encoder body (``model.backbone``): TS2Vec's dilated convolutions or a tsai architecture."""
+
     name: Literal["ts2vec", "tsai"] = Field(
         "ts2vec",
         description="ts2vec: the dilated-conv encoder; tsai: a tsai "
@@ -70,6 +70,8 @@ class TimeseriesBackboneConfig(StrictModel):
 
 
 class TimeseriesModelConfig(StrictModel):
+    """The recipe's ``model`` section of the time-series domain: the TS2Vec network's sizes and masking."""
+
     output_dims: int = Field(320, gt=0)
     hidden: int = Field(64, gt=0)
     depth: int = Field(10, gt=0)
@@ -85,6 +87,8 @@ class TimeseriesModelConfig(StrictModel):
 
 
 class TimeseriesDataConfig(StrictModel):
+    """The recipe's ``data`` section of the time-series domain: the task (``kind``) and where its series are."""
+
     kind: Literal["forecast", "classify", "regress"] = Field(
         "forecast", description="forecast (ridge, MSE/MAE), classify (SVM, accuracy) or regress (ridge, RMSE/MAE)"
     )
@@ -126,6 +130,10 @@ class TimeseriesDataConfig(StrictModel):
         return self
 
 
+SELECT_DEFAULTS = {"forecast": "val_mse", "classify": "cv_acc", "regress": "cv_r2"}  # dev metric per data.kind
+SELECT_MODES = {"val_mse": "min", "cv_acc": "max", "cv_r2": "max"}
+
+
 def is_long_table(path: str) -> bool:
     name = path.lower().removesuffix(".gz")
     return name.endswith((".csv", ".tsv", ".jsonl", ".parquet"))
@@ -136,6 +144,8 @@ def is_ts_file(path: str) -> bool:
 
 
 class TimeseriesEvalConfig(StrictModel):
+    """The recipe's ``eval`` section of the time-series domain: how series are encoded for the probes."""
+
     padding: int = Field(200, ge=0, description="causal window before each timestamp when encoding for forecasting")
     batch_size: int = Field(256, gt=0)
 
@@ -217,6 +227,8 @@ class TimeseriesTask(Task):
             self.data = read_ucr(self._ucr_folder(d.path, data_root))
             train = self.data.x_train
             self.dev_metric = "cv_acc"
+        if panel is None:
+            self._check_select_metric(recipe)
         self.train_x = torch.as_tensor(sections(train, d.max_train_length))
         self.batch_size = min(recipe.train.batch_size, len(self.train_x))  # a batch larger than the data takes it all
         m = recipe.model
@@ -237,6 +249,28 @@ class TimeseriesTask(Task):
         self.swa = AveragedModel(self.net, use_buffers=True)  # tsai backbones have BatchNorm statistics
         self.model = nn.ModuleDict({"net": self.net, "swa": self.swa})
         self._cache: tuple[float, np.ndarray] | None = None
+
+    def _check_select_metric(self, recipe: Recipe) -> None:
+        """``train.select_metric`` must be a dev metric of ``data.kind``: another kind's selection metric (a recipe
+        written for classification run with ``kind: regress``, say) becomes this kind's, with its direction; any
+        other unknown name is refused before the data is encoded or a step is taken."""
+        t = recipe.train
+        if t.select_metric is None:
+            return
+        kind = recipe.data.kind
+        horizons = getattr(self, "horizons", None) or []
+        own = {"forecast": ["val_mse", *(f"val_mse_{h}" for h in horizons)], "classify": ["cv_acc"]}
+        own["regress"] = ["cv_r2", "cv_rmse"]
+        if t.select_metric in own[kind]:
+            return
+        if t.select_metric in SELECT_DEFAULTS.values():  # another kind's default: follow the kind
+            t.select_metric, t.select_mode = self.dev_metric, SELECT_MODES[self.dev_metric]
+            recipe.resolved.setdefault("train", {}).update(select_metric=t.select_metric, select_mode=t.select_mode)
+            return
+        raise UserError(
+            f"recipe {recipe.source}: train.select_metric {t.select_metric!r} is not a dev metric of data.kind "
+            f"{kind!r}; choose one of {', '.join(own[kind])} (or leave it unset: {self.dev_metric})."
+        )
 
     @staticmethod
     def _ucr_folder(ref: str, data_root) -> Path:
@@ -280,6 +314,8 @@ class TimeseriesTask(Task):
         return self._cache[1]
 
     def evaluate(self, split: str) -> dict[str, float]:
+        if self.data is None:  # series given in memory without labels: nothing to score
+            return {}
         if isinstance(self.data, Regression):
             with eval_mode(self.encoder()) as net:
                 tr, te = encode_series(net, self.data.x_train), encode_series(net, self.data.x_test)
@@ -318,6 +354,8 @@ class TimeseriesTask(Task):
         on them extrapolates badly; alpha on validation as the probe's). Classification: ``raw 1-NN`` (Euclidean) and ``raw SVM``
         (the same RBF SVM probe on the raw series). Regression: ``train mean`` and ``ridge on raw series``
         (the same ridge probe on the NaN-zeroed raw series)."""
+        if self.data is None:
+            return {}
         if isinstance(self.data, Regression):
             d = self.data
             flat = lambda x: np.nan_to_num(x.reshape(len(x), -1))  # noqa: E731
@@ -354,10 +392,8 @@ class TimeseriesTask(Task):
         return {"last value": last, "ridge on raw window": ridge}
 
     def export(self, directory: Path) -> None:
-        """``config.json`` + ``model.safetensors`` of the averaged encoder: :meth:`TSEncoder.load` reads it."""
-        directory.mkdir(parents=True, exist_ok=True)
-        net = self.encoder()
-        save_model(net, str(directory / "model.safetensors"))
-        (directory / "config.json").write_text(
-            json.dumps({"network": self.net_config, "method": self.cfg.name, "data": self.recipe.data.path}, indent=2)
-        )
+        """The averaged encoder in the model-directory layout (:mod:`cl_domains.core.modeldir`): what
+        ``TSEncoder.load`` and ``cl_domains.load`` read."""
+        from .encoder import write_encoder
+
+        write_encoder(directory, self.recipe, self.encoder(), self.net_config)
