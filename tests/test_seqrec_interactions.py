@@ -145,6 +145,23 @@ def test_recipe_names_exactly_one_data_source(tmp_path):
             tiny_recipe(tmp_path, data)
 
 
+def test_one_data_source_given_replaces_the_recipes_other(tmp_path):
+    from cl_domains.core.recipe import load_recipe
+
+    # the shipped recipe names data.sequences: an interaction log given by --set replaces it (and n_items with it)
+    r = load_recipe("sasrec_beauty", "quick", ["data.interactions=log.csv", "data.k_core=5"])
+    assert (r.data.interactions, r.data.sequences, r.data.k_core) == ("log.csv", None, 5)
+    assert "sequences" not in r.resolved["data"]  # the run's saved recipe loads again
+    # and the other way round; k_core only applies to a log, so it goes with it
+    log = {"interactions": "y.csv", "k_core": 5}
+    r = load_recipe(tiny_recipe(tmp_path, log).source, None, ["data.sequences=s.txt"])
+    assert (r.data.sequences, r.data.interactions, r.data.k_core) == ("s.txt", None, None)
+    # both given at once is still refused, and a null source given changes nothing
+    with pytest.raises(UserError, match="exactly one of data.sequences"):
+        load_recipe("sasrec_beauty", "quick", ["data.interactions=log.csv", "data.sequences=s.txt"])
+    assert load_recipe("sasrec_beauty", "quick", ["data.interactions=null"]).data.sequences == "amazon_beauty/sequences"
+
+
 def tiny_recipe(tmp_path, data, method=None, **train):
     from cl_domains.core.recipe import load_recipe
 

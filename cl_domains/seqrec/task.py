@@ -39,7 +39,10 @@ class SeqRecModelConfig(StrictModel):
 
 class SeqRecDataConfig(StrictModel):
     """Either ``sequences`` (the S3-Rec/ICLRec one-user-per-line files) or ``interactions`` (the user's own log,
-    see :mod:`cl_domains.seqrec.interactions`)."""
+    see :mod:`cl_domains.seqrec.interactions`). One given by ``--set`` (or an estimator's ``data=``) replaces the
+    recipe's other, with the keys that only apply to it (``n_items``, ``k_core``)."""
+
+    alternatives = {"sequences": ("n_items",), "interactions": ("k_core",)}
 
     sequences: Optional[str] = Field(
         None, description="'<dataset>/sequences' or a path: one user per line, 'user item item ...'"
