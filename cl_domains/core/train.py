@@ -31,7 +31,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -613,8 +613,11 @@ def train_recipe(
     data_root: str | Path | None = None,
     resume: str | Path | None = None,
     callbacks: Sequence[Callback] = (),
+    build: Callable[[Recipe, torch.device], Task] | None = None,
 ) -> Run:
-    """Build the recipe's task and train it in a new run directory, or resume ``resume`` (a run dir)."""
+    """Build the recipe's task and train it in a new run directory, or resume ``resume`` (a run dir).
+    ``build(recipe, device)`` replaces the registered class's ``cls(recipe, data_root, device)`` (an estimator's
+    task on in-memory data); seeding, threads and processes are the same either way."""
     from . import registry
     from .recipe import load_recipe
 
@@ -637,7 +640,7 @@ def train_recipe(
     owns_group = D.init_from_env()
     try:
         seed_everything(recipe.train.seed)  # heads are initialised while the task is built
-        task = cls(recipe, data_root, device)
+        task = build(recipe, device) if build is not None else cls(recipe, data_root, device)
         if isinstance(task, Study):  # several trainings in one run (e.g. strategies x seeds)
             return task.run(out=out, device=device, run=run)
         return train_task(recipe, task, out=out, run=run, device=device, callbacks=callbacks)
