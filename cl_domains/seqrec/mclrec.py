@@ -26,7 +26,7 @@ from ..core.task import StepContext
 from .losses import MCLRecObjective, view_contrast
 from .task import AugmentConfig, SeqRecTask
 
-__all__ = ["MCLRecConfig", "MCLRec", "Augmenter", "margin_regulariser"]
+__all__ = ["MCLRecConfig", "MCLRecTask", "Augmenter", "margin_regulariser"]
 
 
 class MCLRecConfig(StrictModel):
@@ -86,7 +86,7 @@ def margin_regulariser(a: Tensor, b: Tensor) -> Tensor:
 
 
 @method("seqrec", "mclrec")
-class MCLRec(SeqRecTask):
+class MCLRecTask(SeqRecTask):
     config = MCLRecConfig
 
     def __init__(self, recipe, data_root, device, frame=None):

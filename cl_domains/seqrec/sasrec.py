@@ -8,7 +8,7 @@ from ..core.recipe import StrictModel
 from ..core.registry import method
 from .task import SeqRecTask
 
-__all__ = ["SASRecConfig", "SASRec"]
+__all__ = ["SASRecConfig", "SASRecTask"]
 
 
 class SASRecConfig(StrictModel):
@@ -17,7 +17,7 @@ class SASRecConfig(StrictModel):
 
 
 @method("seqrec", "sasrec")
-class SASRec(SeqRecTask):
+class SASRecTask(SeqRecTask):
     """Plain SASRec (next-item loss only): the baseline of the contrastive methods."""
 
     config = SASRecConfig

@@ -19,7 +19,7 @@ from ..core.task import StepContext, Task
 from .augment import AUGMENTATIONS, similar_items, two_views
 from .data import LeaveOneOut, read_sequences
 from .evaluate import evaluate_ranking
-from .interactions import Prepared, prepare_interactions, read_interactions
+from .interactions import PreparedLog, prepare_interactions, read_interactions
 from .memory import check_memory, memory_estimate
 from .model import SASRecEncoder
 
@@ -100,11 +100,11 @@ class SeqRecTask(Task):
 
     def __init__(self, recipe: Recipe, data_root: str | Path | None, device: torch.device, frame=None):
         """``frame``: an interaction log already in memory (a pandas DataFrame), used instead of the file
-        ``data.interactions`` names (see :func:`cl_domains.seqrec.fit_interactions`)."""
+        ``data.interactions`` names (see :class:`cl_domains.seqrec.SASRec` and its siblings)."""
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
         self.batch_size, self.seed = recipe.train.batch_size, recipe.train.seed
         d, m = recipe.data, recipe.model
-        self.prepared: Prepared | None = None
+        self.prepared: PreparedLog | None = None
         if frame is not None or d.interactions is not None:
             kw = dict(user=d.user, item=d.item, time=d.time, k_core=d.k_core)
             if frame is not None:
