@@ -5,7 +5,7 @@ owns the optimiser and schedule, progress, periodic dev evaluation with best-che
 selection, atomic checkpoints (weights as safetensors) and ``resume``, the NaN/inf guard, and
 the run's ``metrics.json`` / plot / "ours vs paper" table.
 
-Scale (for tasks that implement ``embed`` and ``loss_from_embeddings``):
+Scale (for tasks that implement ``embed_batch`` and ``loss_from_embeddings``):
 
 * ``train.grad_cache_chunk`` (GradCache, Gao et al. 2021): the batch is embedded in sub-batches
   without a graph, the loss is taken on the whole batch of embeddings, and each sub-batch is
@@ -16,7 +16,7 @@ Scale (for tasks that implement ``embed`` and ``loss_from_embeddings``):
   (:func:`~cl_domains.core.distributed.gather_with_grad`), so every process computes the loss
   over the whole global batch, and parameter gradients are averaged over processes: the
   gradient equals the single-process one. Only rank 0 evaluates, logs and checkpoints.
-  A task without ``embed`` trains on its shard with in-shard negatives (logged once).
+  A task without ``embed_batch`` trains on its shard with in-shard negatives (logged once).
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ class Trainer:
         self.embedding_path = task.has_embedding_split()
         if self.cfg.grad_cache_chunk and not self.embedding_path:
             raise UserError(
-                f"train.grad_cache_chunk = {self.cfg.grad_cache_chunk} needs a task with embed() and "
+                f"train.grad_cache_chunk = {self.cfg.grad_cache_chunk} needs a task with embed_batch() and "
                 f"loss_from_embeddings(); {type(task).__name__} has only loss()."
             )
 
@@ -407,7 +407,7 @@ class Trainer:
             torch.distributed.broadcast(p.data, 0)
         if not self.embedding_path:
             self.run.log(
-                f"{type(self.task).__name__} has no embed(): each of the {ws} processes trains on its shard "
+                f"{type(self.task).__name__} has no embed_batch(): each of the {ws} processes trains on its shard "
                 "with in-shard negatives (the loss differs from one process on the global batch)."
             )
 
@@ -434,7 +434,7 @@ class Trainer:
         elif self.cfg.grad_cache_chunk:
             loss, extras = self._grad_cache_backward(batch, local, self.cfg.grad_cache_chunk, ctx)
         else:
-            emb = self.task.embed(local, ctx)
+            emb = self.task.embed_batch(local, ctx)
             parts = emb if isinstance(emb, tuple) else (emb,)
             full = tuple(D.gather_with_grad(x) for x in parts)
             loss, extras = self._loss_out(
@@ -452,7 +452,7 @@ class Trainer:
         with torch.no_grad():  # 1. embeddings without a graph
             for s, e in bounds:
                 states.append(_rng_state())
-                out = task.embed(task.slice_batch(local, s, e), ctx)
+                out = task.embed_batch(task.slice_batch(local, s, e), ctx)
                 parts.append(out if isinstance(out, tuple) else (out,))
         after = _rng_state()
         as_tuple = isinstance(out, tuple)
@@ -464,7 +464,7 @@ class Trainer:
         loss.backward()
         for (s, e), state in zip(bounds, states):  # 3. re-embed each sub-batch with a graph, same RNG
             _set_rng_state(state)
-            out = task.embed(task.slice_batch(local, s, e), ctx)
+            out = task.embed_batch(task.slice_batch(local, s, e), ctx)
             torch.autograd.backward(out if as_tuple else (out,), [x.grad[s:e] for x in leaves])
         _set_rng_state(after)
         return loss.detach(), extras
