@@ -22,7 +22,7 @@ from ..core.task import StepContext, Task
 from .config import CoconutConfig, SLUModelConfig
 from .continual import RehearsalMemory, cl_metrics, ordered_tasks
 from .model import SLUModel, pad_features
-from .prepare import Prepared
+from .prepare import PreparedSpeech
 from .strategies import Strategy, make_strategy
 
 __all__ = ["CILTask", "examples_by_task"]
@@ -49,7 +49,7 @@ class CILTask(Task):
 
     def __init__(
         self,
-        data: Prepared,
+        data: PreparedSpeech,
         strategy: str | Strategy,
         seed: int,
         method: CoconutConfig,
@@ -86,6 +86,7 @@ class CILTask(Task):
         self.memory = RehearsalMemory(size, method.memory_selection, seed)
         self.phase = -1
         self.acc = np.full((len(self.tasks), len(self.tasks)), np.nan)
+        self.phase_weights: list[dict[str, Tensor]] = []  # the model after each phase (CPU copies)
         self.seen = torch.zeros(n_classes, dtype=torch.bool, device=self.device)
         self.text_ids = {t: i for i, t in enumerate(sorted(set(data.train.texts)))}
         self.train_text = torch.tensor([self.text_ids[t] for t in data.train.texts])
@@ -110,6 +111,7 @@ class CILTask(Task):
         p = self.phase
         for j in range(p + 1):
             self.acc[p, j] = self._accuracy(self.test_by_task[j])
+        self.phase_weights.append({k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()})
         if self.strategy.rehearsal and p < len(self.tasks) - 1:  # no task follows the last
             idx = self.train_by_task[p]
             feats = self._embed(idx) if self.memory.selection == "herding" else None

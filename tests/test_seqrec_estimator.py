@@ -1,0 +1,71 @@
+"""The seqrec estimators: fit == cl-domains run for the same recipe and seed, a log as a DataFrame or a file,
+evaluate on a loaded model, and the names that moved."""
+
+import json
+
+import numpy as np
+import pytest
+from conformance.seqrec import HISTORIES, TINY, log
+
+import cl_domains
+from cl_domains.cli import main
+from cl_domains.core.errors import UserError
+from cl_domains.seqrec import SASRec, fit_interactions
+
+
+def _sets(prefix: str, d: dict) -> list[str]:
+    return [f"{prefix}.{k}={json.dumps(v)}" for k, v in d.items()]
+
+
+def test_fit_equals_cli_run_of_the_same_recipe_and_seed(tmp_path):
+    path = tmp_path / "log.csv"
+    log().to_csv(path, index=False)
+    est = SASRec(recipe="sasrec_beauty", profile="quick", out=tmp_path / "py", train={**TINY["train"], "seed": 3},
+                 model=TINY["model"]).fit(path)  # fmt: skip
+    # the CLI: the log given by --set replaces the recipe's data.sequences
+    sets = [*_sets("model", TINY["model"]), *_sets("train", {**TINY["train"], "seed": 3}), f"data.interactions={path}"]
+    args = ["run", "sasrec_beauty", "--profile", "quick", "--out", str(tmp_path / "cli")]
+    assert main([*args, *[a for s in sets for a in ("--set", s)]]) == 0
+    (run_dir,) = (tmp_path / "cli").iterdir()
+    cli = json.loads((run_dir / "metrics.json").read_text())
+    assert est.metrics_ == cli["final"] and est.baselines_ == cli["baselines"]
+    assert est.run_dir_.parent == tmp_path / "py" and (est.run_dir_ / "report.md").is_file()
+    # the same log as a DataFrame trains the same model
+    frame = SASRec(recipe="sasrec_beauty", profile="quick", train={**TINY["train"], "seed": 3},
+                   model=TINY["model"]).fit(log())  # fmt: skip
+    assert frame.metrics_ == est.metrics_ and np.array_equal(frame.embed(HISTORIES), est.embed(HISTORIES))
+    assert frame.run_dir_ is None  # out=None: the run directory was temporary
+
+
+def test_loaded_model_predicts_and_evaluates_in_raw_ids(tmp_path):
+    est = SASRec(**TINY).fit(log())
+    top = est.predict(HISTORIES, k=4)
+    assert len(top) == 3 and all(len(t) == 4 and not set(t) & set(h) for t, h in zip(top, HISTORIES))
+    assert est.recommend(["i001"], k=2) == est.predict([["i001"]], k=2)[0]  # one history, one answer
+    again = cl_domains.load(est.save(tmp_path / "m"))
+    assert again.predict(HISTORIES, k=4) == top and again.evaluate(log()) == est.evaluate() == est.metrics_
+    assert json.loads((tmp_path / "m" / "items.json").read_text())["items"][:2] == ["i000", "i001"]
+    with pytest.raises(UserError, match=r"item 'nope' is not one of the model's 25 items"):
+        again.embed([["nope"]])
+    with pytest.raises(UserError, match="needs the trained task"):
+        again.evaluate()
+
+
+def test_old_entry_points_name_the_new_ones():
+    with pytest.raises(UserError, match=r"replaced by the seqrec estimators: SASRec\("):
+        fit_interactions(log(), max_steps=3)
+    with pytest.raises(UserError, match=r"'max_steps' is not accepted; write train=\{'max_steps': N\}"):
+        SASRec(max_steps=3)
+    with pytest.raises(UserError, match="not int"):
+        SASRec(**TINY).fit(3)
+
+
+def test_prepared_data_have_distinct_names():
+    import cl_domains.seqrec as seqrec
+    import cl_domains.slu as slu
+
+    assert seqrec.PreparedLog is not slu.PreparedSpeech
+    assert "Prepared" not in seqrec.__all__ and "Prepared" not in slu.__all__
+    for module, new in ((seqrec, "PreparedLog"), (slu, "PreparedSpeech")):
+        with pytest.raises(AttributeError, match=f"is now {new}"):
+            module.Prepared  # noqa: B018
