@@ -36,6 +36,7 @@ __all__ = [
     "read_model_dir",
     "write_card",
     "model_card",
+    "write_run_model",
 ]
 
 FORMAT = "cl-domains-model"
@@ -128,12 +129,13 @@ def make_manifest(
     """
     from cl_domains import __version__
 
+    method = getattr(recipe.method, "name", None) or "unknown"  # a hand-built task's recipe may have no method
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "domain": recipe.domain,
-        "method": recipe.method.name,
-        "estimator": estimator or recipe.method.name,
+        "method": method,
+        "estimator": estimator or method,
         "library_version": __version__,
         "recipe": recipe.resolved,
         "seed": recipe.train.seed,
@@ -325,3 +327,34 @@ def write_card(directory: str | Path, manifest: dict[str, Any], card: str | None
     path = Path(directory) / CARD
     path.write_text(card if card is not None else model_card(manifest), encoding="utf-8")
     return path
+
+
+def write_run_model(directory: str | Path, recipe, metrics: dict[str, Any]) -> Path | None:
+    """Complete a run's ``model/`` folder (what ``Task.export`` wrote) into a model directory: the manifest and the
+    model card from the run's recipe, final metrics, baselines and paper numbers. A manifest the export wrote itself
+    (with its domain fields) is kept and gets the run's metrics.
+
+    Args:
+        directory: the run's ``model/`` folder.
+        recipe: the run's resolved recipe.
+        metrics: the run's ``metrics.json`` content (``final``, ``baselines``, ``paper``).
+
+    Returns:
+        The directory, or ``None`` when the export wrote nothing there.
+    """
+    from .runs import shown_paper
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        return None
+    run_fields = make_manifest(
+        recipe, metrics=metrics.get("final"), baselines=metrics.get("baselines"), paper=shown_paper(metrics)
+    )
+    if (directory / MANIFEST).is_file():
+        own = _read_json(directory / MANIFEST)
+        keep = {k: v for k, v in run_fields.items() if k in ("metrics", "baselines", "paper", "recipe", "seed")}
+        manifest = {**own, **keep}
+    else:
+        files = {p.name: "file" for p in sorted(directory.iterdir()) if p.is_file() and p.name not in (MANIFEST, CARD)}
+        manifest = {**run_fields, "files": files}
+    return write_model_dir(directory, manifest)

@@ -41,12 +41,23 @@ from torch import Tensor
 
 from . import distributed as D
 from .errors import TrainingDiverged, UserError
+from .modeldir import write_run_model
 from .modes import eval_mode
 from .recipe import Recipe, TrainConfig, paper_applies
+from .rng import derive_seed
 from .runs import Run, atomic_write_text, comparison_table, console, fmt_metric, shown_paper
 from .task import StepContext, Study, Task
 
-__all__ = ["Trainer", "TrainState", "Callback", "train_recipe", "train_task", "seed_everything", "pick_device"]
+__all__ = [
+    "Trainer",
+    "TrainState",
+    "Callback",
+    "train_recipe",
+    "train_task",
+    "seed_everything",
+    "pick_device",
+    "rank_seed",
+]
 
 
 @dataclass
@@ -107,6 +118,13 @@ def seed_everything(seed: int) -> None:
         np.random.seed(seed)
     except ImportError:  # pragma: no cover
         pass
+
+
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The torch seed of process ``rank`` > 0 (rank 0 uses ``seed`` itself), resumed at ``step``: derived with
+    :func:`cl_domains.core.rng.derive_seed`, so no (seed, rank) pair shares the stream of another seed (a formula
+    such as ``seed + 1000 * rank`` gives seed 0 on rank 1 the stream of seed 1000 on rank 0)."""
+    return derive_seed(seed, "process", rank, step)
 
 
 def pick_device(name: str) -> torch.device:
@@ -272,7 +290,7 @@ class Trainer:
         for k, o in self.task.optimizers().items():
             o.load_state_dict(saved["task_optimizers"][k])
         if D.rank() > 0:  # the saved stream is rank 0's; other ranks continue their own
-            torch.manual_seed(self.cfg.seed + 1000 * D.rank() + self.state.step)
+            torch.manual_seed(rank_seed(self.cfg.seed, D.rank(), self.state.step))
 
     # ---------------------------------------------------------------- evaluation
     def _evaluate(self, split: str) -> dict[str, float]:
@@ -360,7 +378,7 @@ class Trainer:
             # Seeded again so that the training stream does not depend on eval_before.
             seed_everything(cfg.seed)
             if D.rank() > 0:  # e.g. different dropout masks on every process
-                torch.manual_seed(cfg.seed + 1000 * D.rank())
+                torch.manual_seed(rank_seed(cfg.seed, D.rank()))
         if D.world_size() > 1:
             self._check_world()
         start = time.time()
@@ -559,6 +577,7 @@ class Trainer:
             }
         )
         task.export(run.dir / "model")
+        write_run_model(run.dir / "model", self.recipe, run.metrics)
         self._save_checkpoint()
         run.save_metrics()
         run.plot()
