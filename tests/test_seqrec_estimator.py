@@ -30,6 +30,9 @@ def test_fit_equals_cli_run_of_the_same_recipe_and_seed(tmp_path):
     cli = json.loads((run_dir / "metrics.json").read_text())
     assert est.metrics_ == cli["final"] and est.baselines_ == cli["baselines"]
     assert est.run_dir_.parent == tmp_path / "py" and (est.run_dir_ / "report.md").is_file()
+    run_model = cl_domains.load(run_dir / "model")  # the run's model folder is the same model
+    assert type(run_model) is SASRec and np.array_equal(run_model.embed(HISTORIES), est.embed(HISTORIES))
+    assert run_model.predict(HISTORIES) == est.predict(HISTORIES)
     # the same log as a DataFrame trains the same model
     frame = SASRec(recipe="sasrec_beauty", profile="quick", train={**TINY["train"], "seed": 3},
                    model=TINY["model"]).fit(log())  # fmt: skip

@@ -50,6 +50,11 @@ def test_fit_equals_cli_run_of_the_same_recipe_and_seed(tmp_path, cmds):
     assert est.evaluate(cmds["test"]) == pytest.approx(est.metrics_)
     again = cl_domains.load(est.save(tmp_path / "m"))
     assert again.evaluate(cmds["test"]) == pytest.approx(est.metrics_)
+    # the run's model folder is the same model, loadable the same way
+    waves = [str(tmp_path / "cmds" / "audio" / "test" / f"{c}_1.wav") for c in CLASSES]
+    run_model = cl_domains.load(run_dir / "strategies" / "coconut-seed2" / "model")
+    assert type(run_model) is COCONUT and np.array_equal(run_model.embed(waves), est.embed(waves))
+    assert run_model.predict(waves) == est.predict(waves)
 
 
 def test_in_memory_tasks_and_a_dataframe_manifest(tmp_path, cmds):

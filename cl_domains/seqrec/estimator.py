@@ -184,7 +184,10 @@ class SeqRecEstimator(Estimator):
         return {"model.safetensors": state}, extras, {"encoder": dict(m.config)}
 
     def restore(self, model_dir) -> None:
-        m = SASRecEncoder(**model_dir.manifest["encoder"])
+        config = model_dir.manifest.get("encoder")
+        if config is None:  # a run's model/ folder: the architecture is in SASRecEncoder.save's config.json
+            config = {k: v for k, v in model_dir.json("config.json").items() if k != "architecture"}
+        m = SASRecEncoder(**config)
         m.load_state_dict(model_dir.tensors())
         if "items.json" in model_dir.manifest["files"]:
             vocab = model_dir.json("items.json")

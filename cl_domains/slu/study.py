@@ -96,6 +96,7 @@ class CILStudy(Study):
         if sub_dir.exists():  # unfinished: its memory and teacher lived in memory, so it starts again
             shutil.rmtree(sub_dir)
         sub_run = Run.create(run.dir, sub, name=f"strategies/{strategy}-seed{seed}")
+        task.recipe = sub
         Trainer(sub, task, sub_run, device=device).fit()
         self.tasks[(strategy, seed)] = task
         final = sub_run.metrics["final"]

@@ -46,6 +46,7 @@ class CILTask(Task):
     """
 
     dev_metric = "acc_seen"
+    recipe = None  # the training's recipe, when a study runs it (export then writes a model directory)
 
     def __init__(
         self,
@@ -182,4 +183,10 @@ class CILTask(Task):
         return cl_metrics(self.acc, [len(x) for x in self.test_by_task])
 
     def export(self, directory: Path) -> None:
+        """``SLUModel.save`` files, and with ``recipe`` set (the study sets it) the model directory that
+        ``cl_domains.load`` reads (see :mod:`cl_domains.slu.estimator`)."""
         self.model.save(directory)
+        if self.recipe is not None:
+            from .estimator import write_task_model
+
+            write_task_model(directory, self.recipe, self)
