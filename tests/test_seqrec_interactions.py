@@ -13,7 +13,7 @@ import yaml
 from conftest import readme_snippet
 
 from cl_domains.core.errors import UserError
-from cl_domains.seqrec import SASRecEncoder, fit_interactions, prepare_interactions, read_interactions
+from cl_domains.seqrec import SASRec, SASRecEncoder, prepare_interactions, read_interactions
 from cl_domains.seqrec.memory import RUNTIME_BYTES, memory_estimate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,7 +187,8 @@ def random_log(n_users=60, n_items=40, seed=0):
 
 def test_recommend_speaks_the_logs_ids_and_survives_save_load(tmp_path):
     log = random_log()
-    model = fit_interactions(log, max_steps=3, out=tmp_path / "runs", model={"hidden": 16, "layers": 1})
+    est = SASRec(out=tmp_path / "runs", model={"hidden": 16, "layers": 1}, train={"max_steps": 3}).fit(log)
+    model, run_dir = est.model_, est.run_dir_
     ids = set(log.item_id)
     assert model.item_ids == sorted(ids) and sum(model.item_counts) == len(log)
     top = model.recommend(["item-001", "item-002"], k=5)
@@ -195,9 +196,9 @@ def test_recommend_speaks_the_logs_ids_and_survives_save_load(tmp_path):
     both = model.recommend([["item-001"], ["item-003", "item-004"]], k=3)
     assert len(both) == 2 and all(len(r) == 3 and set(r) <= ids for r in both)
     assert "item-001" in model.recommend(["item-001"], k=len(ids), exclude_seen=False)
-    again = SASRecEncoder.load(model.run_dir / "model")
+    again = SASRecEncoder.load(run_dir / "model")
     assert again.recommend(["item-001", "item-002"], k=5) == top
-    assert json.loads((model.run_dir / "model" / "items.json").read_text())["items"][0] == "item-000"
+    assert json.loads((run_dir / "model" / "items.json").read_text())["items"][0] == "item-000"
     torch.testing.assert_close(again.embed([["item-007", "item-001"]]), model.embed([["item-007", "item-001"]]))
     # internal ids are the sorted raw ids: item-00j is internal j + 1
     torch.testing.assert_close(model.embed([["item-005"]]), model.embed_internal([[6]]))
@@ -211,7 +212,7 @@ def test_recommend_speaks_the_logs_ids_and_survives_save_load(tmp_path):
     assert [popular[c] for c in cold] == sorted(popular.values, reverse=True)[:3]
     mixed = model.recommend([["B00NOPE"], ["item-001"]], k=3, unknown="skip")
     assert mixed == [cold, model.recommend(["item-001"], k=3)]
-    metrics = json.loads((model.run_dir / "metrics.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["train_stats"] == {"log rows": 360, "k-core removed": 0, "users dropped": 0}
 
 
