@@ -72,3 +72,22 @@ def test_prepared_data_have_distinct_names():
     for module, new in ((seqrec, "PreparedLog"), (slu, "PreparedSpeech")):
         with pytest.raises(AttributeError, match=f"is now {new}"):
             module.Prepared  # noqa: B018
+
+
+@pytest.mark.parametrize("domain", ["seqrec", "slu"])
+def test_public_classes_have_docstrings(domain):
+    import importlib
+    import inspect
+    import pkgutil
+
+    package = importlib.import_module(f"cl_domains.{domain}")
+    modules = [package] + [
+        importlib.import_module(f"{package.__name__}.{m.name}") for m in pkgutil.iter_modules(package.__path__)
+    ]
+    missing = [
+        f"{module.__name__}.{name}"
+        for module in modules
+        for name in getattr(module, "__all__", [])
+        if inspect.isclass(obj := getattr(module, name)) and not (obj.__dict__.get("__doc__") or "").strip()
+    ]
+    assert not missing, f"public classes without a docstring: {missing}"

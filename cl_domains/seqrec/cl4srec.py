@@ -19,6 +19,8 @@ __all__ = ["CL4SRecConfig", "CL4SRecTask"]
 
 
 class CL4SRecConfig(StrictModel):
+    """The ``method`` section of CL4SRec: next-item loss, contrastive weight, objective and augmentations."""
+
     name: Literal["cl4srec"] = "cl4srec"
     loss: Literal["ce", "bpr"] = "ce"
     renamed = {"cl_weight": "contrastive_weight", "temperature": "objective.temperature"}

@@ -30,6 +30,8 @@ __all__ = ["MCLRecConfig", "MCLRecTask", "Augmenter", "margin_regulariser"]
 
 
 class MCLRecConfig(StrictModel):
+    """The ``method`` section of MCLRec: loss weights, objective, augmentations and the learnable augmenters."""
+
     name: Literal["mclrec"] = "mclrec"
     loss: Literal["ce", "bpr"] = "ce"
     renamed = {
@@ -87,6 +89,8 @@ def margin_regulariser(a: Tensor, b: Tensor) -> Tensor:
 
 @method("seqrec", "mclrec")
 class MCLRecTask(SeqRecTask):
+    """MCLRec's training: the three-step meta-optimised schedule of the module docstring on SASRec."""
+
     config = MCLRecConfig
 
     def __init__(self, recipe, data_root, device, frame=None):

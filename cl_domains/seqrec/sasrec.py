@@ -12,6 +12,8 @@ __all__ = ["SASRecConfig", "SASRecTask"]
 
 
 class SASRecConfig(StrictModel):
+    """The ``method`` section of SASRec: the next-item loss (``ce`` over all items, or ``bpr``)."""
+
     name: Literal["sasrec"] = "sasrec"
     loss: Literal["ce", "bpr"] = "ce"
 

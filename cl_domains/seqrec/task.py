@@ -27,6 +27,8 @@ __all__ = ["SeqRecModelConfig", "SeqRecDataConfig", "SeqRecEvalConfig", "SeqRecT
 
 
 class SeqRecModelConfig(StrictModel):
+    """The recipe's ``model`` section: the SASRec encoder's shape and dropout."""
+
     max_len: int = Field(50, gt=0, description="items of history the encoder sees")
     hidden: int = Field(64, gt=0)
     layers: int = Field(2, gt=0)
@@ -71,6 +73,8 @@ class SeqRecDataConfig(StrictModel):
 
 
 class SeqRecEvalConfig(StrictModel):
+    """The recipe's ``eval`` section: leave-one-out full ranking (cut-offs ``ks``, history masking, user sample)."""
+
     batch_size: int = Field(1024, gt=0, description="users scored at once (memory: batch_size x n_items floats)")
     mask_history: bool = Field(False, description="drop already-seen items from the ranking (ICLRec); MCLRec does not")
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
@@ -80,6 +84,8 @@ class SeqRecEvalConfig(StrictModel):
 
 
 class AugmentConfig(StrictModel):
+    """The data augmentations of a contrastive method's two views (``ops``) and their strengths (``ratios``)."""
+
     ops: list[Literal[tuple(AUGMENTATIONS)]] = Field(default_factory=lambda: ["crop", "mask", "reorder"])  # type: ignore[valid-type]
     ratios: dict[str, float] = Field(
         default_factory=lambda: {"crop": 0.5, "mask": 0.5, "reorder": 0.8, "insert": 0.2, "substitute": 0.2}
