@@ -22,6 +22,7 @@ from typing import Any, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .._version import __version__
 from .errors import UserError
 
 __all__ = [
@@ -127,7 +128,6 @@ def make_manifest(
     Returns:
         A dict valid for :class:`Manifest` (``files`` is filled by :func:`write_model_dir`).
     """
-    from cl_domains import __version__
 
     method = getattr(recipe.method, "name", None) or "unknown"  # a hand-built task's recipe may have no method
     return {
