@@ -4,6 +4,7 @@ evaluate on a loaded model, and the names that moved."""
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from conformance.seqrec import HISTORIES, TINY, log
 
@@ -52,6 +53,12 @@ def test_loaded_model_predicts_and_evaluates_in_raw_ids(tmp_path):
         again.embed([["nope"]])
     with pytest.raises(UserError, match="needs the trained task"):
         again.evaluate()
+    # another log: items the model does not know are removed first; a file reads like the DataFrame
+    unseen = pd.DataFrame({"user_id": ["u0", "u1"], "item_id": ["new-item", "i003"], "timestamp": [100, 100]})
+    more = pd.concat([log(), unseen], ignore_index=True)
+    more.to_csv(tmp_path / "more.csv", index=False)
+    assert again.evaluate(tmp_path / "more.csv") == again.evaluate(more) != est.metrics_
+    assert again.evaluate(more[more.item_id != "new-item"]) == again.evaluate(more)
 
 
 def test_old_entry_points_name_the_new_ones():

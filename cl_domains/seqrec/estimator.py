@@ -155,20 +155,16 @@ class SeqRecEstimator(Estimator):
             return read_sequences(settings["sequences"], m.n_items)
         if m.item_ids is None:
             raise UserError("this model was trained on a sequence file (internal ids): evaluate it on such a file.")
-        d = self.recipe_.data
-        kw = dict(user=d.user, item=d.item, time=d.time)
-        if hasattr(data, "columns"):
-            known = data[data[d.item].astype(str).isin(set(m.item_ids))]
-            prepared = prepare_interactions(known, path=_DATAFRAME, **kw)
-        else:
-            frame = read_interactions(settings["interactions"], **kw)  # read once to report the file's own errors
-            known = [np.isin(frame.item_ids, m.item_ids)]
-            if not known[0].all():
-                raise UserError(
-                    f"{settings['interactions']}: {int((~known[0]).sum()):,} items are not among the model's items; "
-                    "pass the log as a DataFrame without them, or evaluate a model trained on this log."
-                )
-            prepared = frame
+        from ..core.tables import read_table, require_columns
+
+        d, source, frame = self.recipe_.data, settings["interactions"], data
+        if not hasattr(data, "columns"):  # a log file, read as read_interactions reads it (ids as text)
+            text = {name: str for c in (d.user, d.item) for name in (c, f"{c}:token")}
+            frame = read_table(source, what="interaction log", dtype=text)
+        columns = {"data.user": d.user, "data.item": d.item, "data.time": d.time}
+        require_columns(frame, source, columns, what="interaction log")
+        known = frame[frame[d.item].astype(str).isin(set(m.item_ids))]
+        prepared = prepare_interactions(known, user=d.user, item=d.item, time=d.time, path=source)
         index = {x: j + 1 for j, x in enumerate(m.item_ids)}
         remap = np.array([index[x] for x in prepared.item_ids], dtype=np.int64)
         s = prepared.sequences
