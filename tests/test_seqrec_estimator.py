@@ -21,11 +21,11 @@ def _sets(prefix: str, d: dict) -> list[str]:
 def test_fit_equals_cli_run_of_the_same_recipe_and_seed(tmp_path):
     path = tmp_path / "log.csv"
     log().to_csv(path, index=False)
-    est = SASRec(recipe="sasrec_beauty", profile="quick", out=tmp_path / "py", train={**TINY["train"], "seed": 3},
-                 model=TINY["model"]).fit(path)  # fmt: skip
+    settings = {"recipe": "sasrec_beauty", "profile": "tiny", "model": TINY["model"], "train": {"seed": 3}}
+    est = SASRec(out=tmp_path / "py", **settings).fit(path)
     # the CLI: the log given by --set replaces the recipe's data.sequences
-    sets = [*_sets("model", TINY["model"]), *_sets("train", {**TINY["train"], "seed": 3}), f"data.interactions={path}"]
-    args = ["run", "sasrec_beauty", "--profile", "quick", "--out", str(tmp_path / "cli")]
+    sets = [*_sets("model", TINY["model"]), "train.seed=3", f"data.interactions={path}"]
+    args = ["run", "sasrec_beauty", "--profile", "tiny", "--out", str(tmp_path / "cli")]
     assert main([*args, *[a for s in sets for a in ("--set", s)]]) == 0
     (run_dir,) = (tmp_path / "cli").iterdir()
     cli = json.loads((run_dir / "metrics.json").read_text())
@@ -35,8 +35,7 @@ def test_fit_equals_cli_run_of_the_same_recipe_and_seed(tmp_path):
     assert type(run_model) is SASRec and np.array_equal(run_model.embed(HISTORIES), est.embed(HISTORIES))
     assert run_model.predict(HISTORIES) == est.predict(HISTORIES)
     # the same log as a DataFrame trains the same model
-    frame = SASRec(recipe="sasrec_beauty", profile="quick", train={**TINY["train"], "seed": 3},
-                   model=TINY["model"]).fit(log())  # fmt: skip
+    frame = SASRec(**settings).fit(log())
     assert frame.metrics_ == est.metrics_ and np.array_equal(frame.embed(HISTORIES), est.embed(HISTORIES))
     assert frame.run_dir_ is None  # out=None: the run directory was temporary
 

@@ -26,17 +26,12 @@ def _sets(section: str, d: dict) -> list[str]:
 
 def test_fit_equals_cli_run_of_the_same_recipe_and_seed(tmp_path, cmds):
     cache = str(tmp_path / "cache")
-    est = COCONUT(recipe="coconut_manifest", profile="quick", out=tmp_path / "py", data={"cache_dir": cache},
-                  train={**TINY["train"], "seed": 2}, model=TINY["model"], method=TINY["method"])  # fmt: skip
+    est = COCONUT(recipe="coconut_manifest", profile="tiny", out=tmp_path / "py", data={"cache_dir": cache},
+                  train={"seed": 2}, model=TINY["model"])  # fmt: skip
     est.fit(str(cmds["train"]), test=str(cmds["test"]))
-    sets = [
-        *_sets("model", TINY["model"]),
-        *_sets("method", TINY["method"]),
-        *_sets("train", {**TINY["train"], "seed": 2}),
-    ]
-    sets += [f"data.train={cmds['train']}", f"data.test={cmds['test']}", f"data.cache_dir={cache}"]
-    sets += ["method.strategies=[coconut]", "method.seeds=null"]
-    args = ["run", "coconut_manifest", "--profile", "quick", "--out", str(tmp_path / "cli")]
+    sets = [*_sets("model", TINY["model"]), "train.seed=2", f"data.cache_dir={cache}"]
+    sets += [f"data.train={cmds['train']}", f"data.test={cmds['test']}"]
+    args = ["run", "coconut_manifest", "--profile", "tiny", "--out", str(tmp_path / "cli")]
     assert main([*args, *[a for s in sets for a in ("--set", s)]]) == 0
     (run_dir,) = (tmp_path / "cli").iterdir()
     cli = json.loads((run_dir / "metrics.json").read_text())
