@@ -2,6 +2,9 @@
 
 import json
 
+import numpy as np
+
+import cl_domains
 from cl_domains.cli import main
 from cl_domains.sentences import SimCSE, read_corpus
 
@@ -33,12 +36,16 @@ def test_fit_equals_the_cli_run_of_the_recipe(tmp_path, tiny_backbone, tiny_data
     in_memory = SimCSE(recipe="simcse_unsup_sts", profile="tiny", **sections).fit(read_corpus(tiny_data["train"]))
     assert in_memory.run_dir_ is None and in_memory.metrics_ == cli["final"]
 
+    # the CLI run's model/ folder is a model directory: it loads as the estimator and embeds as the fitted one
+    x = ["a man plays a guitar", "stocks fell sharply today"]
+    from_run = cl_domains.load(run_dir / "model")
+    assert isinstance(from_run, SimCSE) and from_run.metrics_ == cli["final"]
+    assert np.array_equal(from_run.embed(x), in_memory.embed(x))
+    assert from_run.evaluate() == cli["final"] == in_memory.evaluate(tiny_data["test"])  # without the trained task
+
 
 def test_saved_folder_loads_in_sentence_transformers(tmp_path, tiny_backbone, tiny_data):
-    import numpy as np
     from sentence_transformers import SentenceTransformer
-
-    import cl_domains
 
     model = SimCSE(
         model={"backbone": tiny_backbone, "max_len": 16},

@@ -46,6 +46,7 @@ class CILTask(Task):
     """
 
     dev_metric = "acc_seen"
+    model: SLUModel
     recipe = None  # the training's recipe, when a study runs it (export then writes a model directory)
 
     def __init__(
