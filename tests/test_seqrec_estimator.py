@@ -97,3 +97,16 @@ def test_public_classes_have_docstrings(domain):
         if inspect.isclass(obj := getattr(module, name)) and not (obj.__dict__.get("__doc__") or "").strip()
     ]
     assert not missing, f"public classes without a docstring: {missing}"
+
+
+def test_a_sequence_file_trains_in_internal_ids(tmp_path):
+    g = np.random.default_rng(1)
+    lines = [f"{u} " + " ".join(str(i) for i in g.integers(1, 21, 5)) for u in range(1, 21)]
+    (tmp_path / "seqs.txt").write_text("\n".join(lines) + "\n")
+    est = SASRec(**TINY).fit(tmp_path / "seqs.txt")
+    assert est.recipe_.data.sequences == str(tmp_path / "seqs.txt") and est.recipe_.data.interactions is None
+    users, histories = est.read_inputs(tmp_path / "seqs.txt")
+    assert users[:2] == ["1", "2"] and histories[0] == [int(x) for x in lines[0].split()[1:]]
+    top = est.predict(histories[:2], k=3)
+    assert all(len(t) == 3 and all(isinstance(i, int) and 1 <= i <= 20 for i in t) for t in top)
+    assert cl_domains.load(est.save(tmp_path / "m")).evaluate(tmp_path / "seqs.txt") == est.metrics_
