@@ -50,6 +50,15 @@ def test_fit_equals_cli_run_of_the_same_recipe_and_seed(tmp_path, cmds):
     run_model = cl_domains.load(run_dir / "strategies" / "coconut-seed2" / "model")
     assert type(run_model) is COCONUT and np.array_equal(run_model.embed(waves), est.embed(waves))
     assert run_model.predict(waves) == est.predict(waves)
+    # cl-domains embed reads a manifest with or without labels
+    (tmp_path / "cmds" / "to_embed.csv").write_text("path\n" + "".join(f"audio/test/{c}_1.wav\n" for c in CLASSES))
+    out = tmp_path / "z.parquet"
+    assert (
+        main(["embed", str(tmp_path / "m"), "--data", str(tmp_path / "cmds" / "to_embed.csv"), "--out", str(out)]) == 0
+    )
+    z = pd.read_parquet(out)
+    assert z["id"].tolist() == [f"audio/test/{c}_1.wav" for c in CLASSES]
+    assert np.array_equal(z.drop(columns="id").to_numpy(), est.embed(waves))
 
 
 def test_in_memory_tasks_and_a_dataframe_manifest(tmp_path, cmds):

@@ -300,13 +300,16 @@ class SLUEstimator(Estimator):
     # ------------------------------------------------------------------ own-data inputs
     @classmethod
     def read_inputs(cls, path: str | Path) -> tuple[list[str], list[str]]:
-        """Audio files to embed, listed in a manifest (columns ``path`` and ``label``; relative paths start from
-        the manifest's folder).
+        """Audio files to embed, listed in a manifest (column ``path``; relative paths start from the manifest's
+        folder; a ``label`` column is allowed and not used).
 
         Returns:
             ``(the manifest's path column, the audio file paths)``.
         """
-        u = read_manifest(path, speaker_column=None, text_column=None)
+        from ..core.tables import read_table
+
+        labelled = "label" in read_table(Path(path), what="audio manifest").columns
+        u = read_manifest(path, label_column="label" if labelled else "path", speaker_column=None, text_column=None)
         return list(u.ids), [str(a) for a in u.audio]
 
 
