@@ -80,6 +80,8 @@ def test_in_memory_tasks_and_a_dataframe_manifest(tmp_path, cmds):
     assert set(est.metrics_) == {"replay/avg_acc", "replay/last_acc", "replay/forgetting"}
     assert set(est.predict([w for w, _ in tasks[0]])) <= set(CLASSES)
     assert est.evaluate(test) == pytest.approx(est.metrics_)
+    beside = ExperienceReplay(**TINY).fit(tasks, str(cmds["test"]))  # the same test split as a manifest
+    assert beside.metrics_ == est.metrics_
     # a manifest as a DataFrame, paths relative to data.audio_root
     frame = ExperienceReplay(data={"audio_root": str(folder)}, **TINY).fit(train, pd.read_csv(cmds["test"]))
     assert frame.embed([str(folder / train.path[0])]).shape == (1, TINY["model"]["dim"])

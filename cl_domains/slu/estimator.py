@@ -143,13 +143,21 @@ class SLUEstimator(Estimator):
         root = Path(d.audio_root).expanduser() if d.audio_root else Path.cwd()
 
         def rows(x, what: str, flat: bool):
+            if isinstance(x, (str, Path)):  # a manifest file (e.g. the test split beside in-memory tasks)
+                u = read_manifest(x, d.audio_root, audio_column=d.audio_column, label_column=d.label_column,
+                                  speaker_column=None, text_column=None)  # fmt: skip
+                return [(a, u.classes[y], "") for a, y in zip(u.audio, u.labels)]
             if hasattr(x, "columns"):
                 for key, col in (("audio_column", d.audio_column), ("label_column", d.label_column)):
                     if col not in x.columns:
                         raise UserError(f"the {what} DataFrame has no column {col!r} (data.{key}).")
                 text = d.text_column if d.text_column in x.columns else None
                 return [
-                    (root / str(a) if not Path(str(a)).is_absolute() else Path(str(a)), str(y), str(t) if text else "")
+                    (
+                        root / str(a) if not Path(str(a)).is_absolute() else Path(str(a)),
+                        str(y),
+                        t if isinstance(t, str) else "",
+                    )
                     for a, y, t in zip(x[d.audio_column], x[d.label_column], x[text] if text else [""] * len(x))
                 ]
             items = x if flat else [p for task in x for p in task]
