@@ -60,6 +60,14 @@ def test_loaded_model_predicts_and_evaluates_in_raw_ids(tmp_path):
     assert again.evaluate(more[more.item_id != "new-item"]) == again.evaluate(more)
 
 
+def test_the_estimators_data_section_replaces_the_recipes_sequences(tmp_path):
+    recipe = SASRec(data={"interactions": "log.csv", "k_core": 2}).build_recipe()
+    assert (recipe.data.interactions, recipe.data.sequences, recipe.data.k_core) == ("log.csv", None, 2)
+    assert recipe.train.seed == 0 and recipe.profile == "quick"  # the Python defaults
+    with pytest.raises(UserError, match="exactly one of data.sequences"):
+        SASRec(data={"interactions": "log.csv", "sequences": "s.txt"}).build_recipe()
+
+
 def test_old_entry_points_name_the_new_ones():
     with pytest.raises(UserError, match=r"replaced by the seqrec estimators: SASRec\("):
         fit_interactions(log(), max_steps=3)
