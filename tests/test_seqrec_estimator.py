@@ -50,7 +50,7 @@ def test_loaded_model_predicts_and_evaluates_in_raw_ids(tmp_path):
     assert json.loads((tmp_path / "m" / "items.json").read_text())["items"][:2] == ["i000", "i001"]
     with pytest.raises(UserError, match=r"item 'nope' is not one of the model's 25 items"):
         again.embed([["nope"]])
-    with pytest.raises(UserError, match="needs the trained task"):
+    with pytest.raises(UserError, match="a loaded model has none"):
         again.evaluate()
     # another log: items the model does not know are removed first; a file reads like the DataFrame
     unseen = pd.DataFrame({"user_id": ["u0", "u1"], "item_id": ["new-item", "i003"], "timestamp": [100, 100]})

@@ -82,6 +82,7 @@ class SLUEstimator(Estimator):
 
     default_recipe = "coconut_manifest"
     strategy: ClassVar[str] = "coconut"
+    chunked_inference = False  # embed batches by eval.batch_size itself (one batching, the same numbers)
 
     # ------------------------------------------------------------------ fit
     def data_settings(self, data: Any = None, test: Any = None) -> dict[str, Any]:
@@ -244,7 +245,8 @@ class SLUEstimator(Estimator):
         if data is None:
             if getattr(self, "task_", None) is None:
                 raise UserError(
-                    f"{type(self).__name__}.evaluate() needs the trained task (a loaded model has none); give data."
+                    f"{type(self).__name__}.evaluate() scores the test split with the trained task; a loaded model "
+                    "has none: give test data (a manifest, a DataFrame or a list of (audio, label))."
                 )
             return dict(self.metrics_)
         classes = self.model_.config["classes"]
