@@ -7,7 +7,7 @@ A log is a CSV/TSV/JSONL/parquet table or a RecBole ``.inter`` atomic file (read
 2. optional k-core filtering: users and items with fewer than ``k`` interactions are removed, repeatedly,
    until every remaining user and item has at least ``k``;
 3. users left with fewer than 3 interactions are dropped (leave-one-out needs a training item, a validation
-   and a test target) and counted in :attr:`Prepared.dropped_users`;
+   and a test target) and counted in :attr:`PreparedLog.dropped_users`;
 4. each user's events are sorted by time with a STABLE sort: events with equal times keep their file order
    (without a time column, file order is the time order);
 5. raw ids are kept as text (``7`` and ``"7"`` are one id) and become internal ids ``1..N`` in their sorted
@@ -30,13 +30,13 @@ from ..core.errors import UserError
 from ..core.tables import read_table, require_columns
 from .data import Sequences
 
-__all__ = ["Prepared", "prepare_interactions", "read_interactions", "MIN_EVENTS"]
+__all__ = ["PreparedLog", "prepare_interactions", "read_interactions", "MIN_EVENTS"]
 
 MIN_EVENTS = 3  # leave-one-out: one item to train on, one validation target, one test target
 
 
 @dataclass
-class Prepared:
+class PreparedLog:
     """A prepared log: the sequences (internal ids) and the raw ids behind them."""
 
     sequences: Sequences
@@ -125,7 +125,7 @@ def prepare_interactions(
     time: str | None = "timestamp",
     k_core: int | None = None,
     path: str | Path = "<DataFrame>",
-) -> Prepared:
+) -> PreparedLog:
     """Sequences from an interaction table (a pandas DataFrame); see the module docstring for the steps.
     ``path`` names the table in errors."""
     columns = {"data.user": user, "data.item": item, "data.time": time}
@@ -170,7 +170,7 @@ def prepare_interactions(
     offsets = np.zeros(len(user_ids) + 1, dtype=np.int64)
     np.cumsum(np.bincount(u, minlength=len(user_ids)), out=offsets[1:])
     seqs = Sequences(items, offsets, len(item_ids), Path(str(path)).name)
-    return Prepared(
+    return PreparedLog(
         seqs,
         item_ids,
         user_ids,
@@ -189,7 +189,7 @@ def read_interactions(
     item: str = "item_id",
     time: str | None = "timestamp",
     k_core: int | None = None,
-) -> Prepared:
+) -> PreparedLog:
     """Read and prepare an interaction log file (CSV/TSV/JSONL/parquet, RecBole ``.inter``, optionally ``.gz``)."""
     path = Path(path).expanduser()
     text = {name: str for c in (user, item) for name in (c, f"{c}:token")}  # ids stay text (RecBole typed headers too)
