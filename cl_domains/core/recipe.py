@@ -412,10 +412,17 @@ def load_recipe(path: str | Path, profile: str | None = None, overrides: list[st
 
 
 def recipe_from_dict(
-    raw: Any, profile: str | None = None, overrides: list[str] | tuple[str, ...] = (), *, source: str = "<in memory>"
+    raw: Any,
+    profile: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    source: str = "<in memory>",
+    sections: dict[str, dict[str, Any]] | None = None,
 ) -> Recipe:
     """A recipe from a mapping shaped like a recipe file (what in-memory entry points such as ``fit(...)`` build),
-    validated exactly as :func:`load_recipe` validates a file; ``source`` names it in errors."""
+    validated exactly as :func:`load_recipe` validates a file; ``source`` names it in errors. ``sections``
+    (e.g. ``{"train": {"max_steps": 10}}``, what an estimator's keyword dicts give) is deep-merged after the profile
+    and before ``overrides``."""
     where = f"recipe {source}"
     if not isinstance(raw, dict):
         raise UserError(f"{where} must be a mapping of keys (name, domain, model, data, method, train, ...).")
@@ -429,6 +436,9 @@ def recipe_from_dict(
             raise UserError(f"{where}: unknown profile {short_repr(profile)}; choose one of: {choices}.")
         merged = _deep_merge(merged, base.profiles[profile])
         where += f" (profile {profile!r})"
+    if sections:
+        merged = _deep_merge(merged, sections)
+        where += f" with the Python settings {', '.join(f'{k}=' for k in sections)}"
     for text in overrides:
         parts, value = parse_override(text)
         _set_path(merged, parts, value)
