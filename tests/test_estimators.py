@@ -108,6 +108,26 @@ def test_estimator_conformance(domain, name, tmp_path, request):
         assert main(["embed", str(saved), "--data", str(src), "--out", str(tmp_path / "z.npy")]) == 0
         assert np.array_equal(np.load(tmp_path / "z.npy"), expected)
         assert (tmp_path / "z.ids.txt").read_text().split("\n")[: len(ids)] == [str(i) for i in ids]
+        import pandas as pd
+
+        assert main(["embed", str(saved), "--data", str(src), "--out", str(tmp_path / "z.parquet")]) == 0
+        table = pd.read_parquet(tmp_path / "z.parquet")
+        assert list(table.columns) == ["id", *(f"e{j}" for j in range(expected.shape[1]))]
+        assert table["id"].tolist() == [str(i) for i in ids]
+        assert np.array_equal(table.drop(columns="id").to_numpy(np.float32), expected)
+
+
+def test_embed_command_user_errors_exit_2(tmp_path, capsys):
+    from cl_domains.cli import main
+
+    src = tmp_path / "x.txt"
+    src.write_text("a sentence\n")
+    assert main(["embed", str(tmp_path), "--data", str(src), "--out", str(tmp_path / "z.csv")]) == 2
+    assert "write .parquet or .npy" in capsys.readouterr().err
+    assert main(["embed", str(tmp_path), "--data", str(src), "--out", str(tmp_path / "z.npy")]) == 2
+    assert "no cl_domains.json" in capsys.readouterr().err
+    assert main(["embed", str(tmp_path), "--data", str(tmp_path / "none.txt"), "--out", str(tmp_path / "z.npy")]) == 2
+    assert "no such file" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------- the base class, without a domain

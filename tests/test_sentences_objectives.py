@@ -62,7 +62,7 @@ def _triplets_csv(data_root, tmp_path):
 
 @pytest.mark.parametrize("variant", ["unsup", "sup"])
 def test_simcse_default_objective_is_the_pre_slot_loss(variant, tiny_backbone, tiny_data, data_root, tmp_path):
-    from cl_domains.sentences.simcse import SimCSE
+    from cl_domains.sentences.simcse import SimCSETask as SimCSE
 
     data = {"train": str(_triplets_csv(data_root, tmp_path))} if variant == "sup" else {}
     task = _task(SimCSE, tiny_backbone, tiny_data, tmp_path, {"name": "simcse", "variant": variant}, data)
@@ -78,7 +78,7 @@ def test_simcse_default_objective_is_the_pre_slot_loss(variant, tiny_backbone, t
 
 
 def test_debcse_default_objective_is_the_pre_slot_loss(tiny_backbone, tiny_data, tmp_path):
-    from cl_domains.sentences.debcse import DebCSE
+    from cl_domains.sentences.debcse import DebCSETask as DebCSE
 
     method = {"name": "debcse", "positive_threshold": 0.3, "false_negative_threshold": 0.5}
     task = _task(DebCSE, tiny_backbone, tiny_data, tmp_path, method)
@@ -97,7 +97,7 @@ def test_debcse_default_objective_is_the_pre_slot_loss(tiny_backbone, tiny_data,
 
 
 def test_multicsr_default_objective_is_the_pre_slot_loss(tiny_backbone, tiny_data, data_root, tmp_path):
-    from cl_domains.sentences.multicsr import MultiCSR
+    from cl_domains.sentences.multicsr import MultiCSRTask as MultiCSR
 
     data = {"train": str(_triplets_csv(data_root, tmp_path))}
     method = {"name": "multicsr", "reference": tiny_backbone, "reference_pooling": "mean", "human_pairs": True}
@@ -179,7 +179,7 @@ def _close(a, b):
 @pytest.mark.parametrize("loss", SLOT_LOSSES)
 @pytest.mark.parametrize("hard", [True, False], ids=["sup", "unsup"])
 def test_simcse_swapped_loss_matches_the_reference(loss, hard, tiny_backbone):
-    from cl_domains.sentences.simcse import SimCSE
+    from cl_domains.sentences.simcse import SimCSETask as SimCSE
 
     task = SimCSE.__new__(SimCSE)  # loss_from_embeddings only needs the objective
     task.objective = Objective(SimCSEObjectiveConfig(loss=loss, temperature=T))

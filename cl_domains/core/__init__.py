@@ -4,6 +4,8 @@ run outputs and data access. Domains build positive structures and weights and c
 The names below are imported on first use, so that ``cl_domains.core.errors`` (and the CLI's
 ``--help``) does not pull in torch."""
 
+from typing import Any
+
 from .errors import TrainingDiverged, UserError
 
 _LAZY = {
@@ -25,6 +27,7 @@ _LAZY = {
     **dict.fromkeys(("method", "register_domain"), "registry"),
     **dict.fromkeys(("Callback", "TrainState", "train_recipe", "train_task"), "train"),
     **dict.fromkeys(("Objective", "ObjectiveConfig", "objective_config"), "objectives"),
+    "Estimator": "estimator",
     "eval_mode": "modes",
     "generator": "rng",
     "StrictModel": "recipe",
@@ -32,7 +35,7 @@ _LAZY = {
 __all__ = ["UserError", "TrainingDiverged", *_LAZY]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 

@@ -324,6 +324,7 @@ class Estimator:
         Returns:
             ``self``, with ``recipe_``, ``metrics_``, ``baselines_``, ``run_dir_`` and ``task_`` set.
         """
+        from .runs import shown_paper
         from .train import train_recipe
 
         self._refuse({k: v for k, v in kwargs.items() if k in self.renamed})
@@ -342,7 +343,7 @@ class Estimator:
         self.task_ = built[-1]
         self.metrics_ = dict(metrics.get("final", {}))
         self.baselines_ = {k: dict(v) for k, v in metrics.get("baselines", {}).items()}
-        self.paper_ = dict(metrics.get("paper", {}).get("metrics", recipe.paper.metrics))
+        self.paper_ = dict(shown_paper(metrics))
         self.after_fit(self.task_)
         return self
 

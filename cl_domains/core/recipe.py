@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import difflib
 import re
-import reprlib
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from . import registry
 from .errors import UserError
+from .text import short_repr  # re-exported: its home is core.text
 
 __all__ = [
     "StrictModel",
@@ -53,15 +53,6 @@ __all__ = [
 MAX_RECIPE_BYTES = 1_000_000  # a recipe is a few kB; anything near this is not one
 MAX_RECIPE_DEPTH = 32  # nesting levels of mappings/lists
 MAX_ERRORS_SHOWN = 8
-
-_SHORT = reprlib.Repr()
-_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxlevel = 80, 80, 6, 6, 3
-
-
-def short_repr(value: Any) -> str:
-    """``repr`` cut to about 80 characters per item and a few items per level, for error texts
-    built from user input (a huge or deeply nested value must not make a huge message)."""
-    return _SHORT.repr(value)
 
 
 def _flat_types(annotation: Any) -> list[Any]:
@@ -135,6 +126,10 @@ class TrainConfig(StrictModel):
     device: str = "auto"
     eval_before: bool = Field(True, description="score the untrained model on the test split too")
     baselines: bool = Field(True, description="score the task's baselines (e.g. the untrained backbone) beside ours")
+    keep_start: bool = Field(
+        True,
+        description="score the starting model on dev before training and keep it when no trained checkpoint beats it",
+    )
     grad_cache_chunk: Optional[int] = Field(
         None,
         gt=0,

@@ -45,7 +45,7 @@ from .losses import DebCSEObjectiveConfig, Objective
 from .task import SentenceTask
 
 __all__ = [
-    "DebCSE",
+    "DebCSETask",
     "DebCSEConfig",
     "negative_weights",
     "neighbour_positives",
@@ -150,14 +150,14 @@ def negative_weights(
 
 
 @method("sentences", "debcse")
-class DebCSE(SentenceTask):
+class DebCSETask(SentenceTask):
     config = DebCSEConfig
 
     def build_examples(self, path: Path) -> list[str]:
         return self.read_sentences(path)
 
-    def __init__(self, recipe, data_root, device):
-        super().__init__(recipe, data_root, device)
+    def __init__(self, recipe, data_root, device, examples=None):
+        super().__init__(recipe, data_root, device, examples)
         self.use_objective(Objective(self.cfg.objective))
         sents = self.examples
         self.words = [_words(s) for s in sents]
