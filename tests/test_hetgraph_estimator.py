@@ -77,6 +77,13 @@ def test_save_load_keeps_what_embedding_needs(tmp_path):
     assert again.evaluate(other) == m.evaluate(other)
     assert torch.equal(load_encoder(saved).embed(other), m.embed(other, as_tensor=True))
     assert set(again.modules_) == {"encoder", "objective", "weights"}  # AdaMEOW's pair weights are saved too
+    # an encoder exported by cl-domains 0.1.0 (config.json + encoder.safetensors) still loads
+    from safetensors.torch import save_model
+
+    (tmp_path / "old").mkdir()
+    save_model(m.encoder_, str(tmp_path / "old" / "encoder.safetensors"))
+    (tmp_path / "old" / "config.json").write_text(json.dumps(m.encoder_.config))
+    assert torch.equal(load_encoder(tmp_path / "old").embed(other), m.embed(other, as_tensor=True))
     with pytest.raises(UserError, match="give the graph"):
         again.embed()
     with pytest.raises(UserError, match="no prediction head"):

@@ -28,12 +28,10 @@ from ..core.modes import eval_mode
 from ..core.objectives import Objective
 from .data import SCHEMAS, load_graph, load_heco, read_schema
 from .encoder import MEOWEncoder
+from .modelfiles import ENCODER_FILE, WEIGHTS_FILE, encoder_settings, state_of, trained_modules, write_model
 from .task import HetGraphEvalConfig, HetGraphModelConfig, HetGraphTask, _named
 
 __all__ = ["HetGraphEstimator", "MEOW", "AdaMEOW", "read_graph", "write_model", "load_encoder"]
-
-ENCODER_FILE = "encoder.json"  # the encoder's settings: target, meta-paths, feature widths, the graph's schema
-WEIGHTS_FILE = "model.safetensors"
 
 
 def read_graph(data: Any, *, trust_pickle: bool = False):
@@ -99,47 +97,6 @@ def _schema_metapaths(source: dict[str, Any]) -> tuple[str | None, list | None]:
     if schema is None:
         return None, None
     return schema.target, _plain(schema.metapaths)
-
-
-def _modules(task: HetGraphTask) -> dict[str, nn.Module]:
-    """The trained modules of a task by role: ``encoder``, ``objective`` and the method's heads."""
-    mods = {"encoder": task.encoder, "objective": task.objective}
-    if isinstance(getattr(task, "weights", None), nn.Module):
-        mods["weights"] = task.weights
-    return mods
-
-
-def _state(modules: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
-    return {f"{role}.{k}": v.detach().cpu() for role, m in modules.items() for k, v in m.state_dict().items()}
-
-
-def _encoder_settings(encoder: MEOWEncoder, graph) -> dict[str, Any]:
-    node_types, edge_types = graph.metadata()
-    return {**encoder.config, "node_types": list(node_types), "edge_types": [list(e) for e in edge_types]}
-
-
-def write_model(task: HetGraphTask, directory: str | Path) -> Path:
-    """Write the model directory of a trained task (a run's ``model/`` folder; :meth:`HetGraphEstimator.save`).
-
-    Args:
-        task: a trained :class:`~cl_domains.hetgraph.task.HetGraphTask`.
-        directory: the folder (created).
-
-    Returns:
-        The directory: ``model.safetensors`` (``encoder.*``, ``objective.*``, AdaMEOW's ``weights.*``),
-        ``encoder.json`` (target, meta-paths, feature widths, the graph's node and edge types), ``cl_domains.json``
-        and the model card (``README.md``).
-    """
-    from ..core.modeldir import make_manifest, write_model_dir
-
-    cls = HetGraphEstimator.for_method(task.recipe.method.name)
-    manifest = make_manifest(task.recipe, estimator=cls.estimator_name, embedding_dim=task.recipe.model.hidden)
-    return write_model_dir(
-        directory,
-        {**manifest, "target": task.target},
-        {WEIGHTS_FILE: _state(_modules(task))},
-        {ENCODER_FILE: _encoder_settings(task.encoder, task.data)},
-    )
 
 
 class _either:
@@ -241,7 +198,7 @@ class HetGraphEstimator(Estimator):
     def after_fit(self, task: HetGraphTask) -> None:
         """Keep the trained modules (the task stays in ``task_``)."""
         self.model_ = task.model
-        self._restore_modules(_modules(task), _encoder_settings(task.encoder, task.data))
+        self._restore_modules(trained_modules(task), encoder_settings(task.encoder, task.data))
 
     def _restore_modules(self, modules: dict[str, nn.Module], settings: dict[str, Any]) -> None:
         self.encoder_ = modules["encoder"].eval()
@@ -333,7 +290,7 @@ class HetGraphEstimator(Estimator):
     # ------------------------------------------------------------------ saving
     def save_files(self, directory: Path) -> tuple[dict[str, dict], dict[str, Any], dict[str, Any]]:
         """``model.safetensors`` (every trained module by role) and ``encoder.json`` (what embedding needs)."""
-        return {WEIGHTS_FILE: _state(self.modules_)}, {ENCODER_FILE: self.graph_schema_}, {"target": self.target_}
+        return {WEIGHTS_FILE: state_of(self.modules_)}, {ENCODER_FILE: self.graph_schema_}, {"target": self.target_}
 
     def restore(self, model_dir) -> None:
         """Rebuild the encoder, the objective and the method's heads from a model directory."""
@@ -373,13 +330,6 @@ class HetGraphEstimator(Estimator):
         if target not in graph.node_types:
             raise UserError(f"{path}: the graph has no node type {target!r} (the model's target).")
         return list(range(int(graph[target].num_nodes))), graph
-
-    @staticmethod
-    def for_method(name: str) -> type[HetGraphEstimator]:
-        """The estimator class of a hetgraph method name."""
-        from ..core.estimator import estimator_class
-
-        return estimator_class("hetgraph", name)
 
 
 def _file_target(graph, path) -> str:
@@ -450,6 +400,15 @@ def load_encoder(directory: str | Path) -> MEOWEncoder:
     """
     from ..core.estimator import load
 
+    old = Path(directory)
+    if not (old / "cl_domains.json").exists() and (old / "config.json").is_file():  # a run of cl-domains 0.1.0
+        import json
+
+        from safetensors.torch import load_model
+
+        enc = MEOWEncoder.from_config(json.loads((old / "config.json").read_text()))
+        load_model(enc, str(old / "encoder.safetensors"))
+        return enc.eval()
     est = load(directory)
     if not isinstance(est, HetGraphEstimator):
         raise UserError(f"{directory} holds a {est.domain} model, not a heterogeneous-graph encoder.")

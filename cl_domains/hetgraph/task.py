@@ -235,8 +235,8 @@ class HetGraphTask(Task):
         return {"untrained encoder": self.test_scores(self.embeddings()), "raw features": self.test_scores(raw)}
 
     def export(self, directory: Path) -> None:
-        """The model directory of :mod:`cl_domains.hetgraph.estimator` (``MEOW.load(directory)`` reads it)."""
-        from .estimator import write_model
+        """The model directory of :mod:`cl_domains.hetgraph.modelfiles` (``MEOW.load(directory)`` reads it)."""
+        from .modelfiles import write_model
 
         write_model(self, directory)
 
