@@ -17,13 +17,16 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._version import __version__
 from .errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .recipe import Recipe
 
 __all__ = [
     "FORMAT",
@@ -115,7 +118,7 @@ def _finite(d: Any) -> dict[str, float]:
 
 
 def make_manifest(
-    recipe,
+    recipe: Recipe,
     *,
     estimator: str | None = None,
     embedding_dim: int | None = None,
@@ -342,7 +345,7 @@ def write_card(directory: str | Path, manifest: dict[str, Any], card: str | None
     return path
 
 
-def write_run_model(directory: str | Path, recipe, metrics: dict[str, Any]) -> Path | None:
+def write_run_model(directory: str | Path, recipe: Recipe, metrics: dict[str, Any]) -> Path | None:
     """Complete a run's ``model/`` folder (what ``Task.export`` wrote) into a model directory: the manifest and the
     model card from the run's recipe, final metrics, baselines and paper numbers. A manifest the export wrote itself
     (with its domain fields) is kept and gets the run's metrics.

@@ -40,6 +40,7 @@ class SentenceEstimator(Estimator):
     domain: ClassVar[str] = "sentences"
     widths: ClassVar[tuple[int, ...]] = (1,)  # 1: sentences (str); 2, 3: (anchor, positive[, negative]) tuples
     variant: ClassVar[str | None] = None  # SimCSE's method.variant this estimator trains
+    chunked_inference: ClassVar[bool] = False  # encode sorts by length: one call, its own progress bar
 
     # ------------------------------------------------------------------ fit
     def _examples(self, data: Sequence) -> list:
@@ -103,7 +104,8 @@ class SentenceEstimator(Estimator):
     def embed_tensor(self, x: Any):
         if isinstance(x, str):
             x = [x]
-        return self.encoder_.encode(list(x), batch_size=self.recipe_.eval.batch_size)
+        x, size = list(x), self.recipe_.eval.batch_size
+        return self.encoder_.encode(x, batch_size=size, progress="embedding" if len(x) > 8 * size else None)
 
     def encode(self, sentences: Sequence[str] | str, *, as_tensor: bool = False):
         """Alias of :meth:`embed` (the sentence-transformers habit)."""
