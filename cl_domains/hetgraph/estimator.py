@@ -126,6 +126,7 @@ class HetGraphEstimator(Estimator):
 
     default_recipe: ClassVar[str] = ""
     renamed: ClassVar[dict[str, str]] = {}  # filled below from the recipe sections' fields
+    chunked_inference: ClassVar[bool] = False  # a graph is embedded whole (its nodes' rows depend on each other)
 
     # ------------------------------------------------------------------ training
     def fit(self, data: Any = None, target: str | None = None, metapaths: Any = None, **kwargs: Any):
