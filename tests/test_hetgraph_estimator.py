@@ -111,6 +111,9 @@ def test_graph_forms_and_the_recipe_settings(tmp_path):
     assert est.data_settings("dblp") == {"dataset": "dblp", "path": None}
     assert est.build_recipe(est.data_settings(None)).model.nei_max == [110, 700]  # meow_acm's, for ACM
     assert est.build_recipe(est.data_settings("acm")).model.nei_max == [110, 700]
+    dblp = movies()
+    dblp.dataset = "dblp"  # what load_heco("dblp") sets: its schema's 3 meta-paths, not meow_acm's 2
+    assert est.build_recipe(est.data_settings(dblp)).model.nei_max is None
     own = est.build_recipe(est.data_settings(movies(), "movie", METAPATHS))
     assert own.model.nei_max is None and own.model.adj_mask is None  # 50 / 0.2 per meta-path
     assert own.data.metapaths == METAPATHS and own.data.dataset is None and own.profile == "quick"

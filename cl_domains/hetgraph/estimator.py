@@ -158,6 +158,8 @@ class HetGraphEstimator(Estimator):
         """The recipe ``data`` keys ``fit(data, target, metapaths)`` implies (a path or name is read like a recipe's
         ``data.path`` / ``data.dataset``; an in-memory graph sets neither)."""
         settings = {} if data is None else _source_settings(data)
+        # an in-memory graph of a shipped schema (load_heco) brings that schema's target and meta-paths
+        self._graph_schema = getattr(data, "dataset", None) if not isinstance(data, (str, Path)) else None
         if target is not None:
             settings["target"] = target
         if metapaths is not None:
@@ -184,16 +186,19 @@ class HetGraphEstimator(Estimator):
     def _same_metapaths(self, recipe, settings: dict[str, Any]) -> bool:
         base = super().build_recipe()
         base_paths = base.data.metapaths or _schema_metapaths(base.data.model_dump())[1]
-        paths = settings.get("metapaths") or recipe.data.metapaths or _schema_metapaths(recipe.data.model_dump())[1]
+        source = recipe.data.model_dump()
+        if source.get("dataset") is None and source.get("path") is None:  # in memory
+            source["dataset"] = getattr(self, "_graph_schema", None)
+        paths = settings.get("metapaths") or recipe.data.metapaths or _schema_metapaths(source)[1]
         return paths is None or (base_paths is not None and _plain(paths) == _plain(base_paths))
 
     def build_task(self, recipe, device, data: Any, *args: Any, **kwargs: Any) -> HetGraphTask:
         """The method's registered task, on the in-memory graph (a name or path is read by the recipe's loader)."""
+        from torch_geometric.data import HeteroData
+
         from ..core import registry
 
         cls = registry.method_spec("hetgraph", recipe.method.name).cls
-        from torch_geometric.data import HeteroData
-
         return cls(recipe, None, device, graph=data if isinstance(data, HeteroData) else None)
 
     def after_fit(self, task: HetGraphTask) -> None:
