@@ -159,7 +159,7 @@ class HetGraphEstimator(Estimator):
         ``data.path`` / ``data.dataset``; an in-memory graph sets neither)."""
         settings = {} if data is None else _source_settings(data)
         # an in-memory graph of a shipped schema (load_heco) brings that schema's target and meta-paths
-        self._graph_schema = getattr(data, "dataset", None) if not isinstance(data, (str, Path)) else None
+        self._fit_dataset = getattr(data, "dataset", None) if not isinstance(data, (str, Path)) else None
         if target is not None:
             settings["target"] = target
         if metapaths is not None:
@@ -188,7 +188,7 @@ class HetGraphEstimator(Estimator):
         base_paths = base.data.metapaths or _schema_metapaths(base.data.model_dump())[1]
         source = recipe.data.model_dump()
         if source.get("dataset") is None and source.get("path") is None:  # in memory
-            source["dataset"] = getattr(self, "_graph_schema", None)
+            source["dataset"] = getattr(self, "_fit_dataset", None)
         paths = settings.get("metapaths") or recipe.data.metapaths or _schema_metapaths(source)[1]
         return paths is None or (base_paths is not None and _plain(paths) == _plain(base_paths))
 
