@@ -271,7 +271,8 @@ def load_graph(path: str | Path, trust_pickle: bool = False):
     """A ``torch.save``d ``HeteroData``, loaded with ``torch.load(weights_only=True)`` and PyG's storage classes
     allow-listed (tensors, numbers, strings, lists, dicts: no code runs). A file holding other objects (numpy
     arrays, custom classes) loads only with ``trust_pickle=True`` (``data.trust_pickle``): a full unpickle, which
-    can run code, so only for files you trust."""
+    can run code, so only for files you trust. This is how to read a saved graph in Python (a plain
+    ``torch.load(path, weights_only=True)`` refuses PyG's classes): ``MEOW.load(model_dir).embed(load_graph(path))``."""
     import pickle
 
     from torch_geometric.data import HeteroData

@@ -16,7 +16,7 @@ from ..core.task import StepContext
 from .losses import MEOWObjective, cluster_weights, kmeans, proto_nce, views_nce
 from .task import HetGraphTask
 
-__all__ = ["MEOWConfig", "MEOW", "kmeans", "cluster_weights", "proto_nce"]
+__all__ = ["MEOWConfig", "MEOWTask", "kmeans", "cluster_weights", "proto_nce"]
 
 
 class MEOWConfig(StrictModel):
@@ -31,8 +31,8 @@ class MEOWConfig(StrictModel):
 
 
 @method("hetgraph", "meow")
-class MEOW(HetGraphTask):
-    """Loss (MEOW eqs. 7-10): ``objective(coarse_i -> fine_i; negatives fine_j weighted w_ij) + lam * ProtoNCE``;
+class MEOWTask(HetGraphTask):
+    """The MEOW training task (the estimator is :class:`cl_domains.hetgraph.MEOW`). Loss (MEOW eqs. 7-10): ``objective(coarse_i -> fine_i; negatives fine_j weighted w_ij) + lam * ProtoNCE``;
     k-means runs on the detached fine projections of the same forward pass (once per epoch)."""
 
     config = MEOWConfig
