@@ -2,3 +2,11 @@
 graphs, sequential recommendation, spoken language understanding and regression."""
 
 __version__ = "0.1.0"
+
+
+def load(directory):
+    """A saved model of any domain (a folder written by ``est.save(dir)`` or a run's ``model/``), as the estimator
+    its ``cl_domains.json`` names: ``cl_domains.load(dir).embed(x)``. See :mod:`cl_domains.core.estimator`."""
+    from .core.estimator import load as _load
+
+    return _load(directory)

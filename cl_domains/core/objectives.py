@@ -27,7 +27,7 @@ negative of weight 1 (for ``supcon``: a positive when it has the same label).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -244,8 +244,3 @@ def _reduce(loss: Tensor, reduction: str, *, has_nan: bool, anchor: Tensor) -> T
     if reduction == "sum":
         return loss.sum()
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-
-
-def describe(cfg: Any) -> str:
-    """``loss @ t=0.05`` for logs and tables."""
-    return f"{cfg.loss} @ t={cfg.temperature:g}" + (" (learnable)" if cfg.learnable_temperature else "")

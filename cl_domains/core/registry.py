@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .errors import UserError
+from .text import short_repr
 
 PLUGIN_GROUP = "cl_domains.plugins"
 _NOT_DOMAINS = {"core"}
@@ -122,8 +123,6 @@ def method_spec(domain_name: str, name: Any, where: str = "recipe") -> MethodSpe
     if name not in spec.methods:
         load_plugins()
     if not isinstance(name, str) or name not in spec.methods:
-        from .recipe import short_repr
-
         raise UserError(
             f"{where}: 'method.name' = {short_repr(name)} is not a {domain_name} method; "
             f"choose one of: {', '.join(sorted(spec.methods))}."

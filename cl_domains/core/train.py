@@ -5,7 +5,7 @@ owns the optimiser and schedule, progress, periodic dev evaluation with best-che
 selection, atomic checkpoints (weights as safetensors) and ``resume``, the NaN/inf guard, and
 the run's ``metrics.json`` / plot / "ours vs paper" table.
 
-Scale (for tasks that implement ``embed`` and ``loss_from_embeddings``):
+Scale (for tasks that implement ``embed_batch`` and ``loss_from_embeddings``):
 
 * ``train.grad_cache_chunk`` (GradCache, Gao et al. 2021): the batch is embedded in sub-batches
   without a graph, the loss is taken on the whole batch of embeddings, and each sub-batch is
@@ -16,7 +16,7 @@ Scale (for tasks that implement ``embed`` and ``loss_from_embeddings``):
   (:func:`~cl_domains.core.distributed.gather_with_grad`), so every process computes the loss
   over the whole global batch, and parameter gradients are averaged over processes: the
   gradient equals the single-process one. Only rank 0 evaluates, logs and checkpoints.
-  A task without ``embed`` trains on its shard with in-shard negatives (logged once).
+  A task without ``embed_batch`` trains on its shard with in-shard negatives (logged once).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -41,8 +41,10 @@ from torch import Tensor
 
 from . import distributed as D
 from .errors import TrainingDiverged, UserError
+from .modeldir import write_run_model
 from .modes import eval_mode
 from .recipe import Recipe, TrainConfig, paper_applies
+from .rng import derive_seed
 from .runs import (
     SMALL_MAX_BYTES,
     STATE_MAX_BYTES,
@@ -56,7 +58,16 @@ from .runs import (
 from .safefs import UnsafeFile, check_regular, is_inside, read_json, read_text, safe_rmtree
 from .task import StepContext, Study, Task
 
-__all__ = ["Trainer", "TrainState", "Callback", "train_recipe", "train_task", "seed_everything", "pick_device"]
+__all__ = [
+    "Trainer",
+    "TrainState",
+    "Callback",
+    "train_recipe",
+    "train_task",
+    "seed_everything",
+    "pick_device",
+    "rank_seed",
+]
 
 
 @dataclass
@@ -153,6 +164,13 @@ def seed_everything(seed: int) -> None:
         pass
 
 
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The torch seed of process ``rank`` > 0 (rank 0 uses ``seed`` itself), resumed at ``step``: derived with
+    :func:`cl_domains.core.rng.derive_seed`, so no (seed, rank) pair shares the stream of another seed (a formula
+    such as ``seed + 1000 * rank`` gives seed 0 on rank 1 the stream of seed 1000 on rank 0)."""
+    return derive_seed(seed, "process", rank, step)
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -210,7 +228,7 @@ class Trainer:
         self.embedding_path = task.has_embedding_split()
         if self.cfg.grad_cache_chunk and not self.embedding_path:
             raise UserError(
-                f"train.grad_cache_chunk = {self.cfg.grad_cache_chunk} needs a task with embed() and "
+                f"train.grad_cache_chunk = {self.cfg.grad_cache_chunk} needs a task with embed_batch() and "
                 f"loss_from_embeddings(); {type(task).__name__} has only loss()."
             )
 
@@ -343,7 +361,7 @@ class Trainer:
         for k, o in self.task.optimizers().items():
             o.load_state_dict(saved["task_optimizers"][k])
         if D.rank() > 0:  # the saved stream is rank 0's; other ranks continue their own
-            torch.manual_seed(self.cfg.seed + 1000 * D.rank() + self.state.step)
+            torch.manual_seed(rank_seed(self.cfg.seed, D.rank(), self.state.step))
 
     # ---------------------------------------------------------------- evaluation
     def _evaluate(self, split: str) -> dict[str, float]:
@@ -431,7 +449,7 @@ class Trainer:
             # Seeded again so that the training stream does not depend on eval_before.
             seed_everything(cfg.seed)
             if D.rank() > 0:  # e.g. different dropout masks on every process
-                torch.manual_seed(cfg.seed + 1000 * D.rank())
+                torch.manual_seed(rank_seed(cfg.seed, D.rank()))
         if D.world_size() > 1:
             self._check_world()
         start = time.time()
@@ -478,7 +496,7 @@ class Trainer:
             torch.distributed.broadcast(p.data, 0)
         if not self.embedding_path:
             self.run.log(
-                f"{type(self.task).__name__} has no embed(): each of the {ws} processes trains on its shard "
+                f"{type(self.task).__name__} has no embed_batch(): each of the {ws} processes trains on its shard "
                 "with in-shard negatives (the loss differs from one process on the global batch)."
             )
 
@@ -505,7 +523,7 @@ class Trainer:
         elif self.cfg.grad_cache_chunk:
             loss, extras = self._grad_cache_backward(batch, local, self.cfg.grad_cache_chunk, ctx)
         else:
-            emb = self.task.embed(local, ctx)
+            emb = self.task.embed_batch(local, ctx)
             parts = emb if isinstance(emb, tuple) else (emb,)
             full = tuple(D.gather_with_grad(x) for x in parts)
             loss, extras = self._loss_out(
@@ -523,7 +541,7 @@ class Trainer:
         with torch.no_grad():  # 1. embeddings without a graph
             for s, e in bounds:
                 states.append(_rng_state())
-                out = task.embed(task.slice_batch(local, s, e), ctx)
+                out = task.embed_batch(task.slice_batch(local, s, e), ctx)
                 parts.append(out if isinstance(out, tuple) else (out,))
         after = _rng_state()
         as_tuple = isinstance(out, tuple)
@@ -535,7 +553,7 @@ class Trainer:
         loss.backward()
         for (s, e), state in zip(bounds, states):  # 3. re-embed each sub-batch with a graph, same RNG
             _set_rng_state(state)
-            out = task.embed(task.slice_batch(local, s, e), ctx)
+            out = task.embed_batch(task.slice_batch(local, s, e), ctx)
             torch.autograd.backward(out if as_tuple else (out,), [x.grad[s:e] for x in leaves])
         _set_rng_state(after)
         return loss.detach(), extras
@@ -630,6 +648,7 @@ class Trainer:
             }
         )
         task.export(run.dir / "model")
+        write_run_model(run.dir / "model", self.recipe, run.metrics)
         self._save_checkpoint()
         run.save_metrics()
         run.plot()
@@ -684,8 +703,11 @@ def train_recipe(
     data_root: str | Path | None = None,
     resume: str | Path | None = None,
     callbacks: Sequence[Callback] = (),
+    build: Callable[[Recipe, torch.device], Task] | None = None,
 ) -> Run:
     """Build the recipe's task and train it in a new run directory, or resume ``resume`` (a run dir).
+    ``build(recipe, device)`` replaces the registered class's ``cls(recipe, data_root, device)`` (an estimator's
+    task on in-memory data); seeding, threads and processes are the same either way.
 
     A run directory is trained by one process at a time: a second ``train_recipe`` (or ``cl-domains run
     --resume``) on a directory in use raises a :class:`UserError` naming the holder."""
@@ -717,7 +739,7 @@ def train_recipe(
             torch.set_num_threads(recipe.train.threads)
         owns_group = D.init_from_env()
         seed_everything(recipe.train.seed)  # heads are initialised while the task is built
-        task = cls(recipe, data_root, device)
+        task = build(recipe, device) if build is not None else cls(recipe, data_root, device)
         if isinstance(task, Study):  # several trainings in one run (e.g. strategies x seeds)
             return task.run(out=out, device=device, run=run)
         return train_task(recipe, task, out=out, run=run, device=device, callbacks=callbacks)

@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import make_sentinel, tree_digest  # noqa: E402
+from .harness import make_sentinel, tree_digest  # noqa: E402
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The harness itself: the bounds hold on the child and the checks can fail."""
 
 import pytest
-from harness import Result, assert_clean_exit, run_cli, run_many
+
+from .harness import Result, assert_clean_exit, run_cli, run_many
 
 
 def test_children_end_cleanly_and_bounds_apply(sentinel):
