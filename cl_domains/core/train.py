@@ -45,6 +45,7 @@ from .modes import eval_mode
 from .recipe import Recipe, TrainConfig, paper_applies
 from .runs import Run, atomic_write_text, comparison_table, console, fmt_metric, shown_paper
 from .task import StepContext, Study, Task
+from .validate import check_metrics
 
 __all__ = ["Trainer", "TrainState", "Callback", "train_recipe", "train_task", "seed_everything", "pick_device"]
 
@@ -550,6 +551,7 @@ class Trainer:
                 f"using the best dev checkpoint: step {self.state.best_step} ({self.select} = {self.state.best:.4f})"
             )
         after = self._evaluate("test")
+        check_metrics(after, where=f"{self.recipe.name}: test")  # NaN/inf fails the run instead of being reported
         run.metrics.update(
             {
                 "final": after,

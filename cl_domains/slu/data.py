@@ -259,11 +259,15 @@ def read_manifest(
     text_column: str | None = "transcript",
     optional: tuple[str, ...] = ("speaker", "transcript"),
     classes: list[str] | None = None,
+    allow_outside: bool = False,
 ) -> Utterances:
     """Your own recordings: a CSV/TSV/JSONL/parquet manifest with one row per audio file (audio path,
     class label, optional speaker and transcript). Relative paths start from ``audio_root`` (default:
-    the manifest's folder). Classes are the sorted labels, or ``classes`` (the training split's) for an
-    evaluation split. Speaker or transcript columns named in ``optional`` may be absent."""
+    the manifest's folder) and must stay inside it: absolute paths and ``..`` that climbs out are refused
+    unless ``allow_outside`` (``data.allow_outside: true``). Classes are the sorted labels, or ``classes``
+    (the training split's) for an evaluation split. Speaker or transcript columns named in ``optional`` may
+    be absent."""
+    from ..core.paths import inside
     from ..core.tables import read_table, require_columns, table_format
 
     path = Path(path)
@@ -294,8 +298,14 @@ def read_manifest(
             )
         if not isinstance(label, str) or not label.strip():
             raise UserError(f"{path}, {at} {line}: empty label in column {label_column!r}; fill it or remove the row.")
-        f = Path(file.strip()).expanduser()
-        f = f if f.is_absolute() else root / f
+        f = inside(
+            file.strip(),
+            root,
+            file=path,
+            key=f"{at} {line}, column {audio_column!r}",
+            allow_outside=allow_outside,
+            option="data.allow_outside",
+        )
         if not f.is_file():
             raise UserError(
                 f"{path}, {at} {line}: audio file {f} does not exist (column {audio_column!r} = {short_repr(file)}, "

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import UserError
+from ..core.validate import check_allocation, check_finite
 
 __all__ = ["read_ts"]
 
@@ -89,6 +90,14 @@ def read_ts(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict]:
         raise UserError(f"{path}: no cases after @data; add one line per series.")
     lengths = np.array([len(c) for c in cases])
     d = meta["dimensions"] or cases[0].shape[1]
+    longest = int(lengths.argmax())
+    check_allocation(
+        8.0 * len(cases) * int(lengths.max()) * d,
+        what=f"padding all {len(cases):,} series to the longest one ({int(lengths.max()):,} steps, case "
+        f"{longest + 1}; the median is {int(np.median(lengths)):,})",
+        file=path,
+        fix="Check that case, or cut the series to a common length",
+    )
     X = np.full((len(cases), int(lengths.max()), d), np.nan)
     for i, c in enumerate(cases):
         X[i, : len(c)] = c
@@ -96,7 +105,13 @@ def read_ts(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict]:
     if meta["task"] == "classify":
         y = np.array(labels, dtype=str)
     elif meta["task"] == "regress":
-        y = np.array(labels, dtype=np.float64)
+        y = check_finite(
+            np.array(labels, dtype=np.float64),
+            what="the targets (after the last ':')",
+            file=path,
+            row_name="case",
+            fix="Each case needs a finite numeric target; fix or remove those cases.",
+        )
     meta["lengths"] = lengths
     if meta["dimensions"] is None:
         meta["dimensions"] = d
