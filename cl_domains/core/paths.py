@@ -15,7 +15,15 @@ from pathlib import Path
 
 from .errors import UserError
 
-__all__ = ["is_inside", "inside"]
+__all__ = ["is_inside", "inside", "is_file"]
+
+
+def is_file(path: str | Path) -> bool:
+    """``Path(path).is_file()`` that answers False for names the system cannot look up (too long, NUL bytes)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def is_inside(path: str | Path, base: str | Path) -> bool:

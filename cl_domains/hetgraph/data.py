@@ -30,7 +30,7 @@ from pydantic import Field, ValidationError
 
 from ..core import data as core_data
 from ..core.errors import UserError
-from ..core.paths import inside
+from ..core.paths import inside, is_file
 from ..core.recipe import StrictModel
 from ..core.rng import generator
 from ..core.validate import max_array_bytes
@@ -84,13 +84,25 @@ class HeCoSchema(StrictModel):
     )
 
 
+SCHEMA_BYTES = 1 << 20  # a schema names a few files and types: anything larger is not one
+
+
 def read_schema(path: str | Path) -> HeCoSchema:
     """A schema file (YAML) of a HeCo-format folder, checked: node types of edges and meta-paths exist."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"schema file {path} does not exist.")
+    if path.stat().st_size > SCHEMA_BYTES:
+        raise UserError(
+            f"schema file {path} is {path.stat().st_size:,} bytes, over the {SCHEMA_BYTES:,} a graph schema may have; "
+            "is it the right file?"
+        )
     try:
-        schema = HeCoSchema.model_validate(yaml.safe_load(path.read_text()))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"schema file {path} cannot be read as UTF-8 text ({type(exc).__name__}).") from None
+    try:
+        schema = HeCoSchema.model_validate(yaml.safe_load(text))
     except (yaml.YAMLError, ValidationError) as exc:
         raise UserError(
             f"schema file {path} is not a valid graph schema ({str(exc)[:400]}). It needs 'target', 'nodes' "
@@ -142,12 +154,15 @@ def _file(schema: HeCoSchema, key: str, root: str | Path | None, folder: str | P
         return core_data.resolve(f"{schema.card}/{key}", root)
     folder = Path(folder).expanduser()
     inside(key, folder, file=schema.name or "graph schema", key=f"file {key!r}")
-    if (folder / key).is_file():
+    if is_file(folder / key):
         return folder / key
-    matches = sorted(folder.glob(f"{key}.*"))
+    try:
+        matches = sorted(folder.glob(f"{key}.*"))
+    except (OSError, ValueError):
+        matches = []
     if not matches:
         raise UserError(
-            f"{schema.name or 'graph'}: file '{key}.*' (npz/npy/txt) is missing from {folder}. "
+            f"{schema.name or 'graph'}: file '{key[:200]}.*' (npz/npy/txt) is missing from {folder}. "
             f"A HeCo-format folder needs: {', '.join(_keys(schema))}."
         )
     return matches[0]
@@ -189,8 +204,12 @@ def _no_content(exc: BaseException) -> str:
 
 
 def _read_edges(path: Path, n_src: int, n_dst: int) -> np.ndarray:
+    import warnings
+
     try:
-        pairs = np.loadtxt(path, dtype=np.int64, ndmin=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": the check below says it
+            pairs = np.loadtxt(path, dtype=np.int64, ndmin=2)
     except (ValueError, OverflowError, EOFError, OSError) as exc:  # OSError, EOFError: a damaged .gz
         raise UserError(f"{path}: every line must be two integer node ids ({_no_content(exc)}).") from None
     if pairs.shape[1] != 2:
@@ -334,7 +353,12 @@ def load_graph(path: str | Path, trust_pickle: bool = False):
             for c in allowed + torch.serialization.get_safe_globals()
             if isinstance(c, type)
         }
-        unsafe = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(path)) - known)
+        try:
+            unsafe = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(path)) - known)
+        except Exception:  # noqa: BLE001 - not a readable checkpoint at all
+            raise UserError(
+                f"cannot read graph file {path} with torch.load: it is damaged or not a torch.save'd file."
+            ) from None
         unsafe = ", ".join(unsafe) if unsafe else "objects a safe load refuses"
         raise UserError(
             f"graph file {path} holds {unsafe}, which only a full unpickle can read (and unpickling can run code). "
