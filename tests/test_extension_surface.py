@@ -116,7 +116,9 @@ def test_renamed_keys_are_refused_with_the_new_name(tmp_path):
 def test_every_optional_hook_has_a_default_and_a_docstring():
     required = {"num_batches", "batches", "evaluate"}
     hooks = [n for n, f in vars(Task).items() if callable(f) and not n.startswith("_")]
-    assert {"loss", "embed", "train_step", "optimizers", "on_step_end", "on_epoch_start", "on_evaluate"} <= set(hooks)
+    assert {"loss", "embed_batch", "train_step", "optimizers", "on_step_end", "on_epoch_start", "on_evaluate"} <= set(
+        hooks
+    )
     for name in hooks:
         assert (getattr(Task, name).__doc__ or "").strip(), f"Task.{name} has no docstring"
     t = Task()
