@@ -57,6 +57,7 @@ from .runs import (
 )
 from .safefs import UnsafeFile, check_regular, is_inside, read_json, read_text, safe_rmtree
 from .task import StepContext, Study, Task
+from .validate import check_metrics
 
 __all__ = [
     "Trainer",
@@ -650,6 +651,7 @@ class Trainer:
                     f"using the best dev checkpoint: step {self.state.best_step} ({self.select} = {self.state.best:.4f})"
                 )
         after = self._evaluate("test")
+        check_metrics(after, where=f"{self.recipe.name}: test")  # NaN/inf fails the run instead of being reported
         run.metrics.update(
             {
                 "final": after,

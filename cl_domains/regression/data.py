@@ -22,6 +22,7 @@ from ..core.data import open_text
 from ..core.errors import UserError
 from ..core.recipe import short_repr
 from ..core.tables import read_table, require_columns
+from ..core.validate import LARGEST
 
 __all__ = [
     "Split",
@@ -91,8 +92,9 @@ def check_xy(
     target: str = "target",
     lines: np.ndarray | None = None,
 ) -> None:
-    """Refuse NaN/inf features or targets and a constant target, naming the column and rows
-    (``lines[i]``: the 1-based file line of row ``i``, when the rows come from a file)."""
+    """Refuse NaN/inf features or targets, values whose square overflows (``|v| > 1e150``) and a constant
+    target, naming the column and rows (``lines[i]``: the 1-based file line of row ``i``, when the rows come
+    from a file)."""
     names = feature_names or [f"column {j}" for j in range(x.shape[1] if x.ndim == 2 else 1)]
     unit = "file lines" if lines is not None else "rows"
 
@@ -100,19 +102,22 @@ def check_xy(
         rows = np.unique(rows)[:5]
         return (lines[rows] if lines is not None else rows).tolist()
 
-    bad = ~np.isfinite(x)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(x) <= LARGEST)
     if bad.any():
         rows, cols = np.nonzero(bad.reshape(len(x), -1))
         col = names[cols[0]] if x.ndim == 2 else "window"
         raise UserError(
-            f"{where}: feature {col!r} has NaN/inf values ({int(bad.sum())} cells, first at {unit} "
-            f"{at(rows)}). Impute or drop them before training."
+            f"{where}: feature {col!r} has NaN/inf or huge (|value| > {LARGEST:g}) values ({int(bad.sum())} cells, "
+            f"first at {unit} {at(rows)}). Impute or drop them before training."
         )
-    if not np.isfinite(y).all():
-        rows = np.nonzero(~np.isfinite(y))[0]
+    with np.errstate(invalid="ignore"):
+        bad_y = ~(np.abs(y) <= LARGEST)
+    if bad_y.any():
+        rows = np.nonzero(bad_y)[0]
         raise UserError(
-            f"{where}: target {target!r} has NaN/inf values at {unit} {at(rows)}"
-            f"{' …' if len(rows) > 5 else ''}. Drop those rows."
+            f"{where}: target {target!r} has NaN/inf or huge (|value| > {LARGEST:g}: its squared error overflows) "
+            f"values at {unit} {at(rows)}{' …' if len(rows) > 5 else ''}. Drop those rows or rescale the target."
         )
     if len(y) and np.ptp(y) == 0:
         raise UserError(
@@ -479,6 +484,31 @@ def _series(
     return RegressionData(name, "series", splits["train"], splits["dev"], splits["test"], names, target, scaler)
 
 
+def _numbers(a, name: str) -> np.ndarray:
+    """``a`` as float64, or a :class:`UserError` naming the row and column of the first non-number."""
+    try:
+        return np.asarray(a, dtype=np.float64)
+    except (ValueError, TypeError):
+        pass
+    try:
+        obj = np.asarray(a, dtype=object)
+    except ValueError:
+        obj = None
+    if obj is None or obj.dtype != object or any(isinstance(v, (list, tuple, np.ndarray)) for v in obj.reshape(-1)):
+        raise UserError(f"fit(X, y): {name} is ragged (rows of different lengths); give a rectangular array.") from None
+    for index in np.ndindex(obj.shape):
+        v = obj[index]
+        try:
+            float(v)
+        except (ValueError, TypeError):
+            parts = ("row", "step", "channel") if len(index) == 3 else ("row", "column")
+            where = ", ".join(f"{p} {i}" for p, i in zip(parts, index))
+            raise UserError(
+                f"fit(X, y): {name} {where} holds {short_repr(v)}, not a number; encode or drop that column."
+            ) from None
+    raise UserError(f"fit(X, y): {name} cannot be read as numbers.")  # pragma: no cover - defensive
+
+
 def from_arrays(
     x: np.ndarray,
     y: np.ndarray,
@@ -492,7 +522,7 @@ def from_arrays(
     """In-memory data: ``x [n, d]`` (a table) or ``[n, T, d]`` (series, NaN gaps allowed). Rows are split at
     random (seed ``split``); ``test_fraction`` 0 leaves the test split empty (a run then scores the dev split and
     names its final metrics ``dev_*``)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64).ravel()
+    x, y = _numbers(x, "X"), _numbers(y, "y").ravel()
     if len(x) != len(y):
         raise UserError(f"fit(X, y): X has {len(x)} rows and y {len(y)}; give one target per row.")
     if x.ndim not in (2, 3):

@@ -49,6 +49,11 @@ class SLUDataConfig(StrictModel):
         "that a manifest's relative paths start from); null: synthesise speech with espeak-ng (fsc, massive, "
         "slurp) or the manifest's own folder (manifest)",
     )
+    allow_outside: bool = Field(
+        False,
+        description="manifest: accept absolute audio paths and relative ones that leave the audio folder "
+        "(by default every path must stay inside data.audio_root, or the manifest's folder)",
+    )
     audio_column: str = Field("path", description="manifest: column of the audio file paths")
     label_column: str = Field("label", description="manifest: column of the class names")
     speaker_column: Optional[str] = Field(

@@ -46,6 +46,7 @@ def _read(cfg: SLUDataConfig, ref: str, data_root, classes: list[str] | None = N
             text_column=cfg.text_column,
             optional=tuple(v for k, v in unset.items() if k not in cfg.model_fields_set),  # defaults may be absent
             classes=classes,
+            allow_outside=cfg.allow_outside,
         )
     return read_slurp_jsonl(path, cfg.audio_root)
 
