@@ -304,13 +304,15 @@ def _extract(blob: Path, archive: str | None, member: str | None, url: str = "th
                 if not info.isfile():
                     raise UserError(f"archive member {member!r} of {url} is not a regular file (a link or folder).")
                 f = t.extractfile(info)
+                if f is None:
+                    raise UserError(f"archive member {member!r} of {url} has no data.")
                 return f.read()
         with zipfile.ZipFile(blob) as z:
-            info = z.getinfo(member)
-            mode = info.external_attr >> 16
-            if info.is_dir() or (mode and (mode & 0o170000) not in (0, 0o100000)):
+            zinfo = z.getinfo(member)
+            mode = zinfo.external_attr >> 16
+            if zinfo.is_dir() or (mode and (mode & 0o170000) not in (0, 0o100000)):
                 raise UserError(f"archive member {member!r} of {url} is not a regular file (a link or folder).")
-            return z.read(info)
+            return z.read(zinfo)
     except KeyError:
         raise UserError(
             f"archive member {member!r} is not in the download {url}; the card's members are wrong."

@@ -807,7 +807,14 @@ def train_task(
         _release(held)
 
 
-def _train_task(recipe, task, run, out, device, callbacks) -> Run:
+def _train_task(
+    recipe: Recipe,
+    task: Task,
+    run: Run | None,
+    out: str | Path,
+    device: torch.device | None,
+    callbacks: Sequence[Callback],
+) -> Run:
     resume = run is not None
     if run is not None and "final" in run.metrics:  # finished: resuming must not evaluate or write again
         console.print(
