@@ -16,12 +16,12 @@ from cl_domains.regression import Regressor, SupReMix
 
 def test_fit_equals_the_cli_run_of_the_same_recipe(tmp_path, data_root, monkeypatch):
     monkeypatch.setenv("CL_DOMAINS_DATA", str(data_root))
-    est = SupReMix(recipe="supremix_airfoil", profile="tiny").fit()
-    args = ["run", "supremix_airfoil", "--profile", "tiny", "--out", str(tmp_path), "--data-root", str(data_root)]
+    est = SupReMix(recipe="supremix_concrete", profile="tiny").fit()
+    args = ["run", "supremix_concrete", "--profile", "tiny", "--out", str(tmp_path), "--data-root", str(data_root)]
     assert main(args) == 0
     (run_dir,) = tmp_path.iterdir()
     assert est.metrics_ == json.loads((run_dir / "metrics.json").read_text())["final"]
-    x = np.random.default_rng(0).normal(size=(4, 5)) * 100 + 1000  # raw Airfoil-like columns: scaled on the way in
+    x = np.random.default_rng(0).normal(size=(4, 8)) * 100 + 300  # raw Concrete-like columns: scaled on the way in
     assert np.array_equal(Regressor.load(run_dir / "model").predict(x), est.predict(x))
 
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..core.errors import UserError
 from ..core.estimator import RENAMED_KEYWORDS, Estimator, estimator
-from .data import _fill_series, from_arrays
+from .data import Split, _fill_series, from_arrays
 
 __all__ = ["Regressor", "SupReMix", "RankNContrast", "L1Regressor", "fit", "write_regressor"]
 
@@ -124,6 +124,8 @@ class Regressor(Estimator):
             return cls(recipe, None, device)
         d = recipe.data
         arrays = from_arrays(data, y, dev_fraction=d.dev_fraction, test_fraction=d.test_fraction, split=d.split)
+        if d.test_fraction == 0:  # no test rows: the task scores the dev split and names it dev_*
+            arrays.test = Split(arrays.test.x[:0], arrays.test.y[:0])
         if len(arrays.train) < recipe.train.batch_size:  # small data: one batch of all training rows
             recipe.train.batch_size = len(arrays.train)
             recipe.resolved["train"]["batch_size"] = len(arrays.train)

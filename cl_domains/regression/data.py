@@ -520,14 +520,16 @@ def from_arrays(
     feature_names: list[str] | None = None,
 ) -> RegressionData:
     """In-memory data: ``x [n, d]`` (a table) or ``[n, T, d]`` (series, NaN gaps allowed). Rows are split at
-    random (seed ``split``); ``test_fraction`` 0 leaves the test split empty (a run then scores the dev split and
-    names its final metrics ``dev_*``)."""
+    random (seed ``split``); ``test_fraction`` 0 makes the dev rows the test split too (the run's final metrics
+    are then dev metrics)."""
     x, y = _numbers(x, "X"), _numbers(y, "y").ravel()
     if len(x) != len(y):
         raise UserError(f"fit(X, y): X has {len(x)} rows and y {len(y)}; give one target per row.")
     if x.ndim not in (2, 3):
         raise UserError(f"fit(X, y): X must be [n, features] or series [n, length, channels]; got shape {x.shape}.")
     idx = _random_split(len(y), split, dev_fraction, test_fraction, "fit(X, y)")
+    if test_fraction == 0:
+        idx["test"] = idx["dev"]
     if x.ndim == 3:
         return _series(name, x, y, idx, "fit(X, y)")
     names = feature_names or [f"x{j}" for j in range(x.shape[1])]
