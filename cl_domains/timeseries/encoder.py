@@ -65,7 +65,14 @@ def as_panel(X, what: str = "X") -> np.ndarray:
     return arr
 
 
-def write_encoder(directory: str | Path, recipe, net: torch.nn.Module, network: dict[str, Any], **fields: Any) -> Path:
+def write_encoder(
+    directory: str | Path,
+    recipe,
+    net: torch.nn.Module,
+    network: dict[str, Any],
+    scaler: tuple[np.ndarray, np.ndarray] | None = None,
+    **fields: Any,
+) -> Path:
     """Write an encoder in the model-directory layout (a run's ``model/`` and :meth:`TSEncoder.save`).
 
     Args:
@@ -73,6 +80,7 @@ def write_encoder(directory: str | Path, recipe, net: torch.nn.Module, network: 
         recipe: the resolved recipe it was trained with.
         net: the (averaged) encoder network.
         network: the ``TS2VecNet`` constructor arguments.
+        scaler: the per-channel mean and std applied to raw series before encoding (``scaler.safetensors``).
         fields: manifest fields (``metrics``, ``baselines``, ``paper``, ``estimator``).
 
     Returns:
@@ -80,10 +88,14 @@ def write_encoder(directory: str | Path, recipe, net: torch.nn.Module, network: 
     """
     from ..core.modeldir import make_manifest, write_model_dir
 
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    tensors = {"model.safetensors": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}}
+    if scaler is not None:
+        tensors["scaler.safetensors"] = {
+            k: torch.as_tensor(np.asarray(v, np.float64)) for k, v in zip(("mean", "std"), scaler)
+        }
     dim = network["output_dims"] * (2 if network.get("trend") else 1)
     manifest = make_manifest(recipe, embedding_dim=dim, network=network, **fields)
-    return write_model_dir(directory, manifest, {"model.safetensors": state})
+    return write_model_dir(directory, manifest, tensors)
 
 
 class TSEncoder(Estimator):
@@ -152,23 +164,32 @@ class TSEncoder(Estimator):
     def after_fit(self, task) -> None:
         self.net_ = task.encoder().eval()
         self.network_ = dict(task.net_config)
+        self.scaler_ = task.input_scaler()
 
-    # ------------------------------------------------------------------ inference
-    def embed_tensor(self, x: Any) -> torch.Tensor:
-        """One vector per series, max-pooled over its timestamps: ``[N, D]``."""
+    def _panel(self, x: Any) -> np.ndarray:
+        """Raw series -> the encoder's inputs: checked, and standardised as the training series were."""
         panel = as_panel(x)
         if panel.shape[-1] != self.net_.input_dims:
             raise UserError(
                 f"{type(self).__name__}: the series have {panel.shape[-1]} channel(s), the encoder was trained on "
                 f"{self.net_.input_dims}."
             )
-        return torch.as_tensor(encode_series(self.net_, panel))
+        if self.scaler_ is None:
+            return panel
+        mean, std = self.scaler_
+        return ((panel.astype(np.float64) - mean) / std).astype(np.float32)
+
+    # ------------------------------------------------------------------ inference
+    def embed_tensor(self, x: Any) -> torch.Tensor:
+        """One vector per series, max-pooled over its timestamps: ``[N, D]``. Series are given raw: a model
+        trained on a dataset's files standardises them with that data's training statistics, as its run did."""
+        return torch.as_tensor(encode_series(self.net_, self._panel(x)))
 
     def embed_timestamps(self, x: Any) -> np.ndarray:
         """One vector per timestamp: ``[N, T, D]`` float32 (NaN-padded steps give NaN-free but meaningless rows)."""
         self._check_fitted()
         with torch.no_grad():
-            return self.net_(torch.as_tensor(as_panel(x)), mask=False).cpu().float().numpy()
+            return self.net_(torch.as_tensor(self._panel(x)), mask=False).cpu().float().numpy()
 
     def transform(self, x: Any) -> np.ndarray:
         """scikit-learn's name for :meth:`embed`."""
@@ -210,6 +231,7 @@ class TSEncoder(Estimator):
             self.recipe_,
             self.net_,
             self.network_,
+            self.scaler_,
             estimator=self.estimator_name,
             metrics=self.metrics_,
             baselines=self.baselines_,
@@ -221,6 +243,10 @@ class TSEncoder(Estimator):
         self.net_ = TS2VecNet(**self.network_)
         self.net_.load_state_dict(model_dir.tensors())
         self.net_.eval()
+        self.scaler_ = None
+        if "scaler.safetensors" in model_dir.manifest.get("files", {}):
+            s = model_dir.tensors("scaler.safetensors")
+            self.scaler_ = (s["mean"].numpy(), s["std"].numpy())
 
     @classmethod
     def read_inputs(cls, path: str | Path) -> tuple[list[str], np.ndarray]:

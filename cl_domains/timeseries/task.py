@@ -193,7 +193,7 @@ class TimeseriesTask(Task):
         """``panel``: train on these series ``[N, T, C]`` (no evaluation data; :class:`TSEncoder`) instead of
         reading ``recipe.data``."""
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
-        self.seed = recipe.train.seed
+        self.seed, self.data_root = recipe.train.seed, data_root
         d = recipe.data
         self.data: Forecast | Classification | Regression | None
         if panel is not None:
@@ -391,9 +391,36 @@ class TimeseriesTask(Task):
                 out[k] = float(np.mean([out[f"{k}_{h}"] for h in self.horizons]))
         return {"last value": last, "ridge on raw window": ridge}
 
+    def input_scaler(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The per-channel mean and std the data readers standardised the training series with, from the raw
+        training file (``.ts``, long table, or a UCR set shipped unnormalised); ``None`` where the series are used
+        as given (in-memory series, forecasting data, UCR sets shipped normalised)."""
+        from .data import NON_NORMALISED_UCR, _read_tsv, read_long
+        from .ts_format import read_ts
+
+        d = self.recipe.data
+        if not isinstance(self.data, (Classification, Regression)):
+            return None
+        if is_ts_file(d.path) or is_long_table(d.path):
+            path = core_data.resolve(d.path, self.data_root)
+            if is_ts_file(d.path):
+                x = read_ts(path)[0]
+            else:
+                x = read_long(path, id=d.id, time=d.time, value=d.value, label=d.label, path=path, keys="data.")[0]
+            mean, std = np.nanmean(x, axis=(0, 1)), np.nanstd(x, axis=(0, 1))
+            return mean, np.where(std > 0, std, 1.0)
+        folder = self._ucr_folder(d.path, self.data_root)
+        if folder.name not in NON_NORMALISED_UCR:
+            return None
+        train = next(
+            f for f in (folder / f"{folder.name}_TRAIN.tsv", folder / f"{folder.name}_TRAIN.tsv.gz") if f.is_file()
+        )
+        x = _read_tsv(train)[1]
+        return np.array([np.nanmean(x)]), np.array([np.nanstd(x)])
+
     def export(self, directory: Path) -> None:
-        """The averaged encoder in the model-directory layout (:mod:`cl_domains.core.modeldir`): what
-        ``TSEncoder.load`` and ``cl_domains.load`` read."""
+        """The averaged encoder in the model-directory layout (:mod:`cl_domains.core.modeldir`), with the input
+        scaler of its data: what ``TSEncoder.load`` and ``cl_domains.load`` read."""
         from .encoder import write_encoder
 
-        write_encoder(directory, self.recipe, self.encoder(), self.net_config)
+        write_encoder(directory, self.recipe, self.encoder(), self.net_config, self.input_scaler())
