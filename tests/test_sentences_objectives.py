@@ -90,7 +90,7 @@ def test_debcse_default_objective_is_the_pre_slot_loss(tiny_backbone, tiny_data,
 
     def old():  # debcse.py before the slot
         n = len(batch)
-        z = task.encoder.embed([task.examples[i] for i in batch + positives], task.max_len)
+        z = task.encoder.embed_with_grad([task.examples[i] for i in batch + positives], task.max_len)
         return info_nce(z[:n], z[n:], 0.05, neg_weights=w)
 
     _same(new, _loss_and_grads(task, old))
@@ -114,7 +114,7 @@ def test_multicsr_default_objective_is_the_pre_slot_loss(tiny_backbone, tiny_dat
 
     def old():  # multicsr.masked_sup_loss before the slot
         n = len(rows)
-        z = task.encoder.embed([r[c] for c in range(3) for r in rows], task.max_len)
+        z = task.encoder.embed_with_grad([r[c] for c in range(3) for r in rows], task.max_len)
         logits = similarity(z[:n], torch.cat([z[n : 2 * n], z[2 * n :]])) / 0.05
         return contrastive_nll(logits, torch.arange(n), negatives=keep).mean()
 
@@ -244,7 +244,9 @@ def test_a_learnable_temperature_trains_with_the_encoder(tiny_backbone, tiny_dat
     from cl_domains.core.train import train_recipe
 
     method = {"name": "simcse", "objective": {"loss": "nt_xent", "learnable_temperature": True}}
-    path = write_recipe(tmp_path / "r.yaml", tiny_backbone, tiny_data, method, max_steps=2, eval_before=False, lr=0.05)
+    path = write_recipe(
+        tmp_path / "r.yaml", tiny_backbone, tiny_data, method, max_steps=2, eval_before=False, lr=0.05, keep_start=False
+    )
     run = train_recipe(load_recipe(path), out=tmp_path / "runs")
     assert run.metrics["steps"] == 2 and "stsb_test" in run.metrics["final"]
     from safetensors.torch import load_file

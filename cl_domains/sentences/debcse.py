@@ -209,7 +209,7 @@ class DebCSETask(SentenceTask):
     def loss(self, batch: list[int], ctx: StepContext):
         anchors, positives = batch, self.positives(batch, ctx)
         n = len(anchors)
-        z = self.encoder.embed([self.examples[i] for i in anchors + positives], self.max_len)
+        z = self.encoder.embed_with_grad([self.examples[i] for i in anchors + positives], self.max_len)
         w = self.negative_weights(anchors, positives).to(z.device)
         loss = self.objective(z[:n], z[n:], neg_weights=w)  # item 6: IPW-weighted negatives
         return loss, {"self_positives": sum(a == p for a, p in zip(anchors, positives)) / n}

@@ -185,7 +185,7 @@ class MultiCSRTask(SentenceTask):
     def loss(self, batch: list[int], ctx: StepContext):
         rows = [self.examples[i] for i in batch]
         n = len(rows)
-        z = self.encoder.embed([r[c] for c in range(3) for r in rows], self.max_len)
+        z = self.encoder.embed_with_grad([r[c] for c in range(3) for r in rows], self.max_len)
         keep = self.negatives_mask(rows).to(z.device)
         keep_anchors = self.anchors_mask(rows).to(z.device) if self.objective.loss_name != "info_nce" else None
         loss = multicsr_objective(self.objective, z[:n], z[n : 2 * n], z[2 * n :], keep, keep_anchors)

@@ -45,10 +45,10 @@ class SimCSETask(SentenceTask):
         rows = [self.examples[i] for i in batch]
         n = len(rows)
         if self.cfg.variant == "unsup":
-            z = self.encoder.embed(rows + rows, self.max_len)  # one pass, two dropout masks
+            z = self.encoder.embed_with_grad(rows + rows, self.max_len)  # one pass, two dropout masks
             return z[:n], z[n:]
         width = len(rows[0])  # 3 with hard negatives, 2 for pairs
-        z = self.encoder.embed([r[c] for c in range(width) for r in rows], self.max_len)
+        z = self.encoder.embed_with_grad([r[c] for c in range(width) for r in rows], self.max_len)
         return tuple(z[c * n : (c + 1) * n] for c in range(width))
 
     def loss_from_embeddings(self, z: tuple, batch: list[int], ctx: StepContext):
