@@ -9,6 +9,7 @@ clear paragraph naming the file, the column, the recipe key and the fix.
 from __future__ import annotations
 
 import difflib
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
 
@@ -73,7 +74,7 @@ def read_table(path: str | Path, *, what: str = "table", dtype: Mapping[str, obj
             )
     except ImportError as exc:
         raise UserError(f"reading {path} needs a parquet engine: pip install pyarrow ({exc}).") from None
-    except (ValueError, OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except (ValueError, OSError, EOFError, UnicodeDecodeError, zlib.error, pd.errors.ParserError) as exc:
         raise UserError(f"could not read the {what} {path} as {fmt}: {str(exc).splitlines()[0][:200]}") from None
     if path.suffix.lower() == ".inter" or (len(path.suffixes) > 1 and path.suffixes[-2].lower() == ".inter"):
         df.columns = [str(c).split(":", 1)[0] for c in df.columns]
