@@ -9,6 +9,7 @@ clear paragraph naming the file, the column, the recipe key and the fix.
 from __future__ import annotations
 
 import difflib
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
 
