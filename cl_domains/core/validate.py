@@ -62,7 +62,7 @@ def _first_bad(bad: np.ndarray) -> tuple[int, int | None]:
 
 
 def check_finite(
-    values: Any,
+    values: object,
     *,
     what: str,
     file: str | Path | None = None,
