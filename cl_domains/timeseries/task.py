@@ -17,6 +17,8 @@ from ..core.baselines import (
     forecast_errors,
     lagged_windows,
     last_value_forecast,
+    minirocket_available,
+    minirocket_predict,
     nearest_neighbour_accuracy,
     ridge_select,
 )
@@ -352,7 +354,8 @@ class TimeseriesTask(Task):
         ``ridge on raw window`` (the last ``eval.padding + 1`` raw target values, the window the encoder
         sees; the time covariates are left out: they drift out of their training range on test, and a ridge
         on them extrapolates badly; alpha on validation as the probe's). Classification: ``raw 1-NN`` (Euclidean) and ``raw SVM``
-        (the same RBF SVM probe on the raw series). Regression: ``train mean`` and ``ridge on raw series``
+        (the same RBF SVM probe on the raw series), and ``MiniRocket`` when the optional ``aeon`` package is installed
+        (:func:`~cl_domains.core.baselines.minirocket_predict`; also for regression). Regression: ``train mean`` and ``ridge on raw series``
         (the same ridge probe on the NaN-zeroed raw series)."""
         if self.data is None:
             return {}
@@ -361,18 +364,26 @@ class TimeseriesTask(Task):
             flat = lambda x: np.nan_to_num(x.reshape(len(x), -1))  # noqa: E731
             ridge = regression_probe((flat(d.x_train), d.y_train), (flat(d.x_test), d.y_test))
             err = d.y_test - d.y_train.mean()
-            return {
+            out = {
                 "train mean": {"rmse": float(np.sqrt((err**2).mean())), "mae": float(np.abs(err).mean())},
                 "ridge on raw series": {k: ridge[k] for k in ("rmse", "mae", "cv_r2", "cv_rmse")},
             }
+            if minirocket_available():
+                err = minirocket_predict(d.x_train, d.y_train, d.x_test, "regress", self.recipe.train.seed) - d.y_test
+                out["MiniRocket"] = {"rmse": float(np.sqrt((err**2).mean())), "mae": float(np.abs(err).mean())}
+            return out
         if isinstance(self.data, Classification):
             d = self.data
             flat = lambda x: np.nan_to_num(x.reshape(len(x), -1))  # noqa: E731
             svm = svm_probe((flat(d.x_train), d.y_train), (flat(d.x_test), d.y_test))
-            return {
+            out = {
                 "raw 1-NN": {"acc": nearest_neighbour_accuracy(d.x_train, d.y_train, d.x_test, d.y_test)},
                 "raw SVM": {"acc": svm["acc"], "cv_acc": svm["cv_acc"]},
             }
+            if minirocket_available():
+                pred = minirocket_predict(d.x_train, d.y_train, d.x_test, "classify", self.recipe.train.seed)
+                out["MiniRocket"] = {"acc": float((pred == d.y_test).mean())}
+            return out
         f, pad = self.data, self.recipe.eval.padding
         a, b, c = f.borders
         target = f.values[:, f.n_covariates :]
