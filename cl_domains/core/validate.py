@@ -5,7 +5,7 @@ are refused with one paragraph naming the file, the column and the first bad row
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
