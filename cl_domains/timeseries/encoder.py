@@ -135,7 +135,7 @@ class TSEncoder(Estimator):
     def data_settings(self, data: Any = None, y: Any = None, *, test: str | Path | None = None) -> dict[str, Any]:
         """``None``: the recipe's data; a path or dataset name (``"ucr/GunPoint"``, ``"ett/ETTh1"``, a ``.ts``
         file or long table with ``test=``): that data, scored as the run's report does; series in memory: trained
-        on them alone (no labels, so no scores)."""
+        on them alone (no labels, so no scores; ``y`` is accepted and ignored, as by scikit-learn transformers)."""
         if data is None:
             return {"test": str(test)} if test is not None else {}
         if isinstance(data, (str, Path)):
@@ -186,7 +186,7 @@ class TSEncoder(Estimator):
         return torch.as_tensor(encode_series(self.net_, self._panel(x)))
 
     def embed_timestamps(self, x: Any) -> np.ndarray:
-        """One vector per timestamp: ``[N, T, D]`` float32 (NaN-padded steps give NaN-free but meaningless rows)."""
+        """One vector per timestamp: ``[N, T, D]`` float32, a row per step of the (NaN-padded) input."""
         self._check_fitted()
         with torch.no_grad():
             return self.net_(torch.as_tensor(self._panel(x)), mask=False).cpu().float().numpy()
