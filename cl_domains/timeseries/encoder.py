@@ -19,6 +19,7 @@ from ..core.errors import UserError
 from ..core.estimator import Estimator, estimator
 from .networks import TS2VecNet
 from .probes import encode_series
+from .task import write_encoder
 
 __all__ = ["TSEncoder", "TS2Vec", "AutoTCL", "as_panel", "write_encoder"]
 
@@ -65,39 +66,6 @@ def as_panel(X, what: str = "X") -> np.ndarray:
     return arr
 
 
-def write_encoder(
-    directory: str | Path,
-    recipe,
-    net: torch.nn.Module,
-    network: dict[str, Any],
-    scaler: tuple[np.ndarray, np.ndarray] | None = None,
-    **fields: Any,
-) -> Path:
-    """Write an encoder in the model-directory layout (a run's ``model/`` and :meth:`TSEncoder.save`).
-
-    Args:
-        directory: the folder.
-        recipe: the resolved recipe it was trained with.
-        net: the (averaged) encoder network.
-        network: the ``TS2VecNet`` constructor arguments.
-        scaler: the per-channel mean and std applied to raw series before encoding (``scaler.safetensors``).
-        fields: manifest fields (``metrics``, ``baselines``, ``paper``, ``estimator``).
-
-    Returns:
-        The directory.
-    """
-    from ..core.modeldir import make_manifest, write_model_dir
-
-    tensors = {"model.safetensors": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}}
-    if scaler is not None:
-        tensors["scaler.safetensors"] = {
-            k: torch.as_tensor(np.asarray(v, np.float64)) for k, v in zip(("mean", "std"), scaler)
-        }
-    dim = network["output_dims"] * (2 if network.get("trend") else 1)
-    manifest = make_manifest(recipe, embedding_dim=dim, network=network, **fields)
-    return write_model_dir(directory, manifest, tensors)
-
-
 class TSEncoder(Estimator):
     """A time-series encoder (TS2Vec's dilated-convolution network) trained by a contrastive method.
 
@@ -135,7 +103,7 @@ class TSEncoder(Estimator):
     def data_settings(self, data: Any = None, y: Any = None, *, test: str | Path | None = None) -> dict[str, Any]:
         """``None``: the recipe's data; a path or dataset name (``"ucr/GunPoint"``, ``"ett/ETTh1"``, a ``.ts``
         file or long table with ``test=``): that data, scored as the run's report does; series in memory: trained
-        on them alone (no labels, so no scores)."""
+        on them alone (no labels, so no scores; ``y`` is accepted and ignored, as by scikit-learn transformers)."""
         if data is None:
             return {"test": str(test)} if test is not None else {}
         if isinstance(data, (str, Path)):
@@ -186,7 +154,7 @@ class TSEncoder(Estimator):
         return torch.as_tensor(encode_series(self.net_, self._panel(x)))
 
     def embed_timestamps(self, x: Any) -> np.ndarray:
-        """One vector per timestamp: ``[N, T, D]`` float32 (NaN-padded steps give NaN-free but meaningless rows)."""
+        """One vector per timestamp: ``[N, T, D]`` float32, a row per step of the (NaN-padded) input."""
         self._check_fitted()
         with torch.no_grad():
             return self.net_(torch.as_tensor(self._panel(x)), mask=False).cpu().float().numpy()

@@ -432,6 +432,37 @@ class TimeseriesTask(Task):
     def export(self, directory: Path) -> None:
         """The averaged encoder in the model-directory layout (:mod:`cl_domains.core.modeldir`), with the input
         scaler of its data: what ``TSEncoder.load`` and ``cl_domains.load`` read."""
-        from .encoder import write_encoder
-
         write_encoder(directory, self.recipe, self.encoder(), self.net_config, self.input_scaler())
+
+
+def write_encoder(
+    directory: str | Path,
+    recipe,
+    net: torch.nn.Module,
+    network: dict[str, Any],
+    scaler: tuple[np.ndarray, np.ndarray] | None = None,
+    **fields: Any,
+) -> Path:
+    """Write an encoder in the model-directory layout (a run's ``model/`` and :meth:`TSEncoder.save`).
+
+    Args:
+        directory: the folder.
+        recipe: the resolved recipe it was trained with.
+        net: the (averaged) encoder network.
+        network: the ``TS2VecNet`` constructor arguments.
+        scaler: the per-channel mean and std applied to raw series before encoding (``scaler.safetensors``).
+        fields: manifest fields (``metrics``, ``baselines``, ``paper``, ``estimator``).
+
+    Returns:
+        The directory.
+    """
+    from ..core.modeldir import make_manifest, write_model_dir
+
+    tensors = {"model.safetensors": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}}
+    if scaler is not None:
+        tensors["scaler.safetensors"] = {
+            k: torch.as_tensor(np.asarray(v, np.float64)) for k, v in zip(("mean", "std"), scaler)
+        }
+    dim = network["output_dims"] * (2 if network.get("trend") else 1)
+    manifest = make_manifest(recipe, embedding_dim=dim, network=network, **fields)
+    return write_model_dir(directory, manifest, tensors)
