@@ -387,6 +387,20 @@ def embed(
 
 
 @app.command()
+def export(
+    model_dir: Path = typer.Argument(..., help="a saved model directory (est.save(dir), or a run's model/ folder)"),
+    fmt: str = typer.Option("onnx", "--format", help="the export format: onnx"),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="the file to write (default: MODEL_DIR/model.onnx)"),
+) -> None:
+    """Export a saved encoder as one ONNX graph, inputs to embedding (needs the `export` extra)."""
+    from .core.export import FORMATS, export_onnx
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r}: the export formats are: {', '.join(FORMATS)}.")
+    out.print(f"wrote {export_onnx(model_dir, out_file)}", markup=False, highlight=False)
+
+
+@app.command()
 def report(run_dir: Path) -> None:
     """Print a finished run's table of our numbers against the paper's."""
     from .core.safefs import MIB, read_text

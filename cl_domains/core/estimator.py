@@ -320,6 +320,14 @@ class Estimator:
         """The width of :meth:`embed`'s rows, saved in the manifest (``None``: unknown)."""
         return None
 
+    def onnx_graph(self) -> Any:
+        """The module ``cl-domains export --format onnx`` traces (a :class:`cl_domains.core.export.OnnxGraph`).
+        Default: no export for this estimator (a :class:`UserError`)."""
+        raise UserError(
+            f"{type(self).__name__} has no ONNX export; the sentence, time-series and sequential-recommendation "
+            "encoders have one."
+        )
+
     def save_files(self, directory: Path) -> tuple[dict[str, dict], dict[str, Any], dict[str, Any]]:
         """What :meth:`save` writes besides the manifest and card. A domain may write files itself (e.g. a
         sentence-transformers folder) and return the rest.

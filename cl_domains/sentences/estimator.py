@@ -111,6 +111,13 @@ class SentenceEstimator(Estimator):
         """Alias of :meth:`embed` (the sentence-transformers habit)."""
         return self.embed(sentences, as_tensor=as_tensor)
 
+    def onnx_graph(self):
+        """The encoder as one ONNX graph, inputs to embedding (``cl-domains export``)."""
+        self._check_fitted()
+        from .onnx_graph import onnx_graph
+
+        return onnx_graph(self.encoder_)
+
     def embedding_dim(self) -> int:
         return self.encoder_.dim
 

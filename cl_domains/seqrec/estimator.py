@@ -103,6 +103,13 @@ class SeqRecEstimator(Estimator):
         for a model trained on a sequence file); an unknown item is a :class:`UserError`."""
         return self.model_.embed(histories)
 
+    def onnx_graph(self):
+        """The encoder as one ONNX graph, inputs to embedding (``cl-domains export``)."""
+        self._check_fitted()
+        from .onnx_graph import onnx_graph
+
+        return onnx_graph(self.model_)
+
     def embedding_dim(self) -> int:
         return int(self.model_.config["hidden"])
 

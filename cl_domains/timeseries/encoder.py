@@ -163,6 +163,13 @@ class TSEncoder(Estimator):
         """scikit-learn's name for :meth:`embed`."""
         return self.embed(x)
 
+    def onnx_graph(self):
+        """The encoder as one ONNX graph, inputs to embedding (``cl-domains export``)."""
+        self._check_fitted()
+        from .onnx_graph import onnx_graph
+
+        return onnx_graph(self)
+
     def embedding_dim(self) -> int:
         return self.network_["output_dims"] * (2 if self.network_.get("trend") else 1)
 
