@@ -168,7 +168,7 @@ class TSEncoder(Estimator):
         self._check_fitted()
         from .onnx_graph import onnx_graph
 
-        return onnx_graph(self)
+        return onnx_graph(self.net_, self.scaler_, lambda x: (self._panel(x), as_panel(x))[1])  # checked, raw
 
     def embedding_dim(self) -> int:
         return self.network_["output_dims"] * (2 if self.network_.get("trend") else 1)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -41,23 +41,23 @@ class _Pooled(nn.Module):
         return z.masked_fill(~present, float("-inf")).max(1).values
 
 
-def onnx_graph(est: Any):
-    """The :class:`cl_domains.core.export.OnnxGraph` of a fitted time-series estimator.
+def onnx_graph(net: nn.Module, scaler: tuple | None, panel: Callable[[Any], np.ndarray]):
+    """The :class:`cl_domains.core.export.OnnxGraph` of a fitted time-series encoder.
 
     Args:
-        est: a fitted or loaded :class:`cl_domains.timeseries.encoder.TSEncoder`.
+        net: the trained :class:`cl_domains.timeseries.networks.TS2VecNet`.
+        scaler: ``(mean, std)`` of the training series (``None``: inputs are not standardised).
+        panel: raw inputs -> the checked, unscaled ``[N, T, C]`` array.
 
     Returns:
         The graph: input ``series`` ``[batch, time, channels]`` float32, raw (NaN pads a shorter series).
     """
     from ..core.export import OnnxGraph
-    from .encoder import as_panel
 
-    module = _Pooled(est.net_, est.scaler_)
-    example = torch.randn(2, 16, est.net_.input_dims)
+    module = _Pooled(net, scaler)
+    example = torch.randn(2, 16, net.input_dims)
 
     def feeds(x: Any) -> dict:
-        est._panel(x)  # the estimator's checks (shape, channels)
-        return {"series": np.ascontiguousarray(as_panel(x), dtype=np.float32)}
+        return {"series": np.ascontiguousarray(panel(x), dtype=np.float32)}
 
     return OnnxGraph(module, {"series": example}, feeds, {"series": {0: "batch", 1: "time"}})
