@@ -28,13 +28,18 @@ class _Dense(nn.Module):
         valid = pos.unsqueeze(0) < lengths.unsqueeze(1)
         allowed = ((pos.unsqueeze(1) >= pos.unsqueeze(0)).unsqueeze(0) & valid.unsqueeze(1)).unsqueeze(1)
         hidden = x.shape[-1]
-        for block in e.blocks:
+        last = (lengths - 1).clamp_min(0)
+        for i, block in enumerate(e.blocks):
             q, k, v = block.qkv(x).reshape(b, length, 3, block.heads, -1).permute(2, 0, 3, 1, 4)
-            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed).transpose(1, 2).reshape(b, length, hidden)
+            mask = allowed
+            if i == len(e.blocks) - 1:  # the last block: only each sequence's final position is needed
+                q = torch.gather(q, 2, last.view(-1, 1, 1, 1).expand(-1, q.shape[1], 1, q.shape[3]))
+                mask = torch.gather(allowed, 2, last.view(-1, 1, 1, 1).expand(-1, 1, 1, length))
+                x = torch.gather(x, 1, last.view(-1, 1, 1).expand(-1, 1, hidden))
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(b, -1, hidden)
             h = block.norm1(x + block.out(ctx))
             x = block.norm2(h + block.ff2(F.gelu(block.ff1(h))))
-        last = (lengths - 1).clamp_min(0)
-        return torch.gather(x, 1, last.view(-1, 1, 1).expand(-1, 1, hidden)).squeeze(1)
+        return x[:, 0]
 
 
 def onnx_graph(encoder: Any):
