@@ -23,6 +23,8 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
+from .precision import float32
+
 __all__ = ["chunked_nll", "label_mean_logit", "AUTO_CHUNK_ENTRIES", "use_chunks"]
 
 # The dense path is used up to this many logits (8192 x 8192 float32 = 256 MiB per copy).
@@ -191,6 +193,7 @@ def label_mean_logit(
     return (anchors * sums).sum(-1) / count.clamp_min(1), count
 
 
+@float32
 def chunked_nll(
     anchors: Tensor,
     keys: Tensor,

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from .chunked import chunked_nll, label_mean_logit, use_chunks
 from .pairs import labels_to_positives
+from .precision import float32
 
 __all__ = [
     "masked_logsumexp",
@@ -92,6 +93,7 @@ def _reduce(per_anchor: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
+@float32
 def contrastive_nll(
     logits: Tensor,
     positives: Tensor,
@@ -145,6 +147,7 @@ def contrastive_nll(
     return loss.masked_fill(n_pos == 0, float("nan"))
 
 
+@float32
 def similarity(a: Tensor, b: Tensor, normalize: bool = True) -> Tensor:
     """``a @ b.T``, on L2-normalised rows when ``normalize`` (cosine similarity)."""
     if normalize:
@@ -156,6 +159,7 @@ def _unit(x: Tensor, normalize: bool) -> Tensor:
     return F.normalize(x, dim=-1) if normalize else x
 
 
+@float32
 def info_nce(
     query: Tensor,
     key: Tensor,
@@ -224,6 +228,7 @@ def _views_rows(views: Tensor | list[Tensor] | tuple[Tensor, ...]) -> Tensor:
     return views
 
 
+@float32
 def nt_xent(
     z1: Tensor,
     z2: Tensor,
@@ -259,6 +264,7 @@ def nt_xent(
     return _reduce(torch.logsumexp(logits.scatter(-1, idx, float("-inf")), -1) - pos_logit, reduction)
 
 
+@float32
 def supcon(
     embeddings: Tensor,
     labels: Tensor,
@@ -319,6 +325,7 @@ def supcon(
     return _reduce(loss[has_pos], reduction)
 
 
+@float32
 def dcl(
     z1: Tensor,
     z2: Tensor,
@@ -342,6 +349,7 @@ def dcl(
     )
 
 
+@float32
 def mv_infonce(
     views: Tensor | list[Tensor] | tuple[Tensor, ...],
     temperature: float | Tensor = 0.2,
@@ -380,6 +388,7 @@ def mv_infonce(
     return _reduce(denominator - numerator, reduction)
 
 
+@float32
 def mv_dhel(
     views: Tensor | list[Tensor] | tuple[Tensor, ...],
     temperature: float | Tensor = 0.2,

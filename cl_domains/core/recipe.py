@@ -133,6 +133,10 @@ class TrainConfig(StrictModel):
         True,
         description="score the starting model on dev before training and keep it when no trained checkpoint beats it",
     )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="training forward passes under autocast (bf16/fp16; fp16 with a gradient scaler)"
+    )
+    compile: bool = Field(False, description="torch.compile the task's model before training")
     grad_cache_chunk: Optional[int] = Field(
         None,
         gt=0,

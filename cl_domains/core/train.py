@@ -21,6 +21,7 @@ Scale (for tasks that implement ``embed_batch`` and ``loss_from_embeddings``):
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -43,6 +44,7 @@ from . import distributed as D
 from .errors import TrainingDiverged, UserError
 from .modeldir import write_run_model
 from .modes import eval_mode
+from .precision import autocast, grad_scaler, to_float32
 from .recipe import Recipe, TrainConfig, paper_applies
 from .rng import derive_seed
 from .runs import (
@@ -226,6 +228,10 @@ class Trainer:
         if self.total == 0:
             raise UserError("the training data yields no batch (check data size against train.batch_size).")
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(self.cfg, self.total))
+        self.amp = functools.partial(autocast, self.cfg.precision, self.device)  # train.precision
+        self.scaler = grad_scaler(self.cfg.precision, self.device)
+        if self.cfg.compile:
+            task.model.compile()  # in place: parameter names (checkpoints) are unchanged
         self.state = TrainState()
         self.ckpt_dir = run.dir / "checkpoints"
         self._last_loss = float("nan")
@@ -527,7 +533,7 @@ class Trainer:
         if not self.embedding_path or (ws == 1 and not self.cfg.grad_cache_chunk):  # the plain step
             loss, extras = self._loss_out(self.task.loss(local, ctx))
             self._check(loss, extras)
-            loss.backward()
+            self.scaler.scale(loss).backward()
         elif self.cfg.grad_cache_chunk:
             loss, extras = self._grad_cache_backward(batch, local, self.cfg.grad_cache_chunk, ctx)
         else:
@@ -538,7 +544,7 @@ class Trainer:
                 self.task.loss_from_embeddings(full if isinstance(emb, tuple) else full[0], batch, ctx)
             )
             self._check(loss, extras)
-            loss.backward()
+            self.scaler.scale(loss).backward()
         D.average_gradients(self.task.model.parameters())
         return loss, extras
 
@@ -553,16 +559,17 @@ class Trainer:
                 parts.append(out if isinstance(out, tuple) else (out,))
         after = _rng_state()
         as_tuple = isinstance(out, tuple)
-        leaves = tuple(torch.cat(cols).requires_grad_(True) for cols in zip(*parts))
+        leaves = tuple(to_float32(torch.cat(cols)).requires_grad_(True) for cols in zip(*parts))  # the loss in fp32+
         full = tuple(D.gather_with_grad(x) for x in leaves)
         # 2. the loss on the whole (global) batch, gradients w.r.t. the embeddings
         loss, extras = self._loss_out(task.loss_from_embeddings(full if as_tuple else full[0], batch, ctx))
         self._check(loss, extras)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         for (s, e), state in zip(bounds, states):  # 3. re-embed each sub-batch with a graph, same RNG
             _set_rng_state(state)
             out = task.embed_batch(task.slice_batch(local, s, e), ctx)
-            torch.autograd.backward(out if as_tuple else (out,), [x.grad[s:e] for x in leaves])
+            outs = out if as_tuple else (out,)
+            torch.autograd.backward(outs, [x.grad[s:e].to(o.dtype) for x, o in zip(leaves, outs)])
         _set_rng_state(after)
         return loss.detach(), extras
 
@@ -584,11 +591,13 @@ class Trainer:
         return False
 
     def _train_step(self, batch: Any, ctx: StepContext) -> None:
-        own = self.task.train_step(batch, ctx, self._update)  # several optimiser steps per batch (MCLRec)
+        with self.amp():
+            own = self.task.train_step(batch, ctx, self._update)  # several optimiser steps per batch (MCLRec)
         if own is not None:
             loss, extras = own
         else:
-            loss, extras = self._backward(batch, ctx)
+            with self.amp():
+                loss, extras = self._backward(batch, ctx)
             self._apply(extras)
         self.scheduler.step()
         self.state.step += 1
@@ -599,12 +608,13 @@ class Trainer:
         """One optimiser step on a loss the task computed itself: check, backward, average, clip, apply."""
         extras = extras or {}
         self._check(loss, extras)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         D.average_gradients(self.task.model.parameters())
         self._apply(extras)
 
     def _apply(self, extras: dict[str, float]) -> None:
         """Clip, check the gradients and apply them to the loop's parameters."""
+        self.scaler.unscale_(self.optimizer)  # fp16: the true gradients (a no-op otherwise)
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.task.model.parameters(), self.cfg.grad_clip)
         grads = [p.grad for p in self.task.model.parameters() if p.grad is not None]
@@ -612,9 +622,10 @@ class Trainer:
             grads_ok = bool(torch.isfinite(torch.nn.utils.get_total_norm(grads, float("inf"))))
         else:
             grads_ok = all(torch.isfinite(g).all() for g in grads)
-        if not grads_ok:
+        if not grads_ok and not self.scaler.is_enabled():  # fp16: the scaler skips the step and lowers its scale
             raise self._diagnose(torch.tensor(float("nan")), {**extras, "note": "non-finite gradients"})
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
 
     def _after_step(self, end_of_epoch: bool = False) -> None:
