@@ -106,3 +106,44 @@ def test_unknown_precision_is_refused():
         recipe_from_dict(
             {"name": "x", "domain": "sentences", "method": {"name": "simcse"}, "train": {"precision": "fp8"}}
         )
+
+
+# bf16 against fp32 on each domain's tiny case (2 optimiser steps): the first step's loss (same weights, same batch)
+# within LOSS_RTOL, each final test metric within METRIC_TOL of max(1, |fp32 value|) (points on a 0-100 scale:
+# within 2 points; MAE-like metrics: within 2%).
+LOSS_RTOL, METRIC_TOL = 0.02, 0.02
+SCALE = {"sentences": 100.0, "hetgraph": 100.0, "slu": 100.0}  # metrics in points (x 100)
+DOMAIN_CASES = [
+    ("sentences", "simcse"),
+    ("timeseries", "ts2vec"),
+    ("seqrec", "sasrec"),
+    ("regression", "supremix"),
+    ("hetgraph", "meow"),
+    ("slu", "coconut"),
+]
+
+
+def _run(domain, name, precision, request, tmp_path):
+    import importlib
+    import json
+
+    case = importlib.import_module(f"conformance.{domain}").CASES[name]
+    ctx = SimpleNamespace(tmp=tmp_path, **{f: request.getfixturevalue(f) for f in case.fixtures})
+    est = case.make(ctx)
+    est.set_params(out=tmp_path / precision, train={**(est.train or {}), "precision": precision})
+    est.fit(*case.fit_args(ctx))
+    # the run's loss curve (slu: its studies' first sub-run)
+    runs = [json.loads(f.read_text()) for f in sorted(est.run_dir_.rglob("metrics.json"))]
+    history = next(m["history"]["loss"] for m in runs if m.get("history", {}).get("loss"))
+    return history[0][1], est.metrics_
+
+
+@pytest.mark.parametrize("domain,name", DOMAIN_CASES)
+def test_bf16_run_stays_near_fp32(domain, name, request, tmp_path):
+    loss32, m32 = _run(domain, name, "fp32", request, tmp_path)
+    loss16, m16 = _run(domain, name, "bf16", request, tmp_path)
+    assert loss16 != loss32  # autocast did run
+    assert math.isclose(loss16, loss32, rel_tol=LOSS_RTOL), (loss16, loss32)
+    assert m16.keys() == m32.keys() and m32
+    for k in m32:
+        assert abs(m16[k] - m32[k]) <= METRIC_TOL * max(SCALE.get(domain, 1.0), abs(m32[k])), (k, m16[k], m32[k])
