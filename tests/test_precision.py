@@ -147,3 +147,13 @@ def test_bf16_run_stays_near_fp32(domain, name, request, tmp_path):
     assert m16.keys() == m32.keys() and m32
     for k in m32:
         assert abs(m16[k] - m32[k]) <= METRIC_TOL * max(SCALE.get(domain, 1.0), abs(m32[k])), (k, m16[k], m32[k])
+
+
+def test_compile_compiles_the_model_in_place(tmp_path, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(self))
+    task = _toy()
+    Trainer(recipe(compile=True), task, Run(tmp_path), device=torch.device("cpu"))
+    assert compiled == [task.model]
+    Trainer(recipe(), _toy(), Run(tmp_path / "b"), device=torch.device("cpu"))
+    assert len(compiled) == 1
