@@ -28,6 +28,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 out = Console()
 
+QUIET = typer.Option(False, "--quiet", "-q", help="no progress bar or log lines (errors are still shown)")
 DATA_ROOT = typer.Option(None, "--data-root", help="data folder (default: $CL_DOMAINS_DATA, else the user cache)")
 
 
@@ -41,8 +42,10 @@ def run(
     resume: Optional[Path] = typer.Option(
         None, "--resume", help="continue this run directory from its last checkpoint"
     ),
+    quiet: bool = QUIET,
 ) -> None:
     """Train and evaluate a recipe; writes runs/<recipe>-<time>/."""
+    from .core.progress import quiet_output
     from .core.recipe import load_recipe
     from .core.runs import Run
     from .core.train import train_recipe
@@ -58,10 +61,11 @@ def run(
         raise UserError("give a recipe (e.g. cl-domains run recipes/debcse_sts.yaml) or --resume RUN_DIR.")
     Run.latest_created = None
     try:
-        if resume is not None:
-            train_recipe(resume=resume, data_root=data_root)
-        else:
-            train_recipe(load_recipe(recipe, profile, overrides), out=out_dir, data_root=data_root)
+        with quiet_output(quiet):
+            if resume is not None:
+                train_recipe(resume=resume, data_root=data_root)
+            else:
+                train_recipe(load_recipe(recipe, profile, overrides), out=out_dir, data_root=data_root)
     except KeyboardInterrupt:
         raise Interrupted(resume or Run.latest_created) from None
 
@@ -90,9 +94,11 @@ def matrix(
     ),
     out_dir: Path = typer.Option(Path("runs/matrix"), "--out", help="the matrix folder (cells, matrix.csv/md/png)"),
     data_root: Optional[Path] = DATA_ROOT,
+    quiet: bool = QUIET,
 ) -> None:
     """The loss x domain matrix: every loss x temperature x seed of each recipe; resumable (finished cells kept)."""
     from .core.matrix import plan, run_matrix
+    from .core.progress import quiet_output
     from .core.runs import Run
 
     Run.check_out(out_dir)  # a file named by --out is said before the recipes are read
@@ -112,16 +118,13 @@ def matrix(
         recipes=recipes,
     )
     todo = sum(c.status == "todo" for c in cells)
-    out.print(f"matrix: {len(cells)} cells ({todo} to run or read back) in {out_dir}", markup=False, highlight=False)
+    say = (lambda m: None) if quiet else (lambda m: out.print(m, markup=False, highlight=False))
+    say(f"matrix: {len(cells)} cells ({todo} to run or read back) in {out_dir}")
     try:
-        run_matrix(
-            cells,
-            out_dir,
-            jobs=jobs,
-            threads=threads,
-            data_root=str(data_root) if data_root else None,
-            log=lambda m: out.print(m, markup=False, highlight=False),
-        )
+        with quiet_output(quiet):
+            run_matrix(
+                cells, out_dir, jobs=jobs, threads=threads, data_root=str(data_root) if data_root else None, log=say
+            )
     except KeyboardInterrupt:
         again = " ".join(_quote(a) for a in sys.argv[1:]) or "matrix ..."
         raise Interrupted(
@@ -379,11 +382,14 @@ def embed(
         ..., "--out", help="FILE.parquet (columns id, e0..e{d-1}) or FILE.npy (ids in FILE.ids.txt)"
     ),
     batch_size: int = typer.Option(1024, "--batch-size", min=1, help="inputs embedded at once"),
+    quiet: bool = QUIET,
 ) -> None:
     """Embed a file of inputs with a saved model of any domain (float32, one row per input, in input order)."""
     from .core.embedding import embed_file
+    from .core.progress import quiet_output
 
-    embed_file(model_dir, data, out_file, batch_size=batch_size)
+    with quiet_output(quiet):
+        embed_file(model_dir, data, out_file, batch_size=batch_size)
 
 
 @app.command()

@@ -287,6 +287,7 @@ def run_matrix(
 ) -> Path:
     """Run (or read back) every cell and write ``matrix.csv``, ``matrix.md`` and ``matrix.png`` in ``out``.
     ``threads`` per cell defaults to the CPU count divided by ``jobs`` (on a busy machine, 1 is often faster)."""
+    from .progress import progress_bar
     from .runs import Run
 
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
@@ -309,7 +310,8 @@ def run_matrix(
     pool = ThreadPoolExecutor(max_workers=jobs)
     interrupted = False
     try:
-        list(pool.map(lambda c: _run_cell(c, out, data_root, threads, log), todo))
+        with progress_bar("matrix cells", len(todo)) as advance:
+            list(pool.map(lambda c: (_run_cell(c, out, data_root, threads, log), advance()), todo))
     except KeyboardInterrupt:  # the running cells got Ctrl-C too: they end, keeping their checkpoints
         interrupted = True
     finally:

@@ -45,6 +45,7 @@ from .errors import TrainingDiverged, UserError
 from .modeldir import write_run_model
 from .modes import eval_mode
 from .precision import autocast, grad_scaler, to_float32
+from .progress import evaluating
 from .recipe import Recipe, TrainConfig, paper_applies
 from .rng import derive_seed
 from .runs import (
@@ -377,7 +378,7 @@ class Trainer:
     # ---------------------------------------------------------------- evaluation
     def _evaluate(self, split: str) -> dict[str, float]:
         self.task.on_evaluate()
-        with eval_mode(self.task.model, no_grad=False):
+        with eval_mode(self.task.model, no_grad=False), evaluating(split):
             metrics = self.task.evaluate(split)
         for callback in self.callbacks:
             callback.on_evaluate(self, split, metrics)
