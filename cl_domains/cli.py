@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -28,6 +29,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 out = Console()
 
+TRACK = typer.Option([], "--track", help="log to an experiment tracker: mlflow, tensorboard (repeatable or a,b)")
 QUIET = typer.Option(False, "--quiet", "-q", help="no progress bar or log lines (errors are still shown)")
 DATA_ROOT = typer.Option(None, "--data-root", help="data folder (default: $CL_DOMAINS_DATA, else the user cache)")
 
@@ -43,6 +45,7 @@ def run(
         None, "--resume", help="continue this run directory from its last checkpoint"
     ),
     quiet: bool = QUIET,
+    track: List[str] = TRACK,
 ) -> None:
     """Train and evaluate a recipe; writes runs/<recipe>-<time>/."""
     from .core.progress import quiet_output
@@ -59,6 +62,10 @@ def run(
             raise UserError(f"--resume {resume}: no such run directory.")
     elif recipe is None:
         raise UserError("give a recipe (e.g. cl-domains run recipes/debcse_sts.yaml) or --resume RUN_DIR.")
+    if track:
+        if resume is not None:
+            raise UserError("--track is a setting of a new run (train.track); --resume keeps the run's own settings.")
+        overrides = [*overrides, f"train.track=[{','.join(_trackers(track))}]"]
     Run.latest_created = None
     try:
         with quiet_output(quiet):
@@ -95,6 +102,7 @@ def matrix(
     out_dir: Path = typer.Option(Path("runs/matrix"), "--out", help="the matrix folder (cells, matrix.csv/md/png)"),
     data_root: Optional[Path] = DATA_ROOT,
     quiet: bool = QUIET,
+    track: List[str] = TRACK,
 ) -> None:
     """The loss x domain matrix: every loss x temperature x seed of each recipe; resumable (finished cells kept)."""
     from .core.matrix import plan, run_matrix
@@ -121,7 +129,7 @@ def matrix(
     say = (lambda m: None) if quiet else (lambda m: out.print(m, markup=False, highlight=False))
     say(f"matrix: {len(cells)} cells ({todo} to run or read back) in {out_dir}")
     try:
-        with quiet_output(quiet):
+        with quiet_output(quiet), _tracked_matrix(_trackers(track), f"matrix {out_dir}"):
             run_matrix(
                 cells, out_dir, jobs=jobs, threads=threads, data_root=str(data_root) if data_root else None, log=say
             )
@@ -390,6 +398,44 @@ def embed(
 
     with quiet_output(quiet):
         embed_file(model_dir, data, out_file, batch_size=batch_size)
+
+
+def _trackers(track: List[str]) -> list[str]:
+    from .core.tracking import TRACKERS, require_trackers
+
+    names = [n.strip() for t in track for n in t.split(",") if n.strip()]
+    for n in names:
+        if n not in TRACKERS:
+            raise UserError(f"--track {n!r}: the trackers are: {', '.join(TRACKERS)}.")
+    require_trackers(names)  # said before any data is read
+    return list(dict.fromkeys(names))
+
+
+@contextlib.contextmanager
+def _tracked_matrix(names: list[str], title: str):
+    """The matrix's cells log to the trackers ``names``; with MLflow, as children of one parent run."""
+    from .core.tracking import PARENT_ENV, TRACK_ENV, matrix_parent
+
+    if not names:
+        yield
+        return
+    parent = matrix_parent(names, title)
+    saved = {k: os.environ.get(k) for k in (TRACK_ENV, PARENT_ENV)}
+    os.environ[TRACK_ENV] = ",".join(names)
+    if parent is not None:
+        os.environ[PARENT_ENV] = parent[1]
+    status = "FAILED"
+    try:
+        yield
+        status = "FINISHED"
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if parent is not None:
+            parent[0].set_terminated(parent[1], status)
 
 
 @app.command()

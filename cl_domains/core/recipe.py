@@ -137,6 +137,9 @@ class TrainConfig(StrictModel):
         "fp32", description="training forward passes under autocast (bf16/fp16; fp16 with a gradient scaler)"
     )
     compile: bool = Field(False, description="torch.compile the task's model before training")
+    track: list[Literal["mlflow", "tensorboard"]] = Field(
+        default_factory=list, description="experiment trackers: mlflow (./mlruns or MLFLOW_TRACKING_URI), tensorboard"
+    )
     grad_cache_chunk: Optional[int] = Field(
         None,
         gt=0,

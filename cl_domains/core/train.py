@@ -845,5 +845,7 @@ def _train_task(
     run.log(
         f"{'resuming' if resume else 'starting'} {recipe.name} (profile {recipe.profile}) in {run.dir} on {device}{world}"
     )
-    Trainer(recipe, task, run, device=device, callbacks=callbacks).fit(resume=resume)
+    from .tracking import trackers
+
+    Trainer(recipe, task, run, device=device, callbacks=[*callbacks, *trackers(recipe)]).fit(resume=resume)
     return run
