@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,16 @@ from .errors import UserError
 if TYPE_CHECKING:  # pragma: no cover
     from .recipe import Recipe
 
-__all__ = ["TRACKERS", "trackers", "require_trackers", "mlflow_client", "matrix_parent", "PARENT_ENV", "TRACK_ENV"]
+__all__ = [
+    "TRACKERS",
+    "trackers",
+    "require_trackers",
+    "metric_key",
+    "mlflow_client",
+    "matrix_parent",
+    "PARENT_ENV",
+    "TRACK_ENV",
+]
 
 TRACKERS = ("mlflow", "tensorboard")
 PARENT_ENV = "CL_DOMAINS_MLFLOW_PARENT"  # the matrix's parent run id, read by its cells' processes
@@ -69,8 +79,17 @@ def _flat(d: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def metric_key(name: str) -> str:
+    """A logged metric name: ``@`` becomes ``_at_``, other characters MLflow refuses become ``_``."""
+    return re.sub(r"[^\w\-. :/]", "_", name.replace("@", "_at_"))
+
+
 def _numbers(d: dict, prefix: str) -> dict[str, float]:
-    return {f"{prefix}{k}": float(v) for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {
+        metric_key(f"{prefix}{k}"): float(v)
+        for k, v in d.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, float]:
@@ -135,7 +154,7 @@ class MLflowTracker(_Tracker):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k.replace("@", "_at_"), v, now, step) for k, v in values.items()]
+        items = [Metric(k, v, now, step) for k, v in values.items()]
         for i in range(0, len(items), 500):
             self.client.log_batch(self.run_id, metrics=items[i : i + 500])
 
