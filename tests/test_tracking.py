@@ -14,6 +14,7 @@ import pytest
 
 from cl_domains.cli import main
 from cl_domains.core import registry
+from cl_domains.core.tracking import metric_key
 
 pytest.importorskip("mlflow")
 pytest.importorskip("tensorboard")
@@ -50,6 +51,8 @@ def test_mlflow_and_tensorboard_hold_the_metrics_of_metrics_json(tmp_path, store
     logged = run.data.metrics
     assert {k: logged[f"final/{k}"] for k in final} == final  # the same numbers (float64)
     assert {k: logged[f"before/{k}"] for k in metrics["before"]} == metrics["before"]
+    for name, values in metrics.get("baselines", {}).items():
+        assert {k: logged[metric_key(f"baseline/{name}/{k}")] for k in values} == values
     assert run.data.params["train.track"] == '["mlflow", "tensorboard"]'
     assert run.data.params["method.name"] == "autotcl"
     history = MlflowClient().get_metric_history(run.info.run_id, "train/loss")
@@ -88,3 +91,10 @@ def test_tracking_without_the_extra_names_it(tmp_path, store, monkeypatch, capsy
     assert "pip install 'cl-domains[tracking]'" in capsys.readouterr().err
     assert main([*RUN, "--out", str(tmp_path / "runs"), "--track", "wandb"]) == 2
     assert "the trackers are: mlflow, tensorboard" in capsys.readouterr().err
+
+
+def test_metric_names_are_ones_mlflow_accepts():
+    assert (
+        metric_key("baseline/backbone, cls pooling (recipe)/HR@10")
+        == "baseline/backbone_ cls pooling _recipe_/HR_at_10"
+    )
