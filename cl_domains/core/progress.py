@@ -5,7 +5,7 @@ scored, and ``--quiet``. When the output is not a terminal no bar is drawn and t
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, ContextManager, Iterator
+from typing import Callable, Iterator
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -51,8 +51,20 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[], None]]:
         yield lambda: bar.advance(tid)
 
 
-def evaluating(split: str) -> ContextManager:
-    """A spinner with the elapsed time while ``split`` is scored (nothing when bars are not shown)."""
-    if not bars_shown():
-        return contextlib.nullcontext()
-    return console.status(f"scoring {split}", spinner="dots")
+@contextlib.contextmanager
+def evaluating(split: str) -> Iterator[None]:
+    """A spinner while ``split`` is scored (nothing when bars are not shown, or below the training bar, which
+    stays on screen meanwhile)."""
+    from rich.errors import LiveError
+
+    status = console.status(f"scoring {split}", spinner="dots") if bars_shown() else None
+    if status is not None:
+        try:
+            status.start()
+        except LiveError:  # another live display (the training bar) is active
+            status = None
+    try:
+        yield
+    finally:
+        if status is not None:
+            status.stop()
