@@ -1,3 +1,4 @@
+import signal
 import sys
 from pathlib import Path
 
@@ -15,3 +16,17 @@ def sentinel(tmp_path):
     before = tree_digest(folder)
     yield folder
     assert tree_digest(folder) == before, "a hostile case changed a folder outside its run/output folder"
+
+
+@pytest.fixture(autouse=True)
+def _no_hang():
+    """An in-process case that blocks (a FIFO opened by mistake) fails after 120 s instead of hanging CI."""
+
+    def hung(signum, frame):
+        raise TimeoutError("a hostile case ran for more than 120 s (blocked on a FIFO?)")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
