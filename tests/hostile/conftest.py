@@ -6,7 +6,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from .harness import make_sentinel, tree_digest  # noqa: E402
+from harness import make_sentinel, tree_digest  # noqa: E402
+from toyruns import make_toy_run  # noqa: E402
+
+from cl_domains.core.runs import Run  # noqa: E402
 
 
 @pytest.fixture
@@ -30,3 +33,15 @@ def _no_hang():
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)
+
+
+@pytest.fixture(autouse=True)
+def _no_plots(monkeypatch):
+    """The curves are not what these cases test; drawing them is most of a short resume's time."""
+    monkeypatch.setattr(Run, "plot", lambda self: self.dir / "curves.png")
+
+
+@pytest.fixture(scope="session")
+def toy_run(tmp_path_factory) -> Path:
+    """See :func:`toyruns.make_toy_run`."""
+    return make_toy_run(tmp_path_factory.mktemp("toy"))

@@ -12,12 +12,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from toy_task import StopAfter, ToyTask, recipe
+from toyruns import resume_copy
 
 from cl_domains.core.errors import UserError
 from cl_domains.core.matrix import _read_done
 from cl_domains.core.runs import LOCK_INFO, LOCK_NAME, Run
-from cl_domains.core.train import InvalidState, TrainState, train_task
+from cl_domains.core.train import InvalidState, TrainState
 
 SEED = 31
 FIELDS = ("step", "epoch", "batch", "best", "best_step", "stale")
@@ -77,31 +77,6 @@ def test_trainer_state_fields_are_validated_or_refused_by_name():
 
 
 # --------------------------------------------------------------------------------------- whole run directories
-@pytest.fixture(autouse=True)
-def _no_plots(monkeypatch):
-    """The curves are not what these cases test; drawing them is most of a toy resume's time."""
-    monkeypatch.setattr(Run, "plot", lambda self: self.dir / "curves.png")
-
-
-@pytest.fixture(scope="module")
-def toy_run(tmp_path_factory) -> Path:
-    """A toy run (12 steps) interrupted after step 7: checkpoints at steps 4 and 6."""
-    out = tmp_path_factory.mktemp("toy")
-    with pytest.raises(KeyboardInterrupt):
-        train_task(recipe(keep_checkpoints=2), ToyTask(8), out=out, callbacks=[StopAfter(7)])
-    return Run.latest_created
-
-
-def resume_copy(toy_run: Path, where: Path, damage) -> tuple[object, Path]:
-    """Copy the toy run, ``damage(run_dir)``, resume it: (metrics or the UserError, run dir)."""
-    run_dir = Path(shutil.copytree(toy_run, where, symlinks=True))
-    damage(run_dir)
-    try:
-        return train_task(recipe(keep_checkpoints=2), ToyTask(8), run=Run(run_dir)).metrics, run_dir
-    except UserError as exc:
-        return exc, run_dir
-
-
 TRAINER_DOCS = 24
 
 
