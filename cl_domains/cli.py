@@ -27,6 +27,7 @@ eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a saved model.")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 out = Console()
+_ARGV: list[str] = []  # this invocation's arguments (the matrix repeats them in its resume hint)
 
 DATA_ROOT = typer.Option(None, "--data-root", help="data folder (default: $CL_DOMAINS_DATA, else the user cache)")
 
@@ -123,7 +124,7 @@ def matrix(
             log=lambda m: out.print(m, markup=False, highlight=False),
         )
     except KeyboardInterrupt:
-        again = " ".join(_quote(a) for a in sys.argv[1:]) or "matrix ..."
+        again = " ".join(_quote(a) for a in _ARGV) or "matrix ..."
         raise Interrupted(
             None,
             f"interrupted: the matrix in {out_dir} keeps its finished cells and the checkpoints of the interrupted "
@@ -426,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point. Exit codes: 0 success, 2 user error (one paragraph on stderr, no
     traceback; usage errors too), 130 interrupted (with the ``--resume`` command), 1 internal error."""
     err = Console(stderr=True)
+    _ARGV[:] = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:

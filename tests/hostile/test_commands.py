@@ -193,3 +193,42 @@ def test_python_entry_points_raise_user_errors(tmp_path):
     with pytest.raises(UserError):
         plan(losses=["nope"], recipes=["supremix_airfoil"])
     assert Path(tmp_path).is_dir()
+
+
+# -------------------------------------------------------------------------------------------------- matrix cells
+def _one_cell_plan(monkeypatch):
+    from cl_domains.core import matrix
+
+    cells = matrix.plan(recipes=["supremix_airfoil"], losses=["info_nce"], seeds=[0], temperatures=[0.1])
+    monkeypatch.setattr(matrix, "plan", lambda **kw: cells)
+    return matrix, cells
+
+
+def test_an_interrupted_cell_is_marked_interrupted_with_the_resume_command(tmp_path, capsys, monkeypatch):
+    import csv
+    import subprocess
+
+    matrix, cells = _one_cell_plan(monkeypatch)
+    stopped = subprocess.CompletedProcess([], 130, "", "interrupted\n")
+    monkeypatch.setattr(matrix.subprocess, "run", lambda *a, **k: stopped)
+    result = cli(capsys, "matrix", "--out", tmp_path / "m")
+    assert_clean_exit(result, codes=(130,), contains=f"cl-domains matrix --out {tmp_path / 'm'}")
+    assert "interrupted" in result.output and "FAILED" not in result.output
+    rows = list(csv.DictReader((tmp_path / "m" / "matrix.csv").open()))
+    assert [r["status"] for r in rows] == ["interrupted"]
+
+
+def test_a_cell_held_by_another_process_is_left_alone(tmp_path, capsys, monkeypatch):
+    from filelock import FileLock
+
+    matrix, cells = _one_cell_plan(monkeypatch)
+    monkeypatch.setattr(matrix.subprocess, "run", lambda *a, **k: pytest.fail("the busy cell was trained"))
+    cell_dir = tmp_path / "m" / "cells" / cells[0].name / cells[0].key
+    cell_dir.mkdir(parents=True)
+    other = FileLock(str(cell_dir / ".lock"), timeout=0, thread_local=False)  # what another process holds
+    other.acquire()
+    try:
+        result = cli(capsys, "matrix", "--out", tmp_path / "m")
+    finally:
+        other.release()
+    assert_clean_exit(result, codes=(2,), contains="another process")
