@@ -1,7 +1,9 @@
 """cl-domains: contrastive representation learning for sentences, time series, heterogeneous
 graphs, sequential recommendation, spoken language understanding and regression."""
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+__all__ = ["__version__", "load"]
 
 
 def load(directory):

@@ -59,7 +59,8 @@ def test_run_outputs(tmp_path, tiny_backbone, tiny_data):
     } <= files
     m = json.loads((run.dir / "metrics.json").read_text())
     assert set(m["final"]) == {"stsb_test"} and set(m["before"]) == {"stsb_test"}
-    assert m["best_step"] in (4, 8) and [s for s, _ in m["history"]["dev"]] == [4, 8]
+    # step 0 (the starting model) is scored and is a candidate beside the trained checkpoints
+    assert m["best_step"] in (0, 4, 8) and [s for s, _ in m["history"]["dev"]] == [0, 4, 8]
     assert "| stsb_test |" in (run.dir / "report.md").read_text()
     # the saved config reloads to the same recipe
     again = load_recipe(run.dir / "config.yaml")

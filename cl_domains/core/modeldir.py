@@ -22,6 +22,7 @@ from typing import Any, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .._version import __version__
 from .errors import UserError
 
 __all__ = [
@@ -63,6 +64,7 @@ class Manifest(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     baselines: dict[str, dict[str, float]] = Field(default_factory=dict)
     paper: dict[str, float] = Field(default_factory=dict)
+    kept_start: bool = False  # training did not improve dev, so these are the starting model's weights
 
 
 @dataclass
@@ -127,7 +129,6 @@ def make_manifest(
     Returns:
         A dict valid for :class:`Manifest` (``files`` is filled by :func:`write_model_dir`).
     """
-    from cl_domains import __version__
 
     method = getattr(recipe.method, "name", None) or "unknown"  # a hand-built task's recipe may have no method
     return {
@@ -287,6 +288,11 @@ def model_card(manifest: dict[str, Any]) -> str:
         f"- recipe: `{name}`, seed {manifest.get('seed')}",
         f"- data: {', '.join(f'{k} = {v}' for k, v in data.items() if v is not None) or 'in-memory data'}",
         f"- embedding dimension: {manifest.get('embedding_dim')}",
+        *(
+            ["- training did not improve dev; the starting model was kept (these are its weights)"]
+            if manifest.get("kept_start")
+            else []
+        ),
         "",
         "## Test metrics",
         "",
@@ -348,11 +354,19 @@ def write_run_model(directory: str | Path, recipe, metrics: dict[str, Any]) -> P
     if not directory.is_dir():
         return None
     run_fields = make_manifest(
-        recipe, metrics=metrics.get("final"), baselines=metrics.get("baselines"), paper=shown_paper(metrics)
+        recipe,
+        metrics=metrics.get("final"),
+        baselines=metrics.get("baselines"),
+        paper=shown_paper(metrics),
+        kept_start=bool(metrics.get("kept_start")),
     )
     if (directory / MANIFEST).is_file():
         own = _read_json(directory / MANIFEST)
-        keep = {k: v for k, v in run_fields.items() if k in ("metrics", "baselines", "paper", "recipe", "seed")}
+        keep = {
+            k: v
+            for k, v in run_fields.items()
+            if k in ("metrics", "baselines", "paper", "recipe", "seed", "kept_start")
+        }
         manifest = {**own, **keep}
     else:
         files = {p.name: "file" for p in sorted(directory.iterdir()) if p.is_file() and p.name not in (MANIFEST, CARD)}

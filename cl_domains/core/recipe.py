@@ -126,6 +126,10 @@ class TrainConfig(StrictModel):
     device: str = "auto"
     eval_before: bool = Field(True, description="score the untrained model on the test split too")
     baselines: bool = Field(True, description="score the task's baselines (e.g. the untrained backbone) beside ours")
+    keep_start: bool = Field(
+        True,
+        description="score the starting model on dev before training and keep it when no trained checkpoint beats it",
+    )
     grad_cache_chunk: Optional[int] = Field(
         None,
         gt=0,

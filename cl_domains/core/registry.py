@@ -14,6 +14,7 @@ import importlib
 import importlib.metadata
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import UserError
@@ -110,9 +111,8 @@ def _import_builtin(name: str) -> None:
 
 def builtin_domains() -> list[str]:
     """The domain subpackages shipped in ``cl_domains`` (found on disk, nothing imported)."""
-    import cl_domains
-
-    return sorted(m.name for m in pkgutil.iter_modules(cl_domains.__path__) if m.ispkg and m.name not in _NOT_DOMAINS)
+    package = str(Path(__file__).resolve().parents[1])  # the cl_domains folder, found without importing it
+    return sorted(m.name for m in pkgutil.iter_modules([package]) if m.ispkg and m.name not in _NOT_DOMAINS)
 
 
 def _plugin_entry_points() -> list[importlib.metadata.EntryPoint]:

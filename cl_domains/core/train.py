@@ -67,7 +67,11 @@ __all__ = [
     "seed_everything",
     "pick_device",
     "rank_seed",
+    "KEPT_START",
 ]
+
+
+KEPT_START = "training did not improve dev; the starting model was kept"
 
 
 @dataclass
@@ -392,7 +396,8 @@ class Trainer:
         better = self.state.best is None or (
             value > self.state.best if self.cfg.select_mode == "max" else value < self.state.best
         )
-        if better and step > 0:
+        candidate = step > 0 or self.cfg.keep_start  # step 0: the starting model, scored before training
+        if better and candidate:
             self.state.best, self.state.best_step, self.state.stale = value, step, 0
             best = self.run.dir / "best"
             best.mkdir(exist_ok=True)
@@ -401,7 +406,7 @@ class Trainer:
             os.replace(tmp, best / "model.safetensors")
         elif step > 0:
             self.state.stale = self.state.stale + 1
-        mark = " (best)" if better and step > 0 else ""
+        mark = " (best)" if better and candidate else ""
         self.run.log(f"step {step}: dev {self.select} = {value:.4f}{mark} [{time.time() - t:.1f}s]")
 
     # ---------------------------------------------------------------- the loop
@@ -448,7 +453,9 @@ class Trainer:
                     run.log(f"baseline {name} (test): {_short(values)}")
                 if run.metrics["baselines"]:
                     run.log(f"baselines computed [{time.time() - t:.1f}s]")
-            # Seeded again so that the training stream does not depend on eval_before.
+            if cfg.keep_start:  # the starting model is the first candidate for the best checkpoint
+                self._evaluate_dev()
+            # Seeded again so that the training stream does not depend on eval_before, baselines or keep_start.
             seed_everything(cfg.seed)
             if D.rank() > 0:  # e.g. different dropout masks on every process
                 torch.manual_seed(rank_seed(cfg.seed, D.rank()))
@@ -637,9 +644,13 @@ class Trainer:
         best = run.dir / "best" / "model.safetensors"
         if best.is_file() and not best.is_symlink():
             load_model(task.model, str(best), device=str(self.device))
-            run.log(
-                f"using the best dev checkpoint: step {self.state.best_step} ({self.select} = {self.state.best:.4f})"
-            )
+            if self.state.best_step == 0:
+                run.metrics["kept_start"] = True
+                run.log(f"{KEPT_START} ({self.select} = {self.state.best:.4f} before training)")
+            else:
+                run.log(
+                    f"using the best dev checkpoint: step {self.state.best_step} ({self.select} = {self.state.best:.4f})"
+                )
         after = self._evaluate("test")
         run.metrics.update(
             {
@@ -663,6 +674,8 @@ class Trainer:
             run.metrics.get("baselines"),
         )
         note = run.metrics.get("paper", {}).get("note")
+        if run.metrics.get("kept_start"):
+            note = KEPT_START + (f"; {note}" if note else "")
         text = f"# {self.recipe.name} ({self.recipe.profile or 'default'})\n\n{table}\n" + (
             f"\n{note}.\n" if note else ""
         )
