@@ -271,6 +271,7 @@ def eval_sts(
     own = data is not None and (named or (data.is_file() and _json_or_parquet(data)))
     if not model.exists():
         raise UserError(f"model {model} does not exist.")
+    _check_encoder_meta(model)  # a damaged model folder is said before any data is read
     if own:
         keys = ("--sentence1", "--sentence2", "--score")
         names = [c or k[2:] for c, k in zip(columns, keys)]
@@ -286,15 +287,19 @@ def eval_sts(
     out.print(table)
 
 
-def _load_encoder(cls, model: Path, pooling: Optional[str]):
-    """``cls.from_pretrained`` on a user's model folder: a damaged or refused file is a UserError naming it."""
-    import pickle
-
+def _check_encoder_meta(model: Path) -> None:
     from .core.safefs import KIB, read_json
 
     meta = model / "cl_domains_encoder.json"
     if os.path.lexists(meta) and not isinstance(read_json(meta, 64 * KIB), dict):
         raise UserError(f"{meta} is not a JSON object; the model folder {model} is damaged.")
+
+
+def _load_encoder(cls, model: Path, pooling: Optional[str]):
+    """``cls.from_pretrained`` on a user's model folder: a damaged or refused file is a UserError naming it."""
+    import pickle
+
+    _check_encoder_meta(model)
     try:
         return cls.from_pretrained(str(model), pooling=pooling)
     except UserError:
