@@ -508,4 +508,8 @@ def _plot(rows: list[dict], path: Path) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_cell_main(sys.argv[1:]))
+    try:
+        sys.exit(_cell_main(sys.argv[1:]))
+    except UserError as exc:  # one paragraph, which the matrix shows as the cell's note
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -266,8 +266,9 @@ class Trainer:
             tmp / "trainer.pt",
         )
         (tmp / "trainer.json").write_text(json.dumps({"state": asdict(self.state), "metrics": self.run.metrics}))
-        safe_rmtree(final, self.run.dir)
+        _clear(final, self.run.dir)
         os.replace(tmp, final)
+        _clear(self.ckpt_dir / "latest", self.run.dir)
         atomic_write_text(self.ckpt_dir / "latest", name)
         for old in _checkpoints(self.ckpt_dir)[self.cfg.keep_checkpoints :]:
             safe_rmtree(old, self.run.dir)  # never through a link, never outside the run directory
@@ -308,6 +309,7 @@ class Trainer:
                 self._restore(ckpt)
             except (
                 OSError,
+                EOFError,
                 ValueError,
                 RuntimeError,
                 KeyError,
@@ -695,6 +697,13 @@ def _checkpoints(directory: Path) -> list[Path]:
         return []
     found = [p for p in directory.iterdir() if _CKPT.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
     return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def _clear(path: Path, base: Path) -> None:
+    """Make room for ``path`` (inside the checked ``checkpoints/``): a folder is deleted (never through a link),
+    a file, FIFO or link is unlinked (what a link points to is left alone)."""
+    if not safe_rmtree(path, base) and os.path.lexists(path):
+        os.unlink(path)
 
 
 def _brief(exc: BaseException) -> str:
