@@ -161,8 +161,8 @@ def test_callbacks_see_every_step_and_evaluation_and_hooks_run_in_order(tmp_path
     recipe = toy_recipe(tmp_path)
     recipe.train.epochs, recipe.train.eval_every = 2, None
     train_task(recipe, Hooked(recipe, None, torch.device("cpu")), out=tmp_path / "r", callbacks=[Spy()])
-    assert events[0] == ("eval", "test")  # eval_before
-    assert events[1:4] == [("epoch", 0), ("task-step", 0), ("step", 0, 0, 0)]
+    assert events[:2] == [("eval", "test"), ("eval", "dev")]  # eval_before, then the start as a dev candidate
+    assert events[2:5] == [("epoch", 0), ("task-step", 0), ("step", 0, 0, 0)]
     assert ("epoch", 1) in events and ("step", 7, 1, 3) in events
     assert events[-3:] == [("eval", "dev"), ("eval", "test"), ("end", 8)]
 
