@@ -105,3 +105,18 @@ def test_sentence_pooling_follows_the_backbone(name):
     assert load_recipe(RECIPES / f"{name}.yaml", "quick").model.pooling == "mean"
     assert load_recipe(RECIPES / f"{name}.yaml", "paper").model.pooling == "cls_mlp"
     assert load_recipe(RECIPES / f"{name}.yaml", "quick", ["model.pooling=cls"]).model.pooling == "cls"
+
+
+def test_forecast_probe_on_representation_and_raw_window(data_root):
+    """``eval.probe_with_raw`` adds the ridge probe on [representation, raw window] beside the representation alone;
+    off by default."""
+    from cl_domains.core import registry
+
+    sets = ["model.depth=1", "model.hidden=8", "model.output_dims=8", "data.horizons=[4, 8]", "eval.padding=8"]
+    r = load_recipe(RECIPES / "autotcl_ett.yaml", "quick", [*sets, "eval.probe_with_raw=true"])
+    task = registry.domain("timeseries").methods["autotcl"][1](r, data_root, torch.device("cpu"))
+    out = task.evaluate("test")
+    assert {"mse_with_raw", "mae_with_raw", "mse_with_raw_4", "mse_with_raw_8"} <= set(out)
+    assert all(np.isfinite(out[k]) and out[k] > 0 for k in ("mse", "mse_with_raw", "mae_with_raw"))
+    assert out["mse_with_raw"] != out["mse"]  # the raw window changes the probe's inputs
+    assert load_recipe(RECIPES / "autotcl_ett.yaml", "quick").eval.probe_with_raw is False
