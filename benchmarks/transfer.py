@@ -48,6 +48,17 @@ JOBS: dict[str, tuple[str, str, list[str], str, bool]] = {
         )
         for n in UCR_ALL
     },
+    **{
+        f"forecast-{n.split('/')[-1]}": (
+            "timeseries",
+            "autotcl_ett",
+            [f"data.path={n}", "eval.probe_with_raw=true"],
+            "mse",
+            False,
+        )
+        for n in ("ett/ETTh2", "wth/WTH")
+    },
+    "hetgraph-dblp": ("hetgraph", "meow_dblp", [], "macro_f1_20", True),
     "seqrec-toys": ("seqrec", "sasrec_toys", [], "NDCG@10", True),
     "regression-concrete": ("regression", "supremix_concrete", [], "mae", False),
     "regression-energy": ("regression", "supremix_energy", [], "mae", False),
@@ -95,6 +106,19 @@ def _cell(values: list[float]) -> str:
     return f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"
 
 
+def _verdict(ours: list[float], baselines: dict[str, list[float]], higher: bool) -> str:
+    """``wins`` / ``ties`` / ``LOSES`` against the best baseline by mean: a tie is a gap within the larger seed
+    std (or 0.5% of the baseline with one seed)."""
+    if not ours or not baselines:
+        return "—"
+    mean = statistics.mean
+    name, best = max(baselines.items(), key=lambda kv: mean(kv[1]) if higher else -mean(kv[1]))
+    spread = max([statistics.stdev(v) for v in (ours, best) if len(v) > 1] + [0.005 * abs(mean(best))])
+    gap = (mean(ours) - mean(best)) * (1 if higher else -1)
+    word = "wins" if gap > spread else "ties" if gap >= -spread else "LOSES"
+    return f"{word} ({name})"
+
+
 def render() -> str:
     rows = [json.loads(line) for line in JSONL.read_text().splitlines() if line.strip()] if JSONL.exists() else []
     extra = RESULTS / "transfer-minirocket.jsonl"
@@ -107,25 +131,32 @@ def render() -> str:
         "separate environment). Commits: " + ", ".join(sorted({r["commit"] for r in rows + mini})) + ".",
         "Machine: shared 2-core CPU, 1 torch thread per run, quick profiles. ± is the sample std over the seeds.",
         "",
-        "| job | recipe (`--set`) | metric | ours | before training | baselines | seeds | kept start | s/run |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| job | recipe (`--set`) | metric | ours | before training | baselines | verdict vs the strongest | seeds "
+        "| kept start | s/run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_job: dict[str, list[dict]] = {}
     for r in rows:
         by_job.setdefault(r["job"], []).append(r)
     mr = {m["dataset"]: m for m in mini}
     for job, rs in by_job.items():
-        _, recipe, overrides, metric, _ = JOBS.get(job, ("", rs[0]["recipe"], rs[0]["overrides"], "", True))
+        _, recipe, overrides, metric, higher = JOBS.get(job, ("", rs[0]["recipe"], rs[0]["overrides"], "", True))
         metric = metric or next(iter(rs[0]["final"]))
         names = list(dict.fromkeys(n for r in rs for n in r["baselines"]))
         base = [f"{n} {_cell([r['baselines'][n][metric] for r in rs if metric in r['baselines'][n]])}" for n in names]
         ds = next((o.split("/")[-1] for o in overrides if o.startswith("data.path=")), None)
+        pools = {n: [r["baselines"][n][metric] for r in rs if metric in r["baselines"][n]] for n in names}
         if ds in mr and not any("MiniRocket" in n for n in names):
             base.append(f"MiniRocket {_cell(mr[ds]['acc'])}")
+            pools["MiniRocket"] = mr[ds]["acc"]
+        ours = [r["final"][metric] for r in rs if metric in r["final"]]
+        verdict = _verdict(ours, {n: v for n, v in pools.items() if v}, higher)
+        raw = [r["final"][f"{metric}_with_raw"] for r in rs if f"{metric}_with_raw" in r["final"]]
+        with_raw = f"; probe on [representation, raw window] {_cell(raw)}" if raw else ""
         lines.append(
             f"| {job} | `{recipe}` {' '.join(f'`{o}`' for o in overrides)} | {metric} "
-            f"| {_cell([r['final'][metric] for r in rs if metric in r['final']])} "
-            f"| {_cell([r['before'][metric] for r in rs if metric in r['before']])} | {'; '.join(base)} "
+            f"| {_cell(ours)}{with_raw} "
+            f"| {_cell([r['before'][metric] for r in rs if metric in r['before']])} | {'; '.join(base)} | {verdict} "
             f"| {', '.join(str(r['seed']) for r in rs)} | {sum(r['kept_start'] for r in rs)}/{len(rs)} "
             f"| {statistics.mean(r['seconds'] for r in rs):.0f} |"
         )
