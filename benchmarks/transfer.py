@@ -11,6 +11,7 @@ Run niced with one thread: ``OMP_NUM_THREADS=1 nice python benchmarks/transfer.p
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import statistics
 import subprocess
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
-    r.add_argument("jobs", nargs="+", help=f"job names or prefixes, of: {', '.join(JOBS)}")
+    r.add_argument("jobs", nargs="+", help=f"job names or shell patterns (ucr-*-ts2vec), of: {', '.join(JOBS)}")
     r.add_argument("--seeds", type=int, nargs="+", default=[42])
     r.add_argument("--out", type=Path, default=ROOT / "runs" / "transfer")
     sub.add_parser("render")
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         (RESULTS / "transfer.md").write_text(text)
         print(text)
         return
-    jobs = [j for j in JOBS if any(j == p or (p.endswith("*") and j.startswith(p[:-1])) for p in args.jobs)]
+    jobs = [j for j in JOBS if any(fnmatch.fnmatchcase(j, p) for p in args.jobs)]
     if not jobs:
         sys.exit(f"no job matches {args.jobs}")
     for job in jobs:
