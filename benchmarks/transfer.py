@@ -66,6 +66,27 @@ JOBS: dict[str, tuple[str, str, list[str], str, bool]] = {
 }
 
 
+NOTES = [
+    "Notes:",
+    "- `ucr-Chinatown` and `ucr-GunPoint` are the UCR recipe's own sets (its settings were chosen there); the other "
+    "UCR rows are sets it was not chosen on. `-autotcl-loss`: `method.variant=autotcl` (AutoTCL's own terms); "
+    "`-ts2vec`: TS2Vec (`method.name=ts2vec model.mask_p=0.5`). The default (`method.variant: auto`) is TS2Vec's "
+    "hierarchical loss for classification.",
+    "- MiniRocket: `benchmarks/minirocket_ucr.py` in a separate environment with aeon 1.6.0 (its numba pins numpy "
+    "2.3.5), on the series as the UCR files give them; per-seed values in `transfer-minirocket.jsonl`.",
+    "- `forecast-*`: the `autotcl_ett` quick profile (6 steps, H = 24, 48) on ETTh2 / WTH (chosen on ETTh1); at the "
+    "paper settings AutoTCL beats the ridge on raw window on both (ETTh2 .1537 vs .1695, WTH .1709 vs .2302; "
+    "`benchmarks/results/baselines.md`).",
+    "- `seqrec-toys`: `sasrec_toys` quick (up to 3 epochs, patience 1; chosen on Beauty). On Beauty, item-kNN scores "
+    "HR@10 .0653 / NDCG@10 .0391 (`python benchmarks/quick_results.py sasrec_beauty --baselines-only`) against "
+    "SASRec quick (500 steps) .0236 / .0124 and SASRec paper profile (55 epochs) .0841 / .0417.",
+    "- Sentences: not re-measured here (a quick run takes 10-40 minutes on this machine). "
+    "`benchmarks/results/sentences-quick.md`: with the backbone's own mean pooling (now the quick default) training "
+    "reached STS-B dev 86.72 vs 86.72 for the backbone as built (test 82.12 vs 82.03, one seed): no dev gain, so "
+    "the trainer keeps the starting model; with [CLS] (the former default) it lost 2.7-4.1 test points to it.",
+]
+
+
 def commit() -> str:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return out.stdout.strip()
@@ -161,6 +182,7 @@ def render() -> str:
             f"| {', '.join(str(r['seed']) for r in rs)} | {sum(r['kept_start'] for r in rs)}/{len(rs)} "
             f"| {statistics.mean(r['seconds'] for r in rs):.0f} |"
         )
+    lines += ["", *NOTES]
     return "\n".join(lines) + "\n"
 
 
