@@ -43,7 +43,7 @@ JOBS: dict[str, tuple[str, str, list[str], str, bool]] = {
         f"ucr-{n}-ts2vec": (
             "timeseries",
             "autotcl_ucr",
-            [f"data.path=ucr/{n}", "method.name=ts2vec", "model.mask_p=0.5"],
+            [f"data.path=ucr/{n}", "method={name: ts2vec}", "model.mask_p=0.5"],
             "acc",
             True,
         )
@@ -70,7 +70,7 @@ NOTES = [
     "Notes:",
     "- `ucr-Chinatown` and `ucr-GunPoint` are the UCR recipe's own sets (its settings were chosen there); the other "
     "UCR rows are sets it was not chosen on. `-autotcl-loss`: `method.variant=autotcl` (AutoTCL's own terms); "
-    "`-ts2vec`: TS2Vec (`method.name=ts2vec model.mask_p=0.5`). The default (`method.variant: auto`) is TS2Vec's "
+    "`-ts2vec`: TS2Vec (`method={name: ts2vec}` `model.mask_p=0.5`). The default (`method.variant: auto`) is TS2Vec's "
     "hierarchical loss for classification.",
     "- MiniRocket: `benchmarks/minirocket_ucr.py` in a separate environment with aeon 1.6.0 (its numba pins numpy "
     "2.3.5), on the series as the UCR files give them; per-seed values in `transfer-minirocket.jsonl`.",
