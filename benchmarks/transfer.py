@@ -141,6 +141,29 @@ def _verdict(ours: list[float], baselines: dict[str, list[float]], higher: bool)
     return f"{word} ({name})"
 
 
+def ucr_table(by_job: dict[str, list[dict]], mr: dict[str, dict]) -> list[str]:
+    """UCR test accuracy per set: the default (AutoTCL, TS2Vec's loss), AutoTCL's own loss, TS2Vec, the baselines."""
+    out = [
+        "UCR test accuracy at a glance (mean over the seeds run; * = the recipe's own sets):",
+        "",
+        "| set | AutoTCL, default loss | AutoTCL's own loss | TS2Vec | raw 1-NN | raw SVM | MiniRocket |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    mean = statistics.mean
+    for n in UCR_ALL:
+        cells = []
+        for job in (f"ucr-{n}", f"ucr-{n}-autotcl-loss", f"ucr-{n}-ts2vec"):
+            v = [r["final"]["acc"] for r in by_job.get(job, [])]
+            cells.append(f"{mean(v):.3f} ({len(v)})" if v else "—")
+        rs = by_job.get(f"ucr-{n}", [])
+        for b in ("raw 1-NN", "raw SVM"):
+            cells.append(f"{rs[0]['baselines'][b]['acc']:.3f}" if rs else "—")
+        cells.append(f"{mean(mr[n]['acc']):.3f}" if n in mr else "—")
+        star = "*" if n in ("Chinatown", "GunPoint") else ""
+        out.append(f"| {n}{star} | " + " | ".join(cells) + " |")
+    return out
+
+
 def render() -> str:
     rows = [json.loads(line) for line in JSONL.read_text().splitlines() if line.strip()] if JSONL.exists() else []
     extra = RESULTS / "transfer-minirocket.jsonl"
@@ -182,7 +205,7 @@ def render() -> str:
             f"| {', '.join(str(r['seed']) for r in rs)} | {sum(r['kept_start'] for r in rs)}/{len(rs)} "
             f"| {statistics.mean(r['seconds'] for r in rs):.0f} |"
         )
-    lines += ["", *NOTES]
+    lines += ["", *ucr_table(by_job, mr), "", *NOTES]
     return "\n".join(lines) + "\n"
 
 
