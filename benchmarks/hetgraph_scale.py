@@ -48,10 +48,9 @@ def one(n: int, epochs: int, limit: float) -> dict:
     from cl_domains.core.errors import UserError
     from cl_domains.core.task import StepContext
     from cl_domains.core.train import seed_everything
-    from cl_domains.hetgraph import MEOW
+    from cl_domains.hetgraph import MEOW, MEOWTask
     from cl_domains.hetgraph.data import resolve_metapath
     from cl_domains.hetgraph.encoder import estimate_memory
-    from cl_domains.hetgraph.task import python_recipe
 
     torch.set_num_threads(1)
     t = time.perf_counter()
@@ -59,9 +58,13 @@ def one(n: int, epochs: int, limit: float) -> dict:
     out: dict = {"n": n, "edges": sum(data[e].edge_index.shape[1] for e in data.edge_types), "build_s": 0.0}
     out["build_s"] = time.perf_counter() - t
     metapaths = {"iui": ["item", "user", "item"], "iti": ["item", "tag", "item"]}
-    params = dict(nei_max=[20, 50], adj_mask=[0.2, 0.2], clusters=[100, 300], memory_limit_gib=limit, epochs=epochs)
-    task = MEOW()
-    recipe = python_recipe(MEOW, params, "item")
+    est = MEOW(
+        model={"nei_max": [20, 50], "adj_mask": [0.2, 0.2], "memory_limit_gib": limit},
+        method={"clusters": [100, 300]},
+        train={"epochs": epochs},
+    )
+    recipe = est.build_recipe(est.data_settings(data, "item", metapaths))
+    task = MEOWTask()
     hops = [resolve_metapath(data, p, "item") for p in metapaths.values()]
     out["estimate_gib"] = estimate_memory(data, "item", hops, [20, 50])["total"] / 2**30
     seed_everything(0)
