@@ -61,6 +61,13 @@ JOBS: dict[str, tuple[str, str, list[str], str, bool]] = {
     },
     "hetgraph-dblp": ("hetgraph", "meow_dblp", [], "macro_f1_20", True),
     "seqrec-toys": ("seqrec", "sasrec_toys", [], "NDCG@10", True),
+    "seqrec-toys-500steps": (  # the former quick budget
+        "seqrec",
+        "sasrec_toys",
+        ["train.max_steps=500", "train.eval_every=250", "train.patience=null"],
+        "NDCG@10",
+        True,
+    ),
     "regression-concrete": ("regression", "supremix_concrete", [], "mae", False),
     "regression-energy": ("regression", "supremix_energy", [], "mae", False),
 }
