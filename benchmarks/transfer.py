@@ -84,7 +84,9 @@ NOTES = [
     "- `forecast-*`: the `autotcl_ett` quick profile (6 steps, H = 24, 48) on ETTh2 / WTH (chosen on ETTh1); at the "
     "paper settings AutoTCL beats the ridge on raw window on both (ETTh2 .1537 vs .1695, WTH .1709 vs .2302; "
     "`benchmarks/results/baselines.md`).",
-    "- `seqrec-toys`: `sasrec_toys` quick (up to 3 epochs, patience 1; chosen on Beauty). On Beauty, item-kNN scores "
+    "- `seqrec-toys`: `sasrec_toys` quick (up to 3 epochs, patience 1; chosen on Beauty; dev still improved at the "
+    "3-epoch cap); `seqrec-toys-500steps`: the former fixed budget, for comparison. One seed: a run takes 7-24 "
+    "minutes here. On Beauty, item-kNN scores "
     "HR@10 .0653 / NDCG@10 .0391 (`python benchmarks/quick_results.py sasrec_beauty --baselines-only`) against "
     "SASRec quick (500 steps) .0236 / .0124 and SASRec paper profile (55 epochs) .0841 / .0417.",
     "- Sentences: not re-measured here (a quick run takes 10-40 minutes on this machine). "
