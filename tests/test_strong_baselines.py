@@ -86,17 +86,19 @@ def test_minirocket_separates_sines_from_squares():
 
 
 def test_autotcl_loss_variant_follows_the_task():
-    from cl_domains.timeseries import TSEncoder
+    from cl_domains.core import registry
     from cl_domains.timeseries.autotcl import AutoTCLConfig, variant_for
 
     assert AutoTCLConfig().variant == "auto"
     assert variant_for("auto", "classify") == "ts2vec"
     assert variant_for("auto", "forecast") == variant_for("auto", "regress") == "autotcl"
     assert variant_for("autotcl", "classify") == "autotcl"  # an explicit choice wins
-    # TSEncoder(method="autotcl") embeds series for classification: TS2Vec's hierarchical loss
-    task = TSEncoder(method="autotcl", depth=1, output_dims=8, hidden=8)._task(np.zeros((4, 20, 1), np.float32))
-    assert task.variant == "ts2vec"
-    assert load_recipe(RECIPES / "autotcl_ett.yaml", "paper").method.variant == "auto"  # forecasting: AutoTCL's
+    # a classification run (and the estimator on series in memory, data.kind classify): TS2Vec's hierarchical loss
+    r = load_recipe(RECIPES / "autotcl_ucr.yaml", "tiny", ["method.variant=auto"])
+    cls = registry.method_spec("timeseries", "autotcl").cls
+    assert cls(r, None, torch.device("cpu"), panel=np.zeros((4, 20, 1), np.float32)).variant == "ts2vec"
+    r = load_recipe(RECIPES / "autotcl_ett.yaml", "paper")  # forecasting: AutoTCL's own terms
+    assert r.method.variant == "auto" and variant_for(r.method.variant, r.data.kind) == "autotcl"
 
 
 @pytest.mark.parametrize("name", ["simcse_unsup_sts", "simcse_sup_sts", "debcse_sts", "multicsr_sts"])
