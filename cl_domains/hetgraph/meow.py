@@ -10,6 +10,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
+from ..core.errors import UserError
 from ..core.recipe import StrictModel
 from ..core.registry import method
 from ..core.task import StepContext
@@ -36,6 +37,16 @@ class MEOWTask(HetGraphTask):
     k-means runs on the detached fine projections of the same forward pass (once per epoch)."""
 
     config = MEOWConfig
+
+    def build_heads(self) -> None:
+        """Refuse more k-means clusters than target nodes before training starts."""
+        n, cfg = int(self.data[self.target].num_nodes), self.cfg
+        too_many = [k for k in cfg.clusters if k > n] if cfg.weighted or cfg.proto_weight > 0 else []
+        if too_many:
+            raise UserError(
+                f"method.clusters {cfg.clusters} asks k-means for {max(too_many)} clusters, but the graph has only "
+                f"{n} {self.target} nodes; set method.clusters to values of at most {n} (e.g. [{max(2, n // 10)}])."
+            )
 
     def loss(self, batch: None, ctx: StepContext):
         z, fine, coarse = self.encoder(self.graph)

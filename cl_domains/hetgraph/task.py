@@ -15,7 +15,7 @@ from ..core.errors import UserError
 from ..core.objectives import Objective
 from ..core.recipe import Recipe, StrictModel
 from ..core.task import Task
-from .data import SCHEMAS, SPLITS, encode_labels, load_graph, load_heco, make_splits, resolve_metapath
+from .data import SCHEMAS, SPLITS, check_graph, encode_labels, load_graph, load_heco, make_splits, resolve_metapath
 from .encoder import MEOWEncoder, estimate_memory, used_types
 from .evaluate import cluster_scores, linear_probe
 
@@ -134,6 +134,7 @@ class HetGraphTask(Task):
     def _setup(self, recipe: Recipe, data, target: str, metapaths: dict[str, list]) -> None:
         self.recipe, self.cfg, self.seed = recipe, recipe.method, recipe.train.seed
         self.data, self.target = data, target
+        check_graph(data)  # node counts, edge ids and features checked before anything is sized from them
         if target not in data.node_types:
             raise UserError(
                 f"target node type {target!r} is not in the graph (node types: {', '.join(data.node_types)})."
