@@ -91,9 +91,14 @@ def load_data(d: HetGraphDataConfig, data_root, graph=None) -> tuple[Any, str, d
     target = d.target or (schema.target if schema else None)
     metapaths = d.metapaths if d.metapaths is not None else (list(schema.metapaths.values()) if schema else None)
     if target is None or not metapaths:
+        where, how = (
+            ("the graph given to fit", "target= and metapaths= to fit")
+            if graph is not None
+            else (f"data.path {d.path}", "data.target and data.metapaths")
+        )
         raise UserError(
-            f"data.path {d.path or '(in-memory graph)'}: give data.target (a node type: {', '.join(data.node_types)}) and data.metapaths "
-            "(e.g. [[target, other, target]])."
+            f"{where}: give {how} (target: a node type of {', '.join(data.node_types)}; meta-paths: e.g. "
+            "[[target, other, target]])."
         )
     names = list(schema.metapaths) if schema and d.metapaths is None else None
     return data, target, _named(metapaths, names)
