@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import numpy as np
 import torch
 from pydantic import Field, PositiveInt
 from safetensors.torch import load_model, save_model
 
+from ..core import distributed as D
 from ..core.errors import UserError
 from ..core.objectives import Objective
 from ..core.recipe import Recipe, StrictModel, TrainConfig, recipe_from_dict
 from ..core.task import Task
-from .data import SCHEMAS, SPLITS, encode_labels, load_graph, load_heco, make_splits, resolve_metapath
+from .data import SCHEMAS, SPLITS, encode_labels, load_graph, load_heco, make_splits, node_features, resolve_metapath
 from .encoder import MEOWEncoder, estimate_memory, used_types
 from .evaluate import cluster_scores, linear_probe
+from .minibatch import SampledGraph, StreamingKMeans, batch_nce, estimate_minibatch_memory, target_batches
+from .sampling import default_fanouts
 
 __all__ = ["HetGraphModelConfig", "HetGraphDataConfig", "HetGraphEvalConfig", "HetGraphTask", "load_encoder"]
 
@@ -40,6 +43,17 @@ class HetGraphModelConfig(StrictModel):
     )
     mask_seed: int = 0
     memory_limit_gib: float = Field(24.0, gt=0, description="refuse a graph whose estimated peak memory exceeds this")
+    batching: Literal["auto", "full", "minibatch"] = Field(
+        "auto",
+        description="full: the whole graph each step (N x N terms); minibatch: train.batch_size target nodes with "
+        "sampled meta-path neighbourhoods; auto: full when its memory estimate fits model.memory_limit_gib",
+    )
+    fanouts: Optional[list[list[PositiveInt]]] = Field(
+        None,
+        description="minibatch: per meta-path, neighbours drawn per node at each hop (default 5 at the first hop, "
+        "1 after: five random walks)",
+    )
+    embed_chunk: int = Field(4096, gt=0, description="minibatch: target nodes per chunk when embedding every node")
 
 
 class HetGraphDataConfig(StrictModel):
@@ -80,6 +94,7 @@ PYTHON_DEFAULTS = {
         "checkpoint_every": 50,
         "schedule": "constant",
         "eval_before": False,
+        "batch_size": 1024,
     },
 }
 
@@ -153,26 +168,59 @@ class HetGraphTask(Task):
         nei_max = m.nei_max if m.nei_max is not None else [50] * len(metapaths)
         adj_mask = m.adj_mask if m.adj_mask is not None else [0.2] * len(metapaths)
         need = estimate_memory(data, target, hops, nei_max)
-        if need["total"] > m.memory_limit_gib * GiB:
+        self.batching = m.batching
+        if m.batching == "auto":
+            self.batching = "full" if need["total"] <= m.memory_limit_gib * GiB else "minibatch"
+        if self.batching == "full" and need["total"] > m.memory_limit_gib * GiB:
             parts = ", ".join(f"{k} {v / GiB:.1f}" for k, v in need.items() if k != "total")
             raise UserError(
                 f"the graph is too large for full-batch {recipe.method.name}: {n} {target} nodes need an estimated "
                 f"{need['total'] / GiB:.1f} GiB ({parts} GiB), over model.memory_limit_gib = {m.memory_limit_gib:g}. "
-                "Use a subgraph with fewer target nodes (the N x N contrastive terms grow quadratically), or raise "
-                "model.memory_limit_gib if the machine has the memory."
+                "Use model.batching: minibatch (or auto), a subgraph with fewer target nodes (the N x N contrastive "
+                "terms grow quadratically), or raise model.memory_limit_gib if the machine has the memory."
             )
+        fanouts = None
+        if self.batching == "minibatch":
+            fanouts = _fanouts(m.fanouts, hops, list(metapaths))
+            self._check_minibatch(recipe, data, target, hops, fanouts)
         self._labels(recipe)
         used = used_types(target, hops)
         feat_dims = {t: _width(data, t) for t in data.node_types if t in used}
         self.model = self.encoder = MEOWEncoder(
             target, metapaths, feat_dims, m.hidden, m.dropout, nei_max, m.feat_mask, adj_mask, m.mask_seed
         )
-        self.graph = self.encoder.inputs(data)
+        self.graph = self.sampled = None
+        if self.batching == "full":
+            self.graph = self.encoder.inputs(data)
+        else:
+            self.sampled = SampledGraph(data, target, hops, fanouts, m.feat_mask, adj_mask)
+            ks = getattr(recipe.method, "clusters", None)
+            self.stream_kmeans = StreamingKMeans(ks, self.seed) if ks else None
         # every hetgraph method's config has ``objective`` (the contrastive term of its two views, .losses)
         self.objective = Objective(recipe.method.objective)
         self.build_heads()
         if recipe.method.objective.learnable_temperature:  # the temperature trains with the model
             self.model = torch.nn.ModuleDict({"model": self.model, "objective": self.objective})
+
+    def _check_minibatch(self, recipe: Recipe, data, target: str, hops, fanouts) -> None:
+        """Refuse, before anything large is built, a mini-batch setting over the memory limit or too small a
+        batch for the method's clusterings."""
+        m, bs = recipe.model, recipe.train.batch_size
+        need = estimate_minibatch_memory(data, target, hops, fanouts, bs, m.hidden, D.world_size())
+        if need["total"] > m.memory_limit_gib * GiB:
+            parts = ", ".join(f"{k} {v / GiB:.2f}" for k, v in need.items() if k != "total")
+            raise UserError(
+                f"mini-batch {recipe.method.name} on {data[target].num_nodes} {target} nodes needs an estimated "
+                f"{need['total'] / GiB:.1f} GiB ({parts} GiB), over model.memory_limit_gib = {m.memory_limit_gib:g}. "
+                "Lower train.batch_size or model.fanouts (the batch term grows with batch x (1 + neighbours)^2), "
+                "or give the featureless node types features (each is an N x model.hidden embedding table)."
+            )
+        ks = getattr(recipe.method, "clusters", None) or []
+        if ks and max(ks) > bs:
+            raise UserError(
+                f"method.clusters {ks}: mini-batch k-means needs train.batch_size ({bs}) >= the largest k; "
+                "raise train.batch_size or lower method.clusters."
+            )
 
     def _labels(self, recipe: Recipe) -> None:
         """``self.y`` (class ids or None) and ``self.splits[rate] = (train, val, test)``: the graph's own
@@ -212,20 +260,34 @@ class HetGraphTask(Task):
         return self
 
     def embed(self, data, ctx=None) -> torch.Tensor:
-        """Target-node embeddings of a ``HeteroData`` with the trained encoder's node types and meta-paths."""
+        """Target-node embeddings of a ``HeteroData`` with the trained encoder's node types and meta-paths
+        (mini-batch training: of the training graph, embedded in chunks with sampled neighbourhoods)."""
+        if self.sampled is not None and data is self.data:
+            return self.embeddings()
         return self.encoder.embed(data)
 
     # ------------------------------------------------------------------ loop
     def num_batches(self, epoch: int) -> int:
-        return 1
+        return 1 if self.sampled is None else len(self._target_batches(epoch))
 
     def batches(self, epoch: int):
-        yield None  # the batch is the whole graph (``self.graph``); the epoch comes from the step context
+        if self.sampled is None:
+            yield None  # the batch is the whole graph (``self.graph``); the epoch comes from the step context
+        else:
+            yield from self._target_batches(epoch)
+
+    def _target_batches(self, epoch: int) -> list[torch.Tensor]:
+        return target_batches(self.sampled.n, self.recipe.train.batch_size, self.seed, epoch, D.world_size())
 
     def embeddings(self) -> torch.Tensor:
+        if self.sampled is not None:
+            return self.sampled.embed_all(self.encoder, self.recipe.model.embed_chunk, self.seed)
         return self.encoder.embed(self.data)
 
     def evaluate(self, split: str) -> dict[str, float]:
+        if self.y is None and self.sampled is not None:
+            nce = batch_nce(self)
+            return {"neg_nce": -nce} if split == "dev" else {"nce": nce}
         if self.y is None:
             with torch.no_grad():
                 _, fine, coarse = self.encoder(self.graph)
@@ -268,7 +330,9 @@ class HetGraphTask(Task):
         ``raw features`` (the target nodes' input features, same probe and clustering); none without labels."""
         if self.y is None:
             return {}
-        x = self.graph.feats[self.target]
+        x = node_features(self.data, self.target) if self.graph is None else self.graph.feats[self.target]
+        if x.is_sparse and x.shape[0] * x.shape[1] > 2**28:  # a dense copy would not fit: no raw baseline
+            return {"untrained encoder": self.test_scores(self.embeddings())}
         raw = (x.to_dense() if x.is_sparse else x).float()
         return {"untrained encoder": self.test_scores(self.embeddings()), "raw features": self.test_scores(raw)}
 
@@ -276,6 +340,18 @@ class HetGraphTask(Task):
         directory.mkdir(parents=True, exist_ok=True)
         save_model(self.encoder, str(directory / "encoder.safetensors"))
         (directory / "config.json").write_text(json.dumps(self.encoder.config, indent=1))
+
+
+def _fanouts(given, hops, names: list[str]) -> list[list[int]]:
+    """``model.fanouts`` checked against the meta-paths' hop counts, or the defaults."""
+    if given is None:
+        return [default_fanouts(h) for h in hops]
+    if len(given) != len(hops) or any(len(f) != len(h) for f, h in zip(given, hops)):
+        want = ", ".join(f"{n}: {len(h)}" for n, h in zip(names, hops))
+        raise UserError(
+            f"model.fanouts {given}: give one list per meta-path with one draw count per hop (hops: {want})."
+        )
+    return [list(f) for f in given]
 
 
 def _width(data, ntype: str) -> int:
