@@ -147,6 +147,7 @@ class HetGraphTask(Task):
     selected on the negative InfoNCE of the two views instead and reports embeddings only."""
 
     dev_metric = "val_macro_f1"
+    gathers_negatives = True  # mini-batch losses gather the global batch's keys themselves (several processes)
 
     def __init__(self, recipe: Recipe | None = None, data_root=None, device: torch.device | None = None, **params):
         self._params, self.device = params, device  # params: Python use, keywords of fit()'s recipe
@@ -170,7 +171,13 @@ class HetGraphTask(Task):
         need = estimate_memory(data, target, hops, nei_max)
         self.batching = m.batching
         if m.batching == "auto":
-            self.batching = "full" if need["total"] <= m.memory_limit_gib * GiB else "minibatch"
+            fits = need["total"] <= m.memory_limit_gib * GiB
+            self.batching = "full" if fits and D.world_size() == 1 else "minibatch"
+        if self.batching == "full" and D.world_size() > 1:
+            raise UserError(
+                f"model.batching: full trains on one process; with {D.world_size()} processes use "
+                "model.batching: minibatch (train.batch_size target nodes, sharded over the processes)."
+            )
         if self.batching == "full" and need["total"] > m.memory_limit_gib * GiB:
             parts = ", ".join(f"{k} {v / GiB:.1f}" for k, v in need.items() if k != "total")
             raise UserError(
