@@ -49,8 +49,20 @@ def main() -> None:
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--method", default="meow")
     ap.add_argument("--batch", type=json.loads, default={"acm": 512, "dblp": 1024}, help="JSON: dataset -> batch")
+    ap.add_argument("--modes", nargs="+", default=["full", "minibatch"], choices=["full", "minibatch"])
+    ap.add_argument(
+        "--reuse",
+        type=Path,
+        help="JSON lines of earlier runs (this script's output) to include; those (dataset, mode, seed) are not rerun",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
+    done = {}
+    if args.reuse:
+        for line in args.reuse.read_text().splitlines():
+            if line.startswith("{"):
+                r = json.loads(line)
+                done[(r["dataset"], r["mode"], r["seed"])] = r
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,9 +79,16 @@ def main() -> None:
             for mode, extra in modes.items():
                 res = []
                 for s in args.seeds:
+                    if (ds, mode, s) in done:
+                        res.append(done[(ds, mode, s)])
+                        continue
+                    if mode.split()[0] not in args.modes:
+                        continue
                     r = train(recipe, args.profile, s, extra, Path(tmp) / f"{ds}-{mode.split()[0]}-{s}")
                     print(json.dumps({"dataset": ds, "mode": mode, "seed": s, **r}), flush=True)
                     res.append(r)
+                if not res:
+                    continue
                 cells = [f"{np.mean([r[k] for r in res]):.2f} ± {np.std([r[k] for r in res]):.2f}" for k in METRICS]
                 secs = np.mean([r["train_s"] for r in res])
                 rows.append(f"| {ds} | {mode} | " + " | ".join(cells) + f" | {secs:.0f} |")
@@ -80,7 +99,8 @@ def main() -> None:
             "",
             f"`python benchmarks/hetgraph_minibatch.py --datasets {' '.join(args.datasets)} --seeds {seeds} "
             f"--profile {args.profile}` at commit {commit.stdout.strip()} (1 torch thread each, CPU, shared "
-            f"{os.cpu_count()}-core machine).",
+            f"{os.cpu_count()}-core machine)"
+            + (f"; runs listed in `--reuse {args.reuse.name}` were taken from an earlier invocation." if done else "."),
             "",
             f"Profile `{args.profile}` of the recipes; mini-batch: `model.batching=minibatch`, `train.batch_size` as "
             "shown (target nodes per batch), default fan-outs (5 draws at the first hop, 1 after), dev evaluation "

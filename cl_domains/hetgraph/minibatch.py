@@ -182,14 +182,40 @@ class SampledGraph:
         return z, enc.proj(z), enc.proj(coarse)
 
     def embed_all(self, enc: MEOWEncoder, chunk: int = 4096, seed: int = 0) -> Tensor:
-        """Embeddings ``z`` of every target node, ``chunk`` nodes at a time, in eval mode (fixed samples)."""
+        """Embeddings ``z`` of every target node, layer by layer (eval mode, fixed samples): each view's fine
+        inputs for all nodes, then each GCN layer for all nodes from one draw of sampled neighbours per node, so
+        the cost is ``N x (neighbours + contexts)`` rows per view, not ``N x (1 + neighbours)^2``. The GCN output is
+        standardised over all nodes, as in the full-batch encoder. Memory: a few ``N x hidden`` arrays.
+
+        Args:
+            enc: the encoder; chunk: nodes per chunk of every pass; seed: the sampling seed.
+        Returns:
+            ``[N, hidden]`` float32.
+        """
         gen = generator(seed, "embed")
-        out = torch.empty(self.n, enc.project.in_features)
+        n, smp = self.n, self.sampler
+        chunks = [torch.arange(s, min(s + chunk, n)) for s in range(0, n, chunk)]
         with eval_mode(enc), torch.no_grad():
-            for s in range(0, self.n, chunk):
-                ids = torch.arange(s, min(s + chunk, self.n))
-                out[ids] = self.forward(enc, ids, gen)[0]
-        return out
+            # one draw of meta-path neighbours per node and meta-path, shared by both layers and all views
+            nbs = [torch.cat([smp.neighbours(m, c, gen) for c in chunks]) for m in range(len(smp.paths))]
+            h = torch.cat([self._h(enc, self.target, c) for c in chunks])
+            h_masked = torch.cat([self._h(enc, self.target, c, self.feat_mask, gen) for c in chunks])
+
+            def gcn(x: Tensor, nb: Tensor) -> Tensor:
+                g, valid = enc.gcn, nb >= 0
+                pos = nb.clamp_min(0)
+                y = x @ g.gc1.weight
+                y = torch.cat([g.gc1.act(_mean_agg(y, c, pos[c], valid[c])) for c in chunks]) @ g.gc2.weight
+                z = torch.cat([_mean_agg(y, c, pos[c], valid[c]) for c in chunks])
+                return (z - z.mean()) / torch.sqrt(z.var(unbiased=False) + 1e-5)
+
+            views = []
+            for m, nb in enumerate(nbs):
+                ctx = torch.cat([self._context(enc, m, c, gen) for c in chunks])
+                views.append(F.normalize(gcn(F.elu(h + ctx), nb), dim=1))
+                views.append(F.normalize(gcn(F.elu(h_masked + ctx), nb), dim=1))
+                del ctx
+            return enc.att(views)
 
 
 def target_batches(n: int, batch_size: int, seed: int, epoch: int, world: int = 1) -> list[Tensor]:
@@ -253,7 +279,7 @@ def estimate_minibatch_memory(
     Returns:
         bytes of ``graph`` (edges as CSR and features), ``params`` (weights, gradients and Adam state; a type
         without features is an embedding table), ``batch`` (one step's activations and logits), ``embed``
-        (every target node's embedding) and their sum ``total`` (per process).
+        (layer-wise inference of every target node) and their sum ``total`` (per process).
     """
     types = {target} | {(e[0][2] if not e[1] else e[0][0]) for path in hops for e in path}
     edges = sum(int(data[e].edge_index.shape[1]) for e in data.edge_types)
@@ -274,7 +300,7 @@ def estimate_minibatch_memory(
     ctx = sum(math.prod(f[: i + 1]) for f in fanouts for i in range(len(f) - 1))
     batch = 4.0 * s2 * hidden * (ROW_FLOATS_PER_PATH * len(hops) + 4) + 4.0 * s2 * (k + ctx) * 3 * hidden
     batch += 8 * 4.0 * local * batch_size  # the [local, global] logits, weights and gradients
-    embed = 4.0 * n * hidden * 2
+    embed = 4.0 * n * hidden * 12  # layer-wise inference: the views, the inputs and a layer's outputs, N x hidden each
     return {"graph": graph, "params": params, "batch": batch, "embed": embed, "total": graph + params + batch + embed}
 
 
