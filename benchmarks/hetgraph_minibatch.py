@@ -64,6 +64,7 @@ def main() -> None:
                 r = json.loads(line)
                 done[(r["dataset"], r["mode"], r["seed"])] = r
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    commit = commit.stdout.strip() or os.environ.get("GIT_COMMIT", "unknown")  # an exported copy: say which
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for ds in args.datasets:
@@ -98,7 +99,7 @@ def main() -> None:
             f"# {args.method.upper()}: mini-batch vs full batch (ACM, DBLP)",
             "",
             f"`python benchmarks/hetgraph_minibatch.py --datasets {' '.join(args.datasets)} --seeds {seeds} "
-            f"--profile {args.profile}` at commit {commit.stdout.strip()} (1 torch thread each, CPU, shared "
+            f"--profile {args.profile}` at commit {commit} (1 torch thread each, CPU, shared "
             f"{os.cpu_count()}-core machine)"
             + (f"; runs listed in `--reuse {args.reuse.name}` were taken from an earlier invocation." if done else "."),
             "",
