@@ -188,6 +188,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1024, help="target nodes per batch")
     ap.add_argument("--chunk", type=int, default=4096, help="target nodes per chunk when embedding every node")
     ap.add_argument("--max-batches", type=int, default=None, help="time this many batches and extrapolate the epoch")
+    ap.add_argument("--extrapolate-above", type=int, default=0, help="--max-batches only for sizes above this")
     ap.add_argument("--limit-gib", type=float, default=12.0, help="model.memory_limit_gib")
     ap.add_argument("--max-rss-gib", type=float, default=13.0)
     ap.add_argument("--min-free-gib", type=float, default=1.5)
@@ -205,7 +206,7 @@ def main() -> None:
     for n in args.sizes:
         cmd = [sys.executable, __file__, "--one", str(n), "--batch", str(args.batch), "--chunk", str(args.chunk)]
         cmd += ["--limit-gib", str(args.limit_gib)]
-        if args.max_batches:
+        if args.max_batches and n > args.extrapolate_above:
             cmd += ["--max-batches", str(args.max_batches)]
         with open(f"/tmp/hetgraph_scale_{os.getpid()}_{n}.log", "w+") as log:
             p = subprocess.Popen(
@@ -237,6 +238,7 @@ def main() -> None:
     timing = [] if args.skip_metapath_timing else metapath_timing(args.data_root)
     sizes = " ".join(map(str, args.sizes))
     extra = f" --max-batches {args.max_batches}" if args.max_batches else ""
+    extra += f" --extrapolate-above {args.extrapolate_above}" if args.max_batches and args.extrapolate_above else ""
     text = "\n".join(
         [
             "# MEOW at scale (synthetic HeteroData, mini-batch mode)",
