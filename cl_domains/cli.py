@@ -308,6 +308,21 @@ def data_fetch(name: str, data_root: Optional[Path] = DATA_ROOT, force: bool = t
 
 
 @app.command()
+def embed(
+    model_dir: Path = typer.Argument(..., help="a saved model directory (est.save(dir), or a run's model/ folder)"),
+    data: Path = typer.Option(..., "--data", help="the inputs, in a format the model's domain reads"),
+    out_file: Path = typer.Option(
+        ..., "--out", help="FILE.parquet (columns id, e0..e{d-1}) or FILE.npy (ids in FILE.ids.txt)"
+    ),
+    batch_size: int = typer.Option(1024, "--batch-size", min=1, help="inputs embedded at once"),
+) -> None:
+    """Embed a file of inputs with a saved model of any domain (float32, one row per input, in input order)."""
+    from .core.embedding import embed_file
+
+    embed_file(model_dir, data, out_file, batch_size=batch_size)
+
+
+@app.command()
 def report(run_dir: Path) -> None:
     """Print a finished run's table of our numbers against the paper's."""
     f = run_dir / "report.md"

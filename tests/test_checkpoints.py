@@ -108,7 +108,7 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path, capsys):
     assert again.dir == run.dir
     assert "is finished" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in run.dir.rglob("*") if p.is_file()} == before
-    assert len(json.loads((run.dir / "metrics.json").read_text())["history"]["dev"]) == 1
+    assert len(json.loads((run.dir / "metrics.json").read_text())["history"]["dev"]) == 2  # step 0 and the end
 
 
 def test_out_pointing_at_a_file_is_refused_before_the_data_loads(tmp_path):

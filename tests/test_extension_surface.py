@@ -116,7 +116,9 @@ def test_renamed_keys_are_refused_with_the_new_name(tmp_path):
 def test_every_optional_hook_has_a_default_and_a_docstring():
     required = {"num_batches", "batches", "evaluate"}
     hooks = [n for n, f in vars(Task).items() if callable(f) and not n.startswith("_")]
-    assert {"loss", "embed", "train_step", "optimizers", "on_step_end", "on_epoch_start", "on_evaluate"} <= set(hooks)
+    assert {"loss", "embed_batch", "train_step", "optimizers", "on_step_end", "on_epoch_start", "on_evaluate"} <= set(
+        hooks
+    )
     for name in hooks:
         assert (getattr(Task, name).__doc__ or "").strip(), f"Task.{name} has no docstring"
     t = Task()
@@ -159,8 +161,8 @@ def test_callbacks_see_every_step_and_evaluation_and_hooks_run_in_order(tmp_path
     recipe = toy_recipe(tmp_path)
     recipe.train.epochs, recipe.train.eval_every = 2, None
     train_task(recipe, Hooked(recipe, None, torch.device("cpu")), out=tmp_path / "r", callbacks=[Spy()])
-    assert events[0] == ("eval", "test")  # eval_before
-    assert events[1:4] == [("epoch", 0), ("task-step", 0), ("step", 0, 0, 0)]
+    assert events[:2] == [("eval", "test"), ("eval", "dev")]  # eval_before, then the start as a dev candidate
+    assert events[2:5] == [("epoch", 0), ("task-step", 0), ("step", 0, 0, 0)]
     assert ("epoch", 1) in events and ("step", 7, 1, 3) in events
     assert events[-3:] == [("eval", "dev"), ("eval", "test"), ("end", 8)]
 

@@ -17,13 +17,16 @@ RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
-@pytest.mark.parametrize("profile", ["paper", "quick"])
+@pytest.mark.parametrize("profile", ["paper", "quick", "tiny"])
 def test_shipped_recipes_validate(path, profile):
+    """Every shipped recipe has the same profile names: paper, quick and tiny (a smoke run of seconds to minutes)."""
     r = load_recipe(path, profile)
     assert r.profile == profile and r.description
     assert r.paper.source  # where the numbers come from (or why there are none)
+    if profile == "tiny":
+        assert r.train.max_steps or r.train.epochs <= 5
     if r.domain == "sentences":  # quick = the offline backbone, a step budget; paper = BERT-base as published
-        if profile == "quick":
+        if profile in ("quick", "tiny"):
             assert r.model.backbone.startswith("pkg:") and r.train.max_steps
         else:
             assert r.model.backbone == "bert-base-uncased" and r.train.max_steps is None

@@ -43,7 +43,7 @@ def test_grad_cache_replays_dropout_masks(tmp_path):
     batch = torch.arange(12)
     reference = ToyTask(12, dropout=0.5)
     torch.manual_seed(7)
-    parts = [reference.embed(batch[s : s + 4]) for s in range(0, 12, 4)]
+    parts = [reference.embed_batch(batch[s : s + 4]) for s in range(0, 12, 4)]
     loss = reference.loss_from_embeddings(tuple(torch.cat(c) for c in zip(*parts)), batch)
     loss.backward()
     cached = ToyTask(12, dropout=0.5)
@@ -69,7 +69,7 @@ def test_grad_cache_needs_an_embedding_task(tmp_path):
         def num_batches(self, epoch):
             return 1
 
-    with pytest.raises(UserError, match="grad_cache_chunk = 4 needs a task with embed"):
+    with pytest.raises(UserError, match="grad_cache_chunk = 4 needs a task with embed_batch"):
         trainer(tmp_path, LossOnly(), grad_cache_chunk=4)
 
 

@@ -70,11 +70,11 @@ def test_simcse_default_objective_is_the_pre_slot_loss(variant, tiny_backbone, t
     new = _loss_and_grads(task, lambda: task.loss(batch, CTX))
 
     def old():  # simcse.py before the slot: core.losses.info_nce at the recipe's float temperature
-        z = task.embed(batch, CTX)
+        z = task.embed_batch(batch, CTX)
         return info_nce(z[0], z[1], 0.05, hard_negatives=z[2] if len(z) > 2 else None)
 
     _same(new, _loss_and_grads(task, old))
-    assert len(task.embed(batch, CTX)) == (3 if variant == "sup" else 2)
+    assert len(task.embed_batch(batch, CTX)) == (3 if variant == "sup" else 2)
 
 
 def test_debcse_default_objective_is_the_pre_slot_loss(tiny_backbone, tiny_data, tmp_path):

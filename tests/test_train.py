@@ -59,12 +59,20 @@ def test_run_outputs(tmp_path, tiny_backbone, tiny_data):
     } <= files
     m = json.loads((run.dir / "metrics.json").read_text())
     assert set(m["final"]) == {"stsb_test"} and set(m["before"]) == {"stsb_test"}
-    assert m["best_step"] in (4, 8) and [s for s, _ in m["history"]["dev"]] == [4, 8]
+    # step 0 (the starting model) is scored and is a candidate beside the trained checkpoints
+    assert m["best_step"] in (0, 4, 8) and [s for s, _ in m["history"]["dev"]] == [0, 4, 8]
     assert "| stsb_test |" in (run.dir / "report.md").read_text()
     # the saved config reloads to the same recipe
     again = load_recipe(run.dir / "config.yaml")
     assert again.train == load_recipe(tmp_path / "r.yaml").train
     assert (run.dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    # the exported model is a model directory: manifest and card with the run's metrics and baselines
+    manifest = json.loads((run.dir / "model" / "cl_domains.json").read_text())
+    assert (manifest["domain"], manifest["method"], manifest["seed"]) == ("sentences", "simcse", 3)
+    assert manifest["metrics"] == m["final"] and manifest["paper"] == {"stsb_test": 50.0}
+    assert set(manifest["baselines"]) == set(m["baselines"]) and "model.safetensors" in manifest["files"]
+    card = (run.dir / "model" / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: cl-domains") and "| stsb_test |" in card
 
 
 def test_seeded_runs_are_identical(tmp_path, tiny_backbone, tiny_data):
@@ -102,3 +110,14 @@ def test_recipe_thread_count_does_not_outlive_the_run(tmp_path, tiny_backbone, t
     )
     train_recipe(load_recipe(p), out=tmp_path / "runs")
     assert torch.get_num_threads() == before
+
+
+def test_rank_seeds_do_not_collide_with_other_seeds():
+    """Process r > 0 of seed s must not replay another seed's stream (seed + 1000 * rank gave seed 0 on rank 1 the
+    stream of seed 1000 on rank 0)."""
+    from cl_domains.core.train import rank_seed
+
+    assert rank_seed(0, 1) != 1000
+    seeds = {rank_seed(s, r) for s in range(50) for r in range(1, 5)}
+    assert len(seeds) == 200 and not seeds & set(range(5000))
+    assert rank_seed(0, 1, step=10) != rank_seed(0, 1)

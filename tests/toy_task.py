@@ -36,7 +36,7 @@ class ToyTask(Task):
         for i in range(self.num_batches(epoch)):
             yield order[i * self.batch_size : (i + 1) * self.batch_size]
 
-    def embed(self, batch, ctx=CTX):
+    def embed_batch(self, batch, ctx=CTX):
         return self.model(self.x1[batch]), self.model(self.x2[batch])
 
     def loss_from_embeddings(self, embeddings, batch, ctx=CTX):
@@ -48,7 +48,7 @@ class ToyTask(Task):
 
     def evaluate(self, split):
         with torch.no_grad():
-            a, b = self.embed(torch.arange(N))
+            a, b = self.embed_batch(torch.arange(N))
         return {"align": float(torch.nn.functional.cosine_similarity(a, b).mean())}
 
     def export(self, directory: Path):

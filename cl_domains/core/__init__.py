@@ -4,6 +4,8 @@ run outputs and data access. Domains build positive structures and weights and c
 The names below are imported on first use, so that ``cl_domains.core.errors`` (and the CLI's
 ``--help``) does not pull in torch."""
 
+from typing import Any
+
 from .errors import TrainingDiverged, UserError
 
 _LAZY = {
@@ -32,7 +34,7 @@ _LAZY = {
 __all__ = ["UserError", "TrainingDiverged", *_LAZY]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 

@@ -10,7 +10,7 @@ validation, 1-nearest-neighbour classification, and item popularity.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -34,7 +34,8 @@ def lagged_windows(x: np.ndarray, window: int) -> np.ndarray:
     t, c = x.shape
     padded = np.concatenate([np.zeros((window - 1, c)), x])
     idx = np.arange(t)[:, None] + np.arange(window)[None, :]
-    return padded[idx].reshape(t, window * c)
+    out: np.ndarray = padded[idx].reshape(t, window * c)
+    return out
 
 
 def last_value_forecast(values: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +58,7 @@ def ridge_select(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
     tests: dict[str, np.ndarray] | None = None,
-    alphas=RIDGE_ALPHAS,
+    alphas: Iterable[float] = RIDGE_ALPHAS,
     score: Callable[[np.ndarray, np.ndarray], float] | None = None,
 ) -> dict:
     """Ridge regression (features standardised on train, intercept) with alpha picked on validation by
@@ -75,16 +76,18 @@ def ridge_select(
     score = score or (lambda p, t: math.sqrt(float(((p - t) ** 2).mean())) + float(np.abs(p - t).mean()))
 
     def predict(w: np.ndarray, a: np.ndarray) -> np.ndarray:
-        out = ((np.asarray(a, np.float64) - mu) / sd) @ w + y_mu
+        out: np.ndarray = ((np.asarray(a, np.float64) - mu) / sd) @ w + y_mu
         return out[:, 0] if squeeze else out
 
-    best = None
+    best: tuple[float, float, np.ndarray, np.ndarray] | None = None
     for alpha in alphas:
         w = evecs @ (proj / (evals + alpha)[:, None])
         pred = predict(w, val[0])
         s = score(pred, val[1])
         if best is None or s < best[0]:
             best = (s, alpha, w, pred)
+    if best is None:
+        raise ValueError("ridge_select needs at least one alpha")
     _, alpha, w, val_pred = best
     return {"alpha": alpha, "val_pred": val_pred, "test_pred": {k: predict(w, a) for k, a in (tests or {}).items()}}
 

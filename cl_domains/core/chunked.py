@@ -18,6 +18,7 @@ itself); dense ``[A, C]`` masks and weights are accepted too and sliced per bloc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -46,7 +47,7 @@ class _Pairs:
     neg_weights: Tensor | None  # [A, C]: per-negative weights (<= 0 removes the pair)
     decoupled: bool
 
-    def block(self, j0: int, j1: int, a: int, device) -> tuple[Tensor, Tensor, Tensor | None]:
+    def block(self, j0: int, j1: int, a: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor | None]:
         """``(positives, denominator set, log-weights or None)`` for columns ``j0:j1``."""
         cols = torch.arange(j0, j1, device=device)
         pos = torch.zeros(a, j1 - j0, dtype=torch.bool, device=device)
@@ -74,7 +75,7 @@ class _Pairs:
 
 class _ChunkedNLL(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, weights: Tensor | None, pairs: _Pairs, agg: str, chunk: int):
+    def forward(ctx: Any, q: Tensor, k: Tensor, weights: Tensor | None, pairs: _Pairs, agg: str, chunk: int) -> Tensor:
         a, c = q.shape[0], k.shape[0]
         neg_inf = torch.full((a,), float("-inf"), dtype=q.dtype, device=q.device)
         den, num_lse = neg_inf.clone(), neg_inf.clone()
@@ -102,7 +103,7 @@ class _ChunkedNLL(torch.autograd.Function):
         return loss
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None, None, None]:
         q, k, weights, den, num_lse, n_pos = ctx.saved_tensors
         pairs, agg, chunk = ctx.pairs, ctx.agg, ctx.chunk
         a, c = q.shape[0], k.shape[0]
@@ -126,16 +127,16 @@ class _ChunkedNLL(torch.autograd.Function):
             x = logits if logw is None else logits + logw
             p = torch.exp(x - den[:, None]).masked_fill_(~keep, 0.0)  # softmax of the denominator
             p *= g_den[:, None]
-            if need_w:  # d lse / d w_ij = exp(l_ij - lse_i) = p_ij / w_ij on kept negatives
+            if dw is not None:  # need_w; d lse / d w_ij = exp(l_ij - lse_i) = p_ij / w_ij on kept negatives
                 wb = weights[:, j0:j1]
                 dw[:, j0:j1] = torch.where(keep & ~pos & (wb > 0), p / wb.clamp_min(torch.finfo(wb.dtype).tiny), 0.0)
             if agg == "mean":
                 p -= pos * (inv_n * g)[:, None]
             elif agg == "sum":
                 p -= torch.exp(logits - num_lse[:, None]).masked_fill_(~pos, 0.0) * g[:, None]
-            if need_q:
+            if dq is not None:
                 dq.addmm_(p, kb)
-            if need_k:
+            if dk is not None:
                 torch.mm(p.T, q, out=dk[j0:j1])
         return dq, dk, dw, None, None, None
 
@@ -144,7 +145,7 @@ class _ChunkedLSE(torch.autograd.Function):
     """``log sum_j exp(q_i . k_j)`` over all columns but a few given per row (the fast path)."""
 
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, drop: tuple[Tensor, ...], chunk: int):
+    def forward(ctx: Any, q: Tensor, k: Tensor, drop: tuple[Tensor, ...], chunk: int) -> Tensor:
         lse = torch.full((q.shape[0],), float("-inf"), dtype=q.dtype, device=q.device)
         for j0 in range(0, k.shape[0], chunk):
             lse = torch.logaddexp(lse, torch.logsumexp(_dropped(q @ k[j0 : j0 + chunk].T, drop, j0), -1))
@@ -153,7 +154,7 @@ class _ChunkedLSE(torch.autograd.Function):
         return lse
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
         q, k, lse = ctx.saved_tensors
         finite = torch.isfinite(lse)  # an empty row passes no gradient (as masked_logsumexp)
         g, lse = torch.where(finite, grad, 0.0), torch.where(finite, lse, 0.0)
@@ -174,7 +175,9 @@ def _dropped(logits: Tensor, drop: tuple[Tensor, ...], j0: int) -> Tensor:
     return logits
 
 
-def label_mean_logit(anchors: Tensor, keys: Tensor, labels: tuple[Tensor, Tensor], exclude: Tensor | None):
+def label_mean_logit(
+    anchors: Tensor, keys: Tensor, labels: tuple[Tensor, Tensor], exclude: Tensor | None
+) -> tuple[Tensor, Tensor]:
     """Mean positive logit per anchor from per-label key sums, O((A + C) D): the positives of
     anchor ``i`` are the keys with its label, less its excluded column. Returns (mean, count)."""
     ids = torch.unique(torch.cat(labels), return_inverse=True)[1]
@@ -231,13 +234,15 @@ def chunked_nll(
         # Fast path: the denominator drops a few columns per row; the numerator needs no block.
         drop = tuple(d for d in (exclude, pos_index if decoupled else None) if d is not None)
         if positive_agg == "none" and (labels is None or not decoupled):
-            return _ChunkedLSE.apply(anchors, keys, drop, chunk)
+            return cast(Tensor, _ChunkedLSE.apply(anchors, keys, drop, chunk))
         if pos_index is not None and labels is None:
             num = (anchors * keys[pos_index]).sum(-1)
-            return _ChunkedLSE.apply(anchors, keys, drop, chunk) - num
+            return cast(Tensor, _ChunkedLSE.apply(anchors, keys, drop, chunk)) - num
         if pos_index is None and labels is not None and positive_agg == "mean" and not decoupled:
             num, count = label_mean_logit(anchors, keys, labels, exclude)
-            return (_ChunkedLSE.apply(anchors, keys, drop, chunk) - num).masked_fill(count == 0, float("nan"))
+            return (cast(Tensor, _ChunkedLSE.apply(anchors, keys, drop, chunk)) - num).masked_fill(
+                count == 0, float("nan")
+            )
     pairs = _Pairs(
         pos_index,
         pos_mask,
@@ -248,4 +253,4 @@ def chunked_nll(
         decoupled,
     )
     weights = pairs.neg_weights if neg_weights is not None and neg_weights.requires_grad else None
-    return _ChunkedNLL.apply(anchors, keys, weights, pairs, positive_agg, chunk)
+    return cast(Tensor, _ChunkedNLL.apply(anchors, keys, weights, pairs, positive_agg, chunk))

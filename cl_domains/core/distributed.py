@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 import os
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 import torch
 import torch.distributed as dist
@@ -45,7 +45,7 @@ def world_size() -> int:
 
 class _GatherWithGrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
+    def forward(ctx: Any, x: Tensor) -> Tensor:
         sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world_size())]
         dist.all_gather(sizes, torch.tensor([x.shape[0]], device=x.device))
         ctx.sizes = [int(s) for s in sizes]
@@ -57,7 +57,7 @@ class _GatherWithGrad(torch.autograd.Function):
         return torch.cat(parts)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
         grad = grad.contiguous().clone()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
         start = sum(ctx.sizes[: ctx.rank])
@@ -68,7 +68,7 @@ def gather_with_grad(x: Tensor) -> Tensor:
     """Concatenate ``x`` from every process (rank order), differentiable; identity when not distributed."""
     if not is_distributed() or world_size() == 1:
         return x
-    return _GatherWithGrad.apply(x)
+    return cast(Tensor, _GatherWithGrad.apply(x))
 
 
 def local_slice(n_local: int) -> slice:
@@ -111,15 +111,17 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     if not is_distributed() or world_size() == 1:
         return
     params = [p for p in params if p.requires_grad]
+    grads = []
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.reshape(-1) for p in params])
+        grads.append(p.grad)
+    flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
     flat /= world_size()
     offset = 0
-    for p in params:
-        p.grad.copy_(flat[offset : offset + p.numel()].view_as(p))
+    for p, g in zip(params, grads):
+        g.copy_(flat[offset : offset + p.numel()].view_as(p))
         offset += p.numel()
 
 

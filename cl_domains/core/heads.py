@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import Tensor, nn
 
 __all__ = ["MLPHead", "ProjectionHead"]
@@ -16,7 +18,7 @@ class MLPHead(nn.Module):
         self.activation = nn.Tanh()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.activation(self.dense(x))
+        return cast(Tensor, self.activation(self.dense(x)))
 
 
 class ProjectionHead(nn.Module):
@@ -33,4 +35,4 @@ class ProjectionHead(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        return cast(Tensor, self.net(x))

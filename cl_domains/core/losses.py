@@ -60,6 +60,7 @@ def masked_logsumexp(logits: Tensor, mask: Tensor | None = None, weights: Tensor
         log_w = weights.clamp_min(torch.finfo(weights.dtype).tiny).log()
         x = logits + torch.where(mask, log_w, float("-inf"))
     else:
+        assert mask is not None  # both None returned above
         x = logits.masked_fill(~mask, float("-inf"))
     empty = ~mask.any(-1)
     if not bool(empty.any()):
@@ -342,7 +343,7 @@ def dcl(
 
 
 def mv_infonce(
-    views,
+    views: Tensor | list[Tensor] | tuple[Tensor, ...],
     temperature: float | Tensor = 0.2,
     *,
     normalize: bool = True,
@@ -380,7 +381,7 @@ def mv_infonce(
 
 
 def mv_dhel(
-    views,
+    views: Tensor | list[Tensor] | tuple[Tensor, ...],
     temperature: float | Tensor = 0.2,
     *,
     normalize: bool = True,

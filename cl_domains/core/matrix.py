@@ -70,6 +70,7 @@ class Cell:
             f"train.seed={self.seed}",
             "train.eval_before=false",  # a cell is compared with the other cells, not with its untrained model
             "train.baselines=false",
+            "train.keep_start=false",  # a cell measures what its loss trains, not whether training helped
         ]
 
 

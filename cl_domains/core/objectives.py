@@ -27,7 +27,7 @@ negative of weight 1 (for ``supcon``: a positive when it has the same label).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -134,12 +134,12 @@ class Objective(nn.Module):
         if normalize:
             query, key = F.normalize(query, dim=-1), F.normalize(key, dim=-1)
             hard_negatives = None if hard_negatives is None else F.normalize(hard_negatives, dim=-1)
+        qlab: Tensor | None = None
+        klab: Tensor | None = None
         if self.loss_name == "supcon":
             if labels is None:
                 raise ValueError("loss 'supcon' needs labels=")
             qlab, klab = labels if isinstance(labels, tuple) else (labels, labels)
-        else:
-            qlab = klab = None
         if positives is None and qlab is None:
             if a != k:
                 raise ValueError(f"query and key have {a} and {k} rows: pass positives=")
@@ -150,13 +150,13 @@ class Objective(nn.Module):
         if symmetric:
             back = None if positives is None else _as_mask(positives, k).transpose(0, 1)
             if (
-                back is not None
+                positives is not None  # so is back
                 and positives.dtype != torch.bool
                 and torch.equal(positives, torch.arange(a).to(positives))
             ):
                 back = positives  # the identity stays an index
 
-            def tr(m):
+            def tr(m: Tensor | None) -> Tensor | None:
                 return None if m is None else m.transpose(0, 1)
 
             back_loss = self._direction(
@@ -165,25 +165,39 @@ class Objective(nn.Module):
             loss = torch.cat([loss, back_loss])
         return _reduce(loss, reduction, has_nan=self.loss_name == "supcon", anchor=query)
 
-    def _direction(self, q, k, positives, negatives, weights, hard, qlab, klab, t, chunked, chunk_size) -> Tensor:
+    def _direction(
+        self,
+        q: Tensor,
+        k: Tensor,
+        positives: Tensor | None,
+        negatives: Tensor | None,
+        weights: Tensor | None,
+        hard: Tensor | None,
+        qlab: Tensor | None,
+        klab: Tensor | None,
+        t: Tensor,
+        chunked: bool | None,
+        chunk_size: int | None,
+    ) -> Tensor:
         """Per-anchor loss of ``q`` against the candidate columns ``[k | hard | q]``."""
         name = self.loss_name
         a, kk = q.shape[0], k.shape[0]
         h = 0 if hard is None else hard.shape[0]
         with_queries = name in ("nt_xent", "dcl", "dhel", "supcon")
-        blocks = [k] + ([hard] if h else []) + ([q] if with_queries else [])
+        blocks = [k] + ([hard] if hard is not None and h else []) + ([q] if with_queries else [])
         keys = torch.cat(blocks) if len(blocks) > 1 else k
         c = keys.shape[0]
         dev = q.device
         self_col = torch.arange(a, device=dev) + kk + h  # the query itself among the candidates
         index = positives is not None and positives.dtype != torch.bool
         mirror = with_queries and a == kk  # queries and keys are two views of the same items
-        identity = index and a == kk and torch.equal(positives, torch.arange(a, device=dev))
+        identity = positives is not None and index and a == kk and torch.equal(positives, torch.arange(a, device=dev))
         one_positive = index and (not mirror or identity)  # no query column is a positive
         simple = name in ("info_nce", "nt_xent", "dcl") and one_positive and negatives is None and weights is None
         plain_supcon = name == "supcon" and negatives is None and weights is None and h == 0
         if use_chunks(chunked, a, c) and (simple or plain_supcon):  # compact structures: nothing [A, C] is built
             if name == "supcon":
+                assert qlab is not None and klab is not None  # forward() requires labels for supcon
                 return chunked_nll(
                     q / t, keys, labels=(qlab, torch.cat([klab, qlab])), exclude=self_col, chunk_size=chunk_size
                 )
@@ -192,10 +206,13 @@ class Objective(nn.Module):
                 q / t, keys, positives=positives, exclude=exclude, decoupled=name == "dcl", chunk_size=chunk_size
             )
         # masks over all candidate columns
+        pos_q: Tensor | None
         if name == "supcon":
+            assert qlab is not None and klab is not None
             pos_k = qlab[:, None] == klab[None, :]
             pos_q = qlab[:, None] == qlab[None, :]
         else:
+            assert positives is not None  # forward() defaults it when there are no labels
             pos_k = _as_mask(positives, kk)
             pos_q = pos_k if mirror else None  # q_j is a positive of q_i when k_j is
         not_self = ~torch.eye(a, dtype=torch.bool, device=dev)
@@ -227,6 +244,7 @@ class Objective(nn.Module):
         logits = (q / t) @ keys.transpose(0, 1)
         if one_positive and name != "supcon" and not decoupled and w is None:
             # one positive per anchor: the cross-entropy fast path with a negatives mask
+            assert positives is not None
             return contrastive_nll(logits, positives, neg)
         return contrastive_nll(logits, pos, neg, w, decoupled=decoupled)
 
@@ -244,8 +262,3 @@ def _reduce(loss: Tensor, reduction: str, *, has_nan: bool, anchor: Tensor) -> T
     if reduction == "sum":
         return loss.sum()
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-
-
-def describe(cfg: Any) -> str:
-    """``loss @ t=0.05`` for logs and tables."""
-    return f"{cfg.loss} @ t={cfg.temperature:g}" + (" (learnable)" if cfg.learnable_temperature else "")

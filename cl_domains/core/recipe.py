@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import difflib
 import re
-import reprlib
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from . import registry
 from .errors import UserError
+from .text import short_repr  # re-exported: its home is core.text
 
 __all__ = [
     "StrictModel",
@@ -53,15 +53,6 @@ __all__ = [
 MAX_RECIPE_BYTES = 1_000_000  # a recipe is a few kB; anything near this is not one
 MAX_RECIPE_DEPTH = 32  # nesting levels of mappings/lists
 MAX_ERRORS_SHOWN = 8
-
-_SHORT = reprlib.Repr()
-_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxlevel = 80, 80, 6, 6, 3
-
-
-def short_repr(value: Any) -> str:
-    """``repr`` cut to about 80 characters per item and a few items per level, for error texts
-    built from user input (a huge or deeply nested value must not make a huge message)."""
-    return _SHORT.repr(value)
 
 
 def _flat_types(annotation: Any) -> list[Any]:
@@ -135,6 +126,10 @@ class TrainConfig(StrictModel):
     device: str = "auto"
     eval_before: bool = Field(True, description="score the untrained model on the test split too")
     baselines: bool = Field(True, description="score the task's baselines (e.g. the untrained backbone) beside ours")
+    keep_start: bool = Field(
+        True,
+        description="score the starting model on dev before training and keep it when no trained checkpoint beats it",
+    )
     grad_cache_chunk: Optional[int] = Field(
         None,
         gt=0,
@@ -412,10 +407,17 @@ def load_recipe(path: str | Path, profile: str | None = None, overrides: list[st
 
 
 def recipe_from_dict(
-    raw: Any, profile: str | None = None, overrides: list[str] | tuple[str, ...] = (), *, source: str = "<in memory>"
+    raw: Any,
+    profile: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    source: str = "<in memory>",
+    sections: dict[str, dict[str, Any]] | None = None,
 ) -> Recipe:
     """A recipe from a mapping shaped like a recipe file (what in-memory entry points such as ``fit(...)`` build),
-    validated exactly as :func:`load_recipe` validates a file; ``source`` names it in errors."""
+    validated exactly as :func:`load_recipe` validates a file; ``source`` names it in errors. ``sections``
+    (e.g. ``{"train": {"max_steps": 10}}``, what an estimator's keyword dicts give) is deep-merged after the profile
+    and before ``overrides``."""
     where = f"recipe {source}"
     if not isinstance(raw, dict):
         raise UserError(f"{where} must be a mapping of keys (name, domain, model, data, method, train, ...).")
@@ -429,6 +431,9 @@ def recipe_from_dict(
             raise UserError(f"{where}: unknown profile {short_repr(profile)}; choose one of: {choices}.")
         merged = _deep_merge(merged, base.profiles[profile])
         where += f" (profile {profile!r})"
+    if sections:
+        merged = _deep_merge(merged, sections)
+        where += f" with the Python settings {', '.join(f'{k}=' for k in sections)}"
     for text in overrides:
         parts, value = parse_override(text)
         _set_path(merged, parts, value)

@@ -14,9 +14,11 @@ import importlib
 import importlib.metadata
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import UserError
+from .text import short_repr
 
 PLUGIN_GROUP = "cl_domains.plugins"
 _NOT_DOMAINS = {"core"}
@@ -67,9 +69,8 @@ def method(domain: str, *names: str):
 
 def builtin_domains() -> list[str]:
     """The domain subpackages shipped in ``cl_domains`` (found on disk, nothing imported)."""
-    import cl_domains
-
-    return sorted(m.name for m in pkgutil.iter_modules(cl_domains.__path__) if m.ispkg and m.name not in _NOT_DOMAINS)
+    package = str(Path(__file__).resolve().parents[1])  # the cl_domains folder, found without importing it
+    return sorted(m.name for m in pkgutil.iter_modules([package]) if m.ispkg and m.name not in _NOT_DOMAINS)
 
 
 def _plugin_entry_points() -> list[importlib.metadata.EntryPoint]:
@@ -122,8 +123,6 @@ def method_spec(domain_name: str, name: Any, where: str = "recipe") -> MethodSpe
     if name not in spec.methods:
         load_plugins()
     if not isinstance(name, str) or name not in spec.methods:
-        from .recipe import short_repr
-
         raise UserError(
             f"{where}: 'method.name' = {short_repr(name)} is not a {domain_name} method; "
             f"choose one of: {', '.join(sorted(spec.methods))}."

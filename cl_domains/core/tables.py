@@ -82,7 +82,9 @@ def read_table(path: str | Path, *, what: str = "table", dtype: Mapping[str, obj
     return df
 
 
-def require_columns(df: pd.DataFrame, path: str | Path, columns: Mapping[str, str | None], *, what: str = "table"):
+def require_columns(
+    df: pd.DataFrame, path: str | Path, columns: Mapping[str, str | None], *, what: str = "table"
+) -> None:
     """Check that every named column exists: ``columns`` maps a recipe key (e.g. ``data.time``) to the
     column it names (``None``: not used). The error names the file, the column, close matches and the key."""
     have = [str(c) for c in df.columns]

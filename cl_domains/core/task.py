@@ -69,7 +69,7 @@ class Task:
     best checkpoint, atomic checkpoints and resume, the NaN guard and the run's outputs.
 
     Required: ``model``, ``dev_metric``, :meth:`num_batches`, :meth:`batches`, :meth:`evaluate` and either
-    :meth:`loss` or the pair :meth:`embed` + :meth:`loss_from_embeddings`. Registered tasks are built
+    :meth:`loss` or the pair :meth:`embed_batch` + :meth:`loss_from_embeddings`. Registered tasks are built
     with ``cls(recipe, data_root, device)``.
     """
 
@@ -89,10 +89,10 @@ class Task:
 
     def loss(self, batch: Any, ctx: StepContext) -> Tensor | tuple[Tensor, dict[str, float]]:
         """The training loss of ``batch`` (and optionally named floats to log). Random draws come from
-        ``ctx.generator(tag)``. The default is ``loss_from_embeddings(embed(batch, ctx), batch, ctx)``."""
+        ``ctx.generator(tag)``. The default is ``loss_from_embeddings(embed_batch(batch, ctx), batch, ctx)``."""
         if not self.has_embedding_split():
-            raise NotImplementedError(f"{type(self).__name__} implements neither loss() nor embed()")
-        return self.loss_from_embeddings(self.embed(batch, ctx), batch, ctx)
+            raise NotImplementedError(f"{type(self).__name__} implements neither loss() nor embed_batch()")
+        return self.loss_from_embeddings(self.embed_batch(batch, ctx), batch, ctx)
 
     def evaluate(self, split: str) -> dict[str, float]:
         """Metrics on ``"dev"`` (model selection; ``{}`` when there is no dev set: the last step is kept) or
@@ -107,11 +107,11 @@ class Task:
         directory.mkdir(parents=True, exist_ok=True)
         save_model(self.model, str(directory / "model.safetensors"))
 
-    def embed(self, batch: Any, ctx: StepContext) -> Tensor | tuple[Tensor, ...]:
+    def embed_batch(self, batch: Any, ctx: StepContext) -> Tensor | tuple[Tensor, ...]:
         """Embeddings with one row per example of ``batch``, in batch order. With
         :meth:`loss_from_embeddings` it enables GradCache and global-batch negatives across processes;
-        ``loss`` must then equal ``loss_from_embeddings(embed(batch))``."""
-        raise NotImplementedError(f"{type(self).__name__}.embed")
+        ``loss`` must then equal ``loss_from_embeddings(embed_batch(batch))``."""
+        raise NotImplementedError(f"{type(self).__name__}.embed_batch")
 
     def loss_from_embeddings(
         self, embeddings: Tensor | tuple[Tensor, ...], batch: Any, ctx: StepContext
@@ -121,14 +121,14 @@ class Task:
 
     @classmethod
     def has_embedding_split(cls) -> bool:
-        """True when the class overrides :meth:`embed` and :meth:`loss_from_embeddings` and no subclass
+        """True when the class overrides :meth:`embed_batch` and :meth:`loss_from_embeddings` and no subclass
         redefines :meth:`loss` below them (that subclass has a different objective)."""
         mro = [c for c in cls.__mro__ if c is not Task]
 
         def where(name: str) -> int | None:
             return next((i for i, c in enumerate(mro) if name in vars(c)), None)
 
-        embed, split, loss = where("embed"), where("loss_from_embeddings"), where("loss")
+        embed, split, loss = where("embed_batch"), where("loss_from_embeddings"), where("loss")
         if embed is None or split is None:
             return False
         return loss is None or loss >= min(embed, split)

@@ -5,7 +5,7 @@ owns the optimiser and schedule, progress, periodic dev evaluation with best-che
 selection, atomic checkpoints (weights as safetensors) and ``resume``, the NaN/inf guard, and
 the run's ``metrics.json`` / plot / "ours vs paper" table.
 
-Scale (for tasks that implement ``embed`` and ``loss_from_embeddings``):
+Scale (for tasks that implement ``embed_batch`` and ``loss_from_embeddings``):
 
 * ``train.grad_cache_chunk`` (GradCache, Gao et al. 2021): the batch is embedded in sub-batches
   without a graph, the loss is taken on the whole batch of embeddings, and each sub-batch is
@@ -16,7 +16,7 @@ Scale (for tasks that implement ``embed`` and ``loss_from_embeddings``):
   (:func:`~cl_domains.core.distributed.gather_with_grad`), so every process computes the loss
   over the whole global batch, and parameter gradients are averaged over processes: the
   gradient equals the single-process one. Only rank 0 evaluates, logs and checkpoints.
-  A task without ``embed`` trains on its shard with in-shard negatives (logged once).
+  A task without ``embed_batch`` trains on its shard with in-shard negatives (logged once).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -41,12 +41,27 @@ from torch import Tensor
 
 from . import distributed as D
 from .errors import TrainingDiverged, UserError
+from .modeldir import write_run_model
 from .modes import eval_mode
 from .recipe import Recipe, TrainConfig, paper_applies
+from .rng import derive_seed
 from .runs import Run, atomic_write_text, comparison_table, console, fmt_metric, shown_paper
 from .task import StepContext, Study, Task
 
-__all__ = ["Trainer", "TrainState", "Callback", "train_recipe", "train_task", "seed_everything", "pick_device"]
+__all__ = [
+    "Trainer",
+    "TrainState",
+    "Callback",
+    "train_recipe",
+    "train_task",
+    "seed_everything",
+    "pick_device",
+    "rank_seed",
+    "KEPT_START",
+]
+
+
+KEPT_START = "training did not improve dev; the starting model was kept"
 
 
 @dataclass
@@ -109,6 +124,13 @@ def seed_everything(seed: int) -> None:
         pass
 
 
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The torch seed of process ``rank`` > 0 (rank 0 uses ``seed`` itself), resumed at ``step``: derived with
+    :func:`cl_domains.core.rng.derive_seed`, so no (seed, rank) pair shares the stream of another seed (a formula
+    such as ``seed + 1000 * rank`` gives seed 0 on rank 1 the stream of seed 1000 on rank 0)."""
+    return derive_seed(seed, "process", rank, step)
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -166,7 +188,7 @@ class Trainer:
         self.embedding_path = task.has_embedding_split()
         if self.cfg.grad_cache_chunk and not self.embedding_path:
             raise UserError(
-                f"train.grad_cache_chunk = {self.cfg.grad_cache_chunk} needs a task with embed() and "
+                f"train.grad_cache_chunk = {self.cfg.grad_cache_chunk} needs a task with embed_batch() and "
                 f"loss_from_embeddings(); {type(task).__name__} has only loss()."
             )
 
@@ -272,7 +294,7 @@ class Trainer:
         for k, o in self.task.optimizers().items():
             o.load_state_dict(saved["task_optimizers"][k])
         if D.rank() > 0:  # the saved stream is rank 0's; other ranks continue their own
-            torch.manual_seed(self.cfg.seed + 1000 * D.rank() + self.state.step)
+            torch.manual_seed(rank_seed(self.cfg.seed, D.rank(), self.state.step))
 
     # ---------------------------------------------------------------- evaluation
     def _evaluate(self, split: str) -> dict[str, float]:
@@ -301,7 +323,8 @@ class Trainer:
         better = self.state.best is None or (
             value > self.state.best if self.cfg.select_mode == "max" else value < self.state.best
         )
-        if better and step > 0:
+        candidate = step > 0 or self.cfg.keep_start  # step 0: the starting model, scored before training
+        if better and candidate:
             self.state.best, self.state.best_step, self.state.stale = value, step, 0
             best = self.run.dir / "best"
             best.mkdir(exist_ok=True)
@@ -310,7 +333,7 @@ class Trainer:
             os.replace(tmp, best / "model.safetensors")
         elif step > 0:
             self.state.stale = self.state.stale + 1
-        mark = " (best)" if better and step > 0 else ""
+        mark = " (best)" if better and candidate else ""
         self.run.log(f"step {step}: dev {self.select} = {value:.4f}{mark} [{time.time() - t:.1f}s]")
 
     # ---------------------------------------------------------------- the loop
@@ -357,10 +380,12 @@ class Trainer:
                     run.log(f"baseline {name} (test): {_short(values)}")
                 if run.metrics["baselines"]:
                     run.log(f"baselines computed [{time.time() - t:.1f}s]")
-            # Seeded again so that the training stream does not depend on eval_before.
+            if cfg.keep_start:  # the starting model is the first candidate for the best checkpoint
+                self._evaluate_dev()
+            # Seeded again so that the training stream does not depend on eval_before, baselines or keep_start.
             seed_everything(cfg.seed)
             if D.rank() > 0:  # e.g. different dropout masks on every process
-                torch.manual_seed(cfg.seed + 1000 * D.rank())
+                torch.manual_seed(rank_seed(cfg.seed, D.rank()))
         if D.world_size() > 1:
             self._check_world()
         start = time.time()
@@ -407,7 +432,7 @@ class Trainer:
             torch.distributed.broadcast(p.data, 0)
         if not self.embedding_path and not getattr(self.task, "gathers_negatives", False):
             self.run.log(
-                f"{type(self.task).__name__} has no embed(): each of the {ws} processes trains on its shard "
+                f"{type(self.task).__name__} has no embed_batch(): each of the {ws} processes trains on its shard "
                 "with in-shard negatives (the loss differs from one process on the global batch)."
             )
 
@@ -434,7 +459,7 @@ class Trainer:
         elif self.cfg.grad_cache_chunk:
             loss, extras = self._grad_cache_backward(batch, local, self.cfg.grad_cache_chunk, ctx)
         else:
-            emb = self.task.embed(local, ctx)
+            emb = self.task.embed_batch(local, ctx)
             parts = emb if isinstance(emb, tuple) else (emb,)
             full = tuple(D.gather_with_grad(x) for x in parts)
             loss, extras = self._loss_out(
@@ -452,7 +477,7 @@ class Trainer:
         with torch.no_grad():  # 1. embeddings without a graph
             for s, e in bounds:
                 states.append(_rng_state())
-                out = task.embed(task.slice_batch(local, s, e), ctx)
+                out = task.embed_batch(task.slice_batch(local, s, e), ctx)
                 parts.append(out if isinstance(out, tuple) else (out,))
         after = _rng_state()
         as_tuple = isinstance(out, tuple)
@@ -464,7 +489,7 @@ class Trainer:
         loss.backward()
         for (s, e), state in zip(bounds, states):  # 3. re-embed each sub-batch with a graph, same RNG
             _set_rng_state(state)
-            out = task.embed(task.slice_batch(local, s, e), ctx)
+            out = task.embed_batch(task.slice_batch(local, s, e), ctx)
             torch.autograd.backward(out if as_tuple else (out,), [x.grad[s:e] for x in leaves])
         _set_rng_state(after)
         return loss.detach(), extras
@@ -546,9 +571,13 @@ class Trainer:
         best = run.dir / "best" / "model.safetensors"
         if best.is_file():
             load_model(task.model, str(best), device=str(self.device))
-            run.log(
-                f"using the best dev checkpoint: step {self.state.best_step} ({self.select} = {self.state.best:.4f})"
-            )
+            if self.state.best_step == 0:
+                run.metrics["kept_start"] = True
+                run.log(f"{KEPT_START} ({self.select} = {self.state.best:.4f} before training)")
+            else:
+                run.log(
+                    f"using the best dev checkpoint: step {self.state.best_step} ({self.select} = {self.state.best:.4f})"
+                )
         after = self._evaluate("test")
         run.metrics.update(
             {
@@ -559,6 +588,7 @@ class Trainer:
             }
         )
         task.export(run.dir / "model")
+        write_run_model(run.dir / "model", self.recipe, run.metrics)
         self._save_checkpoint()
         run.save_metrics()
         run.plot()
@@ -571,6 +601,8 @@ class Trainer:
             run.metrics.get("baselines"),
         )
         note = run.metrics.get("paper", {}).get("note")
+        if run.metrics.get("kept_start"):
+            note = KEPT_START + (f"; {note}" if note else "")
         text = f"# {self.recipe.name} ({self.recipe.profile or 'default'})\n\n{table}\n" + (
             f"\n{note}.\n" if note else ""
         )
@@ -613,8 +645,11 @@ def train_recipe(
     data_root: str | Path | None = None,
     resume: str | Path | None = None,
     callbacks: Sequence[Callback] = (),
+    build: Callable[[Recipe, torch.device], Task] | None = None,
 ) -> Run:
-    """Build the recipe's task and train it in a new run directory, or resume ``resume`` (a run dir)."""
+    """Build the recipe's task and train it in a new run directory, or resume ``resume`` (a run dir).
+    ``build(recipe, device)`` replaces the registered class's ``cls(recipe, data_root, device)`` (an estimator's
+    task on in-memory data); seeding, threads and processes are the same either way."""
     from . import registry
     from .recipe import load_recipe
 
@@ -637,7 +672,7 @@ def train_recipe(
     owns_group = D.init_from_env()
     try:
         seed_everything(recipe.train.seed)  # heads are initialised while the task is built
-        task = cls(recipe, data_root, device)
+        task = build(recipe, device) if build is not None else cls(recipe, data_root, device)
         if isinstance(task, Study):  # several trainings in one run (e.g. strategies x seeds)
             return task.run(out=out, device=device, run=run)
         return train_task(recipe, task, out=out, run=run, device=device, callbacks=callbacks)
@@ -659,7 +694,7 @@ def train_task(
     """Train a built task in a new run directory under ``out``, or resume ``run`` (an existing
     one). Under torchrun, rank 0 creates the directory and every rank uses it."""
     resume = run is not None
-    if resume and "final" in run.metrics:  # finished: resuming must not evaluate or write again
+    if run is not None and "final" in run.metrics:  # finished: resuming must not evaluate or write again
         console.print(
             f"{run.dir} is finished ({run.metrics.get('steps', '?')} steps; results in "
             f"{run.dir / 'report.md'}): nothing to resume, nothing changed.",

@@ -43,8 +43,8 @@ from torch import Tensor, nn
 
 from ..core.losses import contrastive_nll
 from ..core.objectives import LOSSES, Objective, ObjectiveConfig, objective_config
+from .mixtures import Mixtures
 from .rnc import rnc_loss
-from .supremix import Mixtures
 
 __all__ = [
     "SupReMixObjectiveConfig",

@@ -21,30 +21,15 @@ negative weights, on core's kernel); ``method.objective`` swaps its denominator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .losses import supremix_objective
+from .mixtures import Mixtures
+
 __all__ = ["Mixtures", "supremix_mixtures", "supremix_loss", "SupReMix"]
-
-
-@dataclass
-class Mixtures:
-    """Per-anchor mixtures: ``emb [A, M, D]``, ``label [A, M]``, ``positive [A, M]`` (anchor-exclusive,
-    label = the anchor's), ``valid [A, M]`` (False where an anchor had no candidate), plus the indices
-    and coefficients that made them (``first``, ``second``, ``coef``: ``emb = coef * z[first] +
-    (1 - coef) * z[second]``)."""
-
-    emb: Tensor
-    label: Tensor
-    positive: Tensor
-    valid: Tensor
-    first: Tensor
-    second: Tensor
-    coef: Tensor
 
 
 def _pick(mask: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -125,8 +110,6 @@ def supremix_loss(
     and mixture positives, ``c`` over real rows and the anchor's mixtures, ``w_ic = 1 + |y_i - y_c|``
     (1 for every positive). Anchors without a positive are left out of the mean. This is the published
     objective, ``supcon`` of :func:`cl_domains.regression.losses.supremix_objective`."""
-    from .losses import supremix_objective
-
     return supremix_objective("supcon", z, y, mixtures, temperature, distance_weight, reduction)
 
 

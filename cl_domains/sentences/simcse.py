@@ -40,7 +40,7 @@ class SimCSE(SentenceTask):
     def build_examples(self, path: Path) -> list:
         return self.read_sentences(path) if self.cfg.variant == "unsup" else self.read_pairs(path)
 
-    def embed(self, batch: list[int], ctx: StepContext) -> tuple:
+    def embed_batch(self, batch: list[int], ctx: StepContext) -> tuple:
         """Per example: (view 1, view 2) for ``unsup``, (premise, entailment, contradiction) for ``sup``."""
         rows = [self.examples[i] for i in batch]
         n = len(rows)

@@ -5,7 +5,7 @@ to the cross-entropy over the classes seen so far."""
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -17,9 +17,23 @@ from .losses import mm_loss, nspt_loss
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import SLUModel
-    from .task import CILTask
+    from .prepare import Prepared
 
-__all__ = ["Strategy", "FineTune", "Replay", "Joint", "Coconut", "STRATEGY_CLASSES", "make_strategy"]
+__all__ = ["Strategy", "FineTune", "Replay", "Joint", "Coconut", "STRATEGY_CLASSES", "make_strategy", "TaskView"]
+
+
+class TaskView(Protocol):
+    """What a strategy reads from the task that drives it (:class:`cl_domains.slu.task.CILTask`)."""
+
+    model: SLUModel
+    data: Prepared
+    device: torch.device
+    phase: int
+    train_text: Tensor  # transcript id of each training example
+
+    def inputs(self, idx: Tensor, feats: list[Tensor]) -> tuple[Tensor, Tensor]: ...
+
+    def classes_before(self, phase: int) -> Tensor: ...
 
 
 class Strategy:
@@ -44,11 +58,11 @@ class Strategy:
         """Training example indices of ``phase``."""
         return [i for t in range(phase + 1) for i in by_task[t]] if self.cumulative else list(by_task[phase])
 
-    def start_phase(self, task: CILTask, phase: int) -> None:
+    def start_phase(self, task: TaskView, phase: int) -> None:
         """Called when ``phase`` begins (after the classes of the phase are marked seen)."""
 
     def loss(
-        self, task: CILTask, batch: dict, h: Tensor, logits: Tensor, y: Tensor, ce: Tensor
+        self, task: TaskView, batch: dict, h: Tensor, logits: Tensor, y: Tensor, ce: Tensor
     ) -> tuple[Tensor, dict[str, float]]:
         """The training loss from the cross-entropy ``ce`` over the classes seen so far, the encoder's pooled
         output ``h`` and the ``logits`` of ``batch`` (new examples, then rehearsal ones), and values to log."""
@@ -86,7 +100,7 @@ class Coconut(Replay):
         self.teacher: SLUModel | None = None
         self.objectives.update({"nspt": Objective(cfg.objective), "mm": Objective(cfg.mm_objective)})
 
-    def start_phase(self, task: CILTask, phase: int) -> None:
+    def start_phase(self, task: TaskView, phase: int) -> None:
         if phase > 0:
             self.teacher = copy.deepcopy(task.model).eval().requires_grad_(False)
 

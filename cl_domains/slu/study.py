@@ -78,6 +78,7 @@ class CILStudy(Study):
                 "seed": seed,
                 "epochs": recipe.train.epochs * len(task.tasks),
                 "eval_before": False,
+                "keep_start": False,  # a class-incremental learner starts knowing no class: no candidate
                 "eval_every": None,
                 "patience": None,
             }

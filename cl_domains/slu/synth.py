@@ -23,7 +23,7 @@ import multiprocessing as mp
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -235,7 +235,3 @@ def synthesize(
 def manifest_digest(folder: str | Path) -> str:
     """sha256 of the manifest: equal for two builds iff every WAV's sha256 (and metadata) is equal."""
     return hashlib.sha256((Path(folder) / "manifest.jsonl").read_bytes()).hexdigest()
-
-
-def voice_table(voices: dict[str, Voice]) -> list[dict]:
-    return [{"speaker": s, **asdict(v)} for s, v in sorted(voices.items())]

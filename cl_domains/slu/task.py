@@ -46,6 +46,7 @@ class CILTask(Task):
     """
 
     dev_metric = "acc_seen"
+    model: SLUModel
 
     def __init__(
         self,
