@@ -62,7 +62,7 @@ def _rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def one(n: int, epochs: int, limit: float, batch: int, max_batches: int | None, chunk: int) -> dict:
+def one(n: int, epochs: int, limit: float, batch: int, max_batches: int | None, chunk: int, walks: int = 5) -> dict:
     from cl_domains.core.task import StepContext
     from cl_domains.core.train import seed_everything
     from cl_domains.hetgraph import MEOW
@@ -79,12 +79,12 @@ def one(n: int, epochs: int, limit: float, batch: int, max_batches: int | None, 
     deg = torch.bincount(data["item", "by", "user"].edge_index[1])
     out["max_user_degree"] = int(deg.max())
     params = dict(clusters=[100, 300], memory_limit_gib=limit, epochs=epochs, batching="minibatch")
-    params.update(batch_size=batch, embed_chunk=chunk)
+    fan = [[walks, 1], [walks, 1]]
+    params.update(batch_size=batch, embed_chunk=chunk, fanouts=fan)
     task = MEOW()
     recipe = python_recipe(MEOW, params, "item")
     hops = [resolve_metapath(data, p, "item") for p in METAPATHS.values()]
     out["full_estimate_gib"] = estimate_memory(data, "item", hops, [20, 50])["total"] / 2**30
-    fan = [[5, 1], [5, 1]]
     out["estimate_gib"] = estimate_minibatch_memory(data, "item", hops, fan, batch, 64)["total"] / 2**30
     seed_everything(0)
     t = time.perf_counter()
@@ -186,6 +186,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch", type=int, default=1024, help="target nodes per batch")
+    ap.add_argument("--walks", type=int, default=5, help="fan-out at the first hop of each meta-path (then 1)")
     ap.add_argument("--chunk", type=int, default=4096, help="target nodes per chunk when embedding every node")
     ap.add_argument("--max-batches", type=int, default=None, help="time this many batches and extrapolate the epoch")
     ap.add_argument("--extrapolate-above", type=int, default=0, help="--max-batches only for sizes above this")
@@ -199,13 +200,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.one:
-        r = one(args.one, args.epochs, args.limit_gib, args.batch, args.max_batches, args.chunk)
+        r = one(args.one, args.epochs, args.limit_gib, args.batch, args.max_batches, args.chunk, args.walks)
         print(json.dumps(r))
         return
     rows, results = [], []
     for n in args.sizes:
         cmd = [sys.executable, __file__, "--one", str(n), "--batch", str(args.batch), "--chunk", str(args.chunk)]
-        cmd += ["--limit-gib", str(args.limit_gib)]
+        cmd += ["--limit-gib", str(args.limit_gib), "--walks", str(args.walks)]
         if args.max_batches and n > args.extrapolate_above:
             cmd += ["--max-batches", str(args.max_batches)]
         with open(f"/tmp/hetgraph_scale_{os.getpid()}_{n}.log", "w+") as log:
@@ -237,7 +238,8 @@ def main() -> None:
             rows.append(f"| {n:,} | - | - | - | - | - | {r['status']} | - | - | - | - | - |")
     timing = [] if args.skip_metapath_timing else metapath_timing(args.data_root)
     sizes = " ".join(map(str, args.sizes))
-    extra = f" --max-batches {args.max_batches}" if args.max_batches else ""
+    extra = f" --walks {args.walks}" if args.walks != 5 else ""
+    extra += f" --max-batches {args.max_batches}" if args.max_batches else ""
     extra += f" --extrapolate-above {args.extrapolate_above}" if args.max_batches and args.extrapolate_above else ""
     text = "\n".join(
         [
@@ -253,8 +255,9 @@ def main() -> None:
             "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
             *rows,
             "",
-            f"Mini-batch: `model.batching=minibatch`, {args.batch} target nodes per batch, default fan-outs (5 "
-            "random walks per meta-path and node, at each of the 2 GCN layers), MEOW's two streaming k-means "
+            f"Mini-batch: `model.batching=minibatch`, {args.batch} target nodes per batch, fan-outs "
+            f"[{args.walks}, 1] per meta-path ({args.walks} random walks per meta-path and node, at each of the 2 GCN "
+            "layers; the default is 5), MEOW's two streaming k-means "
             "(k = 100, 300) on every batch, loss, backward, AdamW step. Preparation: the memory estimates and the "
             "per-relation CSR adjacency. Epoch: one pass over the target nodes; `(a s x b)` = mean of the timed "
             "batches (after one warm-up) times the batch count, an extrapolation. CPU: the process's CPU time "
