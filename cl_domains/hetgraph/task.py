@@ -1,4 +1,4 @@
-"""Recipe sections of the heterogeneous-graph domain and the full-batch task its methods share, usable from a
+"""Recipe sections of the heterogeneous-graph domain and the task its methods share (full batch or mini-batch), usable from a
 recipe (``data.dataset`` / ``data.path``) or from Python::
 
     MEOW(epochs=20).fit(data, target="movie", metapaths=[["movie", "actor", "movie"]]).embed(data)
@@ -142,7 +142,8 @@ def _named(metapaths, names=None) -> dict[str, list]:
 
 
 class HetGraphTask(Task):
-    """Full-batch training: one batch (the whole graph, ``None`` as the batch) per epoch. Model selection on
+    """Full-batch training (one batch per epoch: the whole graph, ``None`` as the batch) or mini-batch training
+    (``model.batching``; batches of target-node ids, see :mod:`.minibatch`). Model selection on
     the validation Macro-F1 of a small linear probe (mean over the label rates); a graph without labels is
     selected on the negative InfoNCE of the two views instead and reports embeddings only."""
 
