@@ -190,7 +190,7 @@ class HetGraphTask(Task):
         fanouts = None
         if self.batching == "minibatch":
             fanouts = _fanouts(m.fanouts, hops, list(metapaths))
-            self._check_minibatch(recipe, data, target, hops, fanouts)
+            self._check_minibatch(recipe, data, target, hops, fanouts, need["total"])
         self._labels(recipe)
         used = used_types(target, hops)
         feat_dims = {t: _width(data, t) for t in data.node_types if t in used}
@@ -210,7 +210,7 @@ class HetGraphTask(Task):
         if recipe.method.objective.learnable_temperature:  # the temperature trains with the model
             self.model = torch.nn.ModuleDict({"model": self.model, "objective": self.objective})
 
-    def _check_minibatch(self, recipe: Recipe, data, target: str, hops, fanouts) -> None:
+    def _check_minibatch(self, recipe: Recipe, data, target: str, hops, fanouts, full: float) -> None:
         """Refuse, before anything large is built, a mini-batch setting over the memory limit or too small a
         batch for the method's clusterings."""
         m, bs = recipe.model, recipe.train.batch_size
@@ -218,8 +218,9 @@ class HetGraphTask(Task):
         if need["total"] > m.memory_limit_gib * GiB:
             parts = ", ".join(f"{k} {v / GiB:.2f}" for k, v in need.items() if k != "total")
             raise UserError(
-                f"mini-batch {recipe.method.name} on {data[target].num_nodes} {target} nodes needs an estimated "
-                f"{need['total'] / GiB:.1f} GiB ({parts} GiB), over model.memory_limit_gib = {m.memory_limit_gib:g}. "
+                f"the graph is too large for mini-batch {recipe.method.name} at these settings: "
+                f"{data[target].num_nodes} {target} nodes need an estimated {need['total'] / GiB:.1f} GiB ({parts} GiB; "
+                f"full batch: {full / GiB:.1f} GiB), over model.memory_limit_gib = {m.memory_limit_gib:g}. "
                 "Lower train.batch_size or model.fanouts (the batch term grows with batch x (1 + neighbours)^2), "
                 "or give the featureless node types features (each is an N x model.hidden embedding table)."
             )
