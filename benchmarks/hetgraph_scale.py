@@ -65,11 +65,10 @@ def _rss_gib() -> float:
 def one(n: int, epochs: int, limit: float, batch: int, max_batches: int | None, chunk: int, walks: int = 5) -> dict:
     from cl_domains.core.task import StepContext
     from cl_domains.core.train import seed_everything
-    from cl_domains.hetgraph import MEOW
+    from cl_domains.hetgraph import MEOW, MEOWTask
     from cl_domains.hetgraph.data import resolve_metapath
     from cl_domains.hetgraph.encoder import estimate_memory
     from cl_domains.hetgraph.minibatch import estimate_minibatch_memory
-    from cl_domains.hetgraph.task import python_recipe
 
     torch.set_num_threads(1)
     t = time.perf_counter()
@@ -78,11 +77,14 @@ def one(n: int, epochs: int, limit: float, batch: int, max_batches: int | None, 
     out["build_s"] = time.perf_counter() - t
     deg = torch.bincount(data["item", "by", "user"].edge_index[1])
     out["max_user_degree"] = int(deg.max())
-    params = dict(clusters=[100, 300], memory_limit_gib=limit, epochs=epochs, batching="minibatch")
     fan = [[walks, 1], [walks, 1]]
-    params.update(batch_size=batch, embed_chunk=chunk, fanouts=fan)
-    task = MEOW()
-    recipe = python_recipe(MEOW, params, "item")
+    est = MEOW(
+        model={"memory_limit_gib": limit, "batching": "minibatch", "fanouts": fan, "embed_chunk": chunk},
+        method={"clusters": [100, 300]},
+        train={"epochs": epochs, "batch_size": batch},
+    )
+    recipe = est.build_recipe(est.data_settings(data, "item", METAPATHS))
+    task = MEOWTask()
     hops = [resolve_metapath(data, p, "item") for p in METAPATHS.values()]
     out["full_estimate_gib"] = estimate_memory(data, "item", hops, [20, 50])["total"] / 2**30
     out["estimate_gib"] = estimate_minibatch_memory(data, "item", hops, fan, batch, 64)["total"] / 2**30

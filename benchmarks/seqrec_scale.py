@@ -60,7 +60,7 @@ def one(n_users: int, n_items: int, steps: int) -> dict:
     from cl_domains.core.recipe import load_recipe
     from cl_domains.core.task import StepContext
     from cl_domains.seqrec.evaluate import target_ranks
-    from cl_domains.seqrec.sasrec import SASRec
+    from cl_domains.seqrec.sasrec import SASRecTask
 
     torch.set_num_threads(1)
     out = {"users": n_users, "items": n_items}
@@ -77,7 +77,7 @@ def one(n_users: int, n_items: int, steps: int) -> dict:
     rss_before = peak_rss()
     t, cpu = time.perf_counter(), time.process_time()
     torch.manual_seed(0)
-    task = SASRec(r, None, torch.device("cpu"), frame=df)  # prepare, leave-one-out split, estimate check, model
+    task = SASRecTask(r, None, torch.device("cpu"), frame=df)  # prepare, leave-one-out split, estimate check, model
     out["prepare_s"] = time.perf_counter() - t
     out["prepare_cpu_s"] = time.process_time() - cpu
     del df

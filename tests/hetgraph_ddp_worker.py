@@ -35,13 +35,9 @@ def tiny_graph(n: int = 480, seed: int = 0):
 
 METAPATHS = [["item", "user", "item"], ["item", "tag", "item"]]
 SETTINGS = dict(
-    epochs=4,
-    batching="minibatch",
-    batch_size=96,
-    clusters=[6, 12],
-    eval_every="epoch",
-    checkpoint_every=1000,
-    baselines=False,
+    model={"batching": "minibatch"},
+    method={"clusters": [6, 12]},
+    train={"epochs": 4, "batch_size": 96, "eval_every": "epoch", "checkpoint_every": 1000, "baselines": False},
     eval={"repeats": 4, "steps": 50, "cluster_runs": 2, "rates": [20]},
 )
 
@@ -52,10 +48,12 @@ def main(out: str, seed: int = 0) -> None:
     D.init_from_env()
     try:
         torch.set_num_threads(1)
-        task = MEOW(**SETTINGS, seed=seed).fit(tiny_graph(), "item", METAPATHS, out=out)
+        settings = {**SETTINGS, "train": {**SETTINGS["train"], "seed": seed}}
+        est = MEOW(**settings, out=out).fit(tiny_graph(), "item", METAPATHS)
         if D.rank() == 0:
-            losses = [v for _, v in task.run.metrics["history"]["loss"]]
-            (Path(out) / "result.json").write_text(json.dumps({"final": task.run.metrics["final"], "loss": losses}))
+            metrics = json.loads((Path(est.run_dir_) / "metrics.json").read_text())
+            losses = [v for _, v in metrics["history"]["loss"]]
+            (Path(out) / "result.json").write_text(json.dumps({"final": metrics["final"], "loss": losses}))
     finally:
         D.shutdown()
 

@@ -104,7 +104,8 @@ def test_reader_errors_name_file_and_line(tmp_path):
 
 
 def test_fetch_downloads_extracts_and_checks_sha256(tmp_path, monkeypatch, data_root):
-    """The fetch path end to end on a local file:// URL standing in for the official archive."""
+    """The fetch path end to end on a local archive standing in for the official one (only http(s) URLs are
+    fetched: the download reads the local file in their place)."""
     import hashlib
     import tarfile
 
@@ -120,9 +121,16 @@ def test_fetch_downloads_extracts_and_checks_sha256(tmp_path, monkeypatch, data_
         license="x",
         source="x",
         files={"dev": data.DataFile(path="sentences/demo/sts-dev.csv", sha256=sha)},
-        fetch=[data.FetchSource(url=archive.as_uri(), archive="tar.gz", members={"stsbenchmark/sts-dev.csv": "dev"})],
+        fetch=[
+            data.FetchSource(
+                url="https://example.org/Stsbenchmark.tar.gz",
+                archive="tar.gz",
+                members={"stsbenchmark/sts-dev.csv": "dev"},
+            )
+        ],
     )
     monkeypatch.setattr(data, "cards", lambda: {"demo": card})
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: open(archive, "rb"))
     root = tmp_path / "root"
     with pytest.raises(UserError, match="run `cl-domains data fetch demo`"):
         data.resolve("demo/dev", root)

@@ -109,7 +109,7 @@ def test_positive_draws_and_the_next_epochs_shuffle_are_different_streams():
     so both were the same random numbers. Now each has its own hashed (seed, purpose, epoch, batch) stream."""
     from cl_domains.core.rng import generator
     from cl_domains.core.task import StepContext
-    from cl_domains.sentences.debcse import DebCSE
+    from cl_domains.sentences.debcse import DebCSETask as DebCSE
     from cl_domains.sentences.task import SentenceTask
 
     stub, anchors = _stub(42), list(range(64))

@@ -108,6 +108,54 @@ def test_estimator_conformance(domain, name, tmp_path, request):
         assert main(["embed", str(saved), "--data", str(src), "--out", str(tmp_path / "z.npy")]) == 0
         assert np.array_equal(np.load(tmp_path / "z.npy"), expected)
         assert (tmp_path / "z.ids.txt").read_text().split("\n")[: len(ids)] == [str(i) for i in ids]
+        import pandas as pd
+
+        assert main(["embed", str(saved), "--data", str(src), "--out", str(tmp_path / "z.parquet")]) == 0
+        table = pd.read_parquet(tmp_path / "z.parquet")
+        assert list(table.columns) == ["id", *(f"e{j}" for j in range(expected.shape[1]))]
+        assert table["id"].tolist() == [str(i) for i in ids]
+        assert np.array_equal(table.drop(columns="id").to_numpy(np.float32), expected)
+
+
+def test_embed_command_user_errors_exit_2(tmp_path, capsys):
+    from cl_domains.cli import main
+
+    src = tmp_path / "x.txt"
+    src.write_text("a sentence\n")
+    assert main(["embed", str(tmp_path), "--data", str(src), "--out", str(tmp_path / "z.csv")]) == 2
+    assert "write .parquet or .npy" in capsys.readouterr().err
+    assert main(["embed", str(tmp_path), "--data", str(src), "--out", str(tmp_path / "z.npy")]) == 2
+    assert "no cl_domains.json" in capsys.readouterr().err
+    assert main(["embed", str(tmp_path), "--data", str(tmp_path / "none.txt"), "--out", str(tmp_path / "z.npy")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_embed_file_chunks_only_where_the_estimator_allows(tmp_path, monkeypatch):
+    from cl_domains.core import embedding
+    from cl_domains.core import estimator as estimator_module
+
+    class Fake:
+        chunked_inference = True
+
+        def __init__(self):
+            self.calls = []
+
+        def read_inputs(self, path):
+            return [f"r{i}" for i in range(10)], np.arange(20, dtype=np.float32).reshape(10, 2)
+
+        def embed(self, x):
+            self.calls.append(len(x))
+            return x * 2
+
+    fake = Fake()
+    monkeypatch.setattr(estimator_module, "load", lambda directory: fake)
+    (tmp_path / "in.txt").write_text("x\n")
+    z = embedding.embed_file(tmp_path, tmp_path / "in.txt", tmp_path / "z.npy", batch_size=4)
+    assert fake.calls == [4, 4, 2] and np.array_equal(np.load(tmp_path / "z.npy"), z) and z[9, 1] == 38
+    assert (tmp_path / "z.ids.txt").read_text().split() == [f"r{i}" for i in range(10)]
+    fake.calls, fake.chunked_inference = [], False
+    embedding.embed_file(tmp_path, tmp_path / "in.txt", tmp_path / "z.npy", batch_size=4)
+    assert fake.calls == [10]
 
 
 # ---------------------------------------------------------------------- the base class, without a domain
@@ -136,6 +184,10 @@ def test_constructor_stores_and_refuses_old_keywords():
         _Plain(trian={})
     with pytest.raises(UserError, match="'n_iters' is not accepted"):
         est.set_params(n_iters=5)
+    with pytest.raises(
+        UserError, match=r"_Plain.fit\(\): the keyword 'epochs' is not accepted; write train=\{'epochs'"
+    ):
+        est.fit(["a"], epochs=3)
 
 
 def test_build_recipe_merges_sections_with_the_recipe_validation(data_root):

@@ -14,13 +14,22 @@ import torch
 from cl_domains.core.errors import UserError
 from cl_domains.core.objectives import Objective
 from cl_domains.core.task import StepContext
-from cl_domains.hetgraph import MEOW, AdaMEOW
+from cl_domains.hetgraph import MEOW, AdaMEOW, MEOWTask
 from cl_domains.hetgraph.data import resolve_metapath
 from cl_domains.hetgraph.losses import MEOWObjective, cluster_weights, kmeans, proto_nce, views_nce
 from cl_domains.hetgraph.minibatch import meow_batch_loss, target_batches
 from cl_domains.hetgraph.sampling import MetaPathSampler
 
-QUIET = dict(eval={"repeats": 2, "steps": 20, "cluster_runs": 1, "rates": [20]}, baselines=False)
+QUIET_EVAL = {"repeats": 2, "steps": 20, "cluster_runs": 1, "rates": [20]}
+
+
+def make_task(data, paths: dict, model=None, method=None, train=None, est=MEOW, cls=MEOWTask):
+    """A task set up the way the estimator's fit builds it (recipe keys as dicts), not trained."""
+    e = est(model=model or {}, method=method or {}, train={"baselines": False, **(train or {})}, eval=QUIET_EVAL)
+    recipe = e.build_recipe(e.data_settings(data, "item", paths))
+    task = cls()
+    task._setup(recipe, data, "item", dict(paths))
+    return task
 
 
 def edge_set(data, hop) -> set[tuple[int, int]]:
@@ -82,7 +91,7 @@ def test_batch_loss_over_all_nodes_equals_the_full_batch_loss():
     coarse = torch.nn.functional.normalize(torch.randn(n, 16, generator=g, dtype=torch.float64), dim=1)
     clusterings = [kmeans(fine.float(), k, s) for k, s in ((5, 1), (9, 2))]
     clusterings = [(a, c.double()) for a, c in clusterings]
-    cfg = MEOW.config(objective=MEOWObjective())
+    cfg = MEOWTask.config(objective=MEOWObjective())
     ctx = StepContext(step=0, epoch=0, index=0, seed=0, device=torch.device("cpu"))
     got, extras = meow_batch_loss(_Stub(fine, coarse, clusterings, cfg), torch.arange(n), ctx)
     obj = Objective(cfg.objective)
@@ -113,59 +122,53 @@ def test_minibatch_step_and_inference_allocate_nothing_n_by_n():
     data, paths = W.tiny_graph(n), {"iui": W.METAPATHS[0], "iti": W.METAPATHS[1]}
     nn_bytes = n * n * 4
     # per batch the rows grow as batch x (1 + neighbours)^2: small here against N
-    mb = MEOW(batching="minibatch", batch_size=16, embed_chunk=600, fanouts=[[2, 1], [2, 1]], clusters=[4, 8], **QUIET)
-    from cl_domains.hetgraph.task import python_recipe
-
-    mb._setup(python_recipe(MEOW, mb._params, "item"), data, "item", paths)
+    mb = make_task(
+        data,
+        paths,
+        model={"batching": "minibatch", "embed_chunk": 600, "fanouts": [[2, 1], [2, 1]]},
+        method={"clusters": [4, 8]},
+        train={"batch_size": 16},
+    )
     assert mb.batching == "minibatch" and mb.graph is None
     biggest = _largest_allocation(lambda: _one_step(mb, torch.arange(16)))
     biggest = max(biggest, _largest_allocation(lambda: mb.embeddings()))  # layer-wise, every node
     assert biggest < nn_bytes / 8, f"largest single allocation {biggest} bytes, N x N float32 is {nn_bytes}"
     # the check can fail: a full-batch step (on a smaller graph) allocates N x N arrays
     small = W.tiny_graph(600)
-    full = MEOW(batching="full", nei_max=[10, 10], clusters=[4, 8], **QUIET)
-    full._setup(python_recipe(MEOW, full._params, "item"), small, "item", paths)
+    full = make_task(small, paths, model={"batching": "full", "nei_max": [10, 10]}, method={"clusters": [4, 8]})
     assert _largest_allocation(lambda: _one_step(full, None)) >= 600 * 600 * 4
 
 
 def test_auto_batching_and_the_minibatch_memory_refusal():
-    data = W.tiny_graph(300)
-    from cl_domains.hetgraph.task import python_recipe
-
-    t = MEOW(clusters=[4, 8], **QUIET)
-    t._setup(python_recipe(MEOW, t._params, "item"), data, "item", {"a": W.METAPATHS[0], "b": W.METAPATHS[1]})
-    assert t.batching == "full"  # auto: the full-batch estimate fits
-    t = MEOW(clusters=[4, 8], memory_limit_gib=0.1, batch_size=32, **QUIET)  # full: ~0.17 GiB, minibatch: ~0.04
-    t._setup(
-        python_recipe(MEOW, t._params, "item"), W.tiny_graph(2400), "item", {"a": W.METAPATHS[0], "b": W.METAPATHS[1]}
-    )
-    assert t.batching == "minibatch"  # auto: over the limit for full batch, the mini-batch estimate fits
-    big = MEOW(
-        batching="minibatch",
-        memory_limit_gib=0.05,
-        batch_size=256,
-        fanouts=[[50, 50], [50, 50]],
-        clusters=[4, 8],
-        **QUIET,
-    )
+    data, paths = W.tiny_graph(300), {"a": W.METAPATHS[0], "b": W.METAPATHS[1]}
+    k = {"clusters": [4, 8]}
+    assert make_task(data, paths, method=k).batching == "full"  # auto: the full-batch estimate fits
+    # auto: over the limit for full batch (~0.17 GiB), the mini-batch estimate (~0.04 GiB) fits
+    t = make_task(W.tiny_graph(2400), paths, model={"memory_limit_gib": 0.1}, method=k, train={"batch_size": 32})
+    assert t.batching == "minibatch" and t.graph is None
+    big = {"batching": "minibatch", "memory_limit_gib": 0.05, "fanouts": [[50, 50], [50, 50]]}
     with pytest.raises(UserError, match=r"Lower train\.batch_size or model\.fanouts") as err:
-        big._setup(python_recipe(MEOW, big._params, "item"), data, "item", {"a": W.METAPATHS[0], "b": W.METAPATHS[1]})
-    assert "GiB" in str(err.value) and "batch" in str(err.value)
-    bad = MEOW(batching="minibatch", fanouts=[[5]], **QUIET)
+        make_task(data, paths, model=big, method=k, train={"batch_size": 256})
+    assert "GiB" in str(err.value) and "full batch: 0.0 GiB" in str(err.value)
     with pytest.raises(UserError, match="model.fanouts"):
-        bad._setup(python_recipe(MEOW, bad._params, "item"), data, "item", {"a": W.METAPATHS[0], "b": W.METAPATHS[1]})
-    small = MEOW(batching="minibatch", batch_size=16, clusters=[4, 40], **QUIET)
+        make_task(data, paths, model={"batching": "minibatch", "fanouts": [[5]]}, method=k)
     with pytest.raises(UserError, match="method.clusters"):
-        small._setup(python_recipe(MEOW, small._params, "item"), data, "item", {"a": W.METAPATHS[0]})
+        make_task(data, paths, model={"batching": "minibatch"}, method={"clusters": [4, 40]}, train={"batch_size": 16})
 
 
 def test_adameow_minibatch_trains_and_embeds_every_node(tmp_path):
     data = W.tiny_graph(300)
-    task = AdaMEOW(batching="minibatch", batch_size=64, epochs=2, eval_every=10, **QUIET)
-    task.fit(data, "item", W.METAPATHS, out=tmp_path)
-    loss = [v for _, v in task.run.metrics["history"]["loss"]]  # 300 nodes: 4 batches of 64 and one of 44
+    est = AdaMEOW(
+        model={"batching": "minibatch"},
+        train={"batch_size": 64, "epochs": 2, "eval_every": 10, "baselines": False},
+        eval=QUIET_EVAL,
+        out=tmp_path,
+    ).fit(data, "item", W.METAPATHS)
+    history = json.loads((Path(est.run_dir_) / "metrics.json").read_text())["history"]
+    loss = [v for _, v in history["loss"]]  # 300 nodes: 4 batches of 64 and one of 44
     assert len(loss) == 2 * 5 and all(map(torch.isfinite, torch.tensor(loss)))
-    z = task.embed(data)
+    assert est.task_.batching == "minibatch"
+    z = est.task_.embeddings()
     assert z.shape == (300, 64) and torch.isfinite(z).all()
 
 

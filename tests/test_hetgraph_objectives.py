@@ -4,6 +4,7 @@ the recipe refuses what the methods cannot take (supcon without labels, the old 
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
@@ -12,9 +13,10 @@ from cl_domains.core.errors import UserError
 from cl_domains.core.losses import info_nce
 from cl_domains.core.objectives import Objective
 from cl_domains.core.recipe import load_recipe
+from cl_domains.hetgraph import MEOW
 from cl_domains.hetgraph.adameow import AdaMEOWConfig, PairWeights
 from cl_domains.hetgraph.losses import cluster_weights, views_nce
-from cl_domains.hetgraph.meow import MEOW, MEOWConfig
+from cl_domains.hetgraph.meow import MEOWConfig
 
 N, D = 6, 4
 
@@ -153,15 +155,18 @@ def test_python_fit_with_a_swapped_learnable_objective(tmp_path):
     from test_hetgraph_own_data import TINY, movies
 
     data = movies()
-    m = MEOW(epochs=3, eval_every=3, clusters=[3, 6], nei_max=[20], eval=TINY, threads=1, lr=1e-2)
-    m.fit(
-        data,
-        target="movie",
-        metapaths=[["movie", "actor", "movie"]],
-        objective={"loss": "dcl", "learnable_temperature": True},
-        out=tmp_path,
+    m = MEOW(
+        train={"epochs": 3, "eval_every": 3, "threads": 1, "lr": 1e-2},
+        method={"clusters": [3, 6], "objective": {"loss": "dcl", "learnable_temperature": True}},
+        model={"nei_max": [20]},
+        eval=TINY,
     )
-    assert m.objective.loss_name == "dcl" and m.model["objective"] is m.objective
-    assert abs(float(m.objective.temperature().detach()) - 0.4) > 1e-4  # float32 rounding of 0.4: 2e-8
-    assert m.recipe.resolved["method"]["objective"] == {"loss": "dcl", "learnable_temperature": True}
-    assert torch.isfinite(m.embed(data)).all()
+    m.fit(data, target="movie", metapaths=[["movie", "actor", "movie"]])
+    assert m.objective_.loss_name == "dcl" and m.task_.model["objective"] is m.objective_
+    assert abs(float(m.objective_.temperature().detach()) - 0.4) > 1e-4  # float32 rounding of 0.4: 2e-8
+    objective = m.recipe_.resolved["method"]["objective"]
+    assert objective["loss"] == "dcl" and objective["learnable_temperature"] is True
+    assert np.isfinite(m.embed(data)).all()
+    # the learned temperature is saved with the model
+    again = MEOW.load(m.save(tmp_path / "model"))
+    assert float(again.objective_.temperature()) == float(m.objective_.temperature())

@@ -342,7 +342,7 @@ def test_task_masks_through_the_reference_and_trains(tiny_backbone, tiny_data, d
 
     from cl_domains.core.train import train_recipe
     from cl_domains.sentences.data import read_triplets
-    from cl_domains.sentences.multicsr import MultiCSR
+    from cl_domains.sentences.multicsr import MultiCSRTask as MultiCSR
 
     with open(tmp_path / "t.csv", "w", newline="") as f:
         w = csv.writer(f)

@@ -12,9 +12,8 @@ from cl_domains.core.errors import UserError
 from cl_domains.core.recipe import load_recipe
 from cl_domains.core.registry import method_spec
 from cl_domains.core.train import train_recipe
-from cl_domains.regression import fit, load_tser, load_uci_pbp
+from cl_domains.regression import fit, load_uci_pbp
 from cl_domains.regression.task import L1Task, RnCTask, SupReMixTask
-from cl_domains.timeseries.ts_format import read_ts
 
 METRICS = {"mae", "mse", "rmse", "gm", "pearson", "spearman"}
 
@@ -136,7 +135,11 @@ def test_pbp_folder_recipe_end_to_end(pbp, tmp_path, how):
     run = train_recipe(recipe, out=tmp_path / "runs")
     assert set(run.metrics["final"]) == METRICS and np.isfinite(list(run.metrics["final"].values())).all()
     assert run.metrics["steps"] == 3 * (27 // 8)
-    assert json.loads((run.dir / "model" / "regressor.json").read_text())["dataset"] == "mydata"
+    import cl_domains
+
+    saved = cl_domains.load(run.dir / "model")  # a run's model directory is a saved estimator
+    assert type(saved).__name__ == "SupReMix" and saved.prep_["dataset"] == "mydata"
+    assert saved.predict(np.zeros((2, 3))).shape == (2,)
 
 
 @pytest.mark.parametrize("name", ["uci_concrete", "uci_energy"])
@@ -183,7 +186,7 @@ def test_a_users_card_in_the_pbp_layout_needs_no_code(pbp, tmp_path, monkeypatch
         built_task(recipe, root)
 
 
-def test_a_users_card_with_one_table_or_ts_files(tmp_path, monkeypatch):
+def test_a_users_card_with_one_table(tmp_path, monkeypatch):
     from cl_domains.core.data import sha256sum
 
     root, cards = tmp_path / "root", tmp_path / "cards"
@@ -202,14 +205,14 @@ def test_a_users_card_with_one_table_or_ts_files(tmp_path, monkeypatch):
 
     write("my_table", {"table": "t.csv"})
     write("my_tser", {"train": "s_TRAIN.ts", "test": "s_TEST.ts"})
-    write("my_odd", {"a": "t.csv", "b": "s_TEST.ts"})
+    write("my_odd", {"a": "t.csv", "b": "t.csv"})
     monkeypatch.setenv("CL_DOMAINS_CARDS", str(cards))
     task = built_task(load_recipe(write_recipe(tmp_path, {"dataset": "my_table", "target": "y"})), root)
     assert task.data.name == "my_table" and (len(task.data.train), len(task.data.test)) == (21, 6)
     with pytest.raises(UserError, match=r"dataset 'my_table' is a table \(t.csv\): set data.target"):
         built_task(load_recipe(write_recipe(tmp_path, {"dataset": "my_table"})), root)
-    task = built_task(load_recipe(write_recipe(tmp_path, {"dataset": "my_tser"})), root)
-    assert task.data.kind == "series" and (len(task.data.train), len(task.data.test)) == (36, 10)
+    with pytest.raises(UserError, match=r"card 'my_tser' holds .ts files: time-series extrinsic regression"):
+        built_task(load_recipe(write_recipe(tmp_path, {"dataset": "my_tser"})), root)
     with pytest.raises(UserError, match=r"dataset card 'my_odd' has no layout the regression domain reads"):
         built_task(load_recipe(write_recipe(tmp_path, {"dataset": "my_odd"})), root)
 
@@ -231,64 +234,13 @@ def ts_text(n, seed, missing=False):
     return "\n".join(lines) + "\n"
 
 
-def test_the_ts_reader_contract_regression_relies_on(tmp_path):
-    p = tmp_path / "tiny_TRAIN.ts"
-    p.write_text("@problemName t\n@targetLabel true\n@data\n1,2,3:4,5,6:0.5\n1,?:7,8:2\n")
-    x, y, meta = read_ts(p)
-    assert x.shape == (2, 3, 2) and meta["problem_name"] == "t" and meta["task"] == "regress"
-    np.testing.assert_array_equal(y, [0.5, 2.0])
-    np.testing.assert_array_equal(x[0], [[1, 4], [2, 5], [3, 6]])
-    assert x[1, 0, 0] == 1 and np.isnan(x[1, 1, 0]) and np.isnan(x[1, 2]).all()  # '?' and padding are NaN
-
-
-def test_tser_splits_fill_gaps_and_keep_targets(tmp_path):
-    train, test = tmp_path / "tiny_TRAIN.ts", tmp_path / "tiny_TEST.ts"
-    train.write_text(ts_text(60, 0, missing=True))
-    test.write_text(ts_text(15, 1))
-    d = load_tser(train, test)
-    assert d.kind == "series" and (len(d.train), len(d.dev), len(d.test)) == (54, 6, 15)
-    assert d.train.x.shape == (54, 12, 2) and np.isfinite(d.train.x).all()
-    _, y_test, _ = read_ts(test)
-    np.testing.assert_allclose(d.test.y, y_test)
-    # padding repeats the last value; a leading gap takes the first value (after standardising: same numbers)
-    x, _, _ = read_ts(train)
-    mu, sd = d.scaler
-    filled = d.prepare(x)
-    assert filled[1, 11, 0] == filled[1, 10, 0]  # series 1 has 11 steps: step 11 repeats step 10
-    assert filled[0, 0, 0] == pytest.approx((x[0, 1, 0] - mu[0]) / sd[0], rel=1e-5)
-    alone = load_tser(train, split=3)  # no test file: random 70/10/20 split of the rows
-    assert (len(alone.train), len(alone.dev), len(alone.test)) == (42, 6, 12)
-
-
-def test_tser_errors(tmp_path):
-    cls = tmp_path / "cls.ts"
-    cls.write_text("@problemName c\n@classLabel true a b\n@data\n1,2,3:a\n2,3,4:b\n")
-    with pytest.raises(UserError, match=r"cls.ts is a classification .ts file; series regression needs a TSER file"):
-        load_tser(cls)
-    cls.write_text("@problemName c\n@data\n1,2,3\n2,3,4\n")
-    with pytest.raises(UserError, match=r"cls.ts is an unlabelled .ts file"):
-        load_tser(cls)
-    bad = tmp_path / "bad.ts"
-    bad.write_text("@targetLabel true\n@data\n1,2,3:0.5\n1,x,3:0.7\n")
-    with pytest.raises(UserError, match=r"bad.ts, line 4\b.*non-numeric value"):
-        load_tser(bad)
-    bad.write_text("@targetLabel true\n@data\n1,2,3:0.5\n1,2:3,4:0.7\n")
-    with pytest.raises(UserError, match=r"bad.ts, line 4: 2 dimension\(s\) but the first case has 1"):
-        load_tser(bad)
-
-
-def test_tser_recipe_end_to_end(tmp_path):
-    train, test = tmp_path / "tiny_TRAIN.ts", tmp_path / "tiny_TEST.ts"
-    train.write_text(ts_text(60, 0, missing=True))
-    test.write_text(ts_text(15, 1))
-    path = write_recipe(tmp_path, {"dataset": "tser", "path": str(train), "test_path": str(test)})
-    recipe = load_recipe(path)
-    assert built_task(recipe).predict("test").shape == (15,)
-    run = train_recipe(recipe, out=tmp_path / "runs")
-    assert set(run.metrics["final"]) == METRICS and run.metrics["steps"] == 3 * (54 // 16)
-    assert "ridge on raw features" in run.metrics["baselines"]
-    run = train_recipe(load_recipe(path, None, ["method.name=l1", f"data.dataset={train}"]), out=tmp_path / "runs")
-    assert set(run.metrics["final"]) == METRICS  # dataset = the .ts path itself: random test split
+def test_tser_is_refused_with_a_pointer_to_the_timeseries_domain(tmp_path):
+    """One TSER path: .ts files with targets belong to the timeseries domain (kind: regress)."""
+    train = tmp_path / "tiny_TRAIN.ts"
+    train.write_text(ts_text(20, 0))
+    for data in ({"dataset": "tser", "path": str(train)}, {"dataset": str(train)}):
+        with pytest.raises(UserError, match=r"extrinsic regression .* timeseries domain.*kind: regress.*read_ts"):
+            built_task(load_recipe(write_recipe(tmp_path, data)))
 
 
 # ----------------------------------------------------------------------------------- tables and names
@@ -303,12 +255,15 @@ def test_jsonl_table_and_dataset_errors(tmp_path):
     assert task.data.feature_names == ["a", "b"] and task.predict("test").shape == (10,)
     with pytest.raises(UserError, match=r"mine.jsonl has no column 'why' \(named by data.target\)"):
         built_task(load_recipe(write_recipe(tmp_path, {"dataset": "table", "path": str(table), "target": "why"})))
-    with pytest.raises(UserError, match=r"no column 'c' \(named by data.features\)"):
-        built_task(
-            load_recipe(
-                write_recipe(tmp_path, {"dataset": "table", "path": str(table), "target": "y", "features": ["a", "c"]})
+    for features, at in ((["a", "c"], 1), (["c", "b"], 0)):  # the first feature is checked as well as the last
+        with pytest.raises(UserError, match=rf"no column 'c' \(named by data.features\[{at}\]\)"):
+            built_task(
+                load_recipe(
+                    write_recipe(
+                        tmp_path, {"dataset": "table", "path": str(table), "target": "y", "features": features}
+                    )
+                )
             )
-        )
     with pytest.raises(UserError, match=r"data.dataset 'uci_airfol' is neither a dataset card \(.*uci_airfoil"):
         built_task(load_recipe(write_recipe(tmp_path, {"dataset": "uci_airfol"})))
     with pytest.raises(UserError, match=r"data.dataset 'pbp' reads your own data: set data.path"):
@@ -322,17 +277,34 @@ def test_fit_on_arrays_predicts_and_embeds():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3))
     y = 2 * x[:, 0] - x[:, 1] + 10  # a linear target with an offset: predictions come back in y's units
-    model = fit(x, y, method="l1", epochs=40, batch_size=32)
+    model = fit(x, y, method="l1", train={"epochs": 40, "batch_size": 32})
+    assert type(model).__name__ == "L1Regressor"
     new = rng.normal(size=(50, 3))
     pred = model.predict(new)
     assert pred.shape == (50,) and model.embed(new).shape == (50, 128)
     truth = 2 * new[:, 0] - new[:, 1] + 10
     assert np.abs(pred - truth).mean() < 0.3 * truth.std()  # measured ~0.1 x std
-    assert set(model.metrics["final"]) == METRICS
+    assert set(model.metrics_) == METRICS
     with pytest.raises(UserError, match=r"X has 200 rows and y 199"):
         fit(x, y[:-1])
     with pytest.raises(UserError, match=r"inputs of shape \(4, 2\) do not match the training inputs \[n, 3\]"):
         model.predict(new[:4, :2])
+    with pytest.raises(UserError, match=r"'epochs' is not accepted; write train=\{'epochs': E\}"):
+        fit(x, y, epochs=5)
+    with pytest.raises(UserError, match=r"'test_fraction' is not accepted; write data=\{'test_fraction': F\}"):
+        fit(x, y, test_fraction=0.2)
+
+
+def test_fit_without_a_test_split_names_its_final_metrics_dev(tmp_path):
+    """No test rows: the final scores are the dev split's and say so (dev_*), in the estimator and the report."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 3))
+    model = fit(
+        x, x.sum(1), method="l1", train={"epochs": 1, "batch_size": 16}, data={"test_fraction": 0}, out=tmp_path
+    )
+    assert set(model.metrics_) == {f"dev_{k}" for k in METRICS}
+    assert all(set(v) <= {f"dev_{k}" for k in METRICS} for v in model.baselines_.values())
+    assert "| dev_mae |" in (model.run_dir_ / "report.md").read_text()
 
 
 def test_fit_on_series_arrays():
@@ -340,8 +312,9 @@ def test_fit_on_series_arrays():
     x = rng.normal(size=(120, 16, 2))
     y = x[:, -4:, 0].mean(1)
     x[0, -3:] = np.nan  # a shorter series
-    model = fit(x, y, epochs=2, batch_size=32)
-    assert model.data.kind == "series" and model.predict(x[:7]).shape == (7,) and model.embed(x[:7]).shape == (7, 128)
+    model = fit(x, y, train={"epochs": 2, "batch_size": 32})
+    assert model.prep_["kind"] == "series" and model.predict(x[:7]).shape == (7,)
+    assert model.embed(x[:7]).shape == (7, 128)
 
 
 def test_readme_example_runs(tmp_path, monkeypatch):

@@ -62,7 +62,7 @@ def _triplets_csv(data_root, tmp_path):
 
 @pytest.mark.parametrize("variant", ["unsup", "sup"])
 def test_simcse_default_objective_is_the_pre_slot_loss(variant, tiny_backbone, tiny_data, data_root, tmp_path):
-    from cl_domains.sentences.simcse import SimCSE
+    from cl_domains.sentences.simcse import SimCSETask as SimCSE
 
     data = {"train": str(_triplets_csv(data_root, tmp_path))} if variant == "sup" else {}
     task = _task(SimCSE, tiny_backbone, tiny_data, tmp_path, {"name": "simcse", "variant": variant}, data)
@@ -78,7 +78,7 @@ def test_simcse_default_objective_is_the_pre_slot_loss(variant, tiny_backbone, t
 
 
 def test_debcse_default_objective_is_the_pre_slot_loss(tiny_backbone, tiny_data, tmp_path):
-    from cl_domains.sentences.debcse import DebCSE
+    from cl_domains.sentences.debcse import DebCSETask as DebCSE
 
     method = {"name": "debcse", "positive_threshold": 0.3, "false_negative_threshold": 0.5}
     task = _task(DebCSE, tiny_backbone, tiny_data, tmp_path, method)
@@ -90,14 +90,14 @@ def test_debcse_default_objective_is_the_pre_slot_loss(tiny_backbone, tiny_data,
 
     def old():  # debcse.py before the slot
         n = len(batch)
-        z = task.encoder.embed([task.examples[i] for i in batch + positives], task.max_len)
+        z = task.encoder.embed_with_grad([task.examples[i] for i in batch + positives], task.max_len)
         return info_nce(z[:n], z[n:], 0.05, neg_weights=w)
 
     _same(new, _loss_and_grads(task, old))
 
 
 def test_multicsr_default_objective_is_the_pre_slot_loss(tiny_backbone, tiny_data, data_root, tmp_path):
-    from cl_domains.sentences.multicsr import MultiCSR
+    from cl_domains.sentences.multicsr import MultiCSRTask as MultiCSR
 
     data = {"train": str(_triplets_csv(data_root, tmp_path))}
     method = {"name": "multicsr", "reference": tiny_backbone, "reference_pooling": "mean", "human_pairs": True}
@@ -114,7 +114,7 @@ def test_multicsr_default_objective_is_the_pre_slot_loss(tiny_backbone, tiny_dat
 
     def old():  # multicsr.masked_sup_loss before the slot
         n = len(rows)
-        z = task.encoder.embed([r[c] for c in range(3) for r in rows], task.max_len)
+        z = task.encoder.embed_with_grad([r[c] for c in range(3) for r in rows], task.max_len)
         logits = similarity(z[:n], torch.cat([z[n : 2 * n], z[2 * n :]])) / 0.05
         return contrastive_nll(logits, torch.arange(n), negatives=keep).mean()
 
@@ -179,7 +179,7 @@ def _close(a, b):
 @pytest.mark.parametrize("loss", SLOT_LOSSES)
 @pytest.mark.parametrize("hard", [True, False], ids=["sup", "unsup"])
 def test_simcse_swapped_loss_matches_the_reference(loss, hard, tiny_backbone):
-    from cl_domains.sentences.simcse import SimCSE
+    from cl_domains.sentences.simcse import SimCSETask as SimCSE
 
     task = SimCSE.__new__(SimCSE)  # loss_from_embeddings only needs the objective
     task.objective = Objective(SimCSEObjectiveConfig(loss=loss, temperature=T))
@@ -244,7 +244,9 @@ def test_a_learnable_temperature_trains_with_the_encoder(tiny_backbone, tiny_dat
     from cl_domains.core.train import train_recipe
 
     method = {"name": "simcse", "objective": {"loss": "nt_xent", "learnable_temperature": True}}
-    path = write_recipe(tmp_path / "r.yaml", tiny_backbone, tiny_data, method, max_steps=2, eval_before=False, lr=0.05)
+    path = write_recipe(
+        tmp_path / "r.yaml", tiny_backbone, tiny_data, method, max_steps=2, eval_before=False, lr=0.05, keep_start=False
+    )
     run = train_recipe(load_recipe(path), out=tmp_path / "runs")
     assert run.metrics["steps"] == 2 and "stsb_test" in run.metrics["final"]
     from safetensors.torch import load_file

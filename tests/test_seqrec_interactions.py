@@ -13,7 +13,7 @@ import yaml
 from conftest import readme_snippet
 
 from cl_domains.core.errors import UserError
-from cl_domains.seqrec import SASRecEncoder, fit_interactions, prepare_interactions, read_interactions
+from cl_domains.seqrec import SASRec, SASRecEncoder, prepare_interactions, read_interactions
 from cl_domains.seqrec.memory import RUNTIME_BYTES, memory_estimate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,6 +145,23 @@ def test_recipe_names_exactly_one_data_source(tmp_path):
             tiny_recipe(tmp_path, data)
 
 
+def test_one_data_source_given_replaces_the_recipes_other(tmp_path):
+    from cl_domains.core.recipe import load_recipe
+
+    # the shipped recipe names data.sequences: an interaction log given by --set replaces it (and n_items with it)
+    r = load_recipe("sasrec_beauty", "quick", ["data.interactions=log.csv", "data.k_core=5"])
+    assert (r.data.interactions, r.data.sequences, r.data.k_core) == ("log.csv", None, 5)
+    assert "sequences" not in r.resolved["data"]  # the run's saved recipe loads again
+    # and the other way round; k_core only applies to a log, so it goes with it
+    log = {"interactions": "y.csv", "k_core": 5}
+    r = load_recipe(tiny_recipe(tmp_path, log).source, None, ["data.sequences=s.txt"])
+    assert (r.data.sequences, r.data.interactions, r.data.k_core) == ("s.txt", None, None)
+    # both given at once is still refused, and a null source given changes nothing
+    with pytest.raises(UserError, match="exactly one of data.sequences"):
+        load_recipe("sasrec_beauty", "quick", ["data.interactions=log.csv", "data.sequences=s.txt"])
+    assert load_recipe("sasrec_beauty", "quick", ["data.interactions=null"]).data.sequences == "amazon_beauty/sequences"
+
+
 def tiny_recipe(tmp_path, data, method=None, **train):
     from cl_domains.core.recipe import load_recipe
 
@@ -170,7 +187,8 @@ def random_log(n_users=60, n_items=40, seed=0):
 
 def test_recommend_speaks_the_logs_ids_and_survives_save_load(tmp_path):
     log = random_log()
-    model = fit_interactions(log, max_steps=3, out=tmp_path / "runs", model={"hidden": 16, "layers": 1})
+    est = SASRec(out=tmp_path / "runs", model={"hidden": 16, "layers": 1}, train={"max_steps": 3}).fit(log)
+    model, run_dir = est.model_, est.run_dir_
     ids = set(log.item_id)
     assert model.item_ids == sorted(ids) and sum(model.item_counts) == len(log)
     top = model.recommend(["item-001", "item-002"], k=5)
@@ -178,9 +196,9 @@ def test_recommend_speaks_the_logs_ids_and_survives_save_load(tmp_path):
     both = model.recommend([["item-001"], ["item-003", "item-004"]], k=3)
     assert len(both) == 2 and all(len(r) == 3 and set(r) <= ids for r in both)
     assert "item-001" in model.recommend(["item-001"], k=len(ids), exclude_seen=False)
-    again = SASRecEncoder.load(model.run_dir / "model")
+    again = SASRecEncoder.load(run_dir / "model")
     assert again.recommend(["item-001", "item-002"], k=5) == top
-    assert json.loads((model.run_dir / "model" / "items.json").read_text())["items"][0] == "item-000"
+    assert json.loads((run_dir / "model" / "items.json").read_text())["items"][0] == "item-000"
     torch.testing.assert_close(again.embed([["item-007", "item-001"]]), model.embed([["item-007", "item-001"]]))
     # internal ids are the sorted raw ids: item-00j is internal j + 1
     torch.testing.assert_close(model.embed([["item-005"]]), model.embed_internal([[6]]))
@@ -194,7 +212,7 @@ def test_recommend_speaks_the_logs_ids_and_survives_save_load(tmp_path):
     assert [popular[c] for c in cold] == sorted(popular.values, reverse=True)[:3]
     mixed = model.recommend([["B00NOPE"], ["item-001"]], k=3, unknown="skip")
     assert mixed == [cold, model.recommend(["item-001"], k=3)]
-    metrics = json.loads((model.run_dir / "metrics.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["train_stats"] == {"log rows": 360, "k-core removed": 0, "users dropped": 0}
 
 

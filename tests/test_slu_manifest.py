@@ -141,9 +141,10 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     assert len(code.strip().splitlines()) <= 10
     namespace: dict = {}
     exec(compile(code, "README.md (slu)", "exec"), namespace)
-    run = namespace["run"]
-    assert run.metrics["tasks"][0][0] == "lights_on" and len(run.metrics["runs"]) == 4
-    assert os.path.isdir(tmp_path / "runs")
+    est = namespace["est"]
+    assert est.tasks_ == [[1, 0], [3, 2]]  # lights_on, lights_off | music_on, music_off
+    assert set(est.metrics_) == {"coconut/avg_acc", "coconut/last_acc", "coconut/forgetting"}
+    assert os.path.isdir(tmp_path / "runs") and os.path.isfile(tmp_path / "my_slu_model" / "cl_domains.json")
 
 
 def test_cli_missing_audio_is_exit_code_2(tmp_path, capsys):

@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from cl_domains.slu import STRATEGY_CLASSES, CILTask, CoconutConfig, Prepared, SLUModelConfig, Utterances
+from cl_domains.slu import STRATEGY_CLASSES, CILTask, CoconutConfig, PreparedSpeech, SLUModelConfig, Utterances
 
 
-def tiny_data(per_class=3, classes=("a", "b", "c", "d")) -> Prepared:
+def tiny_data(per_class=3, classes=("a", "b", "c", "d")) -> PreparedSpeech:
     g = torch.Generator().manual_seed(0)
     labels = [c for c in range(len(classes)) for _ in range(per_class)]
     texts = [f"say {classes[y]}" for y in labels]
     u = Utterances(texts, labels, ["s"] * len(labels), list(classes))
     feats = [torch.randn(12 + i % 3, 40, generator=g) for i in range(len(labels))]
-    return Prepared(u, u, feats, [f.clone() for f in feats], ["<pad>", "<unk>", "say", *classes], {})
+    return PreparedSpeech(u, u, feats, [f.clone() for f in feats], ["<pad>", "<unk>", "say", *classes], {})
 
 
 def make(strategy, order="dataset", **kw):

@@ -13,7 +13,7 @@ import torch
 from conftest import full_and_resumed
 
 from cl_domains.core.errors import UserError
-from cl_domains.timeseries import TSEncoder, read_forecast, read_ucr
+from cl_domains.timeseries import TS2Vec, TSEncoder, read_forecast, read_ucr
 from cl_domains.timeseries.augment import gumbel_sigmoid, mmd
 from cl_domains.timeseries.data import time_covariates
 from cl_domains.timeseries.losses import global_loss, hierarchical_loss, local_loss
@@ -246,23 +246,23 @@ def test_horizon_longer_than_a_split(ts_root):
     with pytest.raises(UserError, match="horizon 3000 is too long"):
         forecast_samples(np.zeros((2880, 4)), f.split("test")[:, 7:], 3000)
     from cl_domains.core.recipe import load_recipe
-    from cl_domains.timeseries.ts2vec import TS2Vec
+    from cl_domains.timeseries.ts2vec import TS2VecTask
 
     recipe = load_recipe("recipes/ts2vec_ett.yaml", "quick", ["data.horizons=[24,3000]"])
     with pytest.raises(UserError, match=r"data.horizons \[3000\] are too long"):
-        TS2Vec(recipe, ts_root.parent, torch.device("cpu"))
+        TS2VecTask(recipe, ts_root.parent, torch.device("cpu"))
 
 
 def test_batches_are_full_like_the_official_loader(ts_root):
     """34 ETTh1 sections, batch 32: one step per epoch (drop_last); a batch larger than the data takes it all."""
     from cl_domains.core.recipe import load_recipe
-    from cl_domains.timeseries.ts2vec import TS2Vec
+    from cl_domains.timeseries.ts2vec import TS2VecTask
 
-    task = TS2Vec(load_recipe("recipes/ts2vec_ett.yaml", "quick"), ts_root.parent, torch.device("cpu"))
+    task = TS2VecTask(load_recipe("recipes/ts2vec_ett.yaml", "quick"), ts_root.parent, torch.device("cpu"))
     assert len(task.train_x) == 34 and task.num_batches(0) == 1
     (idx,) = list(task.batches(0))
     assert len(idx) == 32 and len(set(idx.tolist())) == 32
-    task = TS2Vec(
+    task = TS2VecTask(
         load_recipe("recipes/ts2vec_ett.yaml", "quick", ["train.batch_size=100"]), ts_root.parent, torch.device("cpu")
     )
     (idx,) = list(task.batches(3))
@@ -270,7 +270,7 @@ def test_batches_are_full_like_the_official_loader(ts_root):
 
 
 def test_tsencoder_input_errors():
-    enc = TSEncoder(n_iters=1, depth=1, output_dims=8)
+    enc = TS2Vec(train={"max_steps": 1}, model={"depth": 1, "output_dims": 8})
     with pytest.raises(UserError, match="different lengths"):
         enc.fit([np.zeros(10), np.zeros(12)])
     x = np.random.randn(4, 20)
@@ -281,17 +281,13 @@ def test_tsencoder_input_errors():
     x[2] = np.nan
     with pytest.raises(UserError, match="series 2 has no values"):
         enc.fit(x)
-    with pytest.raises(UserError, match="call fit"):
-        TSEncoder().transform(np.zeros((2, 5)))
+    with pytest.raises(UserError, match="not fitted yet: call fit"):
+        TSEncoder().embed(np.zeros((2, 5)))
     padded = np.random.randn(6, 20)
     padded[0, 15:] = np.nan  # end padding of a shorter series is fine
-    z = enc.fit(pd.DataFrame(padded)).transform(padded)
+    z = enc.fit(pd.DataFrame(padded)).embed(padded)
     assert z.shape == (6, 8) and np.isfinite(z).all()
-    assert TSEncoder(per="timestamp", n_iters=1, depth=1, output_dims=8).fit(padded).transform(padded).shape == (
-        6,
-        20,
-        8,
-    )
+    assert enc.embed_timestamps(padded).shape == (6, 20, 8)
 
 
 def test_sections_split_long_series():
@@ -354,13 +350,17 @@ def test_ucr_quick_profile_and_pipeline_in_fresh_process(tmp_path, data_root):
     assert acc >= m["before"]["acc"] - 0.02
     script = textwrap.dedent(f"""
         import numpy as np
-        from sklearn.pipeline import Pipeline
-        from sklearn.svm import SVC
+        from pathlib import Path
+        import pandas as pd
         from cl_domains.timeseries import TSEncoder, read_ucr
-        d = read_ucr({str(data_root / "timeseries/ucr/Chinatown")!r})
-        pipe = Pipeline([("enc", TSEncoder(pretrained={str(run.dir / "model")!r})), ("svc", SVC(C=10))])
-        pipe.fit(d.x_train[..., 0], d.y_train)
-        print("ACC", (pipe.predict(d.x_test[..., 0]) == d.y_test).mean())
+        from cl_domains.timeseries.probes import svm_probe
+        folder = Path({str(data_root / "timeseries/ucr/Chinatown")!r})
+        d = read_ucr(folder)  # the labels; the series are given to embed as the files hold them (unnormalised)
+        raw = lambda split: pd.read_csv(next(folder.glob(f"Chinatown_{{split}}.tsv*")), sep="\t", header=None)
+        enc = TSEncoder.load({str(run.dir / "model")!r})
+        train = enc.embed(raw("TRAIN").iloc[:, 1:].to_numpy()), d.y_train
+        test = enc.embed(raw("TEST").iloc[:, 1:].to_numpy()), d.y_test
+        print("ACC", svm_probe(train, test)["acc"])
     """)
     out = subprocess.run(
         [sys.executable, "-c", script],
@@ -370,8 +370,8 @@ def test_ucr_quick_profile_and_pipeline_in_fresh_process(tmp_path, data_root):
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert out.returncode == 0, out.stderr
-    acc = float(out.stdout.split("ACC")[1])
-    assert acc >= 0.85
+    acc = float(out.stdout.split("ACC")[1])  # the saved encoder (with its input scaler) is the run's, in a new process
+    assert abs(acc - m["final"]["acc"]) <= 0.003  # float32 vs float64 scaling may move one of 343 test series
 
 
 TINY = {
@@ -487,10 +487,10 @@ def test_swa_averages_each_post_step_weight_once(data_root):
     """on_step_end folds the weights after each optimiser step into the average exactly once; evaluation adds none."""
     from cl_domains.core.recipe import load_recipe
     from cl_domains.core.task import StepContext
-    from cl_domains.timeseries.ts2vec import TS2Vec
+    from cl_domains.timeseries.ts2vec import TS2VecTask
 
     r = load_recipe("recipes/autotcl_ucr.yaml", "quick", TINY["autotcl_ucr"] + ["method={name: ts2vec}"])
-    task = TS2Vec(r, data_root, torch.device("cpu"))
+    task = TS2VecTask(r, data_root, torch.device("cpu"))
     first = next(task.net.parameters())
     for step, value in enumerate([1.0, 2.0, 6.0]):
         with torch.no_grad():
@@ -506,10 +506,10 @@ def test_batches_are_index_tensors_drawn_from_named_streams(data_root):
     from cl_domains.core.recipe import load_recipe
     from cl_domains.core.rng import generator
     from cl_domains.core.task import StepContext
-    from cl_domains.timeseries.ts2vec import TS2Vec
+    from cl_domains.timeseries.ts2vec import TS2VecTask
 
     r = load_recipe("recipes/autotcl_ucr.yaml", "quick", TINY["autotcl_ucr"] + ["method={name: ts2vec}"])
-    task = TS2Vec(r, data_root, torch.device("cpu"))
+    task = TS2VecTask(r, data_root, torch.device("cpu"))
     (e0,), (e1,) = list(task.batches(0))[:1], list(task.batches(1))[:1]
     assert e0.dtype == torch.long and not torch.equal(e0, e1)
     want = torch.randperm(len(task.train_x), generator=generator(r.train.seed, "shuffle", 1))[: task.batch_size]
@@ -525,10 +525,10 @@ def test_autotcl_alternates_on_the_loop_step(data_root, monkeypatch):
     """ratio_step counts the loop's steps (ctx.step), so a resumed run alternates as the uninterrupted one."""
     from cl_domains.core.recipe import load_recipe
     from cl_domains.core.task import StepContext
-    from cl_domains.timeseries.autotcl import AutoTCL
+    from cl_domains.timeseries.autotcl import AutoTCLTask
 
     r = load_recipe("recipes/autotcl_ucr.yaml", "quick", TINY["autotcl_ucr"] + ["method.ratio_step=2"])
-    task = AutoTCL(r, data_root, torch.device("cpu"))
+    task = AutoTCLTask(r, data_root, torch.device("cpu"))
     calls = []
     monkeypatch.setattr(task, "augmenter_step", lambda x, g: calls.append(1) or {})
     batch = next(iter(task.batches(0)))

@@ -7,13 +7,15 @@ import gzip
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from conftest import readme_snippet
 
 from cl_domains.core.errors import UserError
-from cl_domains.timeseries import TSEncoder
+from cl_domains.timeseries import AutoTCL, TS2Vec, TSEncoder
 from cl_domains.timeseries.data import Classification, Regression, read_long, read_ts_split
-from cl_domains.timeseries.probes import regression_probe
+from cl_domains.timeseries.probes import encode_series, regression_probe
+from cl_domains.timeseries.ts_format import read_ts
 
 TINY_MODEL = {"output_dims": 16, "hidden": 8, "depth": 2, "mask_p": 0.0}
 
@@ -120,6 +122,7 @@ def test_tser_regression_end_to_end(tmp_path):
     assert m["baselines"]["train mean"]["rmse"] == pytest.approx(float(np.sqrt((err**2).mean())))
     assert m["baselines"]["train mean"]["mae"] == pytest.approx(float(np.abs(err).mean()))
     assert m["select_metric"] == "cv_r2" and m["best_step"] is not None
+    assert -1 < m["baselines"]["ridge on raw series"]["cv_r2"] < 1  # a sane cross-validation of the raw ridge
     assert TSEncoder.load(run.dir / "model").transform(d.x_test).shape == (12, 16)
 
 
@@ -133,6 +136,17 @@ def test_regression_probe_by_hand():
     assert noise["cv_r2"] < 0.2
     with pytest.raises(UserError, match="at least 4 train series"):
         regression_probe((x[:3], y[:3]))
+
+
+def test_regression_probe_cv_survives_columns_that_are_almost_always_padding():
+    """The zero-filled end of the one longer series (tiny values on another row) must not blow up a CV fold."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    y = x @ np.array([1.0, -1.0, 0.5]) + 0.3 * rng.normal(size=40)
+    pad = np.zeros((40, 10))
+    pad[0], pad[1] = 1e-3 * rng.normal(size=10), rng.normal(size=10)
+    res = regression_probe((np.hstack([x, pad]), y))
+    assert res["cv_r2"] > 0.9  # per-fold scaling gave -1512 here
 
 
 def test_kind_mismatch_and_config_errors(tmp_path):
@@ -177,7 +191,7 @@ def test_read_long_format():
     assert X[0, :, 0].tolist() == [10, 11, 12] and X[1, :, 0].tolist() == [20, 21, 22] and X[1, 2, 1] == 0.5
     X, y, _ = read_long(df.drop(index=5), id="sid", time="t", value="v")  # s2 one step shorter: NaN padded
     assert y is None and X.shape == (2, 3, 1) and np.isnan(X[1, 2, 0]) and X[1, :2, 0].tolist() == [20, 21]
-    z = TSEncoder(n_iters=2, depth=1, output_dims=8, hidden=8).fit(X).transform(X)
+    z = TS2Vec(train={"max_steps": 2}, **TINY_FIT).fit(X).embed(X)
     assert z.shape == (2, 8) and np.isfinite(z).all()
 
 
@@ -197,20 +211,45 @@ def test_read_long_format_errors(tmp_path):
         read_long(df, id="sid", time="t", value="cls")
 
 
-def test_tsencoder_trains_autotcl():
+TINY_FIT = {"model": {"depth": 1, "output_dims": 8, "hidden": 8}}
+
+
+def test_tsencoder_is_the_method_estimator_trained_by_the_core_loop(monkeypatch):
     X = np.random.default_rng(0).normal(size=(12, 40, 2))
-    enc = TSEncoder(method="autotcl", n_iters=3, depth=1, output_dims=8, hidden=8).fit(X)
-    assert enc.transform(X).shape == (12, 8)
-    assert TSEncoder(method="autotcl", per="timestamp", n_iters=1, depth=1, output_dims=8).fit(X).transform(
-        X
-    ).shape == (12, 40, 8)
-    a = TSEncoder(method="autotcl", n_iters=2, depth=1, output_dims=8, seed=3).fit(X).transform(X)
-    b = TSEncoder(method="autotcl", n_iters=2, depth=1, output_dims=8, seed=3).fit(X).transform(X)
-    assert np.array_equal(a, b)  # seeded
+    enc = TSEncoder(method="autotcl", train={"max_steps": 3}, **TINY_FIT).fit(X)
+    assert isinstance(enc, AutoTCL) and enc.recipe_.method.name == "autotcl" and enc.metrics_ == {}
+    z = enc.embed(X)
+    assert z.shape == (12, 8) and z.dtype == np.float32 and np.array_equal(enc.transform(X), z)
+    assert enc.embed_timestamps(X).shape == (12, 40, 8)
+    a = AutoTCL(train={"max_steps": 2, "seed": 3}, **TINY_FIT).fit(X).embed(X)
+    b = AutoTCL(train={"max_steps": 2, "seed": 3}, **TINY_FIT).fit(X).embed(X)
+    c = AutoTCL(train={"max_steps": 2, "seed": 4}, **TINY_FIT).fit(X).embed(X)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)  # seeded by train.seed
+    assert "BaseEstimator" not in (TSEncoder.__doc__ or "") and "contrastive method" in TSEncoder.__doc__
     with pytest.raises(UserError, match="method must be one of autotcl, ts2vec"):
-        TSEncoder(method="simclr").fit(X)
-    with pytest.raises(UserError, match="aug_dimm"):
-        TSEncoder(method="autotcl", method_params={"aug_dimm": 3}).fit(X)
+        TSEncoder(method="simclr")
+    with pytest.raises(UserError, match=r"'n_iters' is not accepted; write train=\{'max_steps': N\}"):
+        TSEncoder(n_iters=5)
+    with pytest.raises(UserError, match=r"'method_params' is not accepted"):
+        TSEncoder(method_params={"aug_dim": 3})
+    with pytest.raises(UserError, match=r"aug_dimm.*did you mean 'aug_dim'"):
+        AutoTCL(method={"aug_dimm": 3}).fit(X)
+    with pytest.raises(UserError, match=r"the series have 3 channel\(s\), the encoder was trained on 2"):
+        enc.embed(np.zeros((2, 40, 3)))
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: threads.append(n))
+    TS2Vec(train={"max_steps": 1, "threads": 1}, **TINY_FIT).fit(X)
+    assert threads[0] == 1  # train.threads is honoured (and restored afterwards)
+
+
+def test_tsencoder_trains_the_learnable_temperature_with_the_recipe_optimiser():
+    """The one training path: the objective's temperature is optimised with the encoder, weight decay is the
+    recipe's (0.0) and the run's non-finite guard applies."""
+    X = np.random.default_rng(0).normal(size=(16, 30, 1))
+    method = {"objective": {"learnable_temperature": True}}
+    enc = TS2Vec(method=method, train={"max_steps": 3, "lr": 0.05}, **TINY_FIT).fit(X)
+    assert enc.recipe_.train.weight_decay == 0.0
+    assert enc.task_.objective.temperature.log_scale.item() != pytest.approx(0.0)  # log(1 / 1.0) at the start
 
 
 def test_readme_example(tmp_path, monkeypatch):
@@ -223,6 +262,7 @@ def test_readme_example(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), scope)
     assert scope["X"].shape == (12, 24, 2) and scope["y"].tolist() == trl
     assert scope["Z"].shape == (12, 64) and np.isfinite(scope["Z"]).all()
+    assert np.array_equal(AutoTCL.load(tmp_path / "my_encoder").embed(scope["X"]), scope["Z"])
 
 
 def long_table(cases, labels):
@@ -279,3 +319,37 @@ def test_ucr_set_written_as_ts_reads_like_the_tsv_reader(tmp_path, data_root):
     assert d.x_train.shape == ref.x_train.shape == (20, 24, 1) and d.x_test.shape == (343, 24, 1)
     assert np.allclose(d.x_train, ref.x_train, atol=1e-5) and np.allclose(d.x_test, ref.x_test, atol=1e-5)
     assert d.y_train.tolist() == ref.y_train.tolist() and d.y_test.tolist() == ref.y_test.tolist()
+
+
+def test_regress_kind_follows_with_its_selection_metric(tmp_path):
+    """A classification recipe switched to ``kind: regress`` selects on cv_r2 (max) instead of failing at its first
+    evaluation; an unknown metric is refused before the baselines and the first step."""
+    (tr, ytr), (te, yte) = toy_regression(24, 0), toy_regression(12, 1)
+    train, test = write_pair(tmp_path, ts_text(tr, ytr, dims=2, regress=True), ts_text(te, yte, dims=2, regress=True))
+    data = {"kind": "regress", "path": str(train), "test": str(test)}
+    run = run_recipe(tmp_path, data, steps=2, select_metric="cv_acc", select_mode="max", eval_before=False)
+    assert run.metrics["select_metric"] == "cv_r2" and run.metrics["best_step"] is not None
+    assert yaml.safe_load((run.dir / "config.yaml").read_text())["train"]["select_metric"] == "cv_r2"
+    run = run_recipe(tmp_path, data, steps=2, select_metric="val_mse", select_mode="min", eval_before=False)
+    assert run.metrics["select_metric"] == "cv_r2" and run.metrics["best_step"] is not None
+    with pytest.raises(UserError, match=r"train.select_metric 'acc' is not a dev metric of data.kind 'regress'.*cv_r2"):
+        run_recipe(tmp_path, data, steps=2, select_metric="acc")
+
+
+def test_a_loaded_encoder_scores_a_ts_pair_as_its_run_did(tmp_path):
+    (tr, trl), (te, tel) = toy_classes(12, 2, 0), toy_classes(6, 2, 1)
+    train, test = write_pair(tmp_path, ts_text(tr, trl, dims=2), ts_text(te, tel, dims=2))
+    est = TS2Vec(train={"max_steps": 2, "batch_size": 4}, **TINY_FIT).fit(str(train), test=str(test))
+    assert est.recipe_.data.kind == "classify" and set(est.metrics_) == {"acc", "cv_acc"}
+    assert est.evaluate() == est.metrics_
+    raw = read_ts(train)[0]  # the file's own values: embed standardises them as the run's reader did
+    run_view = encode_series(est.net_, est.task_.data.x_train)
+    assert np.allclose(est.embed(raw), run_view, atol=1e-5) and not np.allclose(encode_series(est.net_, raw), run_view)
+    est.save(tmp_path / "enc")
+    again = TSEncoder.load(tmp_path / "enc")
+    assert np.array_equal(again.embed(raw), est.embed(raw))  # the scaler is saved with the weights
+    assert again.evaluate(str(train), test=str(test)) == est.metrics_  # rebuilt from the saved recipe and weights
+    mem = TS2Vec(train={"max_steps": 1}, **TINY_FIT).fit(np.random.default_rng(0).normal(size=(4, 10, 1)))
+    assert mem.evaluate() == mem.metrics_ == {}  # unlabelled series: nothing to score
+    with pytest.raises(UserError, match="give the data to score"):
+        TSEncoder.load(mem.save(tmp_path / "mem")).evaluate()

@@ -1,7 +1,6 @@
 """tsai backbones (the optional ``tsai`` extra): the adapter's contract with a fake ``tsai`` package (always run),
 and real tsai architectures where tsai is installed (``.ci/run``'s separate tsai environment)."""
 
-import json
 import os
 import subprocess
 import sys
@@ -10,7 +9,6 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_model
 
 from cl_domains.core.errors import UserError
 from cl_domains.timeseries import TSEncoder, tsai_backbone
@@ -109,13 +107,14 @@ def test_adapter_shapes_nan_padding_and_export(fake_tsai, tmp_path):
     loss.backward()
     assert torch.isfinite(loss) and net.features.body[0][0].weight.grad.abs().sum() > 0
     # an exported tsai-backbone encoder (what TimeseriesTask.export writes) loads through TSEncoder
+    from cl_domains.core.recipe import load_recipe
+    from cl_domains.timeseries.encoder import write_encoder
+
     d = tmp_path / "model"
-    d.mkdir()
     config = dict(
         input_dims=2, output_dims=5, hidden=3, backbone={"name": "tsai", "arch": "FakeConv", "kwargs": {"nf": 6}}
     )
-    (d / "config.json").write_text(json.dumps({"network": config}))
-    save_model(net.eval(), str(d / "model.safetensors"))
+    write_encoder(d, load_recipe("recipes/autotcl_ucr.yaml", "quick"), net.eval(), config)
     got = TSEncoder.load(d).transform(x.numpy())
     assert got.shape == (4, 5) and np.isfinite(got).all()
 

@@ -83,7 +83,7 @@ def test_seeded_runs_are_identical(tmp_path, tiny_backbone, tiny_data):
 
 
 def test_nan_loss_stops_with_a_diagnosis(tmp_path, tiny_backbone, tiny_data, monkeypatch):
-    from cl_domains.sentences.simcse import SimCSE
+    from cl_domains.sentences.simcse import SimCSETask as SimCSE
 
     real = SimCSE.loss
     calls = {"n": 0}

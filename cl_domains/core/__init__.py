@@ -27,6 +27,7 @@ _LAZY = {
     **dict.fromkeys(("method", "register_domain"), "registry"),
     **dict.fromkeys(("Callback", "TrainState", "train_recipe", "train_task"), "train"),
     **dict.fromkeys(("Objective", "ObjectiveConfig", "objective_config"), "objectives"),
+    "Estimator": "estimator",
     "eval_mode": "modes",
     "generator": "rng",
     "StrictModel": "recipe",

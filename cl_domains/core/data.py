@@ -3,7 +3,9 @@
 Data root: ``--data-root``, else ``$CL_DOMAINS_DATA``, else ``../shared/data`` beside a source checkout,
 else a per-user cache directory.
 Every dataset has a card ``datasets/<name>.yaml``: its files (path under the root, sha256,
-rows), official source, licence and, where one exists, how to fetch it. Recipes name data as
+rows), official source, licence and, where one exists, how to fetch it. A card's file paths are relative
+and stay inside the data root (absolute paths and ``..`` that climbs out are refused); downloads are
+http(s) only, and archive members are read only when they are regular files with a name inside the archive. Recipes name data as
 ``"<card>/<file key>"`` (e.g. ``stsb/test``) or as a path to the user's own file.
 """
 
@@ -21,9 +23,10 @@ from pathlib import Path
 from typing import Optional
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .errors import UserError
+from .paths import is_inside
 from .recipe import StrictModel
 
 __all__ = [
@@ -55,12 +58,37 @@ class DataFile(StrictModel):
     )
     note: str = ""
 
+    @field_validator("path")
+    @classmethod
+    def _stays_in_root(cls, v: str) -> str:
+        if Path(v).is_absolute() or v.startswith("~") or "\x00" in v or not is_inside(v, "/root"):
+            raise ValueError(f"file path {v!r} must be relative to the data root and stay inside it (no '..' out)")
+        return v
+
 
 class FetchSource(StrictModel):
     url: str
     sha256: Optional[str] = None
     archive: Optional[str] = Field(None, description="tar.gz | zip | gz; None = the file itself")
     members: dict[str, str] = Field(default_factory=dict, description="archive member -> file key")
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, v: str) -> str:
+        try:
+            _check_url(v)
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+
+def _check_url(url: str) -> None:
+    """Only ``http://`` and ``https://`` downloads (no ``file://``, ``ftp://`` or other schemes)."""
+    from urllib.parse import urlparse
+
+    scheme = urlparse(url).scheme.lower()
+    if scheme not in ("http", "https") or not urlparse(url).netloc:
+        raise UserError(f"download URL {url[:200]!r} is not an http(s) URL; only http:// and https:// are fetched.")
 
 
 class DatasetCard(StrictModel):
@@ -209,6 +237,7 @@ def verify(name: str, root: str | Path | None = None) -> list[tuple[str, Path, s
 
 
 def _download(url: str, dest: Path) -> None:
+    _check_url(url)
     try:
         with urllib.request.urlopen(url, timeout=60) as r, open(dest, "wb") as f:
             shutil.copyfileobj(r, f)
@@ -233,7 +262,7 @@ def fetch(name: str, root: str | Path | None = None, *, force: bool = False) -> 
             if src.sha256 and sha256sum(blob) != src.sha256:
                 raise UserError(f"download of {src.url} has the wrong sha256; not used.")
             for member, key in src.members.items() or [(None, k) for k in targets]:
-                data = _extract(blob, src.archive, member)
+                data = _extract(blob, src.archive, member, src.url)
                 out, entry = targets[key], c.files[key]
                 digest = hashlib.sha256(data).hexdigest()
                 if entry.plain_sha256 and digest == entry.plain_sha256 and out.suffix == ".gz":
@@ -248,23 +277,53 @@ def fetch(name: str, root: str | Path | None = None, *, force: bool = False) -> 
     return written
 
 
-def _extract(blob: Path, archive: str | None, member: str | None) -> bytes:
+_FILTER_ERROR = getattr(tarfile, "FilterError", ())  # Python without tarfile's extraction filters: no such error
+
+
+def _extract(blob: Path, archive: str | None, member: str | None, url: str = "the download") -> bytes:
+    """The bytes of ``member`` of the downloaded archive (the whole file without an archive). Only a regular
+    file whose name stays inside the archive is read (tarfile's ``data`` filter rules; no links); a damaged
+    archive or a missing member is a :class:`UserError` naming the download."""
+    import gzip
+    import zlib
+
     if archive is None:
         return blob.read_bytes()
-    if archive == "gz":
-        import gzip
-
-        return gzip.decompress(blob.read_bytes())
-    if archive == "tar.gz":
-        with tarfile.open(blob, "r:gz") as t:
-            f = t.extractfile(member)
-            if f is None:
-                raise UserError(f"archive member {member} not found in the download")
-            return f.read()
-    if archive == "zip":
+    if archive not in ("gz", "tar.gz", "zip"):
+        raise UserError(f"unknown archive type {archive!r} for {url}; use tar.gz, zip or gz.")
+    if member is not None and (Path(member).is_absolute() or not is_inside(member, "/archive")):
+        raise UserError(f"archive member {member!r} of {url} leaves the archive's folder; refusing it.")
+    try:
+        if archive == "gz":
+            return gzip.decompress(blob.read_bytes())
+        if member is None:
+            raise UserError(f"the card names no member of the {archive} archive {url} to read; list it under members.")
+        if archive == "tar.gz":
+            with tarfile.open(blob, "r:gz") as t:
+                entry = t.getmember(member)
+                if hasattr(tarfile, "data_filter"):
+                    entry = tarfile.data_filter(entry, "/archive")
+                f = t.extractfile(entry) if entry.isfile() else None
+                if f is None:
+                    raise UserError(f"archive member {member!r} of {url} is not a regular file (a link or folder).")
+                return f.read()
         with zipfile.ZipFile(blob) as z:
-            return z.read(member)
-    raise UserError(f"unknown archive type {archive!r}")
+            zinfo = z.getinfo(member)
+            mode = zinfo.external_attr >> 16
+            if zinfo.is_dir() or (mode and (mode & 0o170000) not in (0, 0o100000)):
+                raise UserError(f"archive member {member!r} of {url} is not a regular file (a link or folder).")
+            return z.read(zinfo)
+    except KeyError:
+        raise UserError(
+            f"archive member {member!r} is not in the download {url}; the card's members are wrong."
+        ) from None
+    except _FILTER_ERROR as exc:
+        raise UserError(f"archive member {member!r} of {url} is refused: {exc}.") from None
+    except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise UserError(
+            f"the download {url} is not a valid {archive} archive ({type(exc).__name__}: {str(exc)[:200]}); "
+            "it is damaged or truncated: run `cl-domains data fetch` again."
+        ) from None
 
 
 class UserText:

@@ -70,7 +70,7 @@ def embed_file(model_dir: str | Path, data: str | Path, out: str | Path, *, batc
     ids, inputs = est.read_inputs(data)
     if len(ids) == 0:
         raise UserError(f"--data {data}: no inputs found.")
-    pieces = _chunks(inputs, batch_size)
+    pieces = _chunks(inputs, batch_size) if est.chunked_inference else None
     if pieces is None:
         z = est.embed(inputs)
     else:

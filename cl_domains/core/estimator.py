@@ -29,9 +29,16 @@ import difflib
 import inspect
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from .errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .modeldir import ModelDir
+    from .recipe import Recipe
+    from .task import Task
 
 __all__ = ["Estimator", "estimator", "estimators", "estimator_class", "load", "RENAMED_KEYWORDS"]
 
@@ -62,7 +69,7 @@ _SECTIONS = ("model", "data", "method", "train", "eval")
 _ESTIMATORS: dict[tuple[str, str], type["Estimator"]] = {}
 
 
-def estimator(domain: str, name: str, *, method: str | None = None):
+def estimator(domain: str, name: str, *, method: str | None = None) -> Callable[[type[Estimator]], type[Estimator]]:
     """Class decorator registering an estimator under ``(domain, name)``.
 
     Args:
@@ -150,6 +157,17 @@ class Estimator:
     default_profile: ClassVar[str] = "quick"
     default_seed: ClassVar[int] = 0
     renamed: ClassVar[dict[str, str]] = RENAMED_KEYWORDS  # a domain may extend it
+    # cl-domains embed may embed a list/array of inputs in chunks (with a progress bar): set False where the rows of
+    # one call interact (e.g. batches sorted by length) so that chunks would not equal one call exactly
+    chunked_inference: ClassVar[bool] = True
+
+    # learned attributes, set by fit() or load()
+    recipe_: Recipe  # the resolved recipe trained
+    task_: Task | None  # the trained task (None after load)
+    run_dir_: Path | None  # the kept run directory (None with out=None, or after load)
+    metrics_: dict[str, float]  # the final test metrics of the run report
+    baselines_: dict[str, dict[str, float]]  # the baselines' test metrics on the same data
+    paper_: dict[str, float]  # the paper's numbers, when they are for the data trained on
 
     def __init__(
         self,
@@ -181,15 +199,15 @@ class Estimator:
                     names.append(p.name)
         return names
 
-    def _refuse(self, unknown: dict[str, Any]) -> None:
+    def _refuse(self, unknown: dict[str, Any], where: str = "()") -> None:
         for key in unknown:
             if key in self.renamed:
                 raise UserError(
-                    f"{type(self).__name__}(): the keyword {key!r} is not accepted; write {self.renamed[key]}."
+                    f"{type(self).__name__}{where}: the keyword {key!r} is not accepted; write {self.renamed[key]}."
                 )
             hint = difflib.get_close_matches(key, self._param_names(), n=1)
             raise UserError(
-                f"{type(self).__name__}(): unknown keyword {key!r}"
+                f"{type(self).__name__}{where}: unknown keyword {key!r}"
                 + (f" (did you mean {hint[0]!r}?)" if hint else "")
                 + f"; the keywords are: {', '.join(self._param_names())}."
             )
@@ -219,7 +237,7 @@ class Estimator:
         return f"{type(self).__name__}({shown})"
 
     # ------------------------------------------------------------------ the recipe
-    def build_recipe(self, data_settings: dict[str, Any] | None = None):
+    def build_recipe(self, data_settings: dict[str, Any] | None = None) -> Recipe:
         """The resolved recipe ``fit`` trains: the starting recipe and profile, then ``data_settings`` (from
         :meth:`data_settings`) and the section dicts, validated by the recipe schema.
 
@@ -282,18 +300,19 @@ class Estimator:
             return {}
         raise UserError(f"{type(self).__name__}.fit() does not accept data of type {type(data).__name__}.")
 
-    def build_task(self, recipe, device, data: Any, *args: Any, **kwargs: Any):
+    def build_task(self, recipe: Recipe, device: torch.device, data: Any, *args: Any, **kwargs: Any) -> Task:
         """The task to train: the registered task class of the recipe's method, built on the in-memory ``data``.
         Default: ``cls(recipe, None, device)`` (the data is in the recipe)."""
         from . import registry
 
-        return registry.method_spec(recipe.domain, recipe.method.name).cls(recipe, None, device)
+        task: Task = registry.method_spec(recipe.domain, recipe.method.name).cls(recipe, None, device)
+        return task
 
-    def after_fit(self, task) -> None:
+    def after_fit(self, task: Task) -> None:
         """Keep what inference needs from the trained ``task`` (default: ``model_ = task.model``)."""
         self.model_ = task.model
 
-    def embed_tensor(self, x: Any):
+    def embed_tensor(self, x: Any) -> torch.Tensor:
         """Embeddings of ``x`` as a torch tensor ``[n, dim]`` (any device, any float dtype)."""
         raise NotImplementedError(f"{type(self).__name__}.embed_tensor")
 
@@ -312,7 +331,7 @@ class Estimator:
         state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
         return {"model.safetensors": state}, {}, {}
 
-    def restore(self, model_dir) -> None:
+    def restore(self, model_dir: ModelDir) -> None:
         """Rebuild the fitted state (e.g. ``model_``) from a :class:`cl_domains.core.modeldir.ModelDir`."""
         raise NotImplementedError(f"{type(self).__name__}.restore")
 
@@ -324,13 +343,14 @@ class Estimator:
         Returns:
             ``self``, with ``recipe_``, ``metrics_``, ``baselines_``, ``run_dir_`` and ``task_`` set.
         """
+        from .runs import shown_paper
         from .train import train_recipe
 
-        self._refuse({k: v for k, v in kwargs.items() if k in self.renamed})
+        self._refuse({k: v for k, v in kwargs.items() if k in self.renamed}, ".fit()")
         recipe = self.build_recipe(self.data_settings(data, *args, **kwargs))
         built = []
 
-        def build(recipe, device):
+        def build(recipe: Recipe, device: torch.device) -> Task:
             built.append(self.build_task(recipe, device, data, *args, **kwargs))
             return built[-1]
 
@@ -342,7 +362,7 @@ class Estimator:
         self.task_ = built[-1]
         self.metrics_ = dict(metrics.get("final", {}))
         self.baselines_ = {k: dict(v) for k, v in metrics.get("baselines", {}).items()}
-        self.paper_ = dict(metrics.get("paper", {}).get("metrics", recipe.paper.metrics))
+        self.paper_ = dict(shown_paper(metrics))
         self.after_fit(self.task_)
         return self
 
@@ -352,7 +372,7 @@ class Estimator:
                 f"this {type(self).__name__} is not fitted yet: call fit(...) or {type(self).__name__}.load(dir)."
             )
 
-    def embed(self, x: Any, *, as_tensor: bool = False):
+    def embed(self, x: Any, *, as_tensor: bool = False) -> Any:
         """Embeddings of ``x`` (the domain's inputs), one row per input in input order.
 
         Args:
@@ -370,7 +390,7 @@ class Estimator:
         z = z.detach().to("cpu", torch.float32)
         return z if as_tensor else z.numpy()
 
-    def predict(self, x: Any):
+    def predict(self, x: Any) -> Any:
         """Predictions of the method's head (regression values, intents, ...)."""
         raise UserError(f"{type(self).__name__} has no prediction head; use embed(x).")
 
@@ -389,12 +409,14 @@ class Estimator:
         self._check_fitted()
         if data is not None:
             raise UserError(f"{type(self).__name__}.evaluate() takes no data; it scores the test split of the recipe.")
-        if getattr(self, "task_", None) is None:
+        task = self.task_
+        if task is None:
             raise UserError(
-                f"{type(self).__name__}.evaluate() needs the trained task (a loaded model has none); give data."
+                f"{type(self).__name__}.evaluate() scores the test split with the trained task; a loaded model has "
+                "none."
             )
-        with eval_mode(self.task_.model):
-            return dict(self.task_.evaluate("test"))
+        with eval_mode(task.model):
+            return dict(task.evaluate("test"))
 
     def manifest(self) -> dict[str, Any]:
         """The manifest fields this estimator saves (see :func:`cl_domains.core.modeldir.make_manifest`)."""

@@ -17,13 +17,16 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._version import __version__
 from .errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .recipe import Recipe
 
 __all__ = [
     "FORMAT",
@@ -103,12 +106,19 @@ def _read_json(path: Path) -> Any:
         raise UserError(f"{path} is not valid JSON ({exc}); the model directory is damaged.") from None
 
 
-def _finite(d: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in d.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}
+def _finite(d: Any) -> dict[str, float]:
+    """The finite numbers of a metrics dict (anything else, e.g. a note, is left out)."""
+    if not isinstance(d, dict):
+        return {}
+    return {
+        str(k): float(v)
+        for k, v in d.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
 
 
 def make_manifest(
-    recipe,
+    recipe: Recipe,
     *,
     estimator: str | None = None,
     embedding_dim: int | None = None,
@@ -143,7 +153,7 @@ def make_manifest(
         "embedding_dim": embedding_dim,
         "files": {},
         "metrics": _finite(metrics or {}),
-        "baselines": {k: _finite(v) for k, v in (baselines or {}).items()},
+        "baselines": {str(k): _finite(v) for k, v in (baselines or {}).items() if isinstance(v, dict)},
         "paper": _finite(paper or {}),
         **extras,
     }
@@ -335,7 +345,7 @@ def write_card(directory: str | Path, manifest: dict[str, Any], card: str | None
     return path
 
 
-def write_run_model(directory: str | Path, recipe, metrics: dict[str, Any]) -> Path | None:
+def write_run_model(directory: str | Path, recipe: Recipe, metrics: dict[str, Any]) -> Path | None:
     """Complete a run's ``model/`` folder (what ``Task.export`` wrote) into a model directory: the manifest and the
     model card from the run's recipe, final metrics, baselines and paper numbers. A manifest the export wrote itself
     (with its domain fields) is kept and gets the run's metrics.

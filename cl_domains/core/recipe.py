@@ -71,6 +71,9 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
     renamed: ClassVar[dict[str, str]] = {}  # old key -> new key: the old one is refused, naming the new one
+    # alternative keys (one source of data or another) -> the keys that only apply with it: one given by an
+    # override replaces the recipe's others (see replace_alternatives)
+    alternatives: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -353,6 +356,23 @@ def _set_path(d: dict, parts: list[str], value: Any) -> None:
     d[parts[-1]] = value
 
 
+def replace_alternatives(section: dict, schema: type, given: set[str] | dict) -> dict:
+    """``section`` without the keys that a key in ``given`` replaces: when ``given`` (the keys an override or
+    an estimator's settings set) names one of ``schema.alternatives`` with a value, the recipe's other
+    alternatives and the keys that only apply with them are dropped, unless given too (e.g. an interaction log
+    given replaces the recipe's sequence file)."""
+    groups = getattr(schema, "alternatives", {})
+    if not any(k in groups and section.get(k) is not None for k in given):
+        return section
+    out = dict(section)
+    for key, companions in groups.items():
+        if key not in given:
+            for k in (key, *companions):
+                if k not in given:
+                    out.pop(k, None)
+    return out
+
+
 def _fields_at(model: type | None, loc: tuple) -> list[str]:
     """Allowed keys of the (nested) pydantic model that owns ``loc[-1]``."""
     for part in loc[:-1]:
@@ -431,12 +451,18 @@ def recipe_from_dict(
             raise UserError(f"{where}: unknown profile {short_repr(profile)}; choose one of: {choices}.")
         merged = _deep_merge(merged, base.profiles[profile])
         where += f" (profile {profile!r})"
+    given = set()  # the data keys set by the Python settings or --set: one source given replaces the other
     if sections:
         merged = _deep_merge(merged, sections)
         where += f" with the Python settings {', '.join(f'{k}=' for k in sections)}"
+        given |= set(sections.get("data") or {})
     for text in overrides:
         parts, value = parse_override(text)
         _set_path(merged, parts, value)
+        given |= {parts[1]} if len(parts) == 2 and parts[0] == "data" else set()
+    if isinstance(merged.get("data"), dict) and isinstance(merged.get("domain"), str) and given:
+        schema = registry.domain(merged["domain"]).data_schema
+        merged["data"] = replace_alternatives(merged["data"], schema, given)
     if overrides:
         where += " with --set overrides"
     top = _validate(_RecipeFile, {**merged, "profiles": {}}, "", where)

@@ -6,17 +6,29 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
 from .errors import UserError
 from .recipe import Recipe
+from .safefs import KIB, MIB, UnsafeFile, check_regular, is_inside, read_json
 
-__all__ = ["Run", "atomic_write_text", "comparison_table", "fmt_metric", "shown_paper"]
+__all__ = ["Run", "RunInfo", "atomic_write_text", "comparison_table", "fmt_metric", "shown_paper"]
+
+#: size limits of the state files read back from a run directory
+STATE_MAX_BYTES = 256 * MIB  # metrics.json, trainer.json (loss histories grow with the steps)
+SMALL_MAX_BYTES = 64 * KIB  # run.json, cell.json, the lock's info, checkpoints/latest
+LOCK_NAME, LOCK_INFO = ".lock", ".lock.json"
+#: the entries a run writes into its directory: on resume each must be what it claims, and inside the directory
+_RUN_FILES = ("metrics.json", "train.log", "report.md", "curves.png", "run.json", "config.yaml", LOCK_NAME, LOCK_INFO)
+_RUN_FOLDERS = ("checkpoints", "best", "model", "strategies")
+_HELD: dict[Path, Any] = {}  # run directory -> the FileLock this process holds on it
 
 console = Console(stderr=True)
 
@@ -35,13 +47,17 @@ class Run:
         self.dir = Path(directory)
         self.muted = False  # set on the non-zero ranks of a multi-process run: only rank 0 writes the log
         self.metrics: dict[str, Any] = {}
-        if (self.dir / "metrics.json").is_file():
+        f = self.dir / "metrics.json"
+        if os.path.lexists(f):
             try:
-                self.metrics = json.loads((self.dir / "metrics.json").read_text())
-            except (ValueError, UnicodeDecodeError) as exc:
+                metrics = read_json(f, STATE_MAX_BYTES, base=self.dir)
+            except UnsafeFile as exc:
+                raise UserError(f"{exc} The run directory is damaged.") from None
+            if not isinstance(metrics, dict):
                 raise UserError(
-                    f"{self.dir / 'metrics.json'} is not valid JSON ({exc}); the run directory is damaged."
-                ) from None
+                    f"{f} holds a {type(metrics).__name__}, not the run's metrics; the run directory is damaged."
+                )
+            self.metrics = metrics
 
     latest_created: Path | None = (
         None  # the last directory :meth:`create` made in this process (the CLI names it on Ctrl-C)
@@ -86,12 +102,108 @@ class Run:
             "host": platform.node(),
         }
         atomic_write_text(d / "run.json", json.dumps(info, indent=2))
-        return cls(d)
+        run = cls(d)
+        run.lock()
+        return run
 
     @property
     def info(self) -> dict[str, Any]:
+        """``run.json`` validated (:class:`RunInfo`); empty when absent, a :class:`UserError` naming the file when
+        it is damaged."""
         f = self.dir / "run.json"
-        return json.loads(f.read_text()) if f.is_file() else {}
+        if not os.path.lexists(f):
+            return {}
+        from pydantic import ValidationError
+
+        data = read_json(f, SMALL_MAX_BYTES, base=self.dir)
+        try:
+            return RunInfo.model_validate(data).model_dump(exclude_none=True)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(map(str, first["loc"])) or "top level"
+            raise UnsafeFile(f"{f} is not a run description ({where}: {first['msg']}).") from None
+
+    def check_layout(self) -> None:
+        """Before resuming: every entry the run writes is a regular file or folder (no FIFO, device or other
+        surprise) and no link leads out of the run directory (so nothing is read, written or deleted outside it).
+
+        Raises:
+            UserError: naming the entry and what it is.
+        """
+        for name in (*_RUN_FILES, *_RUN_FOLDERS):
+            p = self.dir / name
+            if not os.path.lexists(p):
+                continue
+            if not is_inside(p, self.dir):
+                raise UserError(
+                    f"{p} is a link to {os.path.realpath(p)}, outside the run directory {self.dir}: a run only reads, "
+                    "writes and deletes inside its directory. Replace the link with the folder or file itself."
+                )
+            ok = p.is_dir() if name in _RUN_FOLDERS else p.is_file()
+            if not ok:
+                kind = "folder" if name in _RUN_FOLDERS else "regular file"
+                raise UserError(f"{p} is not a {kind}; the run directory is damaged (move that entry away).")
+
+    def lock(self) -> bool:
+        """Claim the run directory for this process (a lock file, released when the process ends in any way);
+        its holder is written next to it. Returns False when this process holds it already.
+
+        Raises:
+            UserError: another process holds it (naming its pid, host and command), or the lock file is not a
+                regular file.
+        """
+        from filelock import FileLock, Timeout
+
+        key = self.dir.resolve()
+        if key in _HELD:
+            return False
+        path = self.dir / LOCK_NAME
+        if os.path.lexists(path):
+            check_regular(path, base=self.dir)
+        lock = FileLock(str(path), timeout=0, thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise UserError(
+                f"the run directory {self.dir} is in use by {self._holder()}; wait until it ends or stop it: "
+                "two processes must not train one run directory."
+            ) from None
+        except OSError as exc:
+            raise UserError(f"cannot lock the run directory {self.dir}: {exc.strerror or exc}.") from None
+        _HELD[key] = lock
+        holder = {"pid": os.getpid(), "host": platform.node(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        atomic_write_text(self.dir / LOCK_INFO, json.dumps({**holder, "command": " ".join(sys.argv)[:500]}))
+        return True
+
+    def _holder(self) -> str:
+        try:
+            info = read_json(self.dir / LOCK_INFO, SMALL_MAX_BYTES, base=self.dir)
+            pid, host = int(info["pid"]), str(info["host"])[:100]
+            since, command = str(info.get("since", "?"))[:40], str(info.get("command", ""))[:200]
+        except (UserError, KeyError, TypeError, ValueError):
+            return "another process (its pid is not recorded)"
+        return f"pid {pid} on host {host} since {since}" + (f" ({command})" if command else "")
+
+    def unlock(self) -> None:
+        """Release the claim of :meth:`lock` (nothing when this process does not hold it)."""
+        Run.release(self.dir)
+
+    @staticmethod
+    def release(directory: Path) -> None:
+        """Release this process's claim on the run directory ``directory`` (see :meth:`lock`)."""
+        key = Path(directory).resolve()
+        lock = _HELD.pop(key, None)
+        if lock is not None:
+            try:
+                os.unlink(key / LOCK_INFO)
+            except OSError:
+                pass
+            lock.release()
+
+    @staticmethod
+    def held() -> set[Path]:
+        """The run directories this process holds (see :meth:`lock`)."""
+        return set(_HELD)
 
     @property
     def config_path(self) -> Path:
@@ -155,13 +267,26 @@ class Run:
             fontsize=7,
         )
         ax3.set(title="test metrics")
-        ax3.legend(fontsize=8)
+        if groups:  # a run with no test metrics (e.g. unlabelled series) has nothing to label
+            ax3.legend(fontsize=8)
         fig.suptitle(self.dir.name, fontsize=9)
         fig.tight_layout()
         out = self.dir / "curves.png"
         fig.savefig(out, dpi=110)
         plt.close(fig)
         return out
+
+
+class RunInfo(BaseModel):
+    """``run.json``: what a run directory was started from (the profile is the only field resuming uses)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    recipe: str | None = Field(None, max_length=500)
+    source: str | None = Field(None, max_length=4096)
+    profile: str | None = Field(None, max_length=200)
+    started: str | None = Field(None, max_length=100)
+    python: str | None = Field(None, max_length=100)
+    host: str | None = Field(None, max_length=500)
 
 
 def fmt_metric(v: Any) -> str:

@@ -27,13 +27,13 @@ import os
 import pickle
 import random
 import re
-import shutil
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
@@ -45,8 +45,19 @@ from .modeldir import write_run_model
 from .modes import eval_mode
 from .recipe import Recipe, TrainConfig, paper_applies
 from .rng import derive_seed
-from .runs import Run, atomic_write_text, comparison_table, console, fmt_metric, shown_paper
+from .runs import (
+    SMALL_MAX_BYTES,
+    STATE_MAX_BYTES,
+    Run,
+    atomic_write_text,
+    comparison_table,
+    console,
+    fmt_metric,
+    shown_paper,
+)
+from .safefs import UnsafeFile, check_regular, is_inside, read_json, read_text, safe_rmtree
 from .task import StepContext, Study, Task
+from .validate import check_metrics
 
 __all__ = [
     "Trainer",
@@ -76,10 +87,44 @@ class TrainState:
     stale: int = 0  # dev evaluations since the best (for train.patience)
 
     @classmethod
-    def from_json(cls, data: Any) -> TrainState:
+    def from_json(cls, data: Any, *, max_steps: int | None = None, max_epochs: int | None = None) -> TrainState:
+        """The state saved in ``trainer.json``, validated: integers where integers belong (no strings, floats or
+        booleans), nothing negative, ``step`` at most ``max_steps``, ``epoch`` at most ``max_epochs``, the best
+        step not after the current one, a finite best value.
+
+        Raises:
+            InvalidState: (a ``TypeError`` and a ``UserError``) naming the first bad field and its value.
+        """
         if not isinstance(data, dict) or set(data) - {f.name for f in fields(cls)}:
-            raise TypeError(f"not a training state: {str(data)[:200]}")
-        return cls(**data)
+            raise InvalidState(f"not a training state: {str(data)[:200]}")
+        try:
+            state = cls(**_StateSchema.model_validate(data).model_dump())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(map(str, first["loc"]))
+            raise InvalidState(
+                f"not a training state: {field} = {str(first.get('input'))[:60]!s} ({first['msg']})"
+            ) from None
+        for name, value, limit in (("step", state.step, max_steps), ("epoch", state.epoch, max_epochs)):
+            if limit is not None and value > limit:
+                raise InvalidState(f"not a training state: {name} = {value} is beyond this run's {limit}")
+        if state.best_step is not None and state.best_step > state.step:
+            raise InvalidState(f"not a training state: best_step = {state.best_step} is after step = {state.step}")
+        return state
+
+
+class InvalidState(UserError, TypeError):
+    """A ``trainer.json`` whose loop state fails validation (a checkpoint holding it is skipped)."""
+
+
+class _StateSchema(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    step: int = Field(0, ge=0)
+    epoch: int = Field(0, ge=0)
+    batch: int = Field(0, ge=0)
+    best: float | None = None
+    best_step: int | None = Field(None, ge=0)
+    stale: int = Field(0, ge=0)
 
 
 class Callback:
@@ -199,11 +244,14 @@ class Trainer:
         atomically and keep the newest ``train.keep_checkpoints`` (rank 0)."""
         if not self.main:
             return
+        self._check_ckpt_dir()
         self.ckpt_dir.mkdir(exist_ok=True)
         name = f"step-{self.state.step:07d}"
         final = self.ckpt_dir / name
         tmp = self.ckpt_dir / f".{name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
+        safe_rmtree(tmp, self.run.dir)
+        if os.path.lexists(tmp):  # a file or a link where our temporary folder goes
+            os.unlink(tmp)
         tmp.mkdir()
         save_model(self.task.model, str(tmp / "model.safetensors"))
         torch.save(
@@ -218,23 +266,37 @@ class Trainer:
             tmp / "trainer.pt",
         )
         (tmp / "trainer.json").write_text(json.dumps({"state": asdict(self.state), "metrics": self.run.metrics}))
-        shutil.rmtree(final, ignore_errors=True)
+        safe_rmtree(final, self.run.dir)
         os.replace(tmp, final)
         atomic_write_text(self.ckpt_dir / "latest", name)
         for old in _checkpoints(self.ckpt_dir)[self.cfg.keep_checkpoints :]:
-            shutil.rmtree(old, ignore_errors=True)
+            safe_rmtree(old, self.run.dir)  # never through a link, never outside the run directory
+
+    def _check_ckpt_dir(self) -> None:
+        """``checkpoints/`` must be a folder inside the run directory: nothing is read, written or pruned through
+        a link that leads elsewhere."""
+        d = self.ckpt_dir
+        if os.path.lexists(d) and (not is_inside(d, self.run.dir) or not d.is_dir()):
+            where = f"a link to {os.path.realpath(d)}, outside the run directory" if d.is_symlink() else "not a folder"
+            raise UserError(
+                f"{d} is {where}: checkpoints are only read, written and deleted inside {self.run.dir}. "
+                "Replace it with the folder itself."
+            )
 
     def _load_checkpoint(self) -> None:
         """Load the newest intact checkpoint of this run (only ``checkpoints/step-N`` folders are
         considered: ``latest`` is a hint, never a path), saying which one and why others were skipped."""
+        self._check_ckpt_dir()
         found = _checkpoints(self.ckpt_dir)
         if not found:
             raise UserError(
                 f"cannot resume {self.run.dir}: it has no checkpoint yet (no {self.ckpt_dir}/step-*). "
                 "Start the run again."
             )
-        pointer = self.ckpt_dir / "latest"
-        hint = pointer.read_text(errors="replace").strip()[:64] if pointer.is_file() else ""
+        try:
+            hint = read_text(self.ckpt_dir / "latest", SMALL_MAX_BYTES, base=self.run.dir).strip()[:64]
+        except UnsafeFile:
+            hint = ""
         if hint and hint != found[0].name:
             self.run.log(
                 f"checkpoints/latest names {hint!r}, not the newest checkpoint folder {found[0].name}: "
@@ -265,20 +327,30 @@ class Trainer:
 
     def _restore(self, ckpt: Path) -> None:
         """Read every file of ``ckpt`` before changing anything, then apply it."""
-        if not (ckpt / "trainer.json").is_file() and (ckpt / "trainer.pt").is_file():
+        base = self.run.dir
+        if not os.path.lexists(ckpt / "trainer.json") and (ckpt / "trainer.pt").is_file():
             raise ValueError(
                 "written by an older cl-domains (loop state pickled in trainer.pt; not loaded, "
                 "as unpickling can run code)"
             )
-        info = json.loads((ckpt / "trainer.json").read_text())
+        info = read_json(ckpt / "trainer.json", STATE_MAX_BYTES, base=base)
         if (
             not isinstance(info, dict)
             or not isinstance(info.get("state"), dict)
             or not isinstance(info.get("metrics"), dict)
         ):
             raise TypeError("trainer.json lacks state/metrics")
+        state = TrainState.from_json(info["state"], max_steps=self.total, max_epochs=self.cfg.epochs)
+        if f"step-{state.step:07d}" != ckpt.name:
+            raise InvalidState(f"trainer.json says step {state.step}, in the folder {ckpt.name}")
+        if state.epoch < self.cfg.epochs and state.batch > self.task.num_batches(state.epoch):
+            raise InvalidState(f"trainer.json: batch {state.batch} is beyond epoch {state.epoch}'s batches")
+        history = info["metrics"].get("history")
+        if not isinstance(history, dict) or not all(isinstance(history.get(k), list) for k in ("loss", "dev")):
+            raise InvalidState("trainer.json: metrics.history lacks its loss and dev lists")
+        check_regular(ckpt / "trainer.pt", base=base)
+        check_regular(ckpt / "model.safetensors", base=base)
         saved = torch.load(ckpt / "trainer.pt", map_location="cpu", weights_only=True)
-        state = TrainState.from_json(info["state"])
         missing = set(self.task.optimizers()) - set(saved["task_optimizers"])
         if missing:
             raise KeyError(f"no state for the task optimisers {sorted(missing)}")
@@ -569,7 +641,7 @@ class Trainer:
             run.metrics["train_stats"] = stats
             run.log(f"training statistics: {_short(stats)}")
         best = run.dir / "best" / "model.safetensors"
-        if best.is_file():
+        if best.is_file() and not best.is_symlink():
             load_model(task.model, str(best), device=str(self.device))
             if self.state.best_step == 0:
                 run.metrics["kept_start"] = True
@@ -579,6 +651,7 @@ class Trainer:
                     f"using the best dev checkpoint: step {self.state.best_step} ({self.select} = {self.state.best:.4f})"
                 )
         after = self._evaluate("test")
+        check_metrics(after, where=f"{self.recipe.name}: test")  # NaN/inf fails the run instead of being reported
         run.metrics.update(
             {
                 "final": after,
@@ -649,37 +722,66 @@ def train_recipe(
 ) -> Run:
     """Build the recipe's task and train it in a new run directory, or resume ``resume`` (a run dir).
     ``build(recipe, device)`` replaces the registered class's ``cls(recipe, data_root, device)`` (an estimator's
-    task on in-memory data); seeding, threads and processes are the same either way."""
+    task on in-memory data); seeding, threads and processes are the same either way.
+
+    A run directory is trained by one process at a time: a second ``train_recipe`` (or ``cl-domains run
+    --resume``) on a directory in use raises a :class:`UserError` naming the holder."""
     from . import registry
     from .recipe import load_recipe
 
-    if resume is not None:
-        run: Run | None = Run(Path(resume))
-        if not run.config_path.is_file():
-            raise UserError(f"cannot resume {resume}: it is not a run directory (no config.yaml).")
-        recipe = load_recipe(run.config_path)
-        recipe.profile = run.info.get("profile")
-    elif recipe is None:
-        raise ValueError("give a recipe or a run directory to resume")
-    else:
-        run = None  # created once the task is built, so bad data leaves no empty run directory
-        Run.check_out(out)  # but a wrong --out is said before the data loads
-    cls = registry.method_spec(recipe.domain, recipe.method.name).cls
-    device = pick_device(recipe.train.device)
+    if resume is None and recipe is None:
+        raise UserError("give a recipe or a run directory to resume.")
+    held = Run.held()
     threads = torch.get_num_threads()
-    if recipe.train.threads:
-        torch.set_num_threads(recipe.train.threads)
-    owns_group = D.init_from_env()
+    owns_group = False
     try:
+        if resume is not None:
+            run: Run | None = _open_for_resume(Path(resume))
+            if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 holds the directory for every rank
+                run.lock()
+            recipe = load_recipe(run.config_path)
+            try:
+                recipe.profile = run.info.get("profile")
+            except UserError as exc:
+                run.log(f"{exc} Its profile label is unknown; resuming from config.yaml, which holds every setting.")
+                recipe.profile = None
+        else:
+            run = None  # created once the task is built, so bad data leaves no empty run directory
+            Run.check_out(out)  # but a wrong --out is said before the data loads
+        cls = registry.method_spec(recipe.domain, recipe.method.name).cls
+        device = pick_device(recipe.train.device)
+        if recipe.train.threads:
+            torch.set_num_threads(recipe.train.threads)
+        owns_group = D.init_from_env()
         seed_everything(recipe.train.seed)  # heads are initialised while the task is built
         task = build(recipe, device) if build is not None else cls(recipe, data_root, device)
         if isinstance(task, Study):  # several trainings in one run (e.g. strategies x seeds)
             return task.run(out=out, device=device, run=run)
         return train_task(recipe, task, out=out, run=run, device=device, callbacks=callbacks)
     finally:
+        _release(held)  # the run directories claimed here (a resumed one, those created by a study)
         torch.set_num_threads(threads)  # a recipe's thread count must not outlive its run (tests, notebooks)
         if owns_group:
             D.shutdown()
+
+
+def _open_for_resume(directory: Path) -> Run:
+    """The run directory to resume, checked: a folder with a regular ``config.yaml``, its entries what they claim
+    and none a link out of it."""
+    if not directory.is_dir():
+        raise UserError(f"cannot resume {directory}: no such run directory.")
+    run = Run(directory)
+    if not run.config_path.is_file():
+        raise UserError(f"cannot resume {directory}: it is not a run directory (no config.yaml).")
+    run.check_layout()
+    check_regular(run.config_path, base=run.dir, max_bytes=STATE_MAX_BYTES)
+    return run
+
+
+def _release(held: set[Path]) -> None:
+    """Release the run directories locked since ``held`` was taken (:meth:`Run.held`)."""
+    for directory in Run.held() - held:
+        Run.release(directory)
 
 
 def train_task(
@@ -693,6 +795,26 @@ def train_task(
 ) -> Run:
     """Train a built task in a new run directory under ``out``, or resume ``run`` (an existing
     one). Under torchrun, rank 0 creates the directory and every rank uses it."""
+    resume = run is not None
+    held = Run.held()
+    if resume:
+        run.check_layout()
+        if D.rank() == 0:
+            run.lock()
+    try:
+        return _train_task(recipe, task, run, out, device, callbacks)
+    finally:
+        _release(held)
+
+
+def _train_task(
+    recipe: Recipe,
+    task: Task,
+    run: Run | None,
+    out: str | Path,
+    device: torch.device | None,
+    callbacks: Sequence[Callback],
+) -> Run:
     resume = run is not None
     if run is not None and "final" in run.metrics:  # finished: resuming must not evaluate or write again
         console.print(

@@ -3,13 +3,18 @@
 
 Public API::
 
-    from cl_domains.hetgraph import MEOW, load_heco, load_encoder
-    z = MEOW(epochs=20).fit(data, target="movie", metapaths=[["movie", "actor", "movie"]]).embed(data)
-    z = load_encoder("runs/meow_acm-.../model").embed(load_heco("acm"))   # [4019, 64]
+    from cl_domains.hetgraph import MEOW, load_graph, load_heco
+    m = MEOW(train={"epochs": 20}).fit(data, target="movie", metapaths=[["movie", "actor", "movie"]])
+    z = m.embed(data)                       # numpy float32 [movies, 64]
+    m.save("meow-movies")
+    z = MEOW.load("meow-movies").embed(load_graph("movies.pt"))   # a torch.save'd HeteroData, read safely
+
+``load_graph`` reads a ``torch.save``d ``HeteroData`` (``torch.load(weights_only=True)`` alone refuses PyG's
+classes); ``load_encoder(dir)`` gives the saved torch encoder itself.
 """
 
 from ..core.registry import register_domain
-from .adameow import AdaMEOW
+from .adameow import AdaMEOWTask
 from .data import (
     SCHEMAS,
     context_incidence,
@@ -21,14 +26,16 @@ from .data import (
     resolve_metapath,
 )
 from .encoder import MEOWEncoder, prepare
+from .estimator import MEOW, AdaMEOW, HetGraphEstimator, load_encoder, read_graph
 from .evaluate import cluster_scores, linear_probe
-from .meow import MEOW
-from .task import HetGraphDataConfig, HetGraphEvalConfig, HetGraphModelConfig, HetGraphTask, load_encoder
+from .meow import MEOWTask
+from .task import HetGraphDataConfig, HetGraphEvalConfig, HetGraphModelConfig, HetGraphTask
 
 __all__ = [
     "SCHEMAS",
     "load_heco",
     "load_graph",
+    "read_graph",
     "read_schema",
     "resolve_metapath",
     "metapath_counts",
@@ -39,9 +46,12 @@ __all__ = [
     "linear_probe",
     "cluster_scores",
     "HetGraphTask",
-    "load_encoder",
+    "MEOWTask",
+    "AdaMEOWTask",
+    "HetGraphEstimator",
     "MEOW",
     "AdaMEOW",
+    "load_encoder",
 ]
 
 register_domain("hetgraph", model=HetGraphModelConfig, data=HetGraphDataConfig, eval=HetGraphEvalConfig)

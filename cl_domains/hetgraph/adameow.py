@@ -20,7 +20,7 @@ from .losses import AdaMEOWObjective, views_nce
 from .minibatch import adameow_batch_loss
 from .task import HetGraphTask
 
-__all__ = ["AdaMEOWConfig", "PairWeights", "AdaMEOW"]
+__all__ = ["AdaMEOWConfig", "PairWeights", "AdaMEOWTask"]
 
 
 class AdaMEOWConfig(StrictModel):
@@ -53,8 +53,8 @@ class PairWeights(nn.Module):
 
 
 @method("hetgraph", "adameow")
-class AdaMEOW(HetGraphTask):
-    """Loss (AdaMEOW eq. 12): ``objective(fine_i -> coarse_i; negatives coarse_j weighted w_ij)``, published
+class AdaMEOWTask(HetGraphTask):
+    """The AdaMEOW training task (the estimator is :class:`cl_domains.hetgraph.AdaMEOW`). Loss (AdaMEOW eq. 12): ``objective(fine_i -> coarse_i; negatives coarse_j weighted w_ij)``, published
     ``info_nce`` at 0.4 (see :mod:`.losses`). Unlike the official code, the positive's own term keeps weight 1
     (the core's weighted InfoNCE)."""
 

@@ -30,8 +30,10 @@ from pydantic import Field, ValidationError
 
 from ..core import data as core_data
 from ..core.errors import UserError
+from ..core.paths import inside, is_file
 from ..core.recipe import StrictModel
 from ..core.rng import generator
+from ..core.validate import max_array_bytes
 
 __all__ = [
     "SCHEMAS",
@@ -47,6 +49,7 @@ __all__ = [
     "pathsim_topk",
     "encode_labels",
     "make_splits",
+    "check_graph",
     "SPLITS",
 ]
 
@@ -74,6 +77,14 @@ class HeCoSchema(StrictModel):
     labels: Optional[str] = Field(None, description="label file of the target nodes (none: embeddings only)")
     splits: list[int] = Field(default_factory=list, description="label rates with train/val/test_<rate> files")
     metapaths: dict[str, list[str]] = Field(default_factory=dict, description="default meta-paths, by name")
+    allow_outside: bool = Field(
+        False,
+        description="accept an absolute 'folder' or one outside the schema file's folder (file names always stay "
+        "inside 'folder')",
+    )
+
+
+SCHEMA_BYTES = 1 << 20  # a schema names a few files and types: anything larger is not one
 
 
 def read_schema(path: str | Path) -> HeCoSchema:
@@ -81,8 +92,17 @@ def read_schema(path: str | Path) -> HeCoSchema:
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"schema file {path} does not exist.")
+    if path.stat().st_size > SCHEMA_BYTES:
+        raise UserError(
+            f"schema file {path} is {path.stat().st_size:,} bytes, over the {SCHEMA_BYTES:,} a graph schema may have; "
+            "is it the right file?"
+        )
     try:
-        schema = HeCoSchema.model_validate(yaml.safe_load(path.read_text()))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"schema file {path} cannot be read as UTF-8 text ({type(exc).__name__}).") from None
+    try:
+        schema = HeCoSchema.model_validate(yaml.safe_load(text))
     except (yaml.YAMLError, ValidationError) as exc:
         raise UserError(
             f"schema file {path} is not a valid graph schema ({str(exc)[:400]}). It needs 'target', 'nodes' "
@@ -91,8 +111,21 @@ def read_schema(path: str | Path) -> HeCoSchema:
         ) from None
     if schema.folder is None and schema.card is None:
         schema.folder = str(path.parent)
-    elif schema.folder is not None and not Path(schema.folder).is_absolute():
-        schema.folder = str(path.parent / schema.folder)
+    elif schema.folder is not None:
+        where = path.parent
+        schema.folder = str(
+            inside(
+                schema.folder,
+                where,
+                file=path,
+                key="folder",
+                allow_outside=schema.allow_outside,
+                option="allow_outside",
+            )
+        )
+    if schema.card is None:  # file names are looked up in the folder: each must stay inside it
+        for key in _keys(schema):
+            inside(key, schema.folder, file=path, key=f"file {key!r}")
     types = set(schema.nodes)
     for where, names in [("target", [schema.target])] + [(f"edges.{k}", v) for k, v in schema.edges.items()]:
         bad = [t for t in names if t not in types]
@@ -120,12 +153,16 @@ def _file(schema: HeCoSchema, key: str, root: str | Path | None, folder: str | P
     if folder is None:
         return core_data.resolve(f"{schema.card}/{key}", root)
     folder = Path(folder).expanduser()
-    if (folder / key).is_file():
+    inside(key, folder, file=schema.name or "graph schema", key=f"file {key!r}")
+    if is_file(folder / key):
         return folder / key
-    matches = sorted(folder.glob(f"{key}.*"))
+    try:
+        matches = sorted(folder.glob(f"{key}.*"))
+    except (OSError, ValueError):
+        matches = []
     if not matches:
         raise UserError(
-            f"{schema.name or 'graph'}: file '{key}.*' (npz/npy/txt) is missing from {folder}. "
+            f"{schema.name or 'graph'}: file '{key[:200]}.*' (npz/npy/txt) is missing from {folder}. "
             f"A HeCo-format folder needs: {', '.join(_keys(schema))}."
         )
     return matches[0]
@@ -138,22 +175,43 @@ def _keys(schema: HeCoSchema) -> list[str]:
 
 
 def _read_features(path: Path) -> sp.csr_matrix:
+    x = None
     try:
         if path.suffix == ".npz":
             try:
-                return sp.csr_matrix(sp.load_npz(path), dtype=np.float32)
+                x = sp.csr_matrix(sp.load_npz(path), dtype=np.float32)
             except (ValueError, KeyError, TypeError, AttributeError):  # HeCo's dblp/t_feat.npz is really a .npy array
                 pass
-        return sp.csr_matrix(np.load(path, allow_pickle=False), dtype=np.float32)
+        if x is None:
+            x = sp.csr_matrix(np.load(path, allow_pickle=False), dtype=np.float32)
     except Exception as exc:
-        raise UserError(f"cannot read node features {path}: {exc}") from None
+        raise UserError(f"cannot read node features {path}: {_no_content(exc)}") from None
+    bad = ~np.isfinite(x.data)
+    if bad.any():
+        row = int(np.searchsorted(x.indptr, np.flatnonzero(bad)[0], side="right") - 1)
+        raise UserError(
+            f"node features {path}: a NaN or infinite value in row {row} (node {row}; "
+            f"{int(bad.sum()):,} values in all). Impute or drop them before training."
+        )
+    return x
+
+
+def _no_content(exc: BaseException) -> str:
+    """An exception's first line with quoted text removed: a reader's error must not echo the file."""
+    import re
+
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:200]
 
 
 def _read_edges(path: Path, n_src: int, n_dst: int) -> np.ndarray:
+    import warnings
+
     try:
-        pairs = np.loadtxt(path, dtype=np.int64, ndmin=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": the check below says it
+            pairs = np.loadtxt(path, dtype=np.int64, ndmin=2)
     except (ValueError, OverflowError, EOFError, OSError) as exc:  # OSError, EOFError: a damaged .gz
-        raise UserError(f"{path}: every line must be two integer node ids ({str(exc)[:200]}).") from None
+        raise UserError(f"{path}: every line must be two integer node ids ({_no_content(exc)}).") from None
     if pairs.shape[1] != 2:
         raise UserError(f"{path}: expected 2 columns per line, found {pairs.shape[1]}.")
     for col, n in ((0, n_src), (1, n_dst)):
@@ -169,7 +227,7 @@ def _read_ids(path: Path, n: int) -> np.ndarray:
     try:
         ids = np.load(path, allow_pickle=False).reshape(-1).astype(np.int64)
     except (ValueError, OSError, EOFError, TypeError) as exc:
-        raise UserError(f"cannot read split file {path}: {str(exc)[:200]}") from None
+        raise UserError(f"cannot read split file {path}: {_no_content(exc)}") from None
     if ids.size == 0 or ids.min() < 0 or ids.max() >= n:
         raise UserError(
             f"split file {path}: node ids must lie in 0..{n - 1} (the labelled nodes); "
@@ -189,7 +247,7 @@ def _read_labels(path: Path) -> np.ndarray:
         labels = np.array([line.strip() for line in path.read_text().splitlines() if line.strip()])
         return labels.astype(np.int64) if all(v.lstrip("-").isdigit() for v in labels) else labels
     except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read labels {path}: {str(exc)[:200]}") from None
+        raise UserError(f"cannot read labels {path}: {_no_content(exc)}") from None
 
 
 # ----------------------------------------------------------------------------- loaders
@@ -271,7 +329,8 @@ def load_graph(path: str | Path, trust_pickle: bool = False):
     """A ``torch.save``d ``HeteroData``, loaded with ``torch.load(weights_only=True)`` and PyG's storage classes
     allow-listed (tensors, numbers, strings, lists, dicts: no code runs). A file holding other objects (numpy
     arrays, custom classes) loads only with ``trust_pickle=True`` (``data.trust_pickle``): a full unpickle, which
-    can run code, so only for files you trust."""
+    can run code, so only for files you trust. This is how to read a saved graph in Python (a plain
+    ``torch.load(path, weights_only=True)`` refuses PyG's classes): ``MEOW.load(model_dir).embed(load_graph(path))``."""
     import pickle
 
     from torch_geometric.data import HeteroData
@@ -295,7 +354,12 @@ def load_graph(path: str | Path, trust_pickle: bool = False):
             for c in allowed + torch.serialization.get_safe_globals()
             if isinstance(c, type)
         }
-        unsafe = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(path)) - known)
+        try:
+            unsafe = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(path)) - known)
+        except Exception:  # noqa: BLE001 - not a readable checkpoint at all
+            raise UserError(
+                f"cannot read graph file {path} with torch.load: it is damaged or not a torch.save'd file."
+            ) from None
         unsafe = ", ".join(unsafe) if unsafe else "objects a safe load refuses"
         raise UserError(
             f"graph file {path} holds {unsafe}, which only a full unpickle can read (and unpickling can run code). "
@@ -309,7 +373,69 @@ def load_graph(path: str | Path, trust_pickle: bool = False):
             f"graph file {path} holds a {type(data).__name__}, not a torch_geometric HeteroData: "
             "save one with torch.save(data, path)."
         )
+    check_graph(data, f"graph file {path}")
     return data
+
+
+def _declared_nodes(data, ntype: str) -> int | None:
+    """The node count a type declares (``num_nodes``, else rows of ``x``), never inferred from edge ids."""
+    s = data[ntype]
+    if "num_nodes" in s:
+        return int(s["num_nodes"])
+    x = s.get("x")
+    return int(x.size(0)) if isinstance(x, torch.Tensor) and x.dim() >= 1 else None
+
+
+def check_graph(data, where: str = "the graph") -> None:
+    """Check a ``HeteroData`` before anything is sized from it: every node type declares its count
+    (``num_nodes`` or ``x``), counts fit the memory budget, edge ids are integers inside their node types'
+    ranges, and node features are finite. Raises :class:`UserError` naming the type and the first bad id."""
+    budget = max_array_bytes()
+    counts = {}
+    for ntype in data.node_types:
+        n = _declared_nodes(data, ntype)
+        if n is not None and (n < 0 or 24 * n > budget):
+            raise UserError(
+                f"{where}: node type {ntype!r} declares {n:,} nodes; sizing it needs about {24 * n / 2**30:,.1f} GiB, "
+                f"over the reader's limit of {budget / 2**30:g} GiB. Fix num_nodes, or raise CL_DOMAINS_MAX_ARRAY_GB."
+            )
+        counts[ntype] = n
+        x = data[ntype].get("x")
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            vals = x.coalesce().values() if x.is_sparse else x
+            if not torch.isfinite(vals).all():
+                if x.is_sparse:
+                    row = int(x.coalesce().indices()[0][~torch.isfinite(vals)][0])
+                else:
+                    row = int(torch.nonzero(~torch.isfinite(x.reshape(len(x), -1)).any(1))[0])
+                raise UserError(
+                    f"{where}: node features {ntype}.x hold a NaN or infinite value at node {row}. "
+                    "Impute or drop them before training."
+                )
+    for etype in data.edge_types:
+        ei = data[etype].get("edge_index")
+        if ei is None:
+            continue
+        if not isinstance(ei, torch.Tensor) or ei.dim() != 2 or ei.size(0) != 2 or ei.is_floating_point():
+            raise UserError(
+                f"{where}: edge type {etype} has an edge_index of shape {tuple(getattr(ei, 'shape', ()))}; "
+                "it must be an integer tensor [2, edges]."
+            )
+        for side, ntype in ((0, etype[0]), (1, etype[2])):
+            n = counts.get(ntype)
+            if n is None:
+                raise UserError(
+                    f"{where}: node type {ntype!r} (of edge type {etype}) has neither x nor num_nodes; "
+                    f"set data[{ntype!r}].num_nodes so edge ids can be checked."
+                )
+            ids = ei[side]
+            bad = (ids < 0) | (ids >= n)
+            if ids.numel() and bad.any():
+                k = int(torch.nonzero(bad)[0])
+                raise UserError(
+                    f"{where}: edge {k} of {etype} names {ntype} node {int(ids[k]):,}, outside 0..{n - 1} "
+                    f"({int(bad.sum()):,} edges like it). Fix the edge ids or num_nodes."
+                )
 
 
 def _to_torch(x: sp.spmatrix) -> torch.Tensor:

@@ -10,6 +10,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
+from ..core.errors import UserError
 from ..core.recipe import StrictModel
 from ..core.registry import method
 from ..core.task import StepContext
@@ -17,7 +18,7 @@ from .losses import MEOWObjective, cluster_weights, kmeans, proto_nce, views_nce
 from .minibatch import meow_batch_loss
 from .task import HetGraphTask
 
-__all__ = ["MEOWConfig", "MEOW", "kmeans", "cluster_weights", "proto_nce"]
+__all__ = ["MEOWConfig", "MEOWTask", "kmeans", "cluster_weights", "proto_nce"]
 
 
 class MEOWConfig(StrictModel):
@@ -32,11 +33,21 @@ class MEOWConfig(StrictModel):
 
 
 @method("hetgraph", "meow")
-class MEOW(HetGraphTask):
-    """Loss (MEOW eqs. 7-10): ``objective(coarse_i -> fine_i; negatives fine_j weighted w_ij) + lam * ProtoNCE``;
+class MEOWTask(HetGraphTask):
+    """The MEOW training task (the estimator is :class:`cl_domains.hetgraph.MEOW`). Loss (MEOW eqs. 7-10): ``objective(coarse_i -> fine_i; negatives fine_j weighted w_ij) + lam * ProtoNCE``;
     k-means runs on the detached fine projections of the same forward pass (once per epoch)."""
 
     config = MEOWConfig
+
+    def build_heads(self) -> None:
+        """Refuse more k-means clusters than target nodes before training starts."""
+        n, cfg = int(self.data[self.target].num_nodes), self.cfg
+        too_many = [k for k in cfg.clusters if k > n] if cfg.weighted or cfg.proto_weight > 0 else []
+        if too_many:
+            raise UserError(
+                f"method.clusters {cfg.clusters} asks k-means for {max(too_many)} clusters, but the graph has only "
+                f"{n} {self.target} nodes; set method.clusters to values of at most {n} (e.g. [{max(2, n // 10)}])."
+            )
 
     def loss(self, batch, ctx: StepContext):
         if batch is not None:  # mini-batch mode: a tensor of target-node ids

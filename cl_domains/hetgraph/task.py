@@ -1,32 +1,38 @@
-"""Recipe sections of the heterogeneous-graph domain and the task its methods share (full batch or mini-batch), usable from a
-recipe (``data.dataset`` / ``data.path``) or from Python::
-
-    MEOW(epochs=20).fit(data, target="movie", metapaths=[["movie", "actor", "movie"]]).embed(data)
-"""
+"""Recipe sections of the heterogeneous-graph domain and the task its methods share (full batch or mini-batch), built from a recipe
+(``data.dataset`` / ``data.path``) or on an in-memory graph (``graph=``, what the estimators of
+:mod:`cl_domains.hetgraph.estimator` pass)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import numpy as np
 import torch
 from pydantic import Field, PositiveInt
-from safetensors.torch import load_model, save_model
 
 from ..core import distributed as D
 from ..core.errors import UserError
 from ..core.objectives import Objective
-from ..core.recipe import Recipe, StrictModel, TrainConfig, recipe_from_dict
+from ..core.recipe import Recipe, StrictModel
 from ..core.task import Task
-from .data import SCHEMAS, SPLITS, encode_labels, load_graph, load_heco, make_splits, node_features, resolve_metapath
+from .data import (
+    SCHEMAS,
+    SPLITS,
+    check_graph,
+    encode_labels,
+    load_graph,
+    load_heco,
+    make_splits,
+    node_features,
+    resolve_metapath,
+)
 from .encoder import MEOWEncoder, estimate_memory, used_types
 from .evaluate import cluster_scores, linear_probe
 from .minibatch import SampledGraph, StreamingKMeans, batch_nce, estimate_minibatch_memory, target_batches
 from .sampling import default_fanouts
 
-__all__ = ["HetGraphModelConfig", "HetGraphDataConfig", "HetGraphEvalConfig", "HetGraphTask", "load_encoder"]
+__all__ = ["HetGraphModelConfig", "HetGraphDataConfig", "HetGraphEvalConfig", "HetGraphTask"]
 
 GiB = 2**30
 
@@ -84,30 +90,18 @@ class HetGraphEvalConfig(StrictModel):
     cluster_runs: int = Field(10, gt=0)
 
 
-# what MEOW(...) uses from Python when a keyword is not given (the shipped recipes' settings)
-PYTHON_DEFAULTS = {
-    "train": {
-        "seed": 0,
-        "lr": 7e-4,
-        "epochs": 100,
-        "eval_every": 10,
-        "checkpoint_every": 50,
-        "schedule": "constant",
-        "eval_before": False,
-        "batch_size": 1024,
-    },
-}
-
-
-def load_data(d: HetGraphDataConfig, data_root) -> tuple[Any, str, dict[str, list]]:
-    """The recipe's graph, target node type and meta-paths (named)."""
-    if (d.dataset is None) == (d.path is None):
+def load_data(d: HetGraphDataConfig, data_root, graph=None) -> tuple[Any, str, dict[str, list]]:
+    """The recipe's graph (or the in-memory ``graph``: its shipped schema, if any, then the recipe's ``target`` and
+    ``metapaths``), target node type and meta-paths (named)."""
+    schema = None
+    if graph is not None:
+        data, schema = graph, SCHEMAS.get(str(getattr(graph, "dataset", None)))
+    elif (d.dataset is None) == (d.path is None):
         raise UserError(
             "recipe data: give exactly one of data.dataset (a shipped graph: "
             f"{', '.join(SCHEMAS)}) and data.path (a torch.save'd HeteroData .pt, or a HeCo-format schema .yaml)."
         )
-    schema = None
-    if d.dataset is not None:
+    elif d.dataset is not None:
         if d.dataset not in SCHEMAS:
             raise UserError(f"data.dataset {d.dataset!r} is not a shipped graph; choose one of: {', '.join(SCHEMAS)}.")
         schema, data = SCHEMAS[d.dataset], load_heco(d.dataset, data_root, d.folder)
@@ -122,7 +116,7 @@ def load_data(d: HetGraphDataConfig, data_root) -> tuple[Any, str, dict[str, lis
     metapaths = d.metapaths if d.metapaths is not None else (list(schema.metapaths.values()) if schema else None)
     if target is None or not metapaths:
         raise UserError(
-            f"data.path {d.path}: give data.target (a node type: {', '.join(data.node_types)}) and data.metapaths "
+            f"data.path {d.path or '(in-memory graph)'}: give data.target (a node type: {', '.join(data.node_types)}) and data.metapaths "
             "(e.g. [[target, other, target]])."
         )
     names = list(schema.metapaths) if schema and d.metapaths is None else None
@@ -150,17 +144,18 @@ class HetGraphTask(Task):
     dev_metric = "val_macro_f1"
     gathers_negatives = True  # mini-batch losses gather the global batch's keys themselves (several processes)
 
-    def __init__(self, recipe: Recipe | None = None, data_root=None, device: torch.device | None = None, **params):
-        self._params, self.device = params, device  # params: Python use, keywords of fit()'s recipe
+    def __init__(self, recipe: Recipe | None = None, data_root=None, device: torch.device | None = None, *, graph=None):
+        self.device = device
         if recipe is None:
             return
-        data, target, metapaths = load_data(recipe.data, data_root)
+        data, target, metapaths = load_data(recipe.data, data_root, graph)
         self._setup(recipe, data, target, metapaths)
 
     # ------------------------------------------------------------------ set-up
     def _setup(self, recipe: Recipe, data, target: str, metapaths: dict[str, list]) -> None:
         self.recipe, self.cfg, self.seed = recipe, recipe.method, recipe.train.seed
         self.data, self.target = data, target
+        check_graph(data)  # node counts, edge ids and features checked before anything is sized from them
         if target not in data.node_types:
             raise UserError(
                 f"target node type {target!r} is not in the graph (node types: {', '.join(data.node_types)})."
@@ -249,32 +244,6 @@ class HetGraphTask(Task):
     def build_heads(self) -> None:
         """Methods add trained modules beyond the encoder here."""
 
-    # ------------------------------------------------------------------ Python API
-    def fit(self, data, target: str, metapaths, *, out: str | Path = "runs", **params) -> HetGraphTask:
-        """Train on a ``HeteroData`` in memory (a run directory under ``out``); keywords set recipe keys of
-        any section (``epochs``, ``nei_max``, ``objective={"loss": "dcl"}``, ...; ``eval={"lr": ..}`` for a section)."""
-        from ..core.train import seed_everything, train_task
-
-        named = _named(metapaths)
-        recipe = python_recipe(type(self), {**self._params, **params}, target, named)
-        seed_everything(recipe.train.seed)
-        self._setup(recipe, data, target, named)
-        threads = torch.get_num_threads()
-        if recipe.train.threads:
-            torch.set_num_threads(recipe.train.threads)
-        try:
-            self.run = train_task(recipe, self, out=out)
-        finally:
-            torch.set_num_threads(threads)
-        return self
-
-    def embed(self, data, ctx=None) -> torch.Tensor:
-        """Target-node embeddings of a ``HeteroData`` with the trained encoder's node types and meta-paths
-        (mini-batch training: of the training graph, embedded in chunks with sampled neighbourhoods)."""
-        if self.sampled is not None and data is self.data:
-            return self.embeddings()
-        return self.encoder.embed(data)
-
     # ------------------------------------------------------------------ loop
     def num_batches(self, epoch: int) -> int:
         return 1 if self.sampled is None else len(self._target_batches(epoch))
@@ -346,9 +315,10 @@ class HetGraphTask(Task):
         return {"untrained encoder": self.test_scores(self.embeddings()), "raw features": self.test_scores(raw)}
 
     def export(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        save_model(self.encoder, str(directory / "encoder.safetensors"))
-        (directory / "config.json").write_text(json.dumps(self.encoder.config, indent=1))
+        """The model directory of :mod:`cl_domains.hetgraph.modelfiles` (``MEOW.load(directory)`` reads it)."""
+        from .modelfiles import write_model
+
+        write_model(self, directory)
 
 
 def _fanouts(given, hops, names: list[str]) -> list[list[int]]:
@@ -366,38 +336,3 @@ def _fanouts(given, hops, names: list[str]) -> list[list[int]]:
 def _width(data, ntype: str) -> int:
     x = data[ntype].get("x")
     return int(x.shape[1]) if x is not None else int(data[ntype].num_nodes)
-
-
-def python_recipe(cls: type, params: dict[str, Any], target: str, metapaths: dict[str, list] | None = None) -> Recipe:
-    """The recipe of a Python ``fit``: ``PYTHON_DEFAULTS`` under the keywords; a flat keyword goes to the first
-    section (train, model, method, eval) that has it, a dict keyword named after a section fills that section."""
-    schemas = {"train": TrainConfig, "model": HetGraphModelConfig, "method": cls.config, "eval": HetGraphEvalConfig}
-    sections: dict[str, dict] = {k: dict(PYTHON_DEFAULTS.get(k, {})) for k in schemas}
-    for key, value in params.items():
-        if key in schemas and isinstance(value, dict):
-            sections[key].update(value)
-            continue
-        home = next((s for s, m in schemas.items() if key in m.model_fields), None)
-        if home is None or key == "name":
-            known = sorted({f for m in schemas.values() for f in m.model_fields} - {"name"})
-            raise UserError(f"{cls.__name__}: unknown keyword {key!r}; known: {', '.join(known)}.")
-        sections[home][key] = value
-    name = cls.config.model_fields["name"].default
-    sections["method"]["name"] = name
-    paths = [[p if isinstance(p, str) else list(p) for p in path] for path in (metapaths or {}).values()]
-    raw = {
-        "name": f"{name}_python",
-        "domain": "hetgraph",
-        "description": f"{cls.__name__} trained from Python on an in-memory HeteroData",
-        **sections,
-        "data": {"target": target, "metapaths": paths},
-    }
-    return recipe_from_dict(raw, source=f"{cls.__name__}(...) keywords")
-
-
-def load_encoder(directory: str | Path) -> MEOWEncoder:
-    """An exported encoder (``<run>/model``): ``load_encoder(d).embed(load_heco("acm"))``."""
-    directory = Path(directory)
-    enc = MEOWEncoder.from_config(json.loads((directory / "config.json").read_text()))
-    load_model(enc, str(directory / "encoder.safetensors"))
-    return enc.eval()

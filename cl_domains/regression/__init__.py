@@ -2,16 +2,17 @@
 tables (UCI Airfoil, Concrete, Energy, or the user's own CSV/parquet), sentence pairs (STS-B-DIR)
 and series windows (exchange rate).
 
-Your own data: ``data.dataset: table | pbp | tser`` with ``data.path`` (a table, a PBP folder, a ``.ts`` file),
-or in memory with :func:`fit`.
+Your own data: ``data.dataset: table | pbp`` with ``data.path`` (a table, a PBP folder), or in memory with the
+estimators (``SupReMix().fit(X, y)``; ``RankNContrast``, ``L1Regressor``; :func:`fit` is a shortcut).
 
 Public API::
 
-    from cl_domains.regression import fit, SupReMix, supremix_mixtures, supremix_loss, rnc_loss, load_table
+    from cl_domains.regression import SupReMix, RankNContrast, L1Regressor, Regressor, fit, load_table
+    from cl_domains.regression import supremix_mixtures, supremix_loss, SupReMixLoss, rnc_loss
 """
 
 from ..core.registry import register_domain
-from .api import Regressor, fit
+from .api import L1Regressor, RankNContrast, Regressor, SupReMix, fit
 from .data import (
     RegressionData,
     Split,
@@ -20,7 +21,6 @@ from .data import (
     load_exchange,
     load_stsb_dir,
     load_table,
-    load_tser,
     load_uci_pbp,
     stsb_shot_groups,
 )
@@ -28,7 +28,7 @@ from .encoder import MLPEncoder, TemporalEncoder
 from .losses import RnCObjective, SupReMixObjective, rnc_objective, supremix_objective
 from .metrics import metrics_by_shot, regression_metrics
 from .rnc import rnc_loss
-from .supremix import Mixtures, SupReMix, supremix_loss, supremix_mixtures
+from .supremix import Mixtures, SupReMixLoss, supremix_loss, supremix_mixtures
 from .task import (
     METHODS,
     L1Task,
@@ -46,9 +46,11 @@ register_domain("regression", model=RegressionModelConfig, data=RegressionDataCo
 __all__ = [
     "fit",
     "Regressor",
-    "from_arrays",
-    "load_tser",
     "SupReMix",
+    "RankNContrast",
+    "L1Regressor",
+    "from_arrays",
+    "SupReMixLoss",
     "supremix_mixtures",
     "supremix_loss",
     "Mixtures",

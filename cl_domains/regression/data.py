@@ -1,6 +1,6 @@
 """Readers and published splits of the regression benchmarks, and loaders for the user's own data: a table
-(:func:`load_table`, through ``core.tables``), a folder in the PBP layout (:func:`load_uci_pbp`), a TSER ``.ts``
-file (:func:`load_tser`) or in-memory arrays (:func:`from_arrays`).
+(:func:`load_table`, through ``core.tables``), a folder in the PBP layout (:func:`load_uci_pbp`) or in-memory
+arrays (:func:`from_arrays`; series ``[n, length, channels]`` too).
 
 Every loader returns a :class:`RegressionData` with train/dev/test :class:`Split` s. Features are
 arrays (tabular: ``[n, d]``; series: ``[n, window]`` or ``[n, length, channels]``) or sentence pairs
@@ -22,6 +22,7 @@ from ..core.data import open_text
 from ..core.errors import UserError
 from ..core.recipe import short_repr
 from ..core.tables import read_table, require_columns
+from ..core.validate import LARGEST
 
 __all__ = [
     "Split",
@@ -33,7 +34,6 @@ __all__ = [
     "stsb_shot_groups",
     "load_exchange",
     "load_table",
-    "load_tser",
     "from_arrays",
     "pbp_splits",
     "SHOTS",
@@ -92,8 +92,9 @@ def check_xy(
     target: str = "target",
     lines: np.ndarray | None = None,
 ) -> None:
-    """Refuse NaN/inf features or targets and a constant target, naming the column and rows
-    (``lines[i]``: the 1-based file line of row ``i``, when the rows come from a file)."""
+    """Refuse NaN/inf features or targets, values whose square overflows (``|v| > 1e150``) and a constant
+    target, naming the column and rows (``lines[i]``: the 1-based file line of row ``i``, when the rows come
+    from a file)."""
     names = feature_names or [f"column {j}" for j in range(x.shape[1] if x.ndim == 2 else 1)]
     unit = "file lines" if lines is not None else "rows"
 
@@ -101,19 +102,22 @@ def check_xy(
         rows = np.unique(rows)[:5]
         return (lines[rows] if lines is not None else rows).tolist()
 
-    bad = ~np.isfinite(x)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(x) <= LARGEST)
     if bad.any():
         rows, cols = np.nonzero(bad.reshape(len(x), -1))
         col = names[cols[0]] if x.ndim == 2 else "window"
         raise UserError(
-            f"{where}: feature {col!r} has NaN/inf values ({int(bad.sum())} cells, first at {unit} "
-            f"{at(rows)}). Impute or drop them before training."
+            f"{where}: feature {col!r} has NaN/inf or huge (|value| > {LARGEST:g}) values ({int(bad.sum())} cells, "
+            f"first at {unit} {at(rows)}). Impute or drop them before training."
         )
-    if not np.isfinite(y).all():
-        rows = np.nonzero(~np.isfinite(y))[0]
+    with np.errstate(invalid="ignore"):
+        bad_y = ~(np.abs(y) <= LARGEST)
+    if bad_y.any():
+        rows = np.nonzero(bad_y)[0]
         raise UserError(
-            f"{where}: target {target!r} has NaN/inf values at {unit} {at(rows)}"
-            f"{' …' if len(rows) > 5 else ''}. Drop those rows."
+            f"{where}: target {target!r} has NaN/inf or huge (|value| > {LARGEST:g}: its squared error overflows) "
+            f"values at {unit} {at(rows)}{' …' if len(rows) > 5 else ''}. Drop those rows or rescale the target."
         )
     if len(y) and np.ptp(y) == 0:
         raise UserError(
@@ -402,7 +406,7 @@ def load_table(
     df = read_table(path, what="regression table")
     require_columns(df, path, {"data.target": target}, what="regression table")
     features = list(features) if features else [c for c in df.columns if c != target]
-    require_columns(df, path, {"data.features": c for c in features}, what="regression table")
+    require_columns(df, path, {f"data.features[{i}]": c for i, c in enumerate(features)}, what="regression table")
     if target in features:
         raise UserError(f"{path}: the target {target!r} is also listed among data.features.")
     for c in [*features, target]:
@@ -480,46 +484,29 @@ def _series(
     return RegressionData(name, "series", splits["train"], splits["dev"], splits["test"], names, target, scaler)
 
 
-def _ts_targets(x: np.ndarray, y: np.ndarray | None, meta: dict, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if meta.get("task") != "regress":
-        kind = "a classification" if meta.get("task") == "classify" else "an unlabelled"
-        raise UserError(
-            f"{path} is {kind} .ts file; series regression needs a TSER file: '@targetLabel true' in the header "
-            "and a numeric target after the last ':' of each case."
-        )
-    return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-
-
-def load_tser(
-    path: str | Path,
-    test_path: str | Path | None = None,
-    split: int = 0,
-    dev_fraction: float = 0.1,
-    test_fraction: float = 0.2,
-) -> RegressionData:
-    """Time-series extrinsic regression from a ``.ts`` file (``@targetLabel true``, e.g. the Monash/UEA TSER
-    archive; read by :func:`cl_domains.timeseries.ts_format.read_ts`): every series ``[T, d]`` has one numeric target. With ``test_path`` (the archive's ``_TEST.ts``)
-    that file is the test split and ``dev_fraction`` of ``path`` is held out at random (seed ``split``);
-    without it, the rows of ``path`` are split at random by both fractions. Gaps and padding of unequal
-    lengths are filled with the channel's previous value; channels are standardised with training statistics."""
-    from ..timeseries.ts_format import read_ts
-
-    path = Path(path)
-    x, y = _ts_targets(*read_ts(path), path)
-    test = None
-    if test_path is not None:
-        test_path = Path(test_path)
-        xt, yt = _ts_targets(*read_ts(test_path), test_path)
-        if xt.shape[1] < x.shape[1]:  # pad the shorter file to the longer one's length (filled like any gap)
-            xt = np.concatenate([xt, np.full((len(xt), x.shape[1] - xt.shape[1], xt.shape[2]), np.nan)], 1)
-        elif xt.shape[1] > x.shape[1]:
-            x = np.concatenate([x, np.full((len(x), xt.shape[1] - x.shape[1], x.shape[2]), np.nan)], 1)
-        xt = _fill_series(xt, str(test_path))
-        check_xy(xt.reshape(len(xt), -1), yt, str(test_path))
-        test = (xt, yt)
-    idx = _random_split(len(y), split, dev_fraction, 0.0 if test is not None else test_fraction, str(path))
-    name = path.name.split(".")[0]
-    return _series(name, x, y, idx, str(path), test=test)
+def _numbers(a, name: str) -> np.ndarray:
+    """``a`` as float64, or a :class:`UserError` naming the row and column of the first non-number."""
+    try:
+        return np.asarray(a, dtype=np.float64)
+    except (ValueError, TypeError):
+        pass
+    try:
+        obj = np.asarray(a, dtype=object)
+    except ValueError:
+        obj = None
+    if obj is None or obj.dtype != object or any(isinstance(v, (list, tuple, np.ndarray)) for v in obj.reshape(-1)):
+        raise UserError(f"fit(X, y): {name} is ragged (rows of different lengths); give a rectangular array.") from None
+    for index in np.ndindex(obj.shape):
+        v = obj[index]
+        try:
+            float(v)
+        except (ValueError, TypeError):
+            parts = ("row", "step", "channel") if len(index) == 3 else ("row", "column")
+            where = ", ".join(f"{p} {i}" for p, i in zip(parts, index))
+            raise UserError(
+                f"fit(X, y): {name} {where} holds {short_repr(v)}, not a number; encode or drop that column."
+            ) from None
+    raise UserError(f"fit(X, y): {name} cannot be read as numbers.")  # pragma: no cover - defensive
 
 
 def from_arrays(
@@ -535,7 +522,7 @@ def from_arrays(
     """In-memory data: ``x [n, d]`` (a table) or ``[n, T, d]`` (series, NaN gaps allowed). Rows are split at
     random (seed ``split``); ``test_fraction`` 0 makes the dev rows the test split too (the run's final metrics
     are then dev metrics)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64).ravel()
+    x, y = _numbers(x, "X"), _numbers(y, "y").ravel()
     if len(x) != len(y):
         raise UserError(f"fit(X, y): X has {len(x)} rows and y {len(y)}; give one target per row.")
     if x.ndim not in (2, 3):

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from .losses import supremix_objective
 from .mixtures import Mixtures
 
-__all__ = ["Mixtures", "supremix_mixtures", "supremix_loss", "SupReMix"]
+__all__ = ["Mixtures", "supremix_mixtures", "supremix_loss", "SupReMixLoss"]
 
 
 def _pick(mask: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -113,8 +113,8 @@ def supremix_loss(
     return supremix_objective("supcon", z, y, mixtures, temperature, distance_weight, reduction)
 
 
-class SupReMix(nn.Module):
-    """The SupReMix loss as a module: ``SupReMix()(z, y, rng)`` samples the mixtures and scores."""
+class SupReMixLoss(nn.Module):
+    """The SupReMix loss as a module: ``SupReMixLoss()(z, y, rng)`` samples the mixtures and scores."""
 
     def __init__(
         self,

@@ -14,7 +14,6 @@ comparison is one flag (``--set method.name=rnc``). Protocols for the contrastiv
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Literal, Optional
 
@@ -34,7 +33,7 @@ from ..core.registry import method
 from ..core.rng import derive_seed, generator
 from ..core.tables import table_format
 from ..core.task import StepContext, Task
-from .data import RegressionData, load_airfoil, load_exchange, load_stsb_dir, load_table, load_tser, load_uci_pbp
+from .data import RegressionData, load_airfoil, load_exchange, load_stsb_dir, load_table, load_uci_pbp
 from .encoder import MLPEncoder, TemporalEncoder, pair_features
 from .losses import RnCObjective, RnCObjectiveConfig, SupReMixObjective, SupReMixObjectiveConfig
 from .metrics import metrics_by_shot
@@ -60,12 +59,13 @@ METHODS = ("supremix", "rnc", "l1")
 FORMATS = {  # data.dataset values that read data.path: what the path must be
     "table": "a CSV/TSV/JSONL/parquet file with a header (and data.target)",
     "pbp": "a folder with data.txt, index_features.txt, index_target.txt, index_train_<k>.txt, index_test_<k>.txt",
-    "tser": "a .ts file with @targetLabel true (time-series extrinsic regression)",
 }
 ERROR_METRICS = ("mae", "mse", "rmse", "gm")
 
 
 class RegressionModelConfig(StrictModel):
+    """The recipe's ``model`` section of the regression domain: encoder and projector sizes."""
+
     hidden: list[int] = Field(default_factory=lambda: [128, 128], description="MLP widths (tables, sentence pairs)")
     dropout: float = Field(0.0, ge=0, lt=1)
     channels: int = Field(32, gt=0, description="temporal encoder: convolution channels")
@@ -75,28 +75,31 @@ class RegressionModelConfig(StrictModel):
 
 
 class RegressionDataConfig(StrictModel):
+    """The recipe's ``data`` section of the regression domain: the dataset and how its rows are split."""
+
     dataset: str = Field(
         "uci_airfoil",
         description="a dataset card (uci_airfoil, uci_concrete, uci_energy, stsb_dir, exchange_rate, or any "
-        "regression card in the PBP layout), a format of your own data read from data.path (table | pbp | tser), "
-        "or a path (folder: PBP layout; .ts: TSER; other: table)",
+        "regression card in the PBP layout), a format of your own data read from data.path (table | pbp), "
+        "or a path (folder: PBP layout; other: a table)",
     )
     split: int = Field(0, ge=0, description="published split / seed index (Airfoil 0-4, Concrete/Energy 0-19)")
     stsb_split: Literal["official", "supremix"] = "official"
-    path: Optional[str] = Field(
-        None, description="table: a CSV/TSV/JSONL/parquet file; pbp: the folder; tser: the (training) .ts file"
-    )
-    test_path: Optional[str] = Field(None, description="tser: the test .ts file (default: a random test split)")
+    path: Optional[str] = Field(None, description="table: a CSV/TSV/JSONL/parquet file; pbp: the folder")
     target: Optional[str] = Field(None, description="dataset=table: the target column")
     features: Optional[list[str]] = Field(None, description="dataset=table: feature columns (default: all others)")
     dev_fraction: float = Field(0.1, gt=0, lt=1)
-    test_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(
+        0.2, ge=0, lt=1, description="0: no test split; the final metrics are then the dev split's, named dev_*"
+    )
     window: int = Field(168, gt=1)
     horizon: int = Field(12, gt=0)
     max_train: Optional[int] = Field(None, gt=0, description="exchange_rate: keep the most recent N training windows")
 
 
 class RegressionEvalConfig(StrictModel):
+    """The recipe's ``eval`` section of the regression domain: batch size and the two-stage linear probe."""
+
     batch_size: int = Field(2048, gt=0)
     probe: Literal["l1", "mse"] = Field("l1", description="two_stage: linear probe loss (mse = least squares)")
     probe_steps: int = Field(
@@ -105,6 +108,8 @@ class RegressionEvalConfig(StrictModel):
 
 
 class SupReMixConfig(StrictModel):
+    """SupReMix's mixture settings (``method.supremix``): how many hard negatives/positives and how they mix."""
+
     renamed = {"temperature": "method.objective.temperature"}
 
     n_neg: int = Field(16, ge=0, description="anchor-inclusive mixtures (hard negatives) per anchor")
@@ -129,16 +134,22 @@ class RegressionMethodConfig(StrictModel):
 
 
 class SupReMixMethodConfig(RegressionMethodConfig):
+    """The ``method`` section of SupReMix: the shared keys plus its ``objective`` (published: supcon at 0.5)."""
+
     name: Literal["supremix"]
     objective: SupReMixObjectiveConfig = Field(default_factory=SupReMixObjectiveConfig)  # supcon @ 0.5
 
 
 class RnCMethodConfig(RegressionMethodConfig):
+    """The ``method`` section of Rank-N-Contrast: the shared keys plus its ``objective`` (published: rnc at 2)."""
+
     name: Literal["rnc"]
     objective: RnCObjectiveConfig = Field(default_factory=RnCObjectiveConfig)  # rnc @ 2
 
 
 class L1MethodConfig(RegressionMethodConfig):
+    """The ``method`` section of the plain regression loss (no contrastive term, so no ``objective``)."""
+
     name: Literal["l1"]
 
     @model_validator(mode="before")
@@ -172,12 +183,10 @@ def _card_data(name: str, cfg: RegressionDataConfig, data_root) -> RegressionDat
             r(key)
         return load_uci_pbp(folder, cfg.split, cfg.dev_fraction, name)
     files = {k: Path(f.path) for k, f in c.files.items()}
-    if set(files) == {"train", "test"} and all(f.suffix.lower() == ".ts" for f in files.values()):
-        return _named(load_tser(r("train"), r("test"), cfg.split, cfg.dev_fraction, cfg.test_fraction), name)
+    if any(f.suffix.lower() == ".ts" for f in files.values()):
+        raise UserError(f"dataset card {name!r} holds .ts files: {TSER_ELSEWHERE}.")
     if len(files) == 1:
         (key, file), fmt = next(iter(files.items())), None
-        if file.suffix.lower() == ".ts":
-            return _named(load_tser(r(key), None, cfg.split, cfg.dev_fraction, cfg.test_fraction), name)
         try:
             fmt = table_format(file)
         except UserError:
@@ -200,9 +209,19 @@ def _named(data: RegressionData, name: str) -> RegressionData:
     return data
 
 
+TSER_ELSEWHERE = (
+    "time-series extrinsic regression (.ts files with @targetLabel true) is run by the timeseries domain: a recipe "
+    "with domain: timeseries and data: {kind: regress, path: X_TRAIN.ts, test: X_TEST.ts} (e.g. cl-domains run "
+    "recipes/ts2vec_ett.yaml --set data.kind=regress --set data.path=X_TRAIN.ts --set data.test=X_TEST.ts); to train "
+    "a regression method on series, read them with cl_domains.timeseries.read_ts and call SupReMix().fit(X, y)"
+)
+
+
 def load_data(cfg: RegressionDataConfig, data_root) -> RegressionData:
-    """The recipe's dataset: a card (sha256-checked) or the user's own table, PBP folder or ``.ts`` file."""
+    """The recipe's dataset: a card (sha256-checked) or the user's own table or PBP folder."""
     fmt, path = cfg.dataset, cfg.path
+    if fmt == "tser" or str(fmt).lower().endswith((".ts", ".ts.gz")):
+        raise UserError(f"data.dataset {fmt!r}: {TSER_ELSEWHERE}.")
     if fmt not in FORMATS:
         if fmt in core_data.cards():
             return _card_data(fmt, cfg, data_root)
@@ -214,7 +233,7 @@ def load_data(cfg: RegressionDataConfig, data_root) -> RegressionData:
                 f"({', '.join(FORMATS)}) with data.path, nor an existing file or folder. Fix data.dataset."
             )
         path = str(as_path)
-        fmt = "pbp" if as_path.is_dir() else "tser" if as_path.suffix.lower() == ".ts" else "table"
+        fmt = "pbp" if as_path.is_dir() else "table"
     if not path:
         raise UserError(f"data.dataset {fmt!r} reads your own data: set data.path ({FORMATS[fmt]}).")
     p = Path(path).expanduser()
@@ -224,11 +243,32 @@ def load_data(cfg: RegressionDataConfig, data_root) -> RegressionData:
         if not p.is_dir():
             raise UserError(f"data.path {path} is a file; data.dataset 'pbp' needs {FORMATS['pbp']}.")
         return load_uci_pbp(p, cfg.split, cfg.dev_fraction)
-    if fmt == "tser":
-        return load_tser(p, cfg.test_path, cfg.split, cfg.dev_fraction, cfg.test_fraction)
     if not cfg.target:
         raise UserError(f"data.dataset 'table' ({path}) needs data.target: the name of its target column.")
     return load_table(p, cfg.target, cfg.features, cfg.split, cfg.dev_fraction, cfg.test_fraction)
+
+
+def regression_modules(m: RegressionModelConfig, kind: str, input_shape: list[int], contrastive: bool) -> nn.ModuleDict:
+    """Encoder, projector and linear head of a regression model.
+
+    Args:
+        m: the recipe's ``model`` section.
+        kind: the data kind (``series``: the 1-D CNN; ``tabular``/``pairs``: the MLP).
+        input_shape: one input's shape (``[features]``, ``[window]`` or ``[length, channels]``).
+        contrastive: whether the method has a projector (``l1`` has none).
+
+    Returns:
+        ``ModuleDict(encoder=..., projector=..., head=...)``.
+    """
+    if kind == "series":
+        encoder: nn.Module = TemporalEncoder(
+            input_shape[0], m.channels, m.dim, m.dropout, channels_in=input_shape[1] if len(input_shape) == 2 else 1
+        )
+    else:
+        encoder = MLPEncoder(input_shape[0], m.hidden, m.dropout)
+    projector = ProjectionHead(encoder.dim, m.projection, batch_norm=False) if contrastive and m.projection else None
+    head = nn.Linear(encoder.dim, 1)
+    return nn.ModuleDict({"encoder": encoder, "projector": projector or nn.Identity(), "head": head})
 
 
 class RegressionTask(Task):
@@ -243,7 +283,7 @@ class RegressionTask(Task):
     contrastive: ClassVar[bool] = True  # False: the regression loss alone (no projector, no second view)
 
     def __init__(self, recipe: Recipe, data_root, device: torch.device, data: RegressionData | None = None):
-        """``data``: already loaded data (in-memory arrays, see :func:`cl_domains.regression.fit`) in place of
+        """``data``: already loaded data (in-memory arrays, see :class:`cl_domains.regression.Regressor`) in place of
         the recipe's ``data`` section."""
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
         t = recipe.train
@@ -254,6 +294,9 @@ class RegressionTask(Task):
             )
         self.seed, self.batch_size = t.seed, t.batch_size
         self.data = data if data is not None else load_data(recipe.data, data_root)
+        self.test_is_dev = len(self.data.test) == 0  # data.test_fraction 0: the dev split is scored, named dev_*
+        if self.test_is_dev:
+            self.data.test = self.data.dev
         self.x = {s: self._features(s) for s in ("train", "dev", "test")}
         y = self._target("train")
         self.y_mean, self.y_std = float(y.mean()), float(y.std())
@@ -263,20 +306,8 @@ class RegressionTask(Task):
         }
         if len(self.y["train"]) < self.batch_size:
             raise UserError(f"train.batch_size {self.batch_size} exceeds the {len(self.y['train'])} training rows.")
-        m = recipe.model
-        if self.data.kind == "series":
-            x = self.x["train"]  # [n, window] or [n, length, channels]
-            self.encoder: nn.Module = TemporalEncoder(
-                x.shape[1], m.channels, m.dim, m.dropout, channels_in=x.shape[2] if x.ndim == 3 else 1
-            )
-        else:
-            self.encoder = MLPEncoder(self.x["train"].shape[1], m.hidden, m.dropout)
-        dim = self.encoder.dim
-        self.projector = (
-            ProjectionHead(dim, m.projection, batch_norm=False) if self.contrastive and m.projection else nn.Identity()
-        )
-        self.head = nn.Linear(dim, 1)
-        self.model = nn.ModuleDict({"encoder": self.encoder, "projector": self.projector, "head": self.head})
+        self.model = regression_modules(recipe.model, self.data.kind, list(self.x["train"].shape[1:]), self.contrastive)
+        self.encoder, self.projector, self.head = self.model["encoder"], self.model["projector"], self.model["head"]
         self.objective = self.make_objective()
         if self.objective is not None:
             self.objective.to(device)
@@ -383,7 +414,12 @@ class RegressionTask(Task):
 
     def evaluate(self, split: str) -> dict[str, float]:
         part = getattr(self.data, split)
-        return metrics_by_shot(self.predict(split), part.y, part.shot)
+        out = metrics_by_shot(self.predict(split), part.y, part.shot)
+        return self._dev_named(out) if split == "test" else out
+
+    def _dev_named(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Without a test split the final scores are the dev split's: named ``dev_<metric>``, never as test ones."""
+        return {f"dev_{k}": v for k, v in metrics.items()} if self.test_is_dev else metrics
 
     def baselines(self) -> dict[str, dict[str, float]]:
         """``ridge on raw features``: a linear model (ridge, alpha chosen on the dev MAE) from the encoder's
@@ -406,24 +442,35 @@ class RegressionTask(Task):
         }
         if test.offset is not None:
             out["persistence"] = metrics_by_shot(np.asarray(test.offset, np.float64), test.y, test.shot)
-        return out
+        return {k: self._dev_named(v) for k, v in out.items()}
 
     def export(self, directory: Path) -> None:
-        from safetensors.torch import save_model
+        """The model in the model-directory layout, with its input scaler and target scaling: what
+        ``cl_domains.load`` (and each regression estimator's ``load``) reads to predict."""
+        write_regressor(directory, self.recipe, *inference_state(self))
 
-        directory.mkdir(parents=True, exist_ok=True)
-        save_model(self.model, str(directory / "model.safetensors"))
-        meta = {
-            "dataset": self.data.name,
-            "kind": self.data.kind,
-            "features": self.data.feature_names,
-            "target": self.data.target_name,
-            "y_mean": self.y_mean,
-            "y_std": self.y_std,
-            "model": self.recipe.model.model_dump(),
-            "method": self.cfg.model_dump(),
-        }
-        (directory / "regressor.json").write_text(json.dumps(meta, indent=2))
+
+def inference_state(task: RegressionTask) -> tuple[nn.ModuleDict, dict[str, Any], dict[str, Tensor]]:
+    """What predicting new inputs needs from a trained task: the modules (encoder, projector, head), the
+    preprocessing settings (data kind, input shape, target mean/std, whether targets are offsets from the window's
+    last value) and the input scaler (training mean/std, float64)."""
+    data = task.data
+    modules = nn.ModuleDict({k: task.model[k] for k in ("encoder", "projector", "head")})
+    prep = {
+        "dataset": data.name,
+        "kind": data.kind,
+        "input_shape": list(task.x["train"].shape[1:]),
+        "y_mean": task.y_mean,
+        "y_std": task.y_std,
+        "offset_last_value": data.train.offset is not None,
+        "features": list(data.feature_names),
+        "target": data.target_name,
+        "contrastive": task.contrastive,
+    }
+    scaler = {}
+    if data.scaler is not None:
+        scaler = {k: torch.as_tensor(np.asarray(v, np.float64)) for k, v in zip(("mean", "std"), data.scaler)}
+    return modules, prep, scaler
 
 
 @method("regression", "supremix")
@@ -464,3 +511,33 @@ class L1Task(RegressionTask):
 
     config = L1MethodConfig
     contrastive = False
+
+
+def write_regressor(
+    directory: str | Path,
+    recipe,
+    modules: nn.ModuleDict,
+    prep: dict[str, Any],
+    scaler: dict[str, torch.Tensor],
+    **fields: Any,
+) -> Path:
+    """Write a regression model in the model-directory layout (a run's ``model/`` and :meth:`Regressor.save`).
+
+    Args:
+        directory: the folder.
+        recipe: the resolved recipe it was trained with.
+        modules: encoder, projector and head.
+        prep: the preprocessing settings (``preprocessing.json``).
+        scaler: the input scaler's ``mean``/``std`` (``scaler.safetensors``; empty: inputs are used as given).
+        fields: manifest fields (``metrics``, ``baselines``, ``paper``, ``estimator``).
+
+    Returns:
+        The directory.
+    """
+    from ..core.modeldir import make_manifest, write_model_dir
+
+    tensors = {"model.safetensors": modules.state_dict()}
+    if scaler:
+        tensors["scaler.safetensors"] = scaler
+    manifest = make_manifest(recipe, embedding_dim=modules["encoder"].dim, **fields)
+    return write_model_dir(directory, manifest, tensors, {"preprocessing.json": prep})

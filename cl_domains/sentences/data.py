@@ -13,6 +13,7 @@ from ..core.data import open_text
 from ..core.errors import UserError
 from ..core.recipe import short_repr
 from ..core.tables import read_table, require_columns
+from ..core.validate import check_finite
 
 __all__ = [
     "StsPairs",
@@ -61,6 +62,25 @@ def read_stsb(path: str | Path, name: str = "STSBenchmark") -> StsPairs:
     return _scored_pairs(name, path, rows, first, i_a, i_b, i_score, "score")
 
 
+def _check_scores(y: list[float], path: Path, column: str, first: int = 1, row_name: str = "pair") -> np.ndarray:
+    """Finite scores, not all equal when there are several (a Spearman correlation with constant gold scores
+    is undefined)."""
+    arr = check_finite(
+        np.asarray(y, dtype=np.float64),
+        what=f"the scores ({column})",
+        file=path,
+        first_row=first,
+        row_name=row_name,
+        fix="Give every pair a finite similarity score.",
+    )
+    if len(arr) > 1 and np.ptp(arr) == 0:
+        raise UserError(
+            f"{path}: every pair has the same score ({arr[0]:g} in column {column}), so the Spearman correlation "
+            "it is scored with is undefined. Check the score column; the file needs pairs of different similarity."
+        )
+    return arr
+
+
 def _scored_pairs(
     name: str, path: Path, rows: list[list[str]], first: int, i_a: int, i_b: int, i_score: int, score_name: str
 ) -> StsPairs:
@@ -77,7 +97,7 @@ def _scored_pairs(
         s2.append(row[i_b].strip())
     if not y:
         raise UserError(f"{path} holds no sentence pairs.")
-    return StsPairs(name, s1, s2, np.asarray(y))
+    return StsPairs(name, s1, s2, _check_scores(y, path, score_name, first, "line"))
 
 
 def read_sts_year(directory: str | Path) -> StsPairs:
@@ -113,7 +133,7 @@ def read_sts_year(directory: str | Path) -> StsPairs:
             s1.append(cols[0].strip())
             s2.append(cols[1].strip())
     name = re.sub(r"-en-test$", "", directory.name)
-    return StsPairs(name, s1, s2, np.asarray(y))
+    return StsPairs(name, s1, s2, _check_scores(y, directory, "gold scores", 1, "scored pair"))
 
 
 def read_sick(path: str | Path) -> StsPairs:
@@ -238,4 +258,4 @@ def read_scored_pairs(
                 f"the {what} {path}, data row {i + 1}: {score} {short_repr(v)} (column named by {keys[2]}) "
                 "is not a number. Give every pair a numeric similarity score."
             )
-    return StsPairs(name or path.name.split(".")[0], s1, s2, np.asarray(y))
+    return StsPairs(name or path.name.split(".")[0], s1, s2, _check_scores(y, path, repr(score), 1, "data row"))

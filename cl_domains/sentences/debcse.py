@@ -45,7 +45,7 @@ from .losses import DebCSEObjectiveConfig, Objective
 from .task import SentenceTask
 
 __all__ = [
-    "DebCSE",
+    "DebCSETask",
     "DebCSEConfig",
     "negative_weights",
     "neighbour_positives",
@@ -150,14 +150,14 @@ def negative_weights(
 
 
 @method("sentences", "debcse")
-class DebCSE(SentenceTask):
+class DebCSETask(SentenceTask):
     config = DebCSEConfig
 
     def build_examples(self, path: Path) -> list[str]:
         return self.read_sentences(path)
 
-    def __init__(self, recipe, data_root, device):
-        super().__init__(recipe, data_root, device)
+    def __init__(self, recipe, data_root, device, examples=None):
+        super().__init__(recipe, data_root, device, examples)
         self.use_objective(Objective(self.cfg.objective))
         sents = self.examples
         self.words = [_words(s) for s in sents]
@@ -209,7 +209,7 @@ class DebCSE(SentenceTask):
     def loss(self, batch: list[int], ctx: StepContext):
         anchors, positives = batch, self.positives(batch, ctx)
         n = len(anchors)
-        z = self.encoder.embed([self.examples[i] for i in anchors + positives], self.max_len)
+        z = self.encoder.embed_with_grad([self.examples[i] for i in anchors + positives], self.max_len)
         w = self.negative_weights(anchors, positives).to(z.device)
         loss = self.objective(z[:n], z[n:], neg_weights=w)  # item 6: IPW-weighted negatives
         return loss, {"self_positives": sum(a == p for a, p in zip(anchors, positives)) / n}

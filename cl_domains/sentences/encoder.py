@@ -154,8 +154,8 @@ class SentenceEncoder(nn.Module):
             result[pooling] = pooled
         return result
 
-    def embed(self, sentences: Sequence[str], max_length: int | None = None) -> Tensor:
-        """Tokenise and pool with gradient (training)."""
+    def embed_with_grad(self, sentences: Sequence[str], max_length: int | None = None) -> Tensor:
+        """Tokenise and pool with gradient, in the module's current mode (training); :meth:`encode` is inference."""
         return self(self.tokenize(sentences, max_length))
 
     @torch.no_grad()

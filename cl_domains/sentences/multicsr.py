@@ -38,7 +38,7 @@ from .generation import GenerationConfig, build_pairs
 from .losses import MultiCSRObjectiveConfig, Objective, masked_sup_loss, multicsr_objective
 from .task import SentenceTask
 
-__all__ = ["MultiCSRConfig", "MultiCSR", "masked_sup_loss", "false_negative_keep", "read_seeds"]
+__all__ = ["MultiCSRConfig", "MultiCSRTask", "masked_sup_loss", "false_negative_keep", "read_seeds"]
 
 
 class MultiCSRConfig(StrictModel):
@@ -88,13 +88,13 @@ def false_negative_keep(ref_anchor, ref_keys, threshold: float, mask_hard_negati
 
 
 @method("sentences", "multicsr")
-class MultiCSR(SentenceTask):
+class MultiCSRTask(SentenceTask):
     config = MultiCSRConfig
 
-    def __init__(self, recipe, data_root, device):
+    def __init__(self, recipe, data_root, device, examples=None):
         self.data_root = data_root
         self.generation_stats: dict = {}
-        super().__init__(recipe, data_root, device)
+        super().__init__(recipe, data_root, device, examples)
         self.use_objective(Objective(self.cfg.objective))
         cfg = self.cfg
         sents = list(dict.fromkeys(s for row in self.examples for s in row))
@@ -120,12 +120,36 @@ class MultiCSR(SentenceTask):
                 "method.human_pairs is false and method.generation is null: MultiCSR has no training pairs."
             )
         examples = self.read_pairs(path, negatives=True) if cfg.human_pairs else []
+        if cfg.generation is None:
+            return self._with_generated(examples, [])
+        if cfg.generation.seeds is None and self.recipe.data.columns is not None:  # the anchors of the table
+            cols = self._columns(path, {"anchor": None}, ("anchor",), "generated pairs seeded by anchors")
+            seeds = [row[0] for row in read_text_columns(path, cols)]
+        else:
+            seeds = read_seeds(cfg.generation, path, self.data_root)
+        return self._with_generated(examples, seeds)
+
+    def examples_from_memory(self, examples: list) -> list[tuple[str, str, str]]:
+        """In-memory (anchor, positive, negative) triplets: the human pairs (``method.human_pairs``) and, with
+        ``method.generation``, the seeds of the generation when ``generation.seeds`` is null (their anchors)."""
+        cfg = self.cfg
+        if not cfg.human_pairs and cfg.generation is None:
+            raise UserError(
+                "method.human_pairs is false and method.generation is null: MultiCSR has no training pairs."
+            )
+        human = [tuple(x) for x in examples] if cfg.human_pairs else []
+        if cfg.generation is None:
+            return self._with_generated(human, [])
+        if cfg.generation.seeds is None:
+            seeds = list(dict.fromkeys(x[0] for x in examples))
+        else:
+            seeds = read_seeds(cfg.generation, Path(cfg.generation.seeds), self.data_root)
+        return self._with_generated(human, seeds)
+
+    def _with_generated(self, examples: list, seeds: list[str]) -> list[tuple[str, str, str]]:
+        """``examples`` plus the triplets generated and self-curated from ``seeds`` (stages 1-2)."""
+        cfg = self.cfg
         if cfg.generation is not None:
-            if cfg.generation.seeds is None and self.recipe.data.columns is not None:  # the anchors of the table
-                cols = self._columns(path, {"anchor": None}, ("anchor",), "generated pairs seeded by anchors")
-                seeds = [row[0] for row in read_text_columns(path, cols)]
-            else:
-                seeds = read_seeds(cfg.generation, path, self.data_root)
             generated, self.generation_stats = build_pairs(seeds, cfg.generation)
             if len(generated) < cfg.min_generated:
                 raise UserError(
@@ -161,7 +185,7 @@ class MultiCSR(SentenceTask):
     def loss(self, batch: list[int], ctx: StepContext):
         rows = [self.examples[i] for i in batch]
         n = len(rows)
-        z = self.encoder.embed([r[c] for c in range(3) for r in rows], self.max_len)
+        z = self.encoder.embed_with_grad([r[c] for c in range(3) for r in rows], self.max_len)
         keep = self.negatives_mask(rows).to(z.device)
         keep_anchors = self.anchors_mask(rows).to(z.device) if self.objective.loss_name != "info_nce" else None
         loss = multicsr_objective(self.objective, z[:n], z[n : 2 * n], z[2 * n :], keep, keep_anchors)

@@ -13,7 +13,7 @@ from ..core.task import StepContext
 from .losses import Objective, SimCSEObjectiveConfig
 from .task import SentenceTask
 
-__all__ = ["SimCSEConfig", "SimCSE"]
+__all__ = ["SimCSEConfig", "SimCSETask"]
 
 
 class SimCSEConfig(StrictModel):
@@ -25,7 +25,7 @@ class SimCSEConfig(StrictModel):
 
 
 @method("sentences", "simcse")
-class SimCSE(SentenceTask):
+class SimCSETask(SentenceTask):
     """``unsup``: each sentence is encoded twice, the two dropout masks give the positive pair
     (eq. 4); ``sup``: (premise, entailment) is the positive pair and the contradiction of every
     premise in the batch is an extra negative for all anchors (eq. 5); pairs without a hard-negative column
@@ -33,8 +33,8 @@ class SimCSE(SentenceTask):
 
     config = SimCSEConfig
 
-    def __init__(self, recipe, data_root, device):
-        super().__init__(recipe, data_root, device)
+    def __init__(self, recipe, data_root, device, examples=None):
+        super().__init__(recipe, data_root, device, examples)
         self.use_objective(Objective(self.cfg.objective))
 
     def build_examples(self, path: Path) -> list:
@@ -45,10 +45,10 @@ class SimCSE(SentenceTask):
         rows = [self.examples[i] for i in batch]
         n = len(rows)
         if self.cfg.variant == "unsup":
-            z = self.encoder.embed(rows + rows, self.max_len)  # one pass, two dropout masks
+            z = self.encoder.embed_with_grad(rows + rows, self.max_len)  # one pass, two dropout masks
             return z[:n], z[n:]
         width = len(rows[0])  # 3 with hard negatives, 2 for pairs
-        z = self.encoder.embed([r[c] for c in range(width) for r in rows], self.max_len)
+        z = self.encoder.embed_with_grad([r[c] for c in range(width) for r in rows], self.max_len)
         return tuple(z[c * n : (c + 1) * n] for c in range(width))
 
     def loss_from_embeddings(self, z: tuple, batch: list[int], ctx: StepContext):

@@ -25,6 +25,8 @@ __all__ = [
     "StsFileConfig",
     "SentencesEvalConfig",
     "SentenceTask",
+    "eval_sets",
+    "final_metrics",
 ]
 
 
@@ -91,34 +93,59 @@ def _no_table(path: Path, keys: str) -> None:
     )
 
 
+def eval_sets(
+    recipe: Recipe, data_root: str | Path | None
+) -> tuple[Optional[StsPairs], Optional[StsPairs], list[StsPairs]]:
+    """The evaluation data of a sentence recipe: ``(dev, test, extra)`` from ``data.dev``, ``data.test``,
+    ``eval.extra`` and ``eval.sts``."""
+    d = recipe.data
+    dev = read_stsb(core_data.resolve(d.dev, data_root), "stsb_dev") if d.dev else None
+    test = read_stsb(core_data.resolve(d.test, data_root), "stsb_test") if d.test else None
+    extra: list[StsPairs] = [t for p in recipe.eval.extra for t in find_sts_tasks(p)]
+    extra += [
+        read_scored_pairs(
+            core_data.resolve(f.path, data_root),
+            f.sentence1,
+            f.sentence2,
+            f.score,
+            name=f.name,
+            keys=tuple(f"eval.sts[{i}].{k}" for k in ("sentence1", "sentence2", "score")),
+        )
+        for i, f in enumerate(recipe.eval.sts)
+    ]
+    return dev, test, extra
+
+
+def final_metrics(encoder: SentenceEncoder, tasks: list[StsPairs], batch_size: int) -> dict[str, float]:
+    """The final (test) metrics of a run: Spearman x 100 of every task, ``stsb_test`` first."""
+    scores = evaluate_sts(encoder, tasks, batch_size) if tasks else {}
+    if "stsb_test" in scores:
+        return {"stsb_test": scores.pop("stsb_test"), **scores}  # "avg" when there are extra tasks
+    return scores
+
+
 class SentenceTask(Task):
     """Shared by the sentence methods: encoder, data, STS-B dev/test evaluation and export.
     A method implements :meth:`build_examples`, :meth:`batches` and :meth:`loss`."""
 
     dev_metric = "stsb_dev"
 
-    def __init__(self, recipe: Recipe, data_root: str | Path | None, device: torch.device):
+    def __init__(
+        self, recipe: Recipe, data_root: str | Path | None, device: torch.device, examples: list | None = None
+    ):
+        """``examples``: in-memory training examples (sentences or tuples, from an estimator's ``fit``) used instead
+        of reading ``data.train``."""
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
         self.batch_size = recipe.train.batch_size
         self.seed = recipe.train.seed
         # Data first: a missing or corrupt file is reported before any model download is tried.
-        d = recipe.data
-        self.dev = read_stsb(core_data.resolve(d.dev, data_root), "stsb_dev") if d.dev else None
-        self.test = read_stsb(core_data.resolve(d.test, data_root), "stsb_test") if d.test else None
-        self.extra: list[StsPairs] = [t for p in recipe.eval.extra for t in find_sts_tasks(p)]
-        self.extra += [
-            read_scored_pairs(
-                core_data.resolve(f.path, data_root),
-                f.sentence1,
-                f.sentence2,
-                f.score,
-                name=f.name,
-                keys=tuple(f"eval.sts[{i}].{k}" for k in ("sentence1", "sentence2", "score")),
-            )
-            for i, f in enumerate(recipe.eval.sts)
-        ]
-        self.train_path = core_data.resolve(d.train, data_root)
-        self.examples = self._subset(self.build_examples(self.train_path))
+        self.dev, self.test, self.extra = eval_sets(recipe, data_root)
+        if examples is None:
+            self.train_path = core_data.resolve(recipe.data.train, data_root)
+            self.examples = self._subset(self.build_examples(self.train_path))
+        else:
+            self.train_path = None
+            self.examples = self._subset(self.examples_from_memory(list(examples)))
         m = recipe.model
         self.encoder = SentenceEncoder.from_pretrained(m.backbone, pooling=m.pooling, max_seq_length=m.eval_max_len)
         self.model = self.encoder
@@ -136,6 +163,10 @@ class SentenceTask(Task):
     def build_examples(self, path: Path) -> list:
         """The training examples of ``data.train``; use :meth:`read_sentences` or :meth:`read_pairs`."""
         raise NotImplementedError(f"{type(self).__name__}.build_examples")
+
+    def examples_from_memory(self, examples: list) -> list:
+        """The training examples from in-memory ones (already checked by the estimator); default: as given."""
+        return examples
 
     # -- training data ----------------------------------------------------------
     def _columns(self, path: Path, wanted: dict[str, Optional[str]], required: tuple[str, ...], what: str) -> dict:
@@ -203,6 +234,8 @@ class SentenceTask(Task):
 
     def evaluate(self, split: str) -> dict[str, float]:
         tasks = self._tasks(split)
+        if split == "test":
+            return final_metrics(self.encoder, tasks, self.recipe.eval.batch_size)
         return self._keys(split, evaluate_sts(self.encoder, tasks, self.recipe.eval.batch_size) if tasks else {})
 
     def baselines(self, split: str = "test") -> dict[str, dict[str, float]]:

@@ -15,10 +15,12 @@ from ..core.task import StepContext
 from .losses import CL4SRecObjective, view_contrast
 from .task import AugmentConfig, SeqRecTask
 
-__all__ = ["CL4SRecConfig", "CL4SRec"]
+__all__ = ["CL4SRecConfig", "CL4SRecTask"]
 
 
 class CL4SRecConfig(StrictModel):
+    """The ``method`` section of CL4SRec: next-item loss, contrastive weight, objective and augmentations."""
+
     name: Literal["cl4srec"] = "cl4srec"
     loss: Literal["ce", "bpr"] = "ce"
     renamed = {"cl_weight": "contrastive_weight", "temperature": "objective.temperature"}
@@ -29,7 +31,7 @@ class CL4SRecConfig(StrictModel):
 
 
 @method("seqrec", "cl4srec")
-class CL4SRec(SeqRecTask):
+class CL4SRecTask(SeqRecTask):
     """L = L_rec + lambda * L_cl (CL4SRec eq. 6); L_cl is NT-Xent on dot products of the two
     views' sequence vectors, the other 2(N-1) views of the batch as negatives (eq. 5), or the loss that
     ``method.objective`` names on the same views."""

@@ -7,11 +7,13 @@ A log is a CSV/TSV/JSONL/parquet table or a RecBole ``.inter`` atomic file (read
 2. optional k-core filtering: users and items with fewer than ``k`` interactions are removed, repeatedly,
    until every remaining user and item has at least ``k``;
 3. users left with fewer than 3 interactions are dropped (leave-one-out needs a training item, a validation
-   and a test target) and counted in :attr:`Prepared.dropped_users`;
+   and a test target) and counted in :attr:`PreparedLog.dropped_users`;
 4. each user's events are sorted by time with a STABLE sort: events with equal times keep their file order
    (without a time column, file order is the time order);
 5. raw ids are kept as text (``7`` and ``"7"`` are one id) and become internal ids ``1..N`` in their sorted
-   text order (users likewise), so the same log gives the same ids whatever its row order.
+   text order (users likewise), so the same log gives the same ids whatever its row order. An id longer
+   than :data:`MAX_ID_CHARS` characters is refused (ids are kept in fixed-width arrays, so one huge id
+   would multiply the memory of all of them), and so are NaN or infinite times.
 
 Repeated interactions (a user meeting the same item again) are kept as separate events: the item appears
 twice in the sequence, and a repeated item may be a validation or test target. Evaluation ranks it like any
@@ -28,15 +30,17 @@ import numpy as np
 
 from ..core.errors import UserError
 from ..core.tables import read_table, require_columns
+from ..core.validate import check_finite
 from .data import Sequences
 
-__all__ = ["Prepared", "prepare_interactions", "read_interactions", "MIN_EVENTS"]
+__all__ = ["PreparedLog", "prepare_interactions", "read_interactions", "MIN_EVENTS", "MAX_ID_CHARS"]
 
 MIN_EVENTS = 3  # leave-one-out: one item to train on, one validation target, one test target
+MAX_ID_CHARS = 1024  # the longest user or item id accepted
 
 
 @dataclass
-class Prepared:
+class PreparedLog:
     """A prepared log: the sequences (internal ids) and the raw ids behind them."""
 
     sequences: Sequences
@@ -68,6 +72,15 @@ def _codes(values, path, key: str) -> tuple[np.ndarray, np.ndarray]:
 
     if not pd.api.types.is_string_dtype(values) or values.dtype == object:
         values = values.astype(str)  # numbers become text; mixed int/str objects would not sort
+    lengths = values.str.len().to_numpy()
+    if len(lengths) and lengths.max() > MAX_ID_CHARS:
+        row = int(lengths.argmax())
+        raise UserError(
+            f"the interaction log {path}: the id in {key} at data row {row + 1} is {int(lengths[row]):,} characters "
+            f"long, over the limit of {MAX_ID_CHARS:,} (ids are stored at the longest id's width, so this one "
+            f"would need about {4 * int(lengths[row]) * len(lengths) / 2**30:,.1f} GiB). Fix that row, or point "
+            f"{key} at the id column."
+        )
     try:
         codes, uniques = pd.factorize(values, sort=True)
     except TypeError as exc:  # pragma: no cover - defensive
@@ -79,7 +92,13 @@ def _times(column, path, name: str) -> np.ndarray:
     import pandas as pd
 
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        return column.to_numpy(dtype=np.float64)
+        return check_finite(
+            column.to_numpy(dtype=np.float64),
+            what=f"the time column {name!r} (data.time)",
+            file=path,
+            row_name="data row",
+            fix="Times must be finite numbers or dates; fix those rows, or set data.time: null to use the file order.",
+        )
     try:
         dates = pd.to_datetime(column, utc=True, format="mixed").dt.tz_localize(None)
         return dates.astype("datetime64[ns]").to_numpy().astype(np.int64)
@@ -125,7 +144,7 @@ def prepare_interactions(
     time: str | None = "timestamp",
     k_core: int | None = None,
     path: str | Path = "<DataFrame>",
-) -> Prepared:
+) -> PreparedLog:
     """Sequences from an interaction table (a pandas DataFrame); see the module docstring for the steps.
     ``path`` names the table in errors."""
     columns = {"data.user": user, "data.item": item, "data.time": time}
@@ -170,7 +189,7 @@ def prepare_interactions(
     offsets = np.zeros(len(user_ids) + 1, dtype=np.int64)
     np.cumsum(np.bincount(u, minlength=len(user_ids)), out=offsets[1:])
     seqs = Sequences(items, offsets, len(item_ids), Path(str(path)).name)
-    return Prepared(
+    return PreparedLog(
         seqs,
         item_ids,
         user_ids,
@@ -189,7 +208,7 @@ def read_interactions(
     item: str = "item_id",
     time: str | None = "timestamp",
     k_core: int | None = None,
-) -> Prepared:
+) -> PreparedLog:
     """Read and prepare an interaction log file (CSV/TSV/JSONL/parquet, RecBole ``.inter``, optionally ``.gz``)."""
     path = Path(path).expanduser()
     text = {name: str for c in (user, item) for name in (c, f"{c}:token")}  # ids stay text (RecBole typed headers too)

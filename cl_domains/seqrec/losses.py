@@ -19,6 +19,8 @@ __all__ = ["CL4SRecObjective", "MCLRecObjective", "view_contrast"]
 
 CL4SRecObjective = objective_config("cl4srec", "nt_xent", 1.0)  # CL4SRec eq. 5, tau = 1 (its released code)
 MCLRecObjective = objective_config("mclrec", "nt_xent", 1.0)  # MCLRec eqs. 7 and 9, tau = 1
+CL4SRecObjective.__doc__ = "CL4SRec's ``method.objective``: the loss between the two views (published: NT-Xent, t = 1)."
+MCLRecObjective.__doc__ = "MCLRec's ``method.objective``: the loss of L_cl1 and L_cl2 (published: NT-Xent, t = 1)."
 
 
 def view_contrast(objective: Objective, a: Tensor, b: Tensor) -> Tensor:

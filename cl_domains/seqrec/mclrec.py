@@ -26,10 +26,12 @@ from ..core.task import StepContext
 from .losses import MCLRecObjective, view_contrast
 from .task import AugmentConfig, SeqRecTask
 
-__all__ = ["MCLRecConfig", "MCLRec", "Augmenter", "margin_regulariser"]
+__all__ = ["MCLRecConfig", "MCLRecTask", "Augmenter", "margin_regulariser"]
 
 
 class MCLRecConfig(StrictModel):
+    """The ``method`` section of MCLRec: loss weights, objective, augmentations and the learnable augmenters."""
+
     name: Literal["mclrec"] = "mclrec"
     loss: Literal["ce", "bpr"] = "ce"
     renamed = {
@@ -86,7 +88,9 @@ def margin_regulariser(a: Tensor, b: Tensor) -> Tensor:
 
 
 @method("seqrec", "mclrec")
-class MCLRec(SeqRecTask):
+class MCLRecTask(SeqRecTask):
+    """MCLRec's training: the three-step meta-optimised schedule of the module docstring on SASRec."""
+
     config = MCLRecConfig
 
     def __init__(self, recipe, data_root, device, frame=None):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
@@ -188,12 +189,20 @@ class SASRecEncoder(nn.Module):
         With a vocabulary (a model trained on an interaction log) histories and answers are the user's raw ids
         (``list[str]``, a list of lists for several histories); an unknown item raises :class:`UserError`, or
         with ``unknown="skip"`` is ignored, and a history left empty gets the most popular items (cold start).
-        Without one, ids are ``1..n_items`` and the answer is a tensor."""
+        Without one, ids are ``1..n_items`` and the answer is a tensor.
+
+        ``k`` must be a positive integer. The answer holds at most ``k`` items per history: with
+        ``exclude_seen`` an item of the history is never recommended, so when fewer than ``k`` items are unseen
+        every answer has as many items as the history with the fewest unseen items leaves (possibly none)."""
         if unknown not in ("error", "skip"):
-            raise ValueError(f"unknown={unknown!r}: use 'error' or 'skip'")
+            raise UserError(f"recommend(unknown={unknown!r}): use 'error' or 'skip'.")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise UserError(f"recommend(k={k!r}): k is the number of items to return, a positive integer.")
         many = bool(history) and isinstance(history[0], (list, tuple))
         histories = [self._internal(h, unknown) for h in (history if many else [history])]
-        k = min(k, self.n_items)
+        k = min(int(k), self.n_items)
+        if exclude_seen:  # never pad an answer with seen items: every history keeps k unseen ones at most
+            k = min([k] + [self.n_items - len({i for i in h if 1 <= i <= self.n_items}) for h in histories])
         known = [row for row, h in enumerate(histories) if h]
         if self.item_ids is None or len(known) == len(histories):
             top = self._top(histories, k, exclude_seen)

@@ -19,7 +19,8 @@ from ..core.task import StepContext, Task
 from .augment import AUGMENTATIONS, similar_items, two_views
 from .data import LeaveOneOut, read_sequences
 from .evaluate import evaluate_ranking
-from .interactions import Prepared, prepare_interactions, read_interactions
+from .interactions import PreparedLog, prepare_interactions, read_interactions
+from .itemknn import ItemKNN
 from .memory import check_memory, memory_estimate
 from .model import SASRecEncoder
 
@@ -27,6 +28,8 @@ __all__ = ["SeqRecModelConfig", "SeqRecDataConfig", "SeqRecEvalConfig", "SeqRecT
 
 
 class SeqRecModelConfig(StrictModel):
+    """The recipe's ``model`` section: the SASRec encoder's shape and dropout."""
+
     max_len: int = Field(50, gt=0, description="items of history the encoder sees")
     hidden: int = Field(64, gt=0)
     layers: int = Field(2, gt=0)
@@ -39,7 +42,10 @@ class SeqRecModelConfig(StrictModel):
 
 class SeqRecDataConfig(StrictModel):
     """Either ``sequences`` (the S3-Rec/ICLRec one-user-per-line files) or ``interactions`` (the user's own log,
-    see :mod:`cl_domains.seqrec.interactions`)."""
+    see :mod:`cl_domains.seqrec.interactions`). One given by ``--set`` (or an estimator's ``data=``) replaces the
+    recipe's other, with the keys that only apply to it (``n_items``, ``k_core``)."""
+
+    alternatives = {"sequences": ("n_items",), "interactions": ("k_core",)}
 
     sequences: Optional[str] = Field(
         None, description="'<dataset>/sequences' or a path: one user per line, 'user item item ...'"
@@ -68,6 +74,8 @@ class SeqRecDataConfig(StrictModel):
 
 
 class SeqRecEvalConfig(StrictModel):
+    """The recipe's ``eval`` section: leave-one-out full ranking (cut-offs ``ks``, history masking, user sample)."""
+
     batch_size: int = Field(1024, gt=0, description="users scored at once (memory: batch_size x n_items floats)")
     mask_history: bool = Field(False, description="drop already-seen items from the ranking (ICLRec); MCLRec does not")
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
@@ -77,6 +85,8 @@ class SeqRecEvalConfig(StrictModel):
 
 
 class AugmentConfig(StrictModel):
+    """The data augmentations of a contrastive method's two views (``ops``) and their strengths (``ratios``)."""
+
     ops: list[Literal[tuple(AUGMENTATIONS)]] = Field(default_factory=lambda: ["crop", "mask", "reorder"])  # type: ignore[valid-type]
     ratios: dict[str, float] = Field(
         default_factory=lambda: {"crop": 0.5, "mask": 0.5, "reorder": 0.8, "insert": 0.2, "substitute": 0.2}
@@ -97,11 +107,11 @@ class SeqRecTask(Task):
 
     def __init__(self, recipe: Recipe, data_root: str | Path | None, device: torch.device, frame=None):
         """``frame``: an interaction log already in memory (a pandas DataFrame), used instead of the file
-        ``data.interactions`` names (see :func:`cl_domains.seqrec.fit_interactions`)."""
+        ``data.interactions`` names (see :class:`cl_domains.seqrec.SASRec` and its siblings)."""
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
         self.batch_size, self.seed = recipe.train.batch_size, recipe.train.seed
         d, m = recipe.data, recipe.model
-        self.prepared: Prepared | None = None
+        self.prepared: PreparedLog | None = None
         if frame is not None or d.interactions is not None:
             kw = dict(user=d.user, item=d.item, time=d.time, k_core=d.k_core)
             if frame is not None:
@@ -210,19 +220,15 @@ class SeqRecTask(Task):
 
     def baselines(self) -> dict[str, dict[str, float]]:
         """``most popular``: every user gets the items ranked by their number of training interactions
-        (each user's items before the validation target), under the same protocol as :meth:`evaluate`."""
+        (each user's items before the validation target); ``item-kNN``: items that co-occur with the user's
+        last items in training sequences (:class:`~.itemknn.ItemKNN`). Same protocol as :meth:`evaluate`."""
         e = self.recipe.eval
-        counts = torch.from_numpy(popularity_counts(self.data.train_part().items, self.data.n_items))
+        train = self.data.train_part()
+        counts = torch.from_numpy(popularity_counts(train.items, self.data.n_items))
+        kw = dict(batch_size=e.batch_size, mask_history=e.mask_history, ks=tuple(e.ks), users=e.users)
         return {
-            "most popular": evaluate_ranking(
-                counts,
-                self.data,
-                "test",
-                batch_size=e.batch_size,
-                mask_history=e.mask_history,
-                ks=tuple(e.ks),
-                users=e.users,
-            )
+            "most popular": evaluate_ranking(counts, self.data, "test", **kw),  # type: ignore[arg-type]
+            "item-kNN": evaluate_ranking(ItemKNN(train), self.data, "test", **kw),  # type: ignore[arg-type]
         }
 
     def train_stats(self) -> dict[str, float]:

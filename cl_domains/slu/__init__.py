@@ -2,11 +2,13 @@
 SLURP (COCONUT, Cappellazzo et al. 2024) with real recordings, espeak-ng speech synthesised from the
 transcripts, or your own recordings listed in a manifest.
 
-Public API::
+Public API (the estimator verbs of :mod:`cl_domains.core.estimator`)::
 
-    from cl_domains.slu import SLUModel, read_wav
-    model = SLUModel.load("runs/<run>/strategies/coconut-seed0/model")
-    model.predict([read_wav("turn_on_the_lights.wav")])   # -> ["activate|lights|none"]
+    from cl_domains.slu import COCONUT   # or ExperienceReplay, FineTuning, JointTraining
+    est = COCONUT().fit("my_commands/train.csv", test="my_commands/test.csv")  # manifests, DataFrames or lists
+    est.predict(["turn_on_the_lights.wav"])   # -> ["lights_on"]
+    est.embed(["turn_on_the_lights.wav"])     # float32 [1, model.dim] utterance vectors
+    est.save("my_model"); COCONUT.load("my_model")
 """
 
 from ..core.registry import register_domain
@@ -22,10 +24,11 @@ from .data import (
     read_slurp_jsonl,
     read_wav,
 )
+from .estimator import COCONUT, ExperienceReplay, FineTuning, JointTraining, SLUEstimator
 from .features import log_mel, mel_filterbank
 from .losses import mm_loss, nspt_loss
 from .model import SLUModel
-from .prepare import Prepared, prepare
+from .prepare import PreparedSpeech, prepare
 from .strategies import STRATEGY_CLASSES, Strategy
 from .study import CILStudy
 from .synth import Voice, assign_voices, synthesize
@@ -35,6 +38,11 @@ register_domain("slu", model=SLUModelConfig, data=SLUDataConfig, eval=SLUEvalCon
 
 
 __all__ = [
+    "COCONUT",
+    "ExperienceReplay",
+    "FineTuning",
+    "JointTraining",
+    "SLUEstimator",
     "FSC_INTENTS",
     "SLURP_SCENARIOS",
     "Utterances",
@@ -63,8 +71,17 @@ __all__ = [
     "STRATEGY_CLASSES",
     "Strategy",
     "CILTask",
-    "Prepared",
+    "PreparedSpeech",
     "nspt_loss",
     "mm_loss",
     "prepare",
 ]
+
+
+def __getattr__(name: str):
+    if name == "Prepared":
+        raise AttributeError(
+            "cl_domains.slu.Prepared is now PreparedSpeech (both splits with their features); "
+            "cl_domains.seqrec's prepared log is PreparedLog."
+        )
+    raise AttributeError(f"module 'cl_domains.slu' has no attribute {name!r}")

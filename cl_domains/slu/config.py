@@ -23,6 +23,8 @@ STRATEGIES = ("joint", "coconut", "replay", "finetune")
 
 
 class SLUModelConfig(StrictModel):
+    """The recipe's ``model`` section: the speech encoder's width, depth and heads, and the contrastive projection."""
+
     dim: int = Field(96, gt=0)
     layers: int = Field(2, gt=0)
     heads: int = Field(4, gt=0)
@@ -32,6 +34,8 @@ class SLUModelConfig(StrictModel):
 
 
 class SLUDataConfig(StrictModel):
+    """The recipe's ``data`` section: the corpus format, its two splits, real or synthesised audio, subsets."""
+
     format: Literal["fsc", "massive", "slurp", "manifest"] = Field(
         ...,
         description="fsc csv, MASSIVE jsonl, SLURP jsonl, or manifest: your own recordings listed in a "
@@ -44,6 +48,11 @@ class SLUDataConfig(StrictModel):
         description="folder of the real recordings (FSC release folder, SLURP slurp_real/, or the folder "
         "that a manifest's relative paths start from); null: synthesise speech with espeak-ng (fsc, massive, "
         "slurp) or the manifest's own folder (manifest)",
+    )
+    allow_outside: bool = Field(
+        False,
+        description="manifest: accept absolute audio paths and relative ones that leave the audio folder "
+        "(by default every path must stay inside data.audio_root, or the manifest's folder)",
     )
     audio_column: str = Field("path", description="manifest: column of the audio file paths")
     label_column: str = Field("label", description="manifest: column of the class names")
@@ -71,13 +80,20 @@ class SLUDataConfig(StrictModel):
 # MM's positives are utterances of the same transcript (the transcript ids are its labels)
 NSPTObjectiveConfig = objective_config("coconut", "info_nce", 0.1, labels=True)
 MMObjectiveConfig = objective_config("coconut_mm", "info_nce", 0.1, labels=True)
+NSPTObjectiveConfig.__doc__ = "COCONUT's ``method.objective``: the loss of the NSPT term (published: InfoNCE, t = 0.1)."
+MMObjectiveConfig.__doc__ = "COCONUT's ``method.mm_objective``: the audio-text MM term (published: InfoNCE, t = 0.1)."
 
 
 class SLUEvalConfig(StrictModel):
+    """The recipe's ``eval`` section: utterances scored at once."""
+
     batch_size: int = Field(256, gt=0)
 
 
 class CoconutConfig(StrictModel):
+    """The ``method`` section of the class-incremental study: strategies and seeds, the task split and class order,
+    the rehearsal memory, and COCONUT's NSPT / MM / KD terms."""
+
     name: Literal["coconut"] = "coconut"
     renamed = {"temperature": "objective.temperature", "mm_temperature": "mm_objective.temperature"}
 

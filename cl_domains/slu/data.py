@@ -18,6 +18,7 @@ import numpy as np
 
 from ..core.data import open_text
 from ..core.errors import UserError
+from ..core.paths import inside
 from ..core.recipe import short_repr
 
 __all__ = [
@@ -160,7 +161,7 @@ def read_fsc_csv(path: str | Path, audio_root: str | Path | None = None) -> Utte
             speakers.append(row["speakerId"])
             ids.append(row["path"])
             if audio_root is not None:
-                audio.append(Path(audio_root) / row["path"])
+                audio.append(inside(row["path"], audio_root, file=path, key=f"line {row_no}, column 'path'"))
     if not labels:
         raise UserError(f"{path}: no rows.")
     return Utterances(
@@ -236,7 +237,7 @@ def read_slurp_jsonl(path: str | Path, audio_root: str | Path | None = None) -> 
                 speakers.append(str(r["slurp_id"]))
                 ids.append(rec["file"])
                 if audio_root is not None:
-                    audio.append(Path(audio_root) / rec["file"])
+                    audio.append(inside(str(rec["file"]), audio_root, file=path, key=f"line {line_no}, 'file'"))
         except (KeyError, TypeError, AttributeError) as exc:
             raise UserError(
                 f"{path}, line {line_no}: missing or malformed field {short_repr(str(exc))} "
@@ -259,11 +260,15 @@ def read_manifest(
     text_column: str | None = "transcript",
     optional: tuple[str, ...] = ("speaker", "transcript"),
     classes: list[str] | None = None,
+    allow_outside: bool = False,
 ) -> Utterances:
     """Your own recordings: a CSV/TSV/JSONL/parquet manifest with one row per audio file (audio path,
     class label, optional speaker and transcript). Relative paths start from ``audio_root`` (default:
-    the manifest's folder). Classes are the sorted labels, or ``classes`` (the training split's) for an
-    evaluation split. Speaker or transcript columns named in ``optional`` may be absent."""
+    the manifest's folder) and must stay inside it: absolute paths and ``..`` that climbs out are refused
+    unless ``allow_outside`` (``data.allow_outside: true``). Classes are the sorted labels, or ``classes``
+    (the training split's) for an evaluation split. Speaker or transcript columns named in ``optional`` may
+    be absent."""
+    from ..core.paths import is_file
     from ..core.tables import read_table, require_columns, table_format
 
     path = Path(path)
@@ -294,11 +299,17 @@ def read_manifest(
             )
         if not isinstance(label, str) or not label.strip():
             raise UserError(f"{path}, {at} {line}: empty label in column {label_column!r}; fill it or remove the row.")
-        f = Path(file.strip()).expanduser()
-        f = f if f.is_absolute() else root / f
-        if not f.is_file():
+        f = inside(
+            file.strip(),
+            root,
+            file=path,
+            key=f"{at} {line}, column {audio_column!r}",
+            allow_outside=allow_outside,
+            option="data.allow_outside",
+        )
+        if not is_file(f):
             raise UserError(
-                f"{path}, {at} {line}: audio file {f} does not exist (column {audio_column!r} = {short_repr(file)}, "
+                f"{path}, {at} {line}: audio file {str(f) if len(str(f)) < 500 else short_repr(str(f))} does not exist (column {audio_column!r} = {short_repr(file)}, "
                 f"relative paths start from {root}). Fix the path, set data.audio_root to the folder holding the "
                 "audio, or remove the row."
             )

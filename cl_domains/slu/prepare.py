@@ -18,7 +18,7 @@ from .data import Utterances, read_fsc_csv, read_manifest, read_massive_jsonl, r
 from .features import features_for
 from .synth import assign_voices, manifest_digest, synthesize
 
-__all__ = ["Prepared", "prepare"]
+__all__ = ["PreparedSpeech", "prepare"]
 
 
 def _cache_root(cfg: SLUDataConfig) -> Path:
@@ -46,6 +46,7 @@ def _read(cfg: SLUDataConfig, ref: str, data_root, classes: list[str] | None = N
             text_column=cfg.text_column,
             optional=tuple(v for k, v in unset.items() if k not in cfg.model_fields_set),  # defaults may be absent
             classes=classes,
+            allow_outside=cfg.allow_outside,
         )
     return read_slurp_jsonl(path, cfg.audio_root)
 
@@ -63,7 +64,7 @@ def _subset(u: Utterances, speakers: int | None, max_rows: int | None, rng: np.r
 
 
 @dataclasses.dataclass
-class Prepared:
+class PreparedSpeech:
     """Both splits with their features (``[T_i, 40]`` fp16 per utterance)."""
 
     train: Utterances
@@ -85,7 +86,7 @@ def _where(u: Utterances, i: int, fmt: str) -> str:
     return f"{u.source}, row {i + 2}" if fmt == "fsc" else f"{u.source}, utterance {i + 1}"  # csv: header = row 1
 
 
-def prepare(cfg: SLUDataConfig, data_root=None, log=print) -> Prepared:
+def prepare(cfg: SLUDataConfig, data_root=None, log=print) -> PreparedSpeech:
     """Read the splits, take the subsets, synthesise speech if there are no recordings, and compute
     (or load) the cached log-mel features."""
     t0 = time.time()
@@ -131,4 +132,4 @@ def prepare(cfg: SLUDataConfig, data_root=None, log=print) -> Prepared:
     info["feature_seconds"] = round(time.time() - t, 1)
     info["prepare_seconds"] = round(time.time() - t0, 1)
     vocab = ["<pad>", "<unk>", *sorted({w for u in (train, test) for x in u.texts for w in tokenize(x)})]
-    return Prepared(train, test, feats[0], feats[1], vocab, info)
+    return PreparedSpeech(train, test, feats[0], feats[1], vocab, info)

@@ -16,7 +16,7 @@ from ..core.runs import Run, atomic_write_text
 from ..core.task import Study
 from ..core.train import Trainer
 from .config import CoconutConfig
-from .prepare import Prepared, prepare
+from .prepare import PreparedSpeech, prepare
 from .report import METRICS, mean_std, plot_study, study_table
 from .task import CILTask
 
@@ -25,12 +25,17 @@ __all__ = ["CILStudy"]
 
 @method("slu", "coconut")
 class CILStudy(Study):
-    """Every strategy x seed of a recipe, then the side-by-side table and the per-task plot."""
+    """Every strategy x seed of a recipe, then the side-by-side table and the per-task plot.
+
+    ``data``: both splits already prepared in memory (what :class:`cl_domains.slu.COCONUT` passes for in-memory
+    data), used instead of reading ``recipe.data``. The trained tasks stay in ``tasks`` (``{(strategy, seed): task}``).
+    """
 
     config = CoconutConfig
 
-    def __init__(self, recipe: Recipe, data_root, device=None):
-        self.recipe, self.data_root = recipe, data_root
+    def __init__(self, recipe: Recipe, data_root, device=None, data: PreparedSpeech | None = None):
+        self.recipe, self.data_root, self.data = recipe, data_root, data
+        self.tasks: dict[tuple[str, int], CILTask] = {}
 
     def run(self, *, out, device, run: Run | None = None) -> Run:
         """Train every strategy x seed; with ``run`` (resume), finished trainings are kept and an
@@ -42,7 +47,7 @@ class CILStudy(Study):
         def log(message: str) -> None:
             run.log(message) if run is not None else (early.append(message), print(message, flush=True))
 
-        data = prepare(recipe.data, self.data_root, log=log)
+        data = self.data or prepare(recipe.data, self.data_root, log=log)
         run = run or Run.create(out, recipe)  # after the data is read: bad data leaves no empty run folder
         for message in early:
             run.log(message, echo=False)
@@ -60,7 +65,7 @@ class CILStudy(Study):
         self._write(run, data, results, time.time() - t0)
         return run
 
-    def _train_one(self, run: Run, data: Prepared, strategy: str, seed: int, device) -> dict:
+    def _train_one(self, run: Run, data: PreparedSpeech, strategy: str, seed: int, device) -> dict:
         """One strategy x seed in ``strategies/<strategy>-seed<seed>`` (kept when it finished before)."""
         recipe, cfg = self.recipe, self.recipe.method
         t = time.time()
@@ -92,7 +97,9 @@ class CILStudy(Study):
         if sub_dir.exists():  # unfinished: its memory and teacher lived in memory, so it starts again
             shutil.rmtree(sub_dir)
         sub_run = Run.create(run.dir, sub, name=f"strategies/{strategy}-seed{seed}")
+        task.recipe = sub
         Trainer(sub, task, sub_run, device=device).fit()
+        self.tasks[(strategy, seed)] = task
         final = sub_run.metrics["final"]
         result = {"seed": seed, **final, "acc_matrix": task.acc.tolist(), "seconds": round(time.time() - t, 1)}
         atomic_write_text(done, json.dumps(result))
@@ -101,7 +108,7 @@ class CILStudy(Study):
         )
         return result
 
-    def _write(self, run: Run, data: Prepared, results: dict, seconds: float) -> None:
+    def _write(self, run: Run, data: PreparedSpeech, results: dict, seconds: float) -> None:
         from .continual import ordered_tasks
         from .task import examples_by_task
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from ..core.task import StepContext, Task
 from .config import CoconutConfig, SLUModelConfig
 from .continual import RehearsalMemory, cl_metrics, ordered_tasks
 from .model import SLUModel, pad_features
-from .prepare import Prepared
+from .prepare import PreparedSpeech
 from .strategies import Strategy, make_strategy
 
 __all__ = ["CILTask", "examples_by_task"]
@@ -47,10 +48,11 @@ class CILTask(Task):
 
     dev_metric = "acc_seen"
     model: SLUModel
+    recipe = None  # the training's recipe, when a study runs it (export then writes a model directory)
 
     def __init__(
         self,
-        data: Prepared,
+        data: PreparedSpeech,
         strategy: str | Strategy,
         seed: int,
         method: CoconutConfig,
@@ -87,6 +89,7 @@ class CILTask(Task):
         self.memory = RehearsalMemory(size, method.memory_selection, seed)
         self.phase = -1
         self.acc = np.full((len(self.tasks), len(self.tasks)), np.nan)
+        self.phase_weights: list[dict[str, Tensor]] = []  # the model after each phase (CPU copies)
         self.seen = torch.zeros(n_classes, dtype=torch.bool, device=self.device)
         self.text_ids = {t: i for i, t in enumerate(sorted(set(data.train.texts)))}
         self.train_text = torch.tensor([self.text_ids[t] for t in data.train.texts])
@@ -111,6 +114,7 @@ class CILTask(Task):
         p = self.phase
         for j in range(p + 1):
             self.acc[p, j] = self._accuracy(self.test_by_task[j])
+        self.phase_weights.append({k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()})
         if self.strategy.rehearsal and p < len(self.tasks) - 1:  # no task follows the last
             idx = self.train_by_task[p]
             feats = self._embed(idx) if self.memory.selection == "herding" else None
@@ -181,4 +185,34 @@ class CILTask(Task):
         return cl_metrics(self.acc, [len(x) for x in self.test_by_task])
 
     def export(self, directory: Path) -> None:
+        """``SLUModel.save`` files, and with ``recipe`` set (the study sets it) the model directory that
+        ``cl_domains.load`` reads (see :mod:`cl_domains.slu.estimator`)."""
         self.model.save(directory)
+        if self.recipe is not None:
+            write_task_model(directory, self.recipe, self)
+
+
+def write_task_model(directory: Path, recipe: Any, task: CILTask) -> None:
+    """The model directory of one trained strategy (a study's ``strategies/<strategy>-seed<k>/model``), loadable
+    with ``cl_domains.load``: the manifest's domain fields and ``phases.safetensors`` beside ``SLUModel.save``'s
+    files (the run then adds its metrics)."""
+    from ..core.estimator import estimators
+    from ..core.modeldir import make_manifest, write_model_dir
+
+    cls = next(c for c in estimators("slu").values() if c.strategy == task.strategy.name)
+    phases = {
+        f"{p}.{k}": v.detach().cpu().clone()
+        for p, w in enumerate(task.phase_weights)
+        for k, v in w.items()
+        if not k.startswith("objectives.")  # training-only modules (a learnable temperature)
+    }
+    manifest = make_manifest(
+        recipe,
+        estimator=cls.estimator_name,
+        embedding_dim=int(task.model.config["dim"]),
+        slu_model=dict(task.model.config),
+        tasks=[list(t) for t in task.tasks],
+        strategy=task.strategy.name,
+    )
+    manifest["files"] = {"model.safetensors": "tensors", "config.json": "json"}
+    write_model_dir(directory, manifest, {"phases.safetensors": phases})

@@ -3,17 +3,20 @@ and ridge extrinsic regression (TSER .ts files, long tables).
 
 Public API::
 
-    from cl_domains.timeseries import TSEncoder, read_forecast, read_long, read_ts, read_ucr
+    from cl_domains.timeseries import TS2Vec, AutoTCL, TSEncoder, read_forecast, read_long, read_ts, read_ucr
+
+``TS2Vec`` / ``AutoTCL`` (or ``TSEncoder(method=...)``) are the estimators: ``fit``, ``embed``, ``evaluate``,
+``save`` / ``load``; ``TS2VecTask`` / ``AutoTCLTask`` are their training tasks (what a recipe runs).
 """
 
 from ..core.registry import register_domain
-from .autotcl import AutoTCL
+from .autotcl import AutoTCLTask
 from .data import Classification, Forecast, Regression, read_forecast, read_long, read_ucr, read_uea
-from .encoder import TSEncoder
+from .encoder import AutoTCL, TS2Vec, TSEncoder
 from .losses import hierarchical_loss
 from .networks import TrendHead, TS2VecNet
 from .task import TimeseriesDataConfig, TimeseriesEvalConfig, TimeseriesModelConfig, TimeseriesTask
-from .ts2vec import TS2Vec
+from .ts2vec import TS2VecTask
 from .ts_format import read_ts
 
 __all__ = [
@@ -32,6 +35,8 @@ __all__ = [
     "TimeseriesTask",
     "TS2Vec",
     "AutoTCL",
+    "TS2VecTask",
+    "AutoTCLTask",
 ]
 
 register_domain("timeseries", model=TimeseriesModelConfig, data=TimeseriesDataConfig, eval=TimeseriesEvalConfig)

@@ -28,12 +28,14 @@ from .augment import Augmenter, mask_size_penalty, mmd, temporal_consistency
 from .losses import global_loss, hierarchical_loss, local_loss
 from .task import TimeseriesTask
 
-__all__ = ["AutoTCLObjectiveConfig", "AutoTCLConfig", "AutoTCL"]
+__all__ = ["AutoTCLObjectiveConfig", "AutoTCLConfig", "AutoTCLTask"]
 
 AutoTCLObjectiveConfig = objective_config("autotcl", "info_nce", 1.0)  # §3.3; no labels: supcon is refused
 
 
 class AutoTCLConfig(StrictModel):
+    """The recipe's ``method`` section for AutoTCL (``method.name: autotcl``)."""
+
     name: Literal["autotcl"] = "autotcl"
     renamed = {"temperature": "objective.temperature"}
 
@@ -72,7 +74,10 @@ class AutoTCLConfig(StrictModel):
 
 
 @method("timeseries", "autotcl")
-class AutoTCL(TimeseriesTask):
+class AutoTCLTask(TimeseriesTask):
+    """AutoTCL's alternating training (encoder step, then augmenter step) on the shared time-series task; the
+    estimator is :class:`cl_domains.timeseries.AutoTCL`."""
+
     config = AutoTCLConfig
 
     def __init__(self, recipe, data_root, device, panel=None):

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..core.errors import UserError
 from ..core.recipe import short_repr
+from ..core.validate import check_allocation, check_finite
 
 __all__ = [
     "Forecast",
@@ -188,6 +189,9 @@ def read_forecast(
             f"{path}: missing value (NaN) in column {df.columns[c]!r} at data row {r + 2} "
             f"({int(np.isnan(values).sum())} in all); fill or drop them first."
         )
+    check_finite(
+        values, what="series values", file=path, columns=[str(c) for c in df.columns], first_row=2, row_name="line"
+    )
     borders = _borders(name, len(values))
     values = values[: borders[2]]
     cov = time_covariates(index[: borders[2]])
@@ -207,6 +211,14 @@ def _read_tsv(path: Path) -> tuple[np.ndarray, np.ndarray]:
         x = df.to_numpy(np.float64)
     except ValueError as exc:
         raise UserError(f"{path}: non-numeric series values ({str(exc)[:300]}).") from None
+    check_finite(
+        x,
+        what="series values",
+        file=path,
+        row_name="line",
+        allow_nan=True,
+        fix="Write missing values as NaN; infinite values are not data.",
+    )
     return labels, x
 
 
@@ -332,6 +344,14 @@ def _panel_split(name: str, train, test, tr: tuple, te: tuple, kind: str) -> Cla
     t = max(xtr.shape[1], xte.shape[1])
     xtr, xte = _scale_panel(_width(xtr, t), _width(xte, t))
     if kind == "regress":
+        for path, y in ((train, ytr), (test, yte)):
+            check_finite(
+                y,
+                what="the regression targets",
+                file=path,
+                row_name="series",
+                fix="Every series needs a finite numeric target; fix or remove those series.",
+            )
         return Regression(name, xtr, ytr, xte, yte)
     classes = sorted(np.unique(ytr).tolist())
     unknown = sorted(set(np.unique(yte).tolist()) - set(classes))
@@ -393,10 +413,33 @@ def read_long(
             f"{where}: series {_plain(row[id])!r} has two rows at time {_plain(row[time])!r} (columns {id!r}, {time!r}); "
             "keep one row per series and time step."
         )
+    check_finite(
+        frame[values].to_numpy(np.float64),
+        what="series values",
+        file=where,
+        columns=values,
+        row_name="data row",
+        allow_nan=True,
+        fix="Leave missing steps empty (NaN); infinite values are not data.",
+    )
+    if pd.api.types.is_numeric_dtype(frame[time]):
+        check_finite(
+            frame[time].to_numpy(np.float64),
+            what=f"the time column {time!r}",
+            file=where,
+            row_name="data row",
+            fix="Times must be finite numbers or dates; fix those rows.",
+        )
     df = frame.sort_values([id, time], kind="stable")
     groups = df.groupby(id, sort=True)
     ids = np.array(list(groups.groups))
     lengths = groups.size().to_numpy()
+    check_allocation(
+        8.0 * len(ids) * int(lengths.max()) * len(values),
+        what=f"padding all {len(ids):,} series to the longest one ({int(lengths.max()):,} steps)",
+        file=where,
+        fix="Check the id column (data.id), or cut the series to a common length",
+    )
     X = np.full((len(ids), int(lengths.max()), len(values)), np.nan)
     pos = groups.cumcount().to_numpy()
     X[groups.ngroup().to_numpy(), pos] = df[values].to_numpy(np.float64)

@@ -1,29 +1,29 @@
-"""``TSEncoder``: a scikit-learn transformer around the TS2Vec network.
+"""The time-series estimators: :class:`TSEncoder` and one class per method, :class:`TS2Vec` and :class:`AutoTCL`.
 
-``TSEncoder(pretrained="runs/<run>/model")`` loads what a recipe exported (``fit`` only loads);
-``TSEncoder(method="ts2vec" | "autotcl")`` trains that method on ``fit(X)`` (the recipe methods' own
-losses and weight average; ``method_params`` sets keys of the recipe's ``method`` section). ``X``: numpy ``[N, T]`` / ``[N, T, C]`` or a pandas
-DataFrame with one series per row. Shorter series may be NaN-padded at the end.
-``transform`` gives ``[N, D]`` (``per="series"``, max-pooled) or ``[N, T, D]`` (``per="timestamp"``).
+``TS2Vec(train={"max_steps": 50}).fit(X)`` trains on series ``X`` (numpy ``[N, T]`` / ``[N, T, C]``, a DataFrame
+with one series per row, shorter series NaN-padded at the end) through the loop of ``cl-domains run``;
+``fit("ucr/GunPoint")`` or ``fit("my_TRAIN.ts", test="my_TEST.ts")`` trains on a dataset and scores it as the
+run's report does. ``embed(X)`` gives one float32 vector per series (max-pooled over time); ``save(dir)`` /
+``TSEncoder.load(dir)`` (or a run's ``model/`` folder) keep and restore the encoder.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import ValidationError
-from safetensors.torch import load_model
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..core.errors import UserError
-from ..core.task import StepContext
+from ..core.estimator import Estimator, estimator
 from .networks import TS2VecNet
 from .probes import encode_series
+from .task import write_encoder
 
-__all__ = ["TSEncoder", "as_panel"]
+__all__ = ["TSEncoder", "TS2Vec", "AutoTCL", "as_panel", "write_encoder"]
+
+IN_MEMORY = "<in memory>"  # data.path of a fit on in-memory series
 
 
 def as_panel(X, what: str = "X") -> np.ndarray:
@@ -66,115 +66,199 @@ def as_panel(X, what: str = "X") -> np.ndarray:
     return arr
 
 
-class TSEncoder(BaseEstimator, TransformerMixin):
-    def __init__(
-        self,
-        pretrained: str | None = None,
-        per: str = "series",
-        method: str = "ts2vec",
-        method_params: dict | None = None,
-        output_dims: int = 320,
-        hidden: int = 64,
-        depth: int = 10,
-        lr: float = 1e-3,
-        batch_size: int = 8,
-        n_iters: int = 200,
-        max_train_length: int = 3000,
-        seed: int = 0,
-        device: str = "cpu",
-    ):
-        self.pretrained, self.per, self.method, self.method_params = pretrained, per, method, method_params
-        self.output_dims, self.hidden, self.depth = output_dims, hidden, depth
-        self.lr, self.batch_size, self.n_iters, self.max_train_length = lr, batch_size, n_iters, max_train_length
-        self.seed, self.device = seed, device
+class TSEncoder(Estimator):
+    """A time-series encoder (TS2Vec's dilated-convolution network) trained by a contrastive method.
 
-    @staticmethod
-    def load(directory: str | Path, **kwargs) -> "TSEncoder":
-        enc = TSEncoder(pretrained=str(directory), **kwargs)
-        return enc._load()
+    ``TSEncoder(method="autotcl")`` is :class:`AutoTCL`, ``method="ts2vec"`` (the default) :class:`TS2Vec`.
+    The settings start from the method's shipped recipe and its ``quick`` profile (``TS2Vec``: ``ts2vec_ett``;
+    ``AutoTCL``: ``autotcl_ucr``, whose classification settings use TS2Vec's hierarchical loss); ``model=``,
+    ``data=``, ``method=``, ``train=``, ``eval=`` dicts change the recipe's sections (e.g.
+    ``train={"max_steps": 200, "threads": 1}``, ``model={"output_dims": 64}``). The seed is ``train={"seed": s}``
+    (default 0).
 
-    def _load(self) -> "TSEncoder":
-        d = Path(self.pretrained)
-        if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():
-            raise UserError(f"{d} is not an exported time-series encoder (needs config.json and model.safetensors).")
-        cfg = json.loads((d / "config.json").read_text())["network"]
-        self.net_ = TS2VecNet(**cfg)
-        load_model(self.net_, str(d / "model.safetensors"), device=self.device)
-        self.net_.eval()
-        return self
+    Args:
+        recipe: a shipped recipe name or a YAML path to start from.
+        profile: the recipe profile (default ``quick`` with the shipped recipe).
+        out: ``None``: train in a temporary run directory removed after ``fit``; a folder: keep the run there
+            (``run_dir_``), as ``cl-domains run --out`` does.
+        model, data, method, train, eval: dicts merged onto the recipe's sections (``method`` may be a name).
 
-    def fit(self, X, y=None) -> "TSEncoder":
-        if self.per not in ("series", "timestamp"):
-            raise UserError(f"TSEncoder: per must be 'series' or 'timestamp', got {self.per!r}.")
-        if self.pretrained:
-            return self._load()
-        task = self._task(as_panel(X))
-        opt = torch.optim.AdamW([p for p in task.net.parameters() if p.requires_grad], lr=self.lr)
-        task.model.train()
-        step, epoch = 0, 0
-        while step < self.n_iters:
-            for i, batch in enumerate(task.batches(epoch)):
-                ctx = StepContext(step, epoch, i, self.seed, torch.device(self.device))
-                out = task.loss(batch, ctx)
-                loss = out[0] if isinstance(out, tuple) else out
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                task.on_step_end(ctx)
-                step += 1
-                if step >= self.n_iters:
-                    break
-            epoch += 1
-        self.net_ = task.encoder().eval()  # the weight average, as a recipe run exports
-        return self
+    Attributes (after ``fit`` or ``load``):
+        recipe_: the resolved recipe. metrics_: the final test metrics (empty for unlabelled in-memory series).
+        baselines_: the run's baselines. net_: the (weight-averaged) encoder network. run_dir_: the kept run
+        directory or ``None``.
+    """
 
-    def _task(self, x: np.ndarray):
-        """The registered method's task on the in-memory series ``x``."""
+    domain = "timeseries"
+    default_recipe = "ts2vec_ett"
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        if cls is TSEncoder:  # TSEncoder(method=...) is the method's own class
+            name = kwargs.get("method")
+            name = name.get("name") if isinstance(name, dict) else name
+            cls = estimator_for(name or "ts2vec")
+        return super().__new__(cls)
+
+    # ------------------------------------------------------------------ fit
+    def data_settings(self, data: Any = None, y: Any = None, *, test: str | Path | None = None) -> dict[str, Any]:
+        """``None``: the recipe's data; a path or dataset name (``"ucr/GunPoint"``, ``"ett/ETTh1"``, a ``.ts``
+        file or long table with ``test=``): that data, scored as the run's report does; series in memory: trained
+        on them alone (no labels, so no scores; ``y`` is accepted and ignored, as by scikit-learn transformers)."""
+        if data is None:
+            return {"test": str(test)} if test is not None else {}
+        if isinstance(data, (str, Path)):
+            from .task import is_ts_file
+
+            out: dict[str, Any] = {"path": str(data)}
+            if test is not None:
+                out["test"] = str(test)
+            given = self.data or {}
+            if given.get("kind") is None:  # data={"kind": "regress"} for extrinsic regression
+                paired = test is not None or given.get("test") is not None
+                series = paired or is_ts_file(str(data)) or str(data).startswith("ucr/") or Path(data).is_dir()
+                out["kind"] = "classify" if series else "forecast"  # else: a forecasting dataset or CSV
+            return out
+        return {"kind": "classify", "path": IN_MEMORY, "test": None}
+
+    def build_task(self, recipe, device, data: Any = None, y: Any = None, **kwargs: Any):
+        """The method's task; series in memory are its training data (no evaluation data)."""
         from ..core import registry
-        from ..core.recipe import PaperConfig, Recipe, TrainConfig
-        from .task import TimeseriesDataConfig, TimeseriesEvalConfig, TimeseriesModelConfig
 
-        methods = registry.domain("timeseries").methods
-        if self.method not in methods:
-            raise UserError(f"TSEncoder: method must be one of {', '.join(sorted(methods))}, got {self.method!r}.")
-        cls = registry.method_spec("timeseries", self.method, "TSEncoder").cls
-        try:
-            params = cls.config.model_validate({**(self.method_params or {}), "name": self.method})
-            model = TimeseriesModelConfig(output_dims=self.output_dims, hidden=self.hidden, depth=self.depth)
-            data = TimeseriesDataConfig(kind="classify", path="<fit(X)>", max_train_length=self.max_train_length)
-            train = TrainConfig(seed=self.seed, batch_size=self.batch_size, lr=self.lr)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "method_params"
-            raise UserError(f"TSEncoder: {where}: {first['msg']} (method_params or the encoder's arguments).") from None
-        recipe = Recipe(
-            name="tsencoder",
-            domain="timeseries",
-            description="",
-            profile=None,
-            model=model,
-            data=data,
-            method=params,
-            train=train,
-            eval=TimeseriesEvalConfig(),
-            paper=PaperConfig(),
-            resolved={},
-            source="TSEncoder",
-        )
-        torch.manual_seed(self.seed)  # the networks' initial weights
-        task = cls(recipe, None, torch.device(self.device), panel=x)
-        task.model.to(self.device)
-        return task
+        cls = registry.method_spec("timeseries", recipe.method.name).cls
+        if data is None or isinstance(data, (str, Path)):
+            return cls(recipe, None, device)
+        return cls(recipe, None, device, panel=as_panel(data))
 
-    def transform(self, X) -> np.ndarray:
-        if not hasattr(self, "net_"):
-            raise UserError("TSEncoder: call fit() first (or TSEncoder.load(<exported model dir>)).")
-        x = as_panel(X)
-        if x.shape[-1] != self.net_.input_dims:
+    def after_fit(self, task) -> None:
+        self.net_ = task.encoder().eval()
+        self.network_ = dict(task.net_config)
+        self.scaler_ = task.input_scaler()
+
+    def _panel(self, x: Any) -> np.ndarray:
+        """Raw series -> the encoder's inputs: checked, and standardised as the training series were."""
+        panel = as_panel(x)
+        if panel.shape[-1] != self.net_.input_dims:
             raise UserError(
-                f"TSEncoder: X has {x.shape[-1]} channel(s), the encoder was trained on {self.net_.input_dims}."
+                f"{type(self).__name__}: the series have {panel.shape[-1]} channel(s), the encoder was trained on "
+                f"{self.net_.input_dims}."
             )
-        if self.per == "series":
-            return encode_series(self.net_, x)
+        if self.scaler_ is None:
+            return panel
+        mean, std = self.scaler_
+        return ((panel.astype(np.float64) - mean) / std).astype(np.float32)
+
+    # ------------------------------------------------------------------ inference
+    def embed_tensor(self, x: Any) -> torch.Tensor:
+        """One vector per series, max-pooled over its timestamps: ``[N, D]``. Series are given raw: a model
+        trained on a dataset's files standardises them with that data's training statistics, as its run did."""
+        return torch.as_tensor(encode_series(self.net_, self._panel(x)))
+
+    def embed_timestamps(self, x: Any) -> np.ndarray:
+        """One vector per timestamp: ``[N, T, D]`` float32, a row per step of the (NaN-padded) input."""
+        self._check_fitted()
         with torch.no_grad():
-            return self.net_(torch.as_tensor(x, device=self.device), mask=False).cpu().numpy()
+            return self.net_(torch.as_tensor(self._panel(x)), mask=False).cpu().float().numpy()
+
+    def transform(self, x: Any) -> np.ndarray:
+        """scikit-learn's name for :meth:`embed`."""
+        return self.embed(x)
+
+    def embedding_dim(self) -> int:
+        return self.network_["output_dims"] * (2 if self.network_.get("trend") else 1)
+
+    def evaluate(self, data: Any = None, *, test: str | Path | None = None) -> dict[str, float]:
+        """The run report's final metrics of this encoder: on the data it was trained on (``None``) or on
+        another dataset (a path or name as in :meth:`fit`, with ``test=`` for a ``.ts``/long-table pair)."""
+        from ..core import registry
+        from ..core.modes import eval_mode
+        from ..core.recipe import recipe_from_dict
+
+        self._check_fitted()
+        if data is None and test is None and getattr(self, "task_", None) is not None:
+            return super().evaluate()
+        if data is None and self.recipe_.data.path == IN_MEMORY:
+            raise UserError(f"{type(self).__name__}.evaluate(): give the data to score (a path or dataset name).")
+        sections = {"data": self.data_settings(data, test=test)} if data is not None else {}
+        recipe = recipe_from_dict(self.recipe_.resolved, source="evaluate()", sections=sections or None)
+        task = registry.method_spec("timeseries", recipe.method.name).cls(recipe, None, torch.device("cpu"))
+        task.encoder().load_state_dict(self.net_.state_dict())
+        with eval_mode(task.model):
+            return dict(task.evaluate("test"))
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, directory: str | Path) -> Path:
+        """Write the model directory (``model.safetensors``, ``cl_domains.json`` with the network settings, a
+        model card ``README.md``).
+
+        Returns:
+            The directory.
+        """
+        self._check_fitted()
+        return write_encoder(
+            directory,
+            self.recipe_,
+            self.net_,
+            self.network_,
+            self.scaler_,
+            estimator=self.estimator_name,
+            metrics=self.metrics_,
+            baselines=self.baselines_,
+            paper=self.paper_,
+        )
+
+    def restore(self, model_dir) -> None:
+        self.network_ = dict(model_dir.manifest["network"])
+        self.net_ = TS2VecNet(**self.network_)
+        self.net_.load_state_dict(model_dir.tensors())
+        self.net_.eval()
+        self.scaler_ = None
+        if "scaler.safetensors" in model_dir.manifest.get("files", {}):
+            s = model_dir.tensors("scaler.safetensors")
+            self.scaler_ = (s["mean"].numpy(), s["std"].numpy())
+
+    @classmethod
+    def read_inputs(cls, path: str | Path) -> tuple[list[str], np.ndarray]:
+        """Series to embed from a ``.ts`` file or a long table (columns ``series``, ``time``, ``value``).
+
+        Returns:
+            ``(ids, X)``: the series ids (``.ts``: the 0-based case numbers) and ``[N, T, C]``.
+        """
+        from .data import read_long
+        from .task import is_long_table, is_ts_file
+        from .ts_format import read_ts
+
+        if is_ts_file(str(path)):
+            x = read_ts(path)[0]
+            return [str(i) for i in range(len(x))], x
+        if is_long_table(str(path)):
+            x, _, ids = read_long(path)
+            return [str(i) for i in ids], x
+        raise UserError(f"{path}: time-series inputs are a .ts file or a long table (CSV/TSV/JSONL/parquet).")
+
+
+def estimator_for(name: str) -> type[TSEncoder]:
+    """The time-series estimator class of a method name (``ts2vec`` or ``autotcl``)."""
+    from ..core.estimator import estimators
+
+    found = {c.method_name: c for c in estimators("timeseries").values()}
+    if name not in found:
+        raise UserError(f"TSEncoder: method must be one of {', '.join(sorted(found))}, got {name!r}.")
+    return found[name]
+
+
+@estimator("timeseries", "ts2vec")
+class TS2Vec(TSEncoder):
+    """TS2Vec (Yue et al., AAAI 2022): random overlapping crops, timestamp masking, hierarchical contrastive
+    loss. Default settings: the ``ts2vec_ett`` recipe, ``quick`` profile. See :class:`TSEncoder` for the
+    arguments and verbs."""
+
+    default_recipe = "ts2vec_ett"
+
+
+@estimator("timeseries", "autotcl")
+class AutoTCL(TSEncoder):
+    """AutoTCL (Zheng et al., ICLR 2024): a learned augmentation network trained alternately with the encoder.
+    Default settings: the ``autotcl_ucr`` recipe (classification: TS2Vec's hierarchical loss, ``method.variant:
+    ts2vec``), ``quick`` profile; ``recipe="autotcl_ett"`` for forecasting. See :class:`TSEncoder`."""
+
+    default_recipe = "autotcl_ucr"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterator, Literal, Optional
@@ -10,7 +9,6 @@ from typing import Any, Iterator, Literal, Optional
 import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
-from safetensors.torch import save_model
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
@@ -19,6 +17,8 @@ from ..core.baselines import (
     forecast_errors,
     lagged_windows,
     last_value_forecast,
+    minirocket_available,
+    minirocket_predict,
     nearest_neighbour_accuracy,
     ridge_select,
 )
@@ -52,6 +52,8 @@ __all__ = [
 
 
 class TimeseriesBackboneConfig(StrictModel):
+    """The encoder body (``model.backbone``): TS2Vec's dilated convolutions or a tsai architecture."""
+
     name: Literal["ts2vec", "tsai"] = Field(
         "ts2vec",
         description="ts2vec: the dilated-conv encoder; tsai: a tsai "
@@ -70,6 +72,8 @@ class TimeseriesBackboneConfig(StrictModel):
 
 
 class TimeseriesModelConfig(StrictModel):
+    """The recipe's ``model`` section of the time-series domain: the TS2Vec network's sizes and masking."""
+
     output_dims: int = Field(320, gt=0)
     hidden: int = Field(64, gt=0)
     depth: int = Field(10, gt=0)
@@ -85,6 +89,8 @@ class TimeseriesModelConfig(StrictModel):
 
 
 class TimeseriesDataConfig(StrictModel):
+    """The recipe's ``data`` section of the time-series domain: the task (``kind``) and where its series are."""
+
     kind: Literal["forecast", "classify", "regress"] = Field(
         "forecast", description="forecast (ridge, MSE/MAE), classify (SVM, accuracy) or regress (ridge, RMSE/MAE)"
     )
@@ -126,6 +132,10 @@ class TimeseriesDataConfig(StrictModel):
         return self
 
 
+SELECT_DEFAULTS = {"forecast": "val_mse", "classify": "cv_acc", "regress": "cv_r2"}  # dev metric per data.kind
+SELECT_MODES = {"val_mse": "min", "cv_acc": "max", "cv_r2": "max"}
+
+
 def is_long_table(path: str) -> bool:
     name = path.lower().removesuffix(".gz")
     return name.endswith((".csv", ".tsv", ".jsonl", ".parquet"))
@@ -136,6 +146,8 @@ def is_ts_file(path: str) -> bool:
 
 
 class TimeseriesEvalConfig(StrictModel):
+    """The recipe's ``eval`` section of the time-series domain: how series are encoded for the probes."""
+
     padding: int = Field(200, ge=0, description="causal window before each timestamp when encoding for forecasting")
     batch_size: int = Field(256, gt=0)
 
@@ -183,7 +195,7 @@ class TimeseriesTask(Task):
         """``panel``: train on these series ``[N, T, C]`` (no evaluation data; :class:`TSEncoder`) instead of
         reading ``recipe.data``."""
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
-        self.seed = recipe.train.seed
+        self.seed, self.data_root = recipe.train.seed, data_root
         d = recipe.data
         self.data: Forecast | Classification | Regression | None
         if panel is not None:
@@ -217,6 +229,8 @@ class TimeseriesTask(Task):
             self.data = read_ucr(self._ucr_folder(d.path, data_root))
             train = self.data.x_train
             self.dev_metric = "cv_acc"
+        if panel is None:
+            self._check_select_metric(recipe)
         self.train_x = torch.as_tensor(sections(train, d.max_train_length))
         self.batch_size = min(recipe.train.batch_size, len(self.train_x))  # a batch larger than the data takes it all
         m = recipe.model
@@ -237,6 +251,28 @@ class TimeseriesTask(Task):
         self.swa = AveragedModel(self.net, use_buffers=True)  # tsai backbones have BatchNorm statistics
         self.model = nn.ModuleDict({"net": self.net, "swa": self.swa})
         self._cache: tuple[float, np.ndarray] | None = None
+
+    def _check_select_metric(self, recipe: Recipe) -> None:
+        """``train.select_metric`` must be a dev metric of ``data.kind``: another kind's selection metric (a recipe
+        written for classification run with ``kind: regress``, say) becomes this kind's, with its direction; any
+        other unknown name is refused before the data is encoded or a step is taken."""
+        t = recipe.train
+        if t.select_metric is None:
+            return
+        kind = recipe.data.kind
+        horizons = getattr(self, "horizons", None) or []
+        own = {"forecast": ["val_mse", *(f"val_mse_{h}" for h in horizons)], "classify": ["cv_acc"]}
+        own["regress"] = ["cv_r2", "cv_rmse"]
+        if t.select_metric in own[kind]:
+            return
+        if t.select_metric in SELECT_DEFAULTS.values():  # another kind's default: follow the kind
+            t.select_metric, t.select_mode = self.dev_metric, SELECT_MODES[self.dev_metric]
+            recipe.resolved.setdefault("train", {}).update(select_metric=t.select_metric, select_mode=t.select_mode)
+            return
+        raise UserError(
+            f"recipe {recipe.source}: train.select_metric {t.select_metric!r} is not a dev metric of data.kind "
+            f"{kind!r}; choose one of {', '.join(own[kind])} (or leave it unset: {self.dev_metric})."
+        )
 
     @staticmethod
     def _ucr_folder(ref: str, data_root) -> Path:
@@ -280,6 +316,8 @@ class TimeseriesTask(Task):
         return self._cache[1]
 
     def evaluate(self, split: str) -> dict[str, float]:
+        if self.data is None:  # series given in memory without labels: nothing to score
+            return {}
         if isinstance(self.data, Regression):
             with eval_mode(self.encoder()) as net:
                 tr, te = encode_series(net, self.data.x_train), encode_series(net, self.data.x_test)
@@ -316,25 +354,36 @@ class TimeseriesTask(Task):
         ``ridge on raw window`` (the last ``eval.padding + 1`` raw target values, the window the encoder
         sees; the time covariates are left out: they drift out of their training range on test, and a ridge
         on them extrapolates badly; alpha on validation as the probe's). Classification: ``raw 1-NN`` (Euclidean) and ``raw SVM``
-        (the same RBF SVM probe on the raw series). Regression: ``train mean`` and ``ridge on raw series``
+        (the same RBF SVM probe on the raw series), and ``MiniRocket`` when the optional ``aeon`` package is installed
+        (:func:`~cl_domains.core.baselines.minirocket_predict`; also for regression). Regression: ``train mean`` and ``ridge on raw series``
         (the same ridge probe on the NaN-zeroed raw series)."""
+        if self.data is None:
+            return {}
         if isinstance(self.data, Regression):
             d = self.data
             flat = lambda x: np.nan_to_num(x.reshape(len(x), -1))  # noqa: E731
             ridge = regression_probe((flat(d.x_train), d.y_train), (flat(d.x_test), d.y_test))
             err = d.y_test - d.y_train.mean()
-            return {
+            out = {
                 "train mean": {"rmse": float(np.sqrt((err**2).mean())), "mae": float(np.abs(err).mean())},
                 "ridge on raw series": {k: ridge[k] for k in ("rmse", "mae", "cv_r2", "cv_rmse")},
             }
+            if minirocket_available():
+                err = minirocket_predict(d.x_train, d.y_train, d.x_test, "regress", self.recipe.train.seed) - d.y_test
+                out["MiniRocket"] = {"rmse": float(np.sqrt((err**2).mean())), "mae": float(np.abs(err).mean())}
+            return out
         if isinstance(self.data, Classification):
             d = self.data
             flat = lambda x: np.nan_to_num(x.reshape(len(x), -1))  # noqa: E731
             svm = svm_probe((flat(d.x_train), d.y_train), (flat(d.x_test), d.y_test))
-            return {
+            out = {
                 "raw 1-NN": {"acc": nearest_neighbour_accuracy(d.x_train, d.y_train, d.x_test, d.y_test)},
                 "raw SVM": {"acc": svm["acc"], "cv_acc": svm["cv_acc"]},
             }
+            if minirocket_available():
+                pred = minirocket_predict(d.x_train, d.y_train, d.x_test, "classify", self.recipe.train.seed)
+                out["MiniRocket"] = {"acc": float((pred == d.y_test).mean())}
+            return out
         f, pad = self.data, self.recipe.eval.padding
         a, b, c = f.borders
         target = f.values[:, f.n_covariates :]
@@ -353,11 +402,67 @@ class TimeseriesTask(Task):
                 out[k] = float(np.mean([out[f"{k}_{h}"] for h in self.horizons]))
         return {"last value": last, "ridge on raw window": ridge}
 
-    def export(self, directory: Path) -> None:
-        """``config.json`` + ``model.safetensors`` of the averaged encoder: :meth:`TSEncoder.load` reads it."""
-        directory.mkdir(parents=True, exist_ok=True)
-        net = self.encoder()
-        save_model(net, str(directory / "model.safetensors"))
-        (directory / "config.json").write_text(
-            json.dumps({"network": self.net_config, "method": self.cfg.name, "data": self.recipe.data.path}, indent=2)
+    def input_scaler(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The per-channel mean and std the data readers standardised the training series with, from the raw
+        training file (``.ts``, long table, or a UCR set shipped unnormalised); ``None`` where the series are used
+        as given (in-memory series, forecasting data, UCR sets shipped normalised)."""
+        from .data import NON_NORMALISED_UCR, _read_tsv, read_long
+        from .ts_format import read_ts
+
+        d = self.recipe.data
+        if not isinstance(self.data, (Classification, Regression)):
+            return None
+        if is_ts_file(d.path) or is_long_table(d.path):
+            path = core_data.resolve(d.path, self.data_root)
+            if is_ts_file(d.path):
+                x = read_ts(path)[0]
+            else:
+                x = read_long(path, id=d.id, time=d.time, value=d.value, label=d.label, path=path, keys="data.")[0]
+            mean, std = np.nanmean(x, axis=(0, 1)), np.nanstd(x, axis=(0, 1))
+            return mean, np.where(std > 0, std, 1.0)
+        folder = self._ucr_folder(d.path, self.data_root)
+        if folder.name not in NON_NORMALISED_UCR:
+            return None
+        train = next(
+            f for f in (folder / f"{folder.name}_TRAIN.tsv", folder / f"{folder.name}_TRAIN.tsv.gz") if f.is_file()
         )
+        x = _read_tsv(train)[1]
+        return np.array([np.nanmean(x)]), np.array([np.nanstd(x)])
+
+    def export(self, directory: Path) -> None:
+        """The averaged encoder in the model-directory layout (:mod:`cl_domains.core.modeldir`), with the input
+        scaler of its data: what ``TSEncoder.load`` and ``cl_domains.load`` read."""
+        write_encoder(directory, self.recipe, self.encoder(), self.net_config, self.input_scaler())
+
+
+def write_encoder(
+    directory: str | Path,
+    recipe,
+    net: torch.nn.Module,
+    network: dict[str, Any],
+    scaler: tuple[np.ndarray, np.ndarray] | None = None,
+    **fields: Any,
+) -> Path:
+    """Write an encoder in the model-directory layout (a run's ``model/`` and :meth:`TSEncoder.save`).
+
+    Args:
+        directory: the folder.
+        recipe: the resolved recipe it was trained with.
+        net: the (averaged) encoder network.
+        network: the ``TS2VecNet`` constructor arguments.
+        scaler: the per-channel mean and std applied to raw series before encoding (``scaler.safetensors``).
+        fields: manifest fields (``metrics``, ``baselines``, ``paper``, ``estimator``).
+
+    Returns:
+        The directory.
+    """
+    from ..core.modeldir import make_manifest, write_model_dir
+
+    tensors = {"model.safetensors": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}}
+    if scaler is not None:
+        tensors["scaler.safetensors"] = {
+            k: torch.as_tensor(np.asarray(v, np.float64)) for k, v in zip(("mean", "std"), scaler)
+        }
+    dim = network["output_dims"] * (2 if network.get("trend") else 1)
+    manifest = make_manifest(recipe, embedding_dim=dim, network=network, **fields)
+    return write_model_dir(directory, manifest, tensors)

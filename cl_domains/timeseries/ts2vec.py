@@ -18,12 +18,14 @@ from ..core.task import StepContext
 from .losses import hierarchical_loss
 from .task import TimeseriesTask, random_crops
 
-__all__ = ["TS2VecObjectiveConfig", "TS2VecConfig", "TS2Vec", "ts2vec_loss"]
+__all__ = ["TS2VecObjectiveConfig", "TS2VecConfig", "TS2VecTask", "ts2vec_loss"]
 
 TS2VecObjectiveConfig = objective_config("ts2vec", "nt_xent", 1.0)  # eqs. 1-2: 2N rows, self excluded, dot product
 
 
 class TS2VecConfig(StrictModel):
+    """The recipe's ``method`` section for TS2Vec (``method.name: ts2vec``)."""
+
     name: Literal["ts2vec"] = "ts2vec"
     renamed = {"alpha": "instance_weight"}
 
@@ -55,7 +57,10 @@ def ts2vec_loss(
 
 
 @method("timeseries", "ts2vec")
-class TS2Vec(TimeseriesTask):
+class TS2VecTask(TimeseriesTask):
+    """TS2Vec's training step (crops, masking, hierarchical loss) on the shared time-series task; the estimator
+    is :class:`cl_domains.timeseries.TS2Vec`."""
+
     config = TS2VecConfig
 
     def __init__(self, recipe, data_root, device, panel=None):

@@ -10,11 +10,14 @@ then ``@data`` and one case per line: the values of each dimension comma-separat
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..core.errors import UserError
+from ..core.recipe import short_repr
+from ..core.validate import check_allocation, check_finite
 
 __all__ = ["read_ts"]
 
@@ -28,7 +31,9 @@ def _open(path: Path):
 def _flag(path: Path, lineno: int, key: str, value: str) -> bool:
     v = value.split()[0].lower() if value.split() else ""
     if v not in _BOOL:
-        raise UserError(f"{path}, line {lineno}: @{key} must be 'true' or 'false', got {value!r}; fix the header.")
+        raise UserError(
+            f"{path}, line {lineno}: @{key} must be 'true' or 'false', got {short_repr(value)}; fix the header."
+        )
     return _BOOL[v]
 
 
@@ -78,7 +83,7 @@ def read_ts(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict]:
                 cases.append(x)
                 if label is not None:
                     labels.append(label)
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error) as exc:
         raise UserError(
             f"{path}: cannot be read as a text .ts file ({type(exc).__name__}: {str(exc)[:200]}); "
             "give a UTF-8 .ts file, or a .ts.gz that gunzips to one."
@@ -89,6 +94,14 @@ def read_ts(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict]:
         raise UserError(f"{path}: no cases after @data; add one line per series.")
     lengths = np.array([len(c) for c in cases])
     d = meta["dimensions"] or cases[0].shape[1]
+    longest = int(lengths.argmax())
+    check_allocation(
+        8.0 * len(cases) * int(lengths.max()) * d,
+        what=f"padding all {len(cases):,} series to the longest one ({int(lengths.max()):,} steps, case "
+        f"{longest + 1}; the median is {int(np.median(lengths)):,})",
+        file=path,
+        fix="Check that case, or cut the series to a common length",
+    )
     X = np.full((len(cases), int(lengths.max()), d), np.nan)
     for i, c in enumerate(cases):
         X[i, : len(c)] = c
@@ -96,7 +109,13 @@ def read_ts(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict]:
     if meta["task"] == "classify":
         y = np.array(labels, dtype=str)
     elif meta["task"] == "regress":
-        y = np.array(labels, dtype=np.float64)
+        y = check_finite(
+            np.array(labels, dtype=np.float64),
+            what="the targets (after the last ':')",
+            file=path,
+            row_name="case",
+            fix="Each case needs a finite numeric target; fix or remove those cases.",
+        )
     meta["lengths"] = lengths
     if meta["dimensions"] is None:
         meta["dimensions"] = d
@@ -168,7 +187,7 @@ def _case(path: Path, lineno: int, line: str, meta: dict) -> tuple[np.ndarray, s
         label = parts.pop().strip()
         if meta["task"] == "classify" and label not in meta["class_labels"]:
             raise UserError(
-                f"{path}, line {lineno}: class label {label!r} is not among @classLabel "
+                f"{path}, line {lineno}: class label {short_repr(label)} is not among @classLabel "
                 f"{' '.join(meta['class_labels'])}; add it to the header or fix the case."
             )
         if meta["task"] == "regress":
@@ -176,7 +195,7 @@ def _case(path: Path, lineno: int, line: str, meta: dict) -> tuple[np.ndarray, s
                 float(label)
             except ValueError:
                 raise UserError(
-                    f"{path}, line {lineno}: target {label!r} is not a number; @targetLabel true needs a numeric "
+                    f"{path}, line {lineno}: target {short_repr(label)} is not a number; @targetLabel true needs a numeric "
                     "target after the last ':'."
                 ) from None
     expected = meta["dimensions"] or meta.setdefault("_dims_seen", len(parts))
@@ -192,7 +211,7 @@ def _case(path: Path, lineno: int, line: str, meta: dict) -> tuple[np.ndarray, s
             dims.append(np.array([np.nan if v.strip() == "?" else float(v) for v in part.split(",")]))
         except ValueError as exc:
             raise UserError(
-                f"{path}, line {lineno}, dimension {k + 1}: non-numeric value ({exc}); values are numbers or '?'."
+                f"{path}, line {lineno}, dimension {k + 1}: non-numeric value ({str(exc)[:120]}); values are numbers or '?'."
             ) from None
     for k, v in enumerate(dims):
         if np.isinf(v).any():
@@ -229,7 +248,7 @@ def _positive_int(header: dict, key: str, path) -> int:
         number = 0
     if number <= 0:
         raise UserError(
-            f"{path}, line {lineno}: @{_HEADER_NAMES.get(key, key)} must be a positive integer, got {value!r}; "
+            f"{path}, line {lineno}: @{_HEADER_NAMES.get(key, key)} must be a positive integer, got {short_repr(value)}; "
             "fix the header."
         )
     return number
