@@ -504,7 +504,7 @@ class Trainer:
             raise UserError(f"train.batch_size = {self.cfg.batch_size} must be divisible by the {ws} processes.")
         for p in self.task.model.parameters():  # same start everywhere (what DDP does at construction)
             torch.distributed.broadcast(p.data, 0)
-        if not self.embedding_path:
+        if not self.embedding_path and not getattr(self.task, "gathers_negatives", False):
             self.run.log(
                 f"{type(self.task).__name__} has no embed_batch(): each of the {ws} processes trains on its shard "
                 "with in-shard negatives (the loss differs from one process on the global batch)."
