@@ -121,17 +121,20 @@ def write_recipe(path, backbone, data, method=None, **train):
 
 
 def readme_snippet(domain: str, lang: str = "python") -> str:
-    """The first ``lang`` code block under the README heading ``#### Your own data (<domain>)``: the tests that
-    run it keep the README's examples true."""
+    """The first ``lang`` code block under the heading ``## Your own data`` of the domain's page ``docs/<domain>.md``:
+    the tests that run it keep the docs' examples true."""
     import re
 
-    text = (REPO / "README.md").read_text()
-    head = f"#### Your own data ({domain})"
+    page = REPO / "docs" / f"{domain}.md"
+    text = page.read_text()
+    head = "## Your own data"
     if head not in text:
-        raise AssertionError(f"README.md has no heading {head!r}")
-    block = re.search(rf"```{lang}\n(.*?)```", text[text.index(head) :], re.S)
+        raise AssertionError(f"{page} has no heading {head!r}")
+    section = text[text.index(head) + len(head) :]
+    section = section.split("\n## ", 1)[0]
+    block = re.search(rf"```{lang}\n(.*?)```", section, re.S)
     if block is None:
-        raise AssertionError(f"no ```{lang} block under {head!r}")
+        raise AssertionError(f"no ```{lang} block under {head!r} in {page}")
     return block.group(1)
 
 
