@@ -140,12 +140,12 @@ def readme_snippet(domain: str, lang: str = "python") -> str:
 
 @pytest.fixture(scope="session")
 def toy_plugin_site(tmp_path_factory) -> Path:
-    """``tests/plugins/toy_plugin`` installed with pip into a folder (real ``cl_domains.plugins`` entry points):
+    """``examples/toy_plugin`` installed with pip into a folder (real ``cl_domains.plugins`` entry points):
     put the folder on ``PYTHONPATH`` / ``sys.path`` to use it."""
     import subprocess
 
     site = tmp_path_factory.mktemp("plugin-site")
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site)]
-    proc = subprocess.run([*pip, str(Path(__file__).parent / "plugins" / "toy_plugin")], capture_output=True, text=True)
+    proc = subprocess.run([*pip, str(REPO / "examples" / "toy_plugin")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return site
