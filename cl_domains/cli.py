@@ -84,13 +84,18 @@ def matrix(
     recipes: List[str] = typer.Option(
         [], "--recipes", help="recipe paths or names instead of the shipped ones (repeatable)"
     ),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="cells trained at once (each in its own process)"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per cell (default: CPUs / jobs)"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="cells trained at once (each in its own process)"),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="torch threads per cell (default: CPUs / jobs)"
+    ),
     out_dir: Path = typer.Option(Path("runs/matrix"), "--out", help="the matrix folder (cells, matrix.csv/md/png)"),
     data_root: Optional[Path] = DATA_ROOT,
 ) -> None:
     """The loss x domain matrix: every loss x temperature x seed of each recipe; resumable (finished cells kept)."""
     from .core.matrix import plan, run_matrix
+    from .core.runs import Run
+
+    Run.check_out(out_dir)  # a file named by --out is said before the recipes are read
 
     def split(text: Optional[str], kind=str) -> Optional[list]:
         try:
@@ -108,14 +113,22 @@ def matrix(
     )
     todo = sum(c.status == "todo" for c in cells)
     out.print(f"matrix: {len(cells)} cells ({todo} to run or read back) in {out_dir}", markup=False, highlight=False)
-    run_matrix(
-        cells,
-        out_dir,
-        jobs=jobs,
-        threads=threads,
-        data_root=str(data_root) if data_root else None,
-        log=lambda m: out.print(m, markup=False, highlight=False),
-    )
+    try:
+        run_matrix(
+            cells,
+            out_dir,
+            jobs=jobs,
+            threads=threads,
+            data_root=str(data_root) if data_root else None,
+            log=lambda m: out.print(m, markup=False, highlight=False),
+        )
+    except KeyboardInterrupt:
+        again = " ".join(_quote(a) for a in sys.argv[1:]) or "matrix ..."
+        raise Interrupted(
+            None,
+            f"interrupted: the matrix in {out_dir} keeps its finished cells and the checkpoints of the interrupted "
+            f"ones; continue with the same command:\n  cl-domains {again}",
+        ) from None
     out.print(
         f"wrote {out_dir / 'matrix.csv'}, {out_dir / 'matrix.md'}, {out_dir / 'matrix.png'}",
         markup=False,
@@ -157,14 +170,22 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _recipe_yaml(f: Path) -> dict:
+    """A recipe file's mapping (read as a user's file: UTF-8, size-limited, safe YAML), or a UserError naming it."""
+    from .core.recipe import MAX_RECIPE_BYTES, parse_yaml, read_user_text
+
+    r = parse_yaml(read_user_text(f, "recipe", MAX_RECIPE_BYTES), f"recipe {f}")
+    if not isinstance(r, dict):
+        raise UserError(f"recipe {f} must be a mapping of keys (name, domain, model, data, method, train, ...).")
+    return r
+
+
 @app.command("list")
 def list_recipes(long: bool = typer.Option(False, "--long", "-l", help="every profile and paper metric")) -> None:
     """The recipes shipped with the project (80 columns; --long for every profile and paper metric)."""
-    import yaml
-
     rows = []
     for f in _shipped_recipes().values():
-        r = yaml.safe_load(f.read_text(encoding="utf-8"))
+        r = _recipe_yaml(f)
         metrics = list(((r.get("paper") or {}).get("metrics") or {}).items())
         profiles = list(r.get("profiles") or {})
         rows.append((f, r, metrics, profiles))
@@ -201,11 +222,12 @@ def list_recipes(long: bool = typer.Option(False, "--long", "-l", help="every pr
 @app.command()
 def show(recipe: str = typer.Argument(..., help="recipe path or name (see `cl-domains list`)")) -> None:
     """A recipe's method, data, profiles and the paper's numbers."""
-    from .core.recipe import find_recipe
+    from .core.recipe import MAX_RECIPE_BYTES, find_recipe, read_user_text
 
     path = find_recipe(recipe)
+    text = read_user_text(path, "recipe", MAX_RECIPE_BYTES)
     typer.echo(f"# {path}")
-    typer.echo(path.read_text(encoding="utf-8"))
+    typer.echo(text)
 
 
 def _json_or_parquet(path: Path) -> bool:
@@ -254,13 +276,44 @@ def eval_sts(
         tasks = [read_scored_pairs(data, *names, keys=keys)]
     else:
         tasks = find_sts_tasks(data) if data else [read_stsb(core_data.resolve("stsb/test", data_root))]
-    enc = SentenceEncoder.from_pretrained(str(model), pooling=pooling)
+    enc = _load_encoder(SentenceEncoder, model, pooling)
     scores = evaluate_sts(enc, tasks)
     table = Table("task", "pairs", "Spearman x100")
     sizes = {t.name: len(t) for t in tasks}
     for name, value in scores.items():
         table.add_row(name, str(sizes.get(name, "")), f"{value:.2f}")
     out.print(table)
+
+
+def _load_encoder(cls, model: Path, pooling: Optional[str]):
+    """``cls.from_pretrained`` on a user's model folder: a damaged or refused file is a UserError naming it."""
+    import pickle
+
+    from .core.safefs import KIB, read_json
+
+    meta = model / "cl_domains_encoder.json"
+    if os.path.lexists(meta) and not isinstance(read_json(meta, 64 * KIB), dict):
+        raise UserError(f"{meta} is not a JSON object; the model folder {model} is damaged.")
+    try:
+        return cls.from_pretrained(str(model), pooling=pooling)
+    except UserError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as exc:
+        raise UserError(
+            f"could not load the model {model}: {type(exc).__name__}: {_first_line(exc)}. Give a folder saved by "
+            "cl-domains (a run's model/ folder); weights stored as pickles are not loaded."
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else "no detail"
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
 
 
 @data_app.command("list")
@@ -301,10 +354,21 @@ def data_verify(
 @data_app.command("fetch")
 def data_fetch(name: str, data_root: Optional[Path] = DATA_ROOT, force: bool = typer.Option(False, "--force")) -> None:
     """Download a dataset from its official source (needs a network), checking sha256."""
+    import gzip
+    import tarfile
+    import zipfile
+    import zlib
+
     from .core.data import fetch
 
-    for p in fetch(name, data_root, force=force):
-        out.print(f"wrote {p}")
+    try:
+        for p in fetch(name, data_root, force=force):
+            out.print(f"wrote {p}")
+    except (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError) as exc:
+        raise UserError(
+            f"the download of {name} is damaged and was not used ({type(exc).__name__}: {_first_line(exc)}); "
+            f"fetch it again with `cl-domains data fetch {name} --force`."
+        ) from None
 
 
 @app.command()
@@ -325,18 +389,21 @@ def embed(
 @app.command()
 def report(run_dir: Path) -> None:
     """Print a finished run's table of our numbers against the paper's."""
+    from .core.safefs import MIB, read_text
+
     f = run_dir / "report.md"
-    if not f.is_file():
+    if not os.path.lexists(f):
         raise UserError(f"{run_dir} has no report.md (the run has not finished).")
-    out.print(f.read_text(), markup=False)
+    out.print(read_text(f, 16 * MIB), markup=False)
 
 
 class Interrupted(Exception):
-    """Ctrl-C during a run (carries the run directory, if one was created)."""
+    """Ctrl-C during a run (carries the run directory, if one was created) or with ``message`` saying how to
+    continue."""
 
-    def __init__(self, run_dir: Path | None):
+    def __init__(self, run_dir: Path | None, message: str | None = None):
         super().__init__(str(run_dir))
-        self.run_dir = run_dir
+        self.run_dir, self.message = run_dir, message
 
 
 def _click_types(name: str) -> tuple[type, ...]:
@@ -367,7 +434,9 @@ def main(argv: list[str] | None = None) -> int:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
         return 2
     except Interrupted as exc:
-        if exc.run_dir is None:
+        if exc.message:
+            err.print(exc.message, highlight=False, soft_wrap=True, markup=False)
+        elif exc.run_dir is None:
             err.print("interrupted before a run directory was created: nothing to resume.", highlight=False)
         else:
             err.print(
@@ -378,11 +447,22 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 130
     except _EXIT as exc:
-        return int(getattr(exc, "exit_code", 1) or 0)
+        code = int(getattr(exc, "exit_code", 1) or 0)
+        if code == 130:
+            err.print("interrupted", highlight=False)
+        return code
     except _CLICK_ERROR as exc:  # usage errors (unknown option or command, bad value): message + usage, code 2
         exc.show()
         return int(getattr(exc, "exit_code", 2))
-    except (KeyboardInterrupt, *_ABORT):
+    except (KeyboardInterrupt, *_ABORT) as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, EOFError) and not isinstance(exc, KeyboardInterrupt):  # click turns EOFError into Abort
+            err.print(
+                Text.assemble(("error: ", "bold red"), f"an input ended early ({_first_line(cause)})."),
+                highlight=False,
+                soft_wrap=True,
+            )
+            return 2
         err.print("interrupted", highlight=False)
         return 130
     except Exception:  # noqa: BLE001 - a bug: show it and say so
@@ -392,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
             highlight=False,
         )
         return 1
+    if code == 130:  # typer turns Ctrl-C into a silent exit code 130
+        err.print("interrupted", highlight=False)
     return code if isinstance(code, int) else 0
 
 

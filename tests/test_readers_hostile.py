@@ -353,9 +353,9 @@ def test_more_clusters_than_target_nodes_is_refused_before_kmeans(tmp_path):
 
     from cl_domains.hetgraph import MEOW
 
-    m = MEOW(epochs=1, clusters=[3, 500], eval=TINY, threads=1)
+    m = MEOW(train={"epochs": 1, "threads": 1}, method={"clusters": [3, 500]}, eval=TINY, out=tmp_path)
     with pytest.raises(UserError, match=r"method.clusters \[3, 500\] asks k-means for 500 clusters, .* only 150 movie"):
-        m.fit(movies(), target="movie", metapaths=[["movie", "actor", "movie"]], out=tmp_path)
+        m.fit(movies(), target="movie", metapaths=[["movie", "actor", "movie"]])
 
 
 def test_non_finite_final_metrics_fail_the_run(tmp_path):

@@ -293,7 +293,7 @@ def test_table_loader_and_its_errors(table, tmp_path):
     rows[5] = "1.0,,2.0,3.0"
     bad.write_text("\n".join(rows) + "\n")
     with pytest.raises(
-        UserError, match=r"nan.csv: feature 'b' has NaN/inf values \(1 cells, first at file lines \[6\]\)"
+        UserError, match=r"nan.csv: feature 'b' has NaN/inf .*values \(1 cells, first at file lines \[6\]\)"
     ):
         load_table(bad, "price")
     const = tmp_path / "const.csv"

@@ -14,7 +14,7 @@ from cl_domains.core.errors import UserError
 from cl_domains.core.losses import contrastive_nll
 from cl_domains.core.objectives import LOSSES, Objective, ObjectiveConfig
 from cl_domains.core.recipe import load_recipe
-from cl_domains.regression import fit
+from cl_domains.regression import Regressor
 from cl_domains.regression.losses import (
     RnCObjective,
     RnCObjectiveConfig,
@@ -222,15 +222,15 @@ def test_a_swapped_objective_trains_end_to_end_and_a_learnable_temperature_moves
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 3))
     y = x @ np.array([2.0, -1.0, 0.5]) + 0.1 * rng.normal(size=120)
-    sets = [f"method.objective.loss={loss}", "method.objective.temperature=0.3",
-            "method.objective.learnable_temperature=true", "train.lr=0.01"]  # fmt: skip
-    model = fit(x, y, method=method, epochs=3, batch_size=32, overrides=sets)
-    objective = model.task.model["objective"]  # in the model: optimised and checkpointed with it
+    learnable = {"name": method, "objective": {"loss": loss, "temperature": 0.3, "learnable_temperature": True}}
+    model = Regressor(method=learnable, train={"epochs": 3, "batch_size": 32, "lr": 0.01}).fit(x, y)
+    objective = model.task_.model["objective"]  # in the model: optimised and checkpointed with it
     assert objective.cfg.loss == loss and type(objective).__name__.lower().startswith(method)
-    assert {"mae", "rmse"} <= set(model.metrics["final"]) and model.predict(x[:7]).shape == (7,)
+    assert {"mae", "rmse"} <= set(model.metrics_) and model.predict(x[:7]).shape == (7,)
     assert abs(float(objective.temperature().detach()) - 0.3) > 1e-4
-    fixed = fit(x, y, method=method, epochs=1, batch_size=32, overrides=sets[:2])
-    assert "objective" not in fixed.task.model and fixed.task.objective.cfg.loss == loss  # checkpoints as before
+    fixed = {"name": method, "objective": {"loss": loss, "temperature": 0.3}}
+    fixed = Regressor(method=fixed, train={"epochs": 1, "batch_size": 32}).fit(x, y)
+    assert "objective" not in fixed.task_.model and fixed.task_.objective.cfg.loss == loss  # checkpoints as before
 
 
 # ----------------------------------------------------------------------------------- recipe validation

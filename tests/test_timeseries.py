@@ -350,11 +350,16 @@ def test_ucr_quick_profile_and_pipeline_in_fresh_process(tmp_path, data_root):
     assert acc >= m["before"]["acc"] - 0.02
     script = textwrap.dedent(f"""
         import numpy as np
+        from pathlib import Path
+        import pandas as pd
         from cl_domains.timeseries import TSEncoder, read_ucr
         from cl_domains.timeseries.probes import svm_probe
-        d = read_ucr({str(data_root / "timeseries/ucr/Chinatown")!r})
+        folder = Path({str(data_root / "timeseries/ucr/Chinatown")!r})
+        d = read_ucr(folder)  # the labels; the series are given to embed as the files hold them (unnormalised)
+        raw = lambda split: pd.read_csv(next(folder.glob(f"Chinatown_{{split}}.tsv*")), sep="\t", header=None)
         enc = TSEncoder.load({str(run.dir / "model")!r})
-        train, test = (enc.embed(d.x_train[..., 0]), d.y_train), (enc.embed(d.x_test[..., 0]), d.y_test)
+        train = enc.embed(raw("TRAIN").iloc[:, 1:].to_numpy()), d.y_train
+        test = enc.embed(raw("TEST").iloc[:, 1:].to_numpy()), d.y_test
         print("ACC", svm_probe(train, test)["acc"])
     """)
     out = subprocess.run(
@@ -365,7 +370,8 @@ def test_ucr_quick_profile_and_pipeline_in_fresh_process(tmp_path, data_root):
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert out.returncode == 0, out.stderr
-    assert float(out.stdout.split("ACC")[1]) == m["final"]["acc"]  # the saved encoder is the run's, in a new process
+    acc = float(out.stdout.split("ACC")[1])  # the saved encoder (with its input scaler) is the run's, in a new process
+    assert abs(acc - m["final"]["acc"]) <= 0.003  # float32 vs float64 scaling may move one of 343 test series
 
 
 TINY = {

@@ -222,8 +222,8 @@ def test_old_autotcl_keys_are_refused_naming_the_new_ones():
     assert "e.g. objective: {loss: info_nce, temperature: 1.0}." in str(e.value)
     from cl_domains.timeseries import TSEncoder
 
-    with pytest.raises(UserError, match=r"TSEncoder: method_params: objective: ts2vec .* write variant: ts2vec"):
-        TSEncoder(method="autotcl", method_params={"objective": "ts2vec"}).fit(torch.zeros(4, 20).numpy())
+    with pytest.raises(UserError, match=r"method: objective: ts2vec .* write variant: ts2vec"):
+        TSEncoder(method={"name": "autotcl", "objective": "ts2vec"}).fit(torch.zeros(4, 20).numpy())
     r = load_recipe("recipes/autotcl_ucr.yaml", "quick")
     assert (r.method.variant, r.method.objective.loss, r.method.objective.temperature) == ("ts2vec", "info_nce", 1.0)
     r = load_recipe("recipes/ts2vec_ett.yaml", "quick")

@@ -14,7 +14,8 @@ from conftest import readme_snippet
 from cl_domains.core.errors import UserError
 from cl_domains.timeseries import AutoTCL, TS2Vec, TSEncoder
 from cl_domains.timeseries.data import Classification, Regression, read_long, read_ts_split
-from cl_domains.timeseries.probes import regression_probe
+from cl_domains.timeseries.probes import encode_series, regression_probe
+from cl_domains.timeseries.ts_format import read_ts
 
 TINY_MODEL = {"output_dims": 16, "hidden": 8, "depth": 2, "mask_p": 0.0}
 
@@ -341,8 +342,12 @@ def test_a_loaded_encoder_scores_a_ts_pair_as_its_run_did(tmp_path):
     est = TS2Vec(train={"max_steps": 2, "batch_size": 4}, **TINY_FIT).fit(str(train), test=str(test))
     assert est.recipe_.data.kind == "classify" and set(est.metrics_) == {"acc", "cv_acc"}
     assert est.evaluate() == est.metrics_
+    raw = read_ts(train)[0]  # the file's own values: embed standardises them as the run's reader did
+    run_view = encode_series(est.net_, est.task_.data.x_train)
+    assert np.allclose(est.embed(raw), run_view, atol=1e-5) and not np.allclose(encode_series(est.net_, raw), run_view)
     est.save(tmp_path / "enc")
     again = TSEncoder.load(tmp_path / "enc")
+    assert np.array_equal(again.embed(raw), est.embed(raw))  # the scaler is saved with the weights
     assert again.evaluate(str(train), test=str(test)) == est.metrics_  # rebuilt from the saved recipe and weights
     mem = TS2Vec(train={"max_steps": 1}, **TINY_FIT).fit(np.random.default_rng(0).normal(size=(4, 10, 1)))
     assert mem.evaluate() == mem.metrics_ == {}  # unlabelled series: nothing to score

@@ -296,16 +296,16 @@ def _extract(blob: Path, archive: str | None, member: str | None, url: str = "th
     try:
         if archive == "gz":
             return gzip.decompress(blob.read_bytes())
+        if member is None:
+            raise UserError(f"the card names no member of the {archive} archive {url} to read; list it under members.")
         if archive == "tar.gz":
             with tarfile.open(blob, "r:gz") as t:
-                info = t.getmember(member)
+                entry = t.getmember(member)
                 if hasattr(tarfile, "data_filter"):
-                    info = tarfile.data_filter(info, "/archive")
-                if not info.isfile():
-                    raise UserError(f"archive member {member!r} of {url} is not a regular file (a link or folder).")
-                f = t.extractfile(info)
+                    entry = tarfile.data_filter(entry, "/archive")
+                f = t.extractfile(entry) if entry.isfile() else None
                 if f is None:
-                    raise UserError(f"archive member {member!r} of {url} has no data.")
+                    raise UserError(f"archive member {member!r} of {url} is not a regular file (a link or folder).")
                 return f.read()
         with zipfile.ZipFile(blob) as z:
             zinfo = z.getinfo(member)

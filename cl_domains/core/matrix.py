@@ -21,7 +21,6 @@ import math
 import os
 import re
 import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -29,8 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from .errors import UserError
 from .objectives import LOSSES
+from .safefs import UnsafeFile, safe_rmtree
 
 __all__ = ["Cell", "plan", "run_matrix", "lower_is_better"]
 
@@ -53,7 +55,7 @@ class Cell:
     seed: int
     own: bool  # the method's published objective (loss and temperature)
     metric: str
-    status: str = "todo"  # todo | done | failed | not applicable
+    status: str = "todo"  # todo | done | failed | interrupted | busy | not applicable
     value: float = math.nan
     wall_s: float = math.nan
     peak_mb: float = math.nan
@@ -75,18 +77,18 @@ class Cell:
 
 
 def _recipes(domains: list[str] | None, profile: str, explicit: list[str]) -> list[Path]:
-    from .recipe import find_recipe, recipe_dirs
+    from .recipe import MAX_RECIPE_BYTES, find_recipe, parse_yaml, read_user_text, recipe_dirs
 
     if explicit:
         return [find_recipe(r) for r in explicit]
-    import yaml
-
     found: dict[str, Path] = {}  # by file name: the first of recipe_dirs() wins (a symlinked folder counts once)
     for d in recipe_dirs():
         for f in sorted(d.glob("*.yaml")) if d.is_dir() else []:
             if f.name in found:
                 continue
-            raw = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+            raw = parse_yaml(read_user_text(f, "recipe", MAX_RECIPE_BYTES), f"recipe {f}") or {}
+            if not isinstance(raw, dict):
+                raise UserError(f"recipe {f} must be a mapping of keys (name, domain, model, data, method, ...).")
             if profile in (raw.get("profiles") or {}) and (not domains or raw.get("domain") in domains):
                 found[f.name] = f
     if not found:
@@ -153,26 +155,63 @@ def _cell_dir(out: Path, cell: Cell) -> Path:
     return out / "cells" / cell.name / cell.key
 
 
-def _read_done(directory: Path) -> dict | None:
+class CellResult(BaseModel):
+    """``cell.json``: a finished cell's result, validated when the matrix reads it back."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    value: float
+    wall_s: float = Field(ge=0)
+    peak_mb: float = Field(ge=0)
+    run: str = Field(max_length=4096)
+
+
+def _read_done(directory: Path, log=None) -> dict | None:
+    """The cell's validated ``cell.json``, or None when absent or damaged (said in ``log``: the cell is then
+    trained again, resuming its run, so a finished run only re-writes its result)."""
+    from .runs import SMALL_MAX_BYTES
+    from .safefs import read_json
+
     result = directory / "cell.json"
-    if result.is_file():
-        try:
-            return json.loads(result.read_text())
-        except ValueError:
-            return None
+    if not os.path.lexists(result):
+        return None
+    try:
+        return CellResult.model_validate(read_json(result, SMALL_MAX_BYTES, base=directory)).model_dump()
+    except UnsafeFile as exc:
+        problem = str(exc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        problem = f"{result}: {'.'.join(map(str, first['loc'])) or 'top level'}: {first['msg']}"
+    if log is not None:
+        log(f"{directory.parent.name} {directory.name}: cell.json is damaged ({problem[:300]}); reading the run again")
     return None
 
 
 def _run_cell(cell: Cell, out: Path, data_root: str | None, threads: int, log) -> Cell:
+    from .runs import Run
+
     directory = _cell_dir(out, cell)
-    done = _read_done(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    claim = Run(directory)  # a cell folder is trained by one matrix process at a time
+    try:
+        claim.lock()
+    except UserError as exc:
+        cell.status, cell.note = "busy", str(exc)[:400]
+        log(f"{cell.name} {cell.key}: skipped, {cell.note}")
+        return cell
+    try:
+        return _run_locked_cell(cell, directory, data_root, threads, log)
+    finally:
+        claim.unlock()
+
+
+def _run_locked_cell(cell: Cell, directory: Path, data_root: str | None, threads: int, log) -> Cell:
+    done = _read_done(directory, log)
     if done is None:
-        directory.mkdir(parents=True, exist_ok=True)
-        runs = [p for p in directory.iterdir() if p.is_dir()]
+        runs = [p for p in directory.iterdir() if p.is_dir() and not p.is_symlink()]
         resumable = [p for p in runs if list((p / "checkpoints").glob("step-*"))]
         for p in runs:  # started, but killed before its first checkpoint: start again
             if p not in resumable:
-                shutil.rmtree(p, ignore_errors=True)
+                safe_rmtree(p, directory)
         args = [sys.executable, "-m", "cl_domains.core.matrix", "--cell", json.dumps(asdict(cell)), str(directory)]
         if resumable:
             args += ["--resume", str(sorted(resumable)[-1])]
@@ -183,7 +222,11 @@ def _run_cell(cell: Cell, out: Path, data_root: str | None, threads: int, log) -
             args += ["--data-root", str(data_root)]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "CL_DOMAINS_MATRIX_THREADS": str(threads)}
         proc = subprocess.run(args, capture_output=True, text=True, env=env)
-        done = _read_done(directory)
+        done = _read_done(directory, log)
+        if proc.returncode in (130, -2):  # Ctrl-C reached the cell's process too: it keeps its checkpoint
+            cell.status, cell.note = "interrupted", "interrupted; resumes from its last checkpoint"
+            log(f"{cell.name} {cell.key}: interrupted (resumes from its last checkpoint)")
+            return cell
         if proc.returncode != 0 or done is None:
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
             cell.status, cell.note = "failed", " | ".join(tail)[:400]
@@ -215,11 +258,15 @@ def _cell_main(argv: list[str]) -> int:
     cell = Cell(**json.loads(a.cell))
     torch.set_num_threads(int(os.environ.get("CL_DOMAINS_MATRIX_THREADS", "1")))
     t0 = time.time()
-    if a.resume:
-        run = train_recipe(resume=a.resume, data_root=a.data_root)
-    else:
-        recipe = load_recipe(cell.recipe, cell.profile, cell.overrides())
-        run = train_recipe(recipe, out=a.directory, data_root=a.data_root)
+    try:
+        if a.resume:
+            run = train_recipe(resume=a.resume, data_root=a.data_root)
+        else:
+            recipe = load_recipe(cell.recipe, cell.profile, cell.overrides())
+            run = train_recipe(recipe, out=a.directory, data_root=a.data_root)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     final = run.metrics.get("final", {})
     if cell.metric not in final:
         raise UserError(f"the matrix metric {cell.metric!r} is not among the test metrics: {', '.join(final)}.")
@@ -240,13 +287,42 @@ def run_matrix(
 ) -> Path:
     """Run (or read back) every cell and write ``matrix.csv``, ``matrix.md`` and ``matrix.png`` in ``out``.
     ``threads`` per cell defaults to the CPU count divided by ``jobs`` (on a busy machine, 1 is often faster)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from .runs import Run
+
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise UserError(f"jobs = {jobs!r}: give the number of cells trained at once, 1 or more.")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise UserError(f"threads = {threads!r}: give the torch threads per cell, 1 or more.")
+    if cells and all(c.status == "not applicable" for c in cells):
+        first = cells[0]
+        raise UserError(
+            f"all {len(cells)} matrix cells are not applicable (e.g. {first.name} {first.loss}: {first.note}); "
+            "choose other --losses or --recipes."
+        )
+    out = Run.check_out(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the matrix folder {out}: {exc.strerror or exc}.") from None
     todo = [c for c in cells if c.status == "todo"]
-    threads = threads or max(1, (os.cpu_count() or 1) // max(jobs, 1))
-    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    interrupted = False
+    try:
         list(pool.map(lambda c: _run_cell(c, out, data_root, threads, log), todo))
+    except KeyboardInterrupt:  # the running cells got Ctrl-C too: they end, keeping their checkpoints
+        interrupted = True
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     write_outputs(cells, out)
+    if interrupted or any(c.status == "interrupted" for c in cells):
+        raise KeyboardInterrupt  # the caller says how to resume (the CLI: the same command)
+    busy = [c for c in cells if c.status == "busy"]
+    if busy:
+        raise UserError(
+            f"{len(busy)} of {len(cells)} matrix cells are being trained by another process "
+            f"(first: {busy[0].name} {busy[0].key}: {busy[0].note}); run the same command again once it ends."
+        )
     failed = [c for c in cells if c.status == "failed"]
     if failed:
         raise UserError(
@@ -396,6 +472,8 @@ def _plot(rows: list[dict], path: Path) -> None:
     # columns: loss x the recipe's first / second temperature (domains use different temperatures); each box
     # shows its temperature, rows name the method's own objective
     recipes = list(dict.fromkeys(r["recipe"] for r in rows))
+    if not recipes:  # no finished cell yet: nothing to draw
+        return
     temps = {name: list(dict.fromkeys(r["temperature"] for r in rows if r["recipe"] == name)) for name in recipes}
 
     def column(r: dict) -> str:

@@ -42,29 +42,71 @@ _REGISTRY: dict[str, DomainSpec] = {}
 _plugins_loaded = False
 
 
-def register_domain(name: str, *, model: type, data: type, eval: type) -> DomainSpec:
+def register_domain(name: str, *, model: type, data: type, eval: type, replace: bool = False) -> DomainSpec:
     """Declare a domain and the pydantic schemas (``core.recipe.StrictModel``) of its recipe sections
-    ``model``, ``data`` and ``eval``."""
+    ``model``, ``data`` and ``eval``.
+
+    A name that is taken (a built-in domain such as ``regression``, or another plugin's) is refused with a
+    :class:`UserError`, unless ``replace=True`` declares that this domain replaces it on purpose (its recipes are
+    then validated by the new schemas; the methods registered so far are kept)."""
+    _import_builtin(name)
     spec = _REGISTRY.setdefault(name, DomainSpec(name))
+    if (
+        not replace
+        and spec.model_schema is not None
+        and (spec.model_schema, spec.data_schema, spec.eval_schema)
+        != (
+            model,
+            data,
+            eval,
+        )
+    ):
+        raise UserError(
+            f"the domain {name!r} is registered already (by {spec.model_schema.__module__}); a plugin that means to "
+            f"replace it declares so: register_domain({name!r}, ..., replace=True). Otherwise choose another name."
+        )
     spec.model_schema, spec.data_schema, spec.eval_schema = model, data, eval
     return spec
 
 
-def method(domain: str, *names: str):
+def method(domain: str, *names: str, replace: bool = False):
     """Class decorator: ``@method("seqrec", "mclrec")`` registers a Task/Study class under one or more
-    method names of a domain (before or after its :func:`register_domain`); ``config`` is its recipe schema."""
+    method names of a domain (before or after its :func:`register_domain`); ``config`` is its recipe schema.
+
+    A method name the domain has already (e.g. a plugin's ``@method("sentences", "simcse")``) is refused with a
+    :class:`UserError`, unless ``replace=True`` declares that this class replaces it on purpose."""
     if not names:
         raise TypeError("method() needs the domain and at least one method name")
 
     def wrap(cls: type) -> type:
         if getattr(cls, "config", None) is None:
             raise TypeError(f"{cls.__name__} needs a `config` class attribute (its recipe schema) to be registered")
+        _import_builtin(domain)
         spec = _REGISTRY.setdefault(domain, DomainSpec(domain))
+        for name in names:
+            old = spec.methods.get(name)
+            same = old is not None and (old.cls.__module__, old.cls.__qualname__) == (cls.__module__, cls.__qualname__)
+            if old is not None and not same and not replace:
+                raise UserError(
+                    f"the {domain} method {name!r} is registered already (by {old.cls.__module__}.{old.cls.__qualname__}); "
+                    f"a plugin that means to replace it declares so: @method({domain!r}, {name!r}, replace=True). "
+                    "Otherwise choose another name."
+                )
         for name in names:
             spec.methods[name] = MethodSpec(cls.config, cls)
         return cls
 
     return wrap
+
+
+def _import_builtin(name: str) -> None:
+    """Import the built-in domain ``name`` (if it is one) before anything else registers under its name, so that
+    a plugin loaded first cannot take the name silently (inside the domain's own import this is a no-op)."""
+    if name in builtin_domains():
+        try:
+            importlib.import_module(f"cl_domains.{name}")
+        except ModuleNotFoundError:  # its extra is not installed: the name is still the built-in's
+            pass
 
 
 def builtin_domains() -> list[str]:
@@ -86,11 +128,13 @@ def load_plugins() -> None:
     for ep in _plugin_entry_points():
         try:
             ep.load()
-        except Exception as exc:  # noqa: BLE001 - any failure of third-party code is reported the same way
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure of third-party code, or its exit
+            what = f"exited on import (SystemExit({exc.code!r}))" if isinstance(exc, SystemExit) else "failed to load"
+            detail = "" if isinstance(exc, SystemExit) else f": {type(exc).__name__}: {str(exc)[:500]}"
             raise UserError(
-                f"the cl-domains plugin {ep.name!r} ({ep.value}, from the {PLUGIN_GROUP} entry points) failed to "
-                f"load: {type(exc).__name__}: {exc}. Fix or uninstall that package."
-            ) from exc
+                f"the cl-domains plugin {ep.name!r} ({ep.value}, from the {PLUGIN_GROUP} entry points) {what}"
+                f"{detail}. Fix or uninstall that package."
+            ) from None
 
 
 def available_domains() -> list[str]:

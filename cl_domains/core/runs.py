@@ -267,7 +267,8 @@ class Run:
             fontsize=7,
         )
         ax3.set(title="test metrics")
-        ax3.legend(fontsize=8)
+        if groups:  # a run with no test metrics (e.g. unlabelled series) has nothing to label
+            ax3.legend(fontsize=8)
         fig.suptitle(self.dir.name, fontsize=9)
         fig.tight_layout()
         out = self.dir / "curves.png"

@@ -9,6 +9,7 @@ clear paragraph naming the file, the column, the recipe key and the fix.
 from __future__ import annotations
 
 import difflib
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
 
@@ -61,8 +62,6 @@ def read_table(
     RecBole ``.inter`` headers (``user_id:token``) lose their type suffix. Raises :class:`UserError` for a
     missing, unreadable, damaged (gzip) or empty file, and for a text cell longer than ``max_cell``
     characters (readers copy cells into fixed-width arrays, so one huge cell would multiply memory)."""
-    import zlib
-
     import pandas as pd
 
     path = Path(path).expanduser()

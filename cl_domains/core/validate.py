@@ -5,7 +5,7 @@ are refused with one paragraph naming the file, the column and the first bad row
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -62,7 +62,7 @@ def _first_bad(bad: np.ndarray) -> tuple[int, int | None]:
 
 
 def check_finite(
-    values: Any,
+    values: object,
     *,
     what: str,
     file: str | Path | None = None,

@@ -15,45 +15,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..core.errors import UserError
 from ..core.estimator import RENAMED_KEYWORDS, Estimator, estimator
 from .data import Split, _fill_series, from_arrays
+from .task import write_regressor
 
 __all__ = ["Regressor", "SupReMix", "RankNContrast", "L1Regressor", "fit", "write_regressor"]
 
 IN_MEMORY = "<in memory>"  # data.dataset of a fit on arrays
-
-
-def write_regressor(
-    directory: str | Path,
-    recipe,
-    modules: nn.ModuleDict,
-    prep: dict[str, Any],
-    scaler: dict[str, torch.Tensor],
-    **fields: Any,
-) -> Path:
-    """Write a regression model in the model-directory layout (a run's ``model/`` and :meth:`Regressor.save`).
-
-    Args:
-        directory: the folder.
-        recipe: the resolved recipe it was trained with.
-        modules: encoder, projector and head.
-        prep: the preprocessing settings (``preprocessing.json``).
-        scaler: the input scaler's ``mean``/``std`` (``scaler.safetensors``; empty: inputs are used as given).
-        fields: manifest fields (``metrics``, ``baselines``, ``paper``, ``estimator``).
-
-    Returns:
-        The directory.
-    """
-    from ..core.modeldir import make_manifest, write_model_dir
-
-    tensors = {"model.safetensors": modules.state_dict()}
-    if scaler:
-        tensors["scaler.safetensors"] = scaler
-    manifest = make_manifest(recipe, embedding_dim=modules["encoder"].dim, **fields)
-    return write_model_dir(directory, manifest, tensors, {"preprocessing.json": prep})
 
 
 class Regressor(Estimator):

@@ -447,8 +447,6 @@ class RegressionTask(Task):
     def export(self, directory: Path) -> None:
         """The model in the model-directory layout, with its input scaler and target scaling: what
         ``cl_domains.load`` (and each regression estimator's ``load``) reads to predict."""
-        from .api import write_regressor
-
         write_regressor(directory, self.recipe, *inference_state(self))
 
 
@@ -513,3 +511,33 @@ class L1Task(RegressionTask):
 
     config = L1MethodConfig
     contrastive = False
+
+
+def write_regressor(
+    directory: str | Path,
+    recipe,
+    modules: nn.ModuleDict,
+    prep: dict[str, Any],
+    scaler: dict[str, torch.Tensor],
+    **fields: Any,
+) -> Path:
+    """Write a regression model in the model-directory layout (a run's ``model/`` and :meth:`Regressor.save`).
+
+    Args:
+        directory: the folder.
+        recipe: the resolved recipe it was trained with.
+        modules: encoder, projector and head.
+        prep: the preprocessing settings (``preprocessing.json``).
+        scaler: the input scaler's ``mean``/``std`` (``scaler.safetensors``; empty: inputs are used as given).
+        fields: manifest fields (``metrics``, ``baselines``, ``paper``, ``estimator``).
+
+    Returns:
+        The directory.
+    """
+    from ..core.modeldir import make_manifest, write_model_dir
+
+    tensors = {"model.safetensors": modules.state_dict()}
+    if scaler:
+        tensors["scaler.safetensors"] = scaler
+    manifest = make_manifest(recipe, embedding_dim=modules["encoder"].dim, **fields)
+    return write_model_dir(directory, manifest, tensors, {"preprocessing.json": prep})

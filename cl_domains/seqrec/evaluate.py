@@ -69,9 +69,10 @@ def evaluate_ranking(
     """Rank every user's ``valid`` or ``test`` target against all items; memory is one
     ``batch_size x n_items`` score block at a time. ``mask_history`` removes the items the user
     already interacted with from the candidates (ICLRec/CoSeRec); MCLRec keeps them. ``model`` may be
-    a fixed ``[n_items]`` score vector instead (the most-popular baseline). ``users``: score only this many
+    a fixed ``[n_items]`` score vector instead (the most-popular baseline), or any object with a
+    ``score_sequences(seqs, lengths) -> [B, n_items]`` method (:class:`~cl_domains.seqrec.itemknn.ItemKNN`). ``users``: score only this many
     users, the fixed sample of :func:`eval_users` (default: every user)."""
-    fixed = isinstance(model, Tensor)
+    fixed = isinstance(model, Tensor) or hasattr(model, "score_sequences")
     with nullcontext() if fixed else eval_mode(model):
         higher, tied = _ranks(model, data, split, batch_size, mask_history, eval_users(data.seqs.n_users, users))
     return ranking_metrics(higher, ks, tied)
@@ -87,12 +88,15 @@ def eval_users(n_users: int, users: int | None = None) -> Tensor:
 
 def _ranks(model, data: LeaveOneOut, split: str, batch_size: int, mask_history: bool, users: Tensor):
     fixed = isinstance(model, Tensor)
-    device = model.device if fixed else model.item_emb.weight.device
+    scorer = getattr(model, "score_sequences", None)
+    device = model.device if fixed else torch.device("cpu") if scorer else model.item_emb.weight.device
     higher, tied = [], []
     for chunk in users.split(batch_size):
         seqs, lengths, targets = data.eval_batch(chunk, split)
         if fixed:
             scores = model.to(torch.float64).expand(len(chunk), -1).clone()
+        elif scorer is not None:
+            scores = scorer(seqs, lengths)
         else:
             scores = model.scores(model(seqs.to(device), lengths.to(device)))
         seen = None

@@ -20,6 +20,7 @@ from .augment import AUGMENTATIONS, similar_items, two_views
 from .data import LeaveOneOut, read_sequences
 from .evaluate import evaluate_ranking
 from .interactions import PreparedLog, prepare_interactions, read_interactions
+from .itemknn import ItemKNN
 from .memory import check_memory, memory_estimate
 from .model import SASRecEncoder
 
@@ -219,19 +220,15 @@ class SeqRecTask(Task):
 
     def baselines(self) -> dict[str, dict[str, float]]:
         """``most popular``: every user gets the items ranked by their number of training interactions
-        (each user's items before the validation target), under the same protocol as :meth:`evaluate`."""
+        (each user's items before the validation target); ``item-kNN``: items that co-occur with the user's
+        last items in training sequences (:class:`~.itemknn.ItemKNN`). Same protocol as :meth:`evaluate`."""
         e = self.recipe.eval
-        counts = torch.from_numpy(popularity_counts(self.data.train_part().items, self.data.n_items))
+        train = self.data.train_part()
+        counts = torch.from_numpy(popularity_counts(train.items, self.data.n_items))
+        kw = dict(batch_size=e.batch_size, mask_history=e.mask_history, ks=tuple(e.ks), users=e.users)
         return {
-            "most popular": evaluate_ranking(
-                counts,
-                self.data,
-                "test",
-                batch_size=e.batch_size,
-                mask_history=e.mask_history,
-                ks=tuple(e.ks),
-                users=e.users,
-            )
+            "most popular": evaluate_ranking(counts, self.data, "test", **kw),  # type: ignore[arg-type]
+            "item-kNN": evaluate_ranking(ItemKNN(train), self.data, "test", **kw),  # type: ignore[arg-type]
         }
 
     def train_stats(self) -> dict[str, float]:

@@ -323,26 +323,6 @@ class SLUEstimator(Estimator):
         return list(u.ids), [str(a) for a in u.audio]
 
 
-def write_task_model(directory: Path, recipe, task) -> None:
-    """The model directory of one trained strategy (a study's ``strategies/<strategy>-seed<k>/model``), loadable
-    with ``cl_domains.load``: the manifest's domain fields and ``phases.safetensors`` beside ``SLUModel.save``'s
-    files (the run then adds its metrics)."""
-    from ..core.modeldir import make_manifest, write_model_dir
-
-    cls = next(c for (_, _), c in _registered().items() if c.strategy == task.strategy.name)
-    phases = {f"{p}.{k}": v for p, w in enumerate(task.phase_weights) for k, v in SLUEstimator._strip(w).items()}
-    manifest = make_manifest(
-        recipe,
-        estimator=cls.estimator_name,
-        embedding_dim=int(task.model.config["dim"]),
-        slu_model=dict(task.model.config),
-        tasks=[list(t) for t in task.tasks],
-        strategy=task.strategy.name,
-    )
-    manifest["files"] = {"model.safetensors": "tensors", "config.json": "json"}
-    write_model_dir(directory, manifest, {"phases.safetensors": phases})
-
-
 def _registered() -> dict:
     from ..core.estimator import estimators
 

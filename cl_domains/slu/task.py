@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -188,6 +189,30 @@ class CILTask(Task):
         ``cl_domains.load`` reads (see :mod:`cl_domains.slu.estimator`)."""
         self.model.save(directory)
         if self.recipe is not None:
-            from .estimator import write_task_model
-
             write_task_model(directory, self.recipe, self)
+
+
+def write_task_model(directory: Path, recipe: Any, task: CILTask) -> None:
+    """The model directory of one trained strategy (a study's ``strategies/<strategy>-seed<k>/model``), loadable
+    with ``cl_domains.load``: the manifest's domain fields and ``phases.safetensors`` beside ``SLUModel.save``'s
+    files (the run then adds its metrics)."""
+    from ..core.estimator import estimators
+    from ..core.modeldir import make_manifest, write_model_dir
+
+    cls = next(c for c in estimators("slu").values() if c.strategy == task.strategy.name)
+    phases = {
+        f"{p}.{k}": v.detach().cpu().clone()
+        for p, w in enumerate(task.phase_weights)
+        for k, v in w.items()
+        if not k.startswith("objectives.")  # training-only modules (a learnable temperature)
+    }
+    manifest = make_manifest(
+        recipe,
+        estimator=cls.estimator_name,
+        embedding_dim=int(task.model.config["dim"]),
+        slu_model=dict(task.model.config),
+        tasks=[list(t) for t in task.tasks],
+        strategy=task.strategy.name,
+    )
+    manifest["files"] = {"model.safetensors": "tensors", "config.json": "json"}
+    write_model_dir(directory, manifest, {"phases.safetensors": phases})

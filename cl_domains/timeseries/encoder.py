@@ -19,6 +19,7 @@ from ..core.errors import UserError
 from ..core.estimator import Estimator, estimator
 from .networks import TS2VecNet
 from .probes import encode_series
+from .task import write_encoder
 
 __all__ = ["TSEncoder", "TS2Vec", "AutoTCL", "as_panel", "write_encoder"]
 
@@ -65,27 +66,6 @@ def as_panel(X, what: str = "X") -> np.ndarray:
     return arr
 
 
-def write_encoder(directory: str | Path, recipe, net: torch.nn.Module, network: dict[str, Any], **fields: Any) -> Path:
-    """Write an encoder in the model-directory layout (a run's ``model/`` and :meth:`TSEncoder.save`).
-
-    Args:
-        directory: the folder.
-        recipe: the resolved recipe it was trained with.
-        net: the (averaged) encoder network.
-        network: the ``TS2VecNet`` constructor arguments.
-        fields: manifest fields (``metrics``, ``baselines``, ``paper``, ``estimator``).
-
-    Returns:
-        The directory.
-    """
-    from ..core.modeldir import make_manifest, write_model_dir
-
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    dim = network["output_dims"] * (2 if network.get("trend") else 1)
-    manifest = make_manifest(recipe, embedding_dim=dim, network=network, **fields)
-    return write_model_dir(directory, manifest, {"model.safetensors": state})
-
-
 class TSEncoder(Estimator):
     """A time-series encoder (TS2Vec's dilated-convolution network) trained by a contrastive method.
 
@@ -123,7 +103,7 @@ class TSEncoder(Estimator):
     def data_settings(self, data: Any = None, y: Any = None, *, test: str | Path | None = None) -> dict[str, Any]:
         """``None``: the recipe's data; a path or dataset name (``"ucr/GunPoint"``, ``"ett/ETTh1"``, a ``.ts``
         file or long table with ``test=``): that data, scored as the run's report does; series in memory: trained
-        on them alone (no labels, so no scores)."""
+        on them alone (no labels, so no scores; ``y`` is accepted and ignored, as by scikit-learn transformers)."""
         if data is None:
             return {"test": str(test)} if test is not None else {}
         if isinstance(data, (str, Path)):
@@ -152,23 +132,32 @@ class TSEncoder(Estimator):
     def after_fit(self, task) -> None:
         self.net_ = task.encoder().eval()
         self.network_ = dict(task.net_config)
+        self.scaler_ = task.input_scaler()
 
-    # ------------------------------------------------------------------ inference
-    def embed_tensor(self, x: Any) -> torch.Tensor:
-        """One vector per series, max-pooled over its timestamps: ``[N, D]``."""
+    def _panel(self, x: Any) -> np.ndarray:
+        """Raw series -> the encoder's inputs: checked, and standardised as the training series were."""
         panel = as_panel(x)
         if panel.shape[-1] != self.net_.input_dims:
             raise UserError(
                 f"{type(self).__name__}: the series have {panel.shape[-1]} channel(s), the encoder was trained on "
                 f"{self.net_.input_dims}."
             )
-        return torch.as_tensor(encode_series(self.net_, panel))
+        if self.scaler_ is None:
+            return panel
+        mean, std = self.scaler_
+        return ((panel.astype(np.float64) - mean) / std).astype(np.float32)
+
+    # ------------------------------------------------------------------ inference
+    def embed_tensor(self, x: Any) -> torch.Tensor:
+        """One vector per series, max-pooled over its timestamps: ``[N, D]``. Series are given raw: a model
+        trained on a dataset's files standardises them with that data's training statistics, as its run did."""
+        return torch.as_tensor(encode_series(self.net_, self._panel(x)))
 
     def embed_timestamps(self, x: Any) -> np.ndarray:
-        """One vector per timestamp: ``[N, T, D]`` float32 (NaN-padded steps give NaN-free but meaningless rows)."""
+        """One vector per timestamp: ``[N, T, D]`` float32, a row per step of the (NaN-padded) input."""
         self._check_fitted()
         with torch.no_grad():
-            return self.net_(torch.as_tensor(as_panel(x)), mask=False).cpu().float().numpy()
+            return self.net_(torch.as_tensor(self._panel(x)), mask=False).cpu().float().numpy()
 
     def transform(self, x: Any) -> np.ndarray:
         """scikit-learn's name for :meth:`embed`."""
@@ -210,6 +199,7 @@ class TSEncoder(Estimator):
             self.recipe_,
             self.net_,
             self.network_,
+            self.scaler_,
             estimator=self.estimator_name,
             metrics=self.metrics_,
             baselines=self.baselines_,
@@ -221,6 +211,10 @@ class TSEncoder(Estimator):
         self.net_ = TS2VecNet(**self.network_)
         self.net_.load_state_dict(model_dir.tensors())
         self.net_.eval()
+        self.scaler_ = None
+        if "scaler.safetensors" in model_dir.manifest.get("files", {}):
+            s = model_dir.tensors("scaler.safetensors")
+            self.scaler_ = (s["mean"].numpy(), s["std"].numpy())
 
     @classmethod
     def read_inputs(cls, path: str | Path) -> tuple[list[str], np.ndarray]:

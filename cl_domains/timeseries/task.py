@@ -17,6 +17,8 @@ from ..core.baselines import (
     forecast_errors,
     lagged_windows,
     last_value_forecast,
+    minirocket_available,
+    minirocket_predict,
     nearest_neighbour_accuracy,
     ridge_select,
 )
@@ -193,7 +195,7 @@ class TimeseriesTask(Task):
         """``panel``: train on these series ``[N, T, C]`` (no evaluation data; :class:`TSEncoder`) instead of
         reading ``recipe.data``."""
         self.recipe, self.cfg, self.device = recipe, recipe.method, device
-        self.seed = recipe.train.seed
+        self.seed, self.data_root = recipe.train.seed, data_root
         d = recipe.data
         self.data: Forecast | Classification | Regression | None
         if panel is not None:
@@ -352,7 +354,8 @@ class TimeseriesTask(Task):
         ``ridge on raw window`` (the last ``eval.padding + 1`` raw target values, the window the encoder
         sees; the time covariates are left out: they drift out of their training range on test, and a ridge
         on them extrapolates badly; alpha on validation as the probe's). Classification: ``raw 1-NN`` (Euclidean) and ``raw SVM``
-        (the same RBF SVM probe on the raw series). Regression: ``train mean`` and ``ridge on raw series``
+        (the same RBF SVM probe on the raw series), and ``MiniRocket`` when the optional ``aeon`` package is installed
+        (:func:`~cl_domains.core.baselines.minirocket_predict`; also for regression). Regression: ``train mean`` and ``ridge on raw series``
         (the same ridge probe on the NaN-zeroed raw series)."""
         if self.data is None:
             return {}
@@ -361,18 +364,26 @@ class TimeseriesTask(Task):
             flat = lambda x: np.nan_to_num(x.reshape(len(x), -1))  # noqa: E731
             ridge = regression_probe((flat(d.x_train), d.y_train), (flat(d.x_test), d.y_test))
             err = d.y_test - d.y_train.mean()
-            return {
+            out = {
                 "train mean": {"rmse": float(np.sqrt((err**2).mean())), "mae": float(np.abs(err).mean())},
                 "ridge on raw series": {k: ridge[k] for k in ("rmse", "mae", "cv_r2", "cv_rmse")},
             }
+            if minirocket_available():
+                err = minirocket_predict(d.x_train, d.y_train, d.x_test, "regress", self.recipe.train.seed) - d.y_test
+                out["MiniRocket"] = {"rmse": float(np.sqrt((err**2).mean())), "mae": float(np.abs(err).mean())}
+            return out
         if isinstance(self.data, Classification):
             d = self.data
             flat = lambda x: np.nan_to_num(x.reshape(len(x), -1))  # noqa: E731
             svm = svm_probe((flat(d.x_train), d.y_train), (flat(d.x_test), d.y_test))
-            return {
+            out = {
                 "raw 1-NN": {"acc": nearest_neighbour_accuracy(d.x_train, d.y_train, d.x_test, d.y_test)},
                 "raw SVM": {"acc": svm["acc"], "cv_acc": svm["cv_acc"]},
             }
+            if minirocket_available():
+                pred = minirocket_predict(d.x_train, d.y_train, d.x_test, "classify", self.recipe.train.seed)
+                out["MiniRocket"] = {"acc": float((pred == d.y_test).mean())}
+            return out
         f, pad = self.data, self.recipe.eval.padding
         a, b, c = f.borders
         target = f.values[:, f.n_covariates :]
@@ -391,9 +402,67 @@ class TimeseriesTask(Task):
                 out[k] = float(np.mean([out[f"{k}_{h}"] for h in self.horizons]))
         return {"last value": last, "ridge on raw window": ridge}
 
-    def export(self, directory: Path) -> None:
-        """The averaged encoder in the model-directory layout (:mod:`cl_domains.core.modeldir`): what
-        ``TSEncoder.load`` and ``cl_domains.load`` read."""
-        from .encoder import write_encoder
+    def input_scaler(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The per-channel mean and std the data readers standardised the training series with, from the raw
+        training file (``.ts``, long table, or a UCR set shipped unnormalised); ``None`` where the series are used
+        as given (in-memory series, forecasting data, UCR sets shipped normalised)."""
+        from .data import NON_NORMALISED_UCR, _read_tsv, read_long
+        from .ts_format import read_ts
 
-        write_encoder(directory, self.recipe, self.encoder(), self.net_config)
+        d = self.recipe.data
+        if not isinstance(self.data, (Classification, Regression)):
+            return None
+        if is_ts_file(d.path) or is_long_table(d.path):
+            path = core_data.resolve(d.path, self.data_root)
+            if is_ts_file(d.path):
+                x = read_ts(path)[0]
+            else:
+                x = read_long(path, id=d.id, time=d.time, value=d.value, label=d.label, path=path, keys="data.")[0]
+            mean, std = np.nanmean(x, axis=(0, 1)), np.nanstd(x, axis=(0, 1))
+            return mean, np.where(std > 0, std, 1.0)
+        folder = self._ucr_folder(d.path, self.data_root)
+        if folder.name not in NON_NORMALISED_UCR:
+            return None
+        train = next(
+            f for f in (folder / f"{folder.name}_TRAIN.tsv", folder / f"{folder.name}_TRAIN.tsv.gz") if f.is_file()
+        )
+        x = _read_tsv(train)[1]
+        return np.array([np.nanmean(x)]), np.array([np.nanstd(x)])
+
+    def export(self, directory: Path) -> None:
+        """The averaged encoder in the model-directory layout (:mod:`cl_domains.core.modeldir`), with the input
+        scaler of its data: what ``TSEncoder.load`` and ``cl_domains.load`` read."""
+        write_encoder(directory, self.recipe, self.encoder(), self.net_config, self.input_scaler())
+
+
+def write_encoder(
+    directory: str | Path,
+    recipe,
+    net: torch.nn.Module,
+    network: dict[str, Any],
+    scaler: tuple[np.ndarray, np.ndarray] | None = None,
+    **fields: Any,
+) -> Path:
+    """Write an encoder in the model-directory layout (a run's ``model/`` and :meth:`TSEncoder.save`).
+
+    Args:
+        directory: the folder.
+        recipe: the resolved recipe it was trained with.
+        net: the (averaged) encoder network.
+        network: the ``TS2VecNet`` constructor arguments.
+        scaler: the per-channel mean and std applied to raw series before encoding (``scaler.safetensors``).
+        fields: manifest fields (``metrics``, ``baselines``, ``paper``, ``estimator``).
+
+    Returns:
+        The directory.
+    """
+    from ..core.modeldir import make_manifest, write_model_dir
+
+    tensors = {"model.safetensors": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}}
+    if scaler is not None:
+        tensors["scaler.safetensors"] = {
+            k: torch.as_tensor(np.asarray(v, np.float64)) for k, v in zip(("mean", "std"), scaler)
+        }
+    dim = network["output_dims"] * (2 if network.get("trend") else 1)
+    manifest = make_manifest(recipe, embedding_dim=dim, network=network, **fields)
+    return write_model_dir(directory, manifest, tensors)

@@ -106,9 +106,10 @@ def run_many(commands: Sequence[Sequence[object]], *, workers: int = 2, **kwargs
 
 
 def error_paragraph(text: str) -> str:
-    """The user-error message: from the last line starting with ``error:`` to the end."""
+    """The user-error message: from the last line starting with ``error:`` (``Error:`` for usage errors) to the
+    end."""
     lines = text.rstrip().splitlines()
-    start = max((i for i, line in enumerate(lines) if line.startswith("error:")), default=None)
+    start = max((i for i, line in enumerate(lines) if line.lower().startswith("error:")), default=None)
     return "\n".join(lines[start:]) if start is not None else ""
 
 

@@ -2,8 +2,10 @@
 (truncation, a wrong delimiter, huge ids, NaN/inf/overflowing numbers, paths that leave their folder,
 non-UTF-8 bytes, damaged gzip, dropped or duplicated lines). Each case ends in a result or a ``UserError``,
 never another exception; no message shows the content of the file outside the data folder; a path that
-leaves its folder is always refused; each case finishes in under 2 s and the whole run grows the process
-by less than 1 GiB. ``CASES`` cases per reader (counted in ``test_case_counts``)."""
+leaves its folder is always refused; the outside file lives in the harness's sentinel folder, which no case
+changes; each case finishes in under 2 s and the whole run grows the process by less than 1 GiB. ``CASES``
+cases per reader and ``2 * CASES`` generated archives; two representative cases also go through the CLI in a
+bounded child (exit 2, one paragraph, nothing outside printed)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ import torch
 import yaml
 
 from cl_domains.core.errors import UserError
+
+from .harness import assert_clean_exit, run_many
 
 CASES = 30  # generated cases per reader
 TIME_S = 2.0
@@ -70,8 +74,9 @@ def _regression() -> str:
     return "a,b,y\n" + "".join(f"{i},{i * 2 % 7},{i * 0.3}\n" for i in range(20))
 
 
-def make_samples(root: Path) -> dict:
-    """name -> (reader(path) callable, file to mutate, escape values to splice in or None)."""
+def make_samples(root: Path, outside: Path) -> dict:
+    """name -> (reader(path) callable, file to mutate, escape values to splice in or None); ``outside`` is a
+    file outside ``root`` that the escape values point at."""
     from cl_domains.core.tables import read_table
     from cl_domains.hetgraph.data import load_graph, load_heco
     from cl_domains.regression.data import load_table
@@ -81,7 +86,6 @@ def make_samples(root: Path) -> dict:
     from cl_domains.timeseries.data import read_long
     from cl_domains.timeseries.ts_format import read_ts
 
-    (root / "outside.txt").write_bytes(SECRET + b"\n0 1\n")
     data = root / "data"
     data.mkdir()
     files = {
@@ -124,7 +128,8 @@ def make_samples(root: Path) -> dict:
     g["a", "to", "b"].edge_index = torch.tensor([[0, 1, 2, 3], [0, 1, 2, 0]])
     torch.save(g, data / "g.pt")
 
-    escapes = [b"../../outside.txt", str(root / "outside.txt").encode(), b"../" * 12 + b"etc/passwd"]
+    up = "../" * len(graph.relative_to(outside.parent.parent).parts)  # from the deepest folder to the sentinel's parent
+    escapes = [f"{up}{outside.parent.name}/{outside.name}".encode(), str(outside).encode(), b"../" * 12 + b"etc/passwd"]
     return {
         "read_table csv": (lambda p: read_table(p), data / "table.csv", None),
         "read_table jsonl": (lambda p: read_table(p), data / "table.jsonl", None),
@@ -217,8 +222,8 @@ def _outcome(reader, path: Path) -> str:
         return "user_error"
 
 
-def run_cases(tmp_path: Path) -> dict[str, dict[str, int]]:
-    samples = make_samples(tmp_path)
+def run_cases(tmp_path: Path, outside: Path) -> dict[str, dict[str, int]]:
+    samples = make_samples(tmp_path / "work", outside)
     counts: dict[str, dict[str, int]] = {}
     for name, (reader, path, _) in samples.items():  # the valid files load
         assert _outcome(reader, path) == "ok", name
@@ -286,9 +291,28 @@ def _archives(rng: random.Random) -> tuple[bytes, str, str]:
     return blob, kind, member
 
 
-def test_generated_hostile_files_give_a_result_or_a_user_error(tmp_path):
+def _outside(sentinel: Path) -> Path:
+    outside = sentinel / "outside.txt"
+    outside.write_bytes(SECRET + b"\n0 1\n")
+    return outside
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """The file every escape points at, in a folder hashed before and after (the harness's sentinel)."""
+    from .harness import make_sentinel, tree_digest
+
+    folder = make_sentinel(tmp_path / "sentinel")
+    path = _outside(folder)
+    before = tree_digest(folder)
+    yield path
+    assert tree_digest(folder) == before, "a hostile case changed a folder outside its data folder"
+
+
+def test_generated_hostile_files_give_a_result_or_a_user_error(tmp_path, outside):
+    (tmp_path / "work").mkdir()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    counts = run_cases(tmp_path)
+    counts = run_cases(tmp_path, outside)
     grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * (1 if sys.platform == "darwin" else 1024)
     assert grown < 2**30, f"the readers grew the process by {grown / 2**20:.0f} MiB"
     assert all(sum(c.values()) == CASES for c in counts.values()), counts
@@ -316,3 +340,31 @@ def test_generated_archives_are_extracted_safely_or_refused(tmp_path):
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     assert sum(outcomes.values()) == CASES * 2 and outcomes.get("user_error", 0) > CASES // 2, outcomes
     assert not (tmp_path.parent / "up.txt").exists()
+
+
+def test_escapes_through_the_cli_exit_2_without_showing_the_outside_file(tmp_path, outside):
+    """A schema naming a file outside its folder (``run``) and a card with a ``file://`` URL (``data fetch``),
+    each in a bounded child: exit 2, one paragraph, the outside file's content never printed."""
+    g = tmp_path / "g"
+    g.mkdir()
+    np.save(g / "feat.npy", np.eye(4, dtype=np.float32))
+    schema = {"name": "g", "target": "a", "nodes": {"a": {"features": "feat"}}, "edges": {str(outside): ["a", "a"]}}
+    (g / "schema.yaml").write_text(yaml.safe_dump(schema))
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    card = {"name": "hostile", "domain": "sentences", "title": "t", "license": "x", "source": "x"}
+    card |= {"files": {"f": {"path": "x/f.txt"}}, "fetch": [{"url": outside.as_uri()}]}
+    (cards / "hostile.yaml").write_text(yaml.safe_dump(card))
+    run, fetch = run_many(
+        [
+            ["run", "meow_acm", "--set", "data.dataset=null", "--set", f"data.path={g / 'schema.yaml'}"]
+            + ["--out", str(tmp_path / "runs")],
+            ["data", "fetch", "hostile", "--data-root", str(tmp_path / "root")],
+        ],
+        env={"CL_DOMAINS_CARDS": str(cards)},
+    )
+    assert_clean_exit(run, codes=(2,), contains="is an absolute path")
+    assert_clean_exit(fetch, codes=(2,), contains="is not an http(s) URL")
+    for result in (run, fetch):
+        assert SECRET.decode() not in result.output
+    assert not (tmp_path / "root").exists()
