@@ -26,3 +26,30 @@ def test_no_issue_numbers_load_or_build_history_in_user_facing_text():
         if FORBIDDEN.search(line)
     ]
     assert not found, "user-facing text tells of issues, load or history:\n" + "\n".join(found)
+
+
+def _tested_blocks(page: Path, blocks: list[tuple[int, str]], text: str) -> set[int]:
+    """Indices of the ``python`` blocks of a page that a test runs (see the tests named)."""
+    rel = page.relative_to(ROOT / "docs").as_posix()
+    if rel == "using.md":  # tests/test_docs_using.py
+        return set(range(len(blocks)))
+    if rel in {"extend/loss.md", "extend/dataset.md", "extend/method.md", "extend/domain.md"}:  # test_docs_extend
+        return {0}
+    if "## Your own data" in text:  # conftest.readme_snippet: the domain's own-data tests
+        start = text.index("## Your own data")
+        return {next(i for i, (pos, _) in enumerate(blocks) if pos > start)}
+    return set()
+
+
+def test_every_python_block_runs_in_a_test_or_says_why_not():
+    unmarked = []
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        text = page.read_text()
+        blocks = [(m.start(), m.group(1)) for m in re.finditer(r"```python\n(.*?)```", text, re.S)]
+        tested = _tested_blocks(page, blocks, text)
+        for i, (pos, code) in enumerate(blocks):
+            if i not in tested and "# not run by the tests: " not in code:
+                unmarked.append(f"{page.relative_to(ROOT)}:{text[:pos].count(chr(10)) + 1}")
+    assert not unmarked, (
+        "python blocks neither run by a test nor marked '# not run by the tests: <why>':\n" + "\n".join(unmarked)
+    )
