@@ -13,7 +13,7 @@ def _help(args: list[str]) -> str:
 
     from cl_domains.cli import app
 
-    result = CliRunner().invoke(app, [*args, "--help"], prog_name="cl-domains", env={"COLUMNS": "100", "NO_COLOR": "1"})
+    result = CliRunner().invoke(app, [*args, "--help"], prog_name="cl-domains", env={"COLUMNS": "76", "NO_COLOR": "1"})
     if result.exit_code != 0:
         raise RuntimeError(f"cl-domains {' '.join(args)} --help failed: {result.output}")
     return "\n".join(line.rstrip() for line in result.output.strip("\n").splitlines())
