@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -102,8 +103,18 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("give --seeds or --runs")
     OUT.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/quick_results.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     (OUT / f"{args.recipe}{'' if args.profile == 'quick' else '-' + args.profile}.json").write_text(
-        json.dumps({"recipe": args.recipe, "command": command, "overrides": args.overrides, "runs": runs}, indent=1)
+        json.dumps(
+            {
+                "recipe": args.recipe,
+                "command": command,
+                "commit": commit or None,
+                "overrides": args.overrides,
+                "runs": runs,
+            },
+            indent=1,
+        )
     )
     print(table(args.recipe, runs, args.metrics or list(runs[0]["final"])))
 
