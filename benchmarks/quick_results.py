@@ -45,6 +45,18 @@ def summary(values: list[float]) -> str:
     return f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"
 
 
+def over_seeds(runs: list[dict]) -> dict[str, dict[str, float]]:
+    """Mean and sample std over the runs of each final metric every run has (what the docs quote)."""
+    keys = [k for k in runs[0]["final"] if all(k in r["final"] for r in runs)]
+    return {
+        k: {
+            "mean": statistics.mean(r["final"][k] for r in runs),
+            "std": statistics.stdev(r["final"][k] for r in runs) if len(runs) > 1 else 0.0,
+        }
+        for k in keys
+    }
+
+
 def table(recipe: str, runs: list[dict], metrics: list[str]) -> str:
     names = list(dict.fromkeys(n for r in runs for n in r["baselines"]))
     head = ["metric", "ours", *names, "before training", "paper"]
