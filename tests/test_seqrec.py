@@ -410,7 +410,7 @@ def test_each_method_trains_exports_and_resumes(tmp_path, small_file, method):
         and all(math.isfinite(v) for v in pop.values())
         and pop == full["baselines"]["most popular"]
     )
-    assert "| before training | most popular | ours |" in (run_dir / "report.md").read_text()
+    assert "| before training | most popular | item-kNN | ours |" in (run_dir / "report.md").read_text()
     model = SASRecEncoder.load(run_dir / "model")
     assert model.recommend([1, 2, 3], k=5).shape == (5,)
 
