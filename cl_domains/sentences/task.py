@@ -99,7 +99,7 @@ def _no_table(path: Path, keys: str) -> None:
         return  # a corpus (.txt, .txt.gz)
     raise UserError(
         f"data.train {path} is a {fmt} table but data.columns is not set: name its columns with {keys} "
-        "(see the README, 'Your own data (sentences)')."
+        "(see docs/sentences.md, 'Your own data')."
     )
 
 
