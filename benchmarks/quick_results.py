@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -42,6 +43,18 @@ def summary(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.4g}"
     return f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"
+
+
+def over_seeds(runs: list[dict]) -> dict[str, dict[str, float]]:
+    """Mean and sample std over the runs of each final metric every run has (what the docs quote)."""
+    keys = [k for k in runs[0]["final"] if all(k in r["final"] for r in runs)]
+    return {
+        k: {
+            "mean": statistics.mean(r["final"][k] for r in runs),
+            "std": statistics.stdev(r["final"][k] for r in runs) if len(runs) > 1 else 0.0,
+        }
+        for k in keys
+    }
 
 
 def table(recipe: str, runs: list[dict], metrics: list[str]) -> str:
@@ -102,8 +115,18 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("give --seeds or --runs")
     OUT.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/quick_results.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     (OUT / f"{args.recipe}{'' if args.profile == 'quick' else '-' + args.profile}.json").write_text(
-        json.dumps({"recipe": args.recipe, "command": command, "overrides": args.overrides, "runs": runs}, indent=1)
+        json.dumps(
+            {
+                "recipe": args.recipe,
+                "command": command,
+                "commit": commit or None,
+                "overrides": args.overrides,
+                "runs": runs,
+            },
+            indent=1,
+        )
     )
     print(table(args.recipe, runs, args.metrics or list(runs[0]["final"])))
 

@@ -28,6 +28,7 @@ eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a saved model.")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 out = Console()
+_ARGV: list[str] = []  # this invocation's arguments (the matrix repeats them in its resume hint)
 
 TRACK = typer.Option([], "--track", help="log to an experiment tracker: mlflow, tensorboard (repeatable or a,b)")
 QUIET = typer.Option(False, "--quiet", "-q", help="no progress bar or log lines (errors are still shown)")
@@ -134,7 +135,7 @@ def matrix(
                 cells, out_dir, jobs=jobs, threads=threads, data_root=str(data_root) if data_root else None, log=say
             )
     except KeyboardInterrupt:
-        again = " ".join(_quote(a) for a in sys.argv[1:]) or "matrix ..."
+        again = " ".join(_quote(a) for a in _ARGV) or "matrix ..."
         raise Interrupted(
             None,
             f"interrupted: the matrix in {out_dir} keeps its finished cells and the checkpoints of the interrupted "
@@ -281,6 +282,7 @@ def eval_sts(
     own = data is not None and (named or (data.is_file() and _json_or_parquet(data)))
     if not model.exists():
         raise UserError(f"model {model} does not exist.")
+    _check_encoder_meta(model)  # a damaged model folder is said before any data is read
     if own:
         keys = ("--sentence1", "--sentence2", "--score")
         names = [c or k[2:] for c, k in zip(columns, keys)]
@@ -296,15 +298,19 @@ def eval_sts(
     out.print(table)
 
 
-def _load_encoder(cls, model: Path, pooling: Optional[str]):
-    """``cls.from_pretrained`` on a user's model folder: a damaged or refused file is a UserError naming it."""
-    import pickle
-
+def _check_encoder_meta(model: Path) -> None:
     from .core.safefs import KIB, read_json
 
     meta = model / "cl_domains_encoder.json"
     if os.path.lexists(meta) and not isinstance(read_json(meta, 64 * KIB), dict):
         raise UserError(f"{meta} is not a JSON object; the model folder {model} is damaged.")
+
+
+def _load_encoder(cls, model: Path, pooling: Optional[str]):
+    """``cls.from_pretrained`` on a user's model folder: a damaged or refused file is a UserError naming it."""
+    import pickle
+
+    _check_encoder_meta(model)
     try:
         return cls.from_pretrained(str(model), pooling=pooling)
     except UserError:
@@ -492,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point. Exit codes: 0 success, 2 user error (one paragraph on stderr, no
     traceback; usage errors too), 130 interrupted (with the ``--resume`` command), 1 internal error."""
     err = Console(stderr=True)
+    _ARGV[:] = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:

@@ -121,28 +121,31 @@ def write_recipe(path, backbone, data, method=None, **train):
 
 
 def readme_snippet(domain: str, lang: str = "python") -> str:
-    """The first ``lang`` code block under the README heading ``#### Your own data (<domain>)``: the tests that
-    run it keep the README's examples true."""
+    """The first ``lang`` code block under the heading ``## Your own data`` of the domain's page ``docs/<domain>.md``:
+    the tests that run it keep the docs' examples true."""
     import re
 
-    text = (REPO / "README.md").read_text()
-    head = f"#### Your own data ({domain})"
+    page = REPO / "docs" / f"{domain}.md"
+    text = page.read_text()
+    head = "## Your own data"
     if head not in text:
-        raise AssertionError(f"README.md has no heading {head!r}")
-    block = re.search(rf"```{lang}\n(.*?)```", text[text.index(head) :], re.S)
+        raise AssertionError(f"{page} has no heading {head!r}")
+    section = text[text.index(head) + len(head) :]
+    section = section.split("\n## ", 1)[0]
+    block = re.search(rf"```{lang}\n(.*?)```", section, re.S)
     if block is None:
-        raise AssertionError(f"no ```{lang} block under {head!r}")
+        raise AssertionError(f"no ```{lang} block under {head!r} in {page}")
     return block.group(1)
 
 
 @pytest.fixture(scope="session")
 def toy_plugin_site(tmp_path_factory) -> Path:
-    """``tests/plugins/toy_plugin`` installed with pip into a folder (real ``cl_domains.plugins`` entry points):
+    """``examples/toy_plugin`` installed with pip into a folder (real ``cl_domains.plugins`` entry points):
     put the folder on ``PYTHONPATH`` / ``sys.path`` to use it."""
     import subprocess
 
     site = tmp_path_factory.mktemp("plugin-site")
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site)]
-    proc = subprocess.run([*pip, str(Path(__file__).parent / "plugins" / "toy_plugin")], capture_output=True, text=True)
+    proc = subprocess.run([*pip, str(REPO / "examples" / "toy_plugin")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return site

@@ -20,7 +20,7 @@ from cl_domains.core.recipe import load_recipe
 from cl_domains.core.rng import derive_seed
 from cl_domains.core.train import TrainState, train_recipe
 
-PLUGIN = Path(__file__).parent / "plugins" / "toy_plugin"
+PLUGIN = Path(__file__).resolve().parents[1] / "examples" / "toy_plugin"
 REPO = Path(__file__).resolve().parents[1]
 
 

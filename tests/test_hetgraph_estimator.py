@@ -126,6 +126,8 @@ def test_graph_forms_and_the_recipe_settings(tmp_path):
         MEOW(nei_max=[30])
     with pytest.raises(UserError, match=r"fit\(\): unknown keyword 'out'; write MEOW\(out=\.\.\.\)"):
         MEOW().fit(movies(), "movie", METAPATHS, out="runs")
+    with pytest.raises(UserError, match=r"the graph given to fit: give target= and metapaths= to fit \(target: a node"):
+        MEOW(train={"epochs": 1}).fit(movies())
     with pytest.raises(UserError, match="not fitted"):
         MEOW().embed(movies())
     with pytest.raises(UserError, match=r"expected a torch_geometric HeteroData or the path of one .*, not int"):

@@ -403,7 +403,11 @@ def test_resumed_run_equals_uninterrupted_and_reports_baselines(recipe, tmp_path
     assert resumed["steps"] == full["steps"] == 4
     assert resumed["final"] == pytest.approx(full["final"], rel=1e-6)
     assert resumed["baselines"] == full["baselines"]
+    from cl_domains.core.baselines import minirocket_available
+
     names = {"autotcl_ett": {"last value", "ridge on raw window"}, "autotcl_ucr": {"raw 1-NN", "raw SVM"}}[recipe]
+    if recipe == "autotcl_ucr" and minirocket_available():  # the optional extra "baselines" (aeon)
+        names = names | {"MiniRocket"}
     assert set(full["baselines"]) == names
     for values in full["baselines"].values():
         assert values and set(values) <= set(full["final"]) and all(np.isfinite(v) for v in values.values())

@@ -229,7 +229,8 @@ def test_old_autotcl_keys_are_refused_naming_the_new_ones():
     r = load_recipe("recipes/ts2vec_ett.yaml", "quick")
     assert (r.method.objective.loss, r.method.objective.temperature) == ("nt_xent", 1.0)
     r = load_recipe("recipes/autotcl_ett.yaml", "matrix")  # the domain's matrix recipe
-    assert (r.method.variant, r.method.objective.loss, r.method.objective.temperature) == ("autotcl", "info_nce", 1.0)
+    assert (r.method.variant, r.method.objective.loss, r.method.objective.temperature) == ("auto", "info_nce", 1.0)
+    assert r.data.kind == "forecast"  # auto: AutoTCL's own terms
     assert r.matrix.metric == "mse" and r.matrix.temperatures == [1.0, 0.2]
 
 

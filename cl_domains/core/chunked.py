@@ -33,7 +33,16 @@ _BLOCK_ENTRIES = 1 << 24  # default block: about this many logits (64 MiB float3
 
 
 def use_chunks(chunked: bool | None, anchors: int, keys: int) -> bool:
-    """The flag when given, else chunked iff the logit matrix would exceed ``AUTO_CHUNK_ENTRIES``."""
+    """The flag when given, else chunked iff the logit matrix would exceed ``AUTO_CHUNK_ENTRIES``.
+
+    Args:
+        chunked: the caller's flag (``None``: decide by size).
+        anchors: the number of anchor rows.
+        keys: the number of key columns.
+
+    Returns:
+        Whether to take the chunked path.
+    """
     return anchors * keys > AUTO_CHUNK_ENTRIES if chunked is None else bool(chunked)
 
 
@@ -181,7 +190,17 @@ def label_mean_logit(
     anchors: Tensor, keys: Tensor, labels: tuple[Tensor, Tensor], exclude: Tensor | None
 ) -> tuple[Tensor, Tensor]:
     """Mean positive logit per anchor from per-label key sums, O((A + C) D): the positives of
-    anchor ``i`` are the keys with its label, less its excluded column. Returns (mean, count)."""
+    anchor ``i`` are the keys with its label, less its excluded column. Returns (mean, count).
+
+    Args:
+        anchors: ``[A, D]`` anchors, already divided by the temperature.
+        keys: ``[C, D]`` keys.
+        labels: ``(anchor_labels [A], key_labels [C])``.
+        exclude: long ``[A]``: one column per anchor left out (itself), or ``None``.
+
+    Returns:
+        ``(mean positive logit [A], positive count [A])``.
+    """
     ids = torch.unique(torch.cat(labels), return_inverse=True)[1]
     a_id, k_id = ids[: len(labels[0])], ids[len(labels[0]) :]
     sums = keys.new_zeros(int(ids.max()) + 1, keys.shape[1]).index_add(0, k_id, keys)[a_id]
@@ -217,6 +236,21 @@ def chunked_nll(
     ``"mean"`` (SupCon L_out), ``"sum"`` (one numerator) or ``"none"`` (returns the denominator's
     log-sum-exp only, e.g. a uniformity term). ``chunk_size``: keys per block (default: about
     2^24 logits per block).
+
+    Args:
+        anchors: ``[A, D]`` anchors, already divided by the temperature.
+        keys: ``[C, D]`` keys.
+        positives: long ``[A]`` column indices or bool ``[A, C]``.
+        labels: ``(anchor_labels, key_labels)``: same label = positive.
+        exclude: long ``[A]``: one column per anchor dropped from everything.
+        negatives: bool ``[A, C]``: the columns that may be negatives.
+        neg_weights: per-pair weights of the negative terms (same shape as the logits).
+        decoupled: drop the positive from the denominator (DCL).
+        positive_agg: ``"mean"``, ``"sum"`` or ``"none"`` (the denominator's log-sum-exp only).
+        chunk_size: keys per block (default: about 2^24 logits per block).
+
+    Returns:
+        ``[A]``: the per-anchor loss, equal to the dense path's in value and gradient.
     """
     if positive_agg not in ("mean", "sum", "none"):
         raise ValueError(f"positive_agg must be 'mean', 'sum' or 'none', got {positive_agg!r}")

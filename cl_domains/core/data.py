@@ -26,7 +26,7 @@ import yaml
 from pydantic import Field, field_validator
 
 from .errors import UserError
-from .paths import is_inside
+from .paths import stays_within
 from .recipe import StrictModel
 
 __all__ = [
@@ -61,7 +61,7 @@ class DataFile(StrictModel):
     @field_validator("path")
     @classmethod
     def _stays_in_root(cls, v: str) -> str:
-        if Path(v).is_absolute() or v.startswith("~") or "\x00" in v or not is_inside(v, "/root"):
+        if Path(v).is_absolute() or v.startswith("~") or "\x00" in v or not stays_within(v, "/root"):
             raise ValueError(f"file path {v!r} must be relative to the data root and stay inside it (no '..' out)")
         return v
 
@@ -291,7 +291,7 @@ def _extract(blob: Path, archive: str | None, member: str | None, url: str = "th
         return blob.read_bytes()
     if archive not in ("gz", "tar.gz", "zip"):
         raise UserError(f"unknown archive type {archive!r} for {url}; use tar.gz, zip or gz.")
-    if member is not None and (Path(member).is_absolute() or not is_inside(member, "/archive")):
+    if member is not None and (Path(member).is_absolute() or not stays_within(member, "/archive")):
         raise UserError(f"archive member {member!r} of {url} leaves the archive's folder; refusing it.")
     try:
         if archive == "gz":

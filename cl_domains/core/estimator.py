@@ -144,10 +144,13 @@ class Estimator:
             ``recipe`` is given).
         out: ``None``: train in a temporary run directory removed after ``fit``; a folder: keep the run
             directory there (``run_dir_``), as ``cl-domains run --out`` does.
-        model, data, method, train, eval: dicts merged onto the recipe's sections (validated by the recipe
-            schema). ``method`` may be a string, short for ``{"name": ...}``. Training length is
-            ``train={"max_steps": N}`` (or ``{"epochs": E}``), the seed ``train={"seed": s}`` (default 0 with the
-            shipped recipe; a recipe given explicitly keeps its own seed).
+        model: merged onto the recipe's ``model`` section (validated by the recipe schema).
+        data: merged onto the recipe's ``data`` section.
+        method: merged onto the recipe's ``method`` section; a string is short for ``{"name": ...}``.
+        train: merged onto the recipe's ``train`` section. Training length is ``train={"max_steps": N}`` (or
+            ``{"epochs": E}``), the seed ``train={"seed": s}`` (default 0 with the shipped recipe; a recipe given
+            explicitly keeps its own seed).
+        eval: merged onto the recipe's ``eval`` section.
     """
 
     domain: ClassVar[str] = ""

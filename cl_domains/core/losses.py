@@ -50,6 +50,14 @@ def masked_logsumexp(logits: Tensor, mask: Tensor | None = None, weights: Tensor
     Weights enter in log space (``l + log w``) and the sum is torch's fused, max-shifted
     ``logsumexp``. Rows where nothing is kept (all masked or zero weight) give ``-inf`` with a
     zero gradient (never NaN).
+
+    Args:
+        logits: ``[..., C]`` values.
+        mask: bool ``[..., C]``: the entries kept (default: all).
+        weights: non-negative ``[..., C]`` weights; a zero weight drops its entry.
+
+    Returns:
+        ``[...]``: the log of the masked, weighted sum of exponentials per row.
     """
     if mask is None and weights is None:
         return torch.logsumexp(logits, -1)
@@ -74,7 +82,16 @@ def nested_logsumexp(logits: Tensor, keys: Tensor, mask: Tensor | None = None) -
     """``out_ij = log sum_{k : mask_ik, keys_ik >= keys_ij} exp(logits_ik)`` for every entry: the
     nested denominators of ranking losses (Rank-N-Contrast: all ``k`` at least as far in label as
     ``j``) in ``O(C log C)`` per row through a sort and a cumulative logsumexp, instead of one
-    ``[C]`` mask per ``(i, j)``. Ties in ``keys`` are all included."""
+    ``[C]`` mask per ``(i, j)``. Ties in ``keys`` are all included.
+
+    Args:
+        logits: ``[A, C]`` values.
+        keys: ``[A, C]`` ranking keys (e.g. label distances).
+        mask: bool ``[A, C]``: the entries that may enter a sum (default: all).
+
+    Returns:
+        ``[A, C]``: the nested log-sum-exp of every entry.
+    """
     x = logits if mask is None else logits.masked_fill(~mask, float("-inf"))
     order = keys.argsort(dim=-1, descending=True, stable=True)
     cumulative = torch.logcumsumexp(x.gather(-1, order), dim=-1)
@@ -114,6 +131,17 @@ def contrastive_nll(
     (MIL-NCE style, ``-log sum_p e^{l_ip} / denominator``).
     ``negatives`` defaults to every entry that is not a positive. Anchors without a positive
     get ``nan``: callers filter them (see :func:`supcon`).
+
+    Args:
+        logits: ``[A, C]`` anchor-candidate logits (similarities over the temperature).
+        positives: long ``[A]`` (one positive column per anchor) or bool ``[A, C]``.
+        negatives: bool ``[A, C]``: the columns in the denominator (default: every non-positive).
+        neg_weights: per-pair weights of the negative terms (same shape as the logits).
+        decoupled: drop the positive from the denominator (DCL).
+        positive_agg: with several positives, ``"mean"`` averages the per-positive terms (SupCon's L_out), ``"sum"`` puts them in one numerator.
+
+    Returns:
+        ``[A]``: the per-anchor loss (``nan`` for an anchor without a positive).
     """
     if positive_agg not in ("mean", "sum"):
         raise ValueError(f"positive_agg must be 'mean' or 'sum', got {positive_agg!r}")
@@ -149,7 +177,16 @@ def contrastive_nll(
 
 @float32
 def similarity(a: Tensor, b: Tensor, normalize: bool = True) -> Tensor:
-    """``a @ b.T``, on L2-normalised rows when ``normalize`` (cosine similarity)."""
+    """``a @ b.T``, on L2-normalised rows when ``normalize`` (cosine similarity).
+
+    Args:
+        a: ``[N, D]`` rows.
+        b: ``[M, D]`` rows.
+        normalize: L2-normalise the rows first (cosine similarity).
+
+    Returns:
+        ``[N, M]`` similarities.
+    """
     if normalize:
         a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
     return a @ b.transpose(-2, -1)
@@ -182,6 +219,22 @@ def info_nce(
     (``[H, D]``, e.g. SimCSE's contradictions, eq. 5) are appended as extra keys for every anchor.
     ``neg_weights`` (``[A, K+H]``) scales each negative's term (importance-weighted negatives:
     DebCSE, MEOW, MCL). ``symmetric`` adds the key->query direction (needs ``A == K``).
+
+    Args:
+        query: ``[A, D]`` anchors.
+        key: ``[K, D]`` keys; ``key[i]`` is the positive of ``query[i]`` unless ``positives`` is given.
+        temperature: divides the similarities (a float, or a tensor from :class:`Temperature`).
+        hard_negatives: ``[H, D]`` extra negative keys for every anchor.
+        positives: long ``[A]`` key indices or bool ``[A, K]`` (several positives).
+        neg_weights: ``[A, K+H]`` weights of the negative terms.
+        symmetric: add the key -> query direction (needs ``A == K``).
+        normalize: L2-normalise the rows first (cosine similarity).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one value per anchor).
+        chunked: ``None`` picks the chunked path above 8192 x 8192 logits; ``True`` / ``False`` force it.
+        chunk_size: keys per block on the chunked path.
+
+    Returns:
+        The loss (a scalar, or ``[A]`` (``[2A]`` when symmetric) with ``reduction="none"``).
     """
     a, k = query.shape[0], key.shape[0]
     if positives is None:
@@ -241,7 +294,21 @@ def nt_xent(
     chunk_size: int | None = None,
 ) -> Tensor:
     """NT-Xent over ``2N`` rows (SimCLR, Chen et al. 2020, eq. 1): each view's positive is the
-    other view of the same item, all other ``2N-2`` rows are negatives, self-pairs excluded."""
+    other view of the same item, all other ``2N-2`` rows are negatives, self-pairs excluded.
+
+    Args:
+        z1: ``[N, D]`` first views.
+        z2: ``[N, D]`` second views.
+        temperature: divides the similarities (a float, or a tensor from :class:`Temperature`).
+        normalize: L2-normalise the rows first (cosine similarity).
+        decoupled: drop the positive from the denominator (DCL).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one value per anchor).
+        chunked: ``None`` picks the chunked path above 8192 x 8192 logits; ``True`` / ``False`` force it.
+        chunk_size: keys per block on the chunked path.
+
+    Returns:
+        The loss (a scalar, or ``[2N]`` with ``reduction="none"``).
+    """
     rows = _unit(torch.cat([z1, z2]), normalize)
     m = rows.shape[0]
     other_view = (torch.arange(m, device=rows.device) + m // 2) % m
@@ -280,7 +347,23 @@ def supcon(
 ) -> Tensor:
     """Supervised contrastive loss (Khosla et al. 2020, eq. 2, L_out): rows sharing a label are
     positives, every other row is a negative, self-pairs are excluded. Anchors whose label occurs
-    once have no positive and are left out of the mean (never a NaN)."""
+    once have no positive and are left out of the mean (never a NaN).
+
+    Args:
+        embeddings: ``[N, D]`` rows.
+        labels: ``[N]`` class ids; rows sharing one are positives.
+        temperature: divides the similarities (a float, or a tensor from :class:`Temperature`).
+        normalize: L2-normalise the rows first (cosine similarity).
+        decoupled: drop the positive from the denominator (DCL).
+        positive_agg: with several positives, ``"mean"`` averages the per-positive terms (SupCon's L_out), ``"sum"`` puts them in one numerator.
+        neg_weights: per-pair weights of the negative terms (same shape as the logits).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one value per anchor).
+        chunked: ``None`` picks the chunked path above 8192 x 8192 logits; ``True`` / ``False`` force it.
+        chunk_size: keys per block on the chunked path.
+
+    Returns:
+        The loss over the anchors that have a positive (a scalar), or ``[N]`` with ``nan`` for the others.
+    """
     n = embeddings.shape[0]
     if labels.shape[0] != n:
         raise ValueError(f"labels has {labels.shape[0]} entries for {n} embeddings")
@@ -336,7 +419,20 @@ def dcl(
     chunked: bool | None = None,
     chunk_size: int | None = None,
 ) -> Tensor:
-    """Decoupled contrastive loss (Yeh et al. 2022): NT-Xent without the positive in the denominator."""
+    """Decoupled contrastive loss (Yeh et al. 2022): NT-Xent without the positive in the denominator.
+
+    Args:
+        z1: ``[N, D]`` first views.
+        z2: ``[N, D]`` second views.
+        temperature: divides the similarities (a float, or a tensor from :class:`Temperature`).
+        normalize: L2-normalise the rows first (cosine similarity).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one value per anchor).
+        chunked: ``None`` picks the chunked path above 8192 x 8192 logits; ``True`` / ``False`` force it.
+        chunk_size: keys per block on the chunked path.
+
+    Returns:
+        The loss (a scalar, or ``[2N]`` with ``reduction="none"``).
+    """
     return nt_xent(
         z1,
         z2,
@@ -362,7 +458,19 @@ def mv_infonce(
     """MV-InfoNCE (Koromilas et al. 2025): one term per view-row ``(a, i)`` whose numerator holds
     *all* cross-view pairs of item ``i`` and whose denominator holds every other row:
     ``-log sum_{a!=b} e^{s(i_a, i_b)/t} + log sum_{(c,j)!=(a,i)} e^{s(i_a, j_c)/t}``.
-    ``views``: ``[V, N, D]`` or a list of ``V`` tensors ``[N, D]``, ``V >= 2``."""
+    ``views``: ``[V, N, D]`` or a list of ``V`` tensors ``[N, D]``, ``V >= 2``.
+
+    Args:
+        views: ``[V, N, D]`` or a list of ``V >= 2`` tensors ``[N, D]``.
+        temperature: divides the similarities (a float, or a tensor from :class:`Temperature`).
+        normalize: L2-normalise the rows first (cosine similarity).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one value per anchor).
+        chunked: ``None`` picks the chunked path above 8192 x 8192 logits; ``True`` / ``False`` force it.
+        chunk_size: keys per block on the chunked path.
+
+    Returns:
+        The loss (a scalar, or ``[V*N]`` with ``reduction="none"``).
+    """
     views = _views_rows(views)
     v, n, d = views.shape
     rows = views.reshape(v * n, d)  # row a*N + i is view a of item i
@@ -400,7 +508,19 @@ def mv_dhel(
 ) -> Tensor:
     """MV-DHEL (Koromilas et al. 2025): alignment of all cross-view pairs, uniformity within each
     view separately (decoupled): ``-log sum_{a<b} e^{s(i_a, i_b)/t} + sum_a log sum_{j!=i} e^{s(i_a, j_a)/t}``.
-    One term per item; ``views`` as in :func:`mv_infonce`."""
+    One term per item; ``views`` as in :func:`mv_infonce`.
+
+    Args:
+        views: ``[V, N, D]`` or a list of ``V >= 2`` tensors ``[N, D]``.
+        temperature: divides the similarities (a float, or a tensor from :class:`Temperature`).
+        normalize: L2-normalise the rows first (cosine similarity).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one value per anchor).
+        chunked: ``None`` picks the chunked path above 8192 x 8192 logits; ``True`` / ``False`` force it.
+        chunk_size: keys per block on the chunked path.
+
+    Returns:
+        The loss (a scalar, or ``[N]`` with ``reduction="none"``).
+    """
     views = _views_rows(views)
     v, n, _ = views.shape
     if normalize:
@@ -423,7 +543,13 @@ def mv_dhel(
 class Temperature(nn.Module):
     """A temperature, fixed or learnable. A fixed one is exactly the given float (no parameter, no state);
     learnable ones are stored as ``log(1/t)`` and clipped so that ``t >= min_value`` (CLIP's scale <= 100
-    guard against collapse of the logit scale)."""
+    guard against collapse of the logit scale).
+
+    Args:
+        init: the starting (or fixed) temperature, > 0.
+        learnable: train it (stored as ``log(1/t)``).
+        min_value: the smallest temperature a learnable one may reach.
+    """
 
     def __init__(self, init: float = 0.07, learnable: bool = False, min_value: float = 0.01):
         super().__init__()

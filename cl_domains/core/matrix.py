@@ -89,11 +89,16 @@ def _recipes(domains: list[str] | None, profile: str, explicit: list[str]) -> li
             raw = parse_yaml(read_user_text(f, "recipe", MAX_RECIPE_BYTES), f"recipe {f}") or {}
             if not isinstance(raw, dict):
                 raise UserError(f"recipe {f} must be a mapping of keys (name, domain, model, data, method, ...).")
-            if profile in (raw.get("profiles") or {}) and (not domains or raw.get("domain") in domains):
+            matrix_recipe = "matrix" in raw  # a recipe takes part through its `matrix:` section
+            if (
+                matrix_recipe
+                and profile in (raw.get("profiles") or {})
+                and (not domains or raw.get("domain") in domains)
+            ):
                 found[f.name] = f
     if not found:
         raise UserError(
-            f"no shipped recipe has a {profile!r} profile"
+            f"no shipped recipe with a matrix section has a {profile!r} profile"
             + (f" in the domains {', '.join(domains)}" if domains else "")
             + "; name recipes with --recipes, or choose another --profile."
         )
@@ -510,4 +515,8 @@ def _plot(rows: list[dict], path: Path) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_cell_main(sys.argv[1:]))
+    try:
+        sys.exit(_cell_main(sys.argv[1:]))
+    except UserError as exc:  # one paragraph, which the matrix shows as the cell's note
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -133,8 +133,10 @@ def make_manifest(
         recipe: the resolved :class:`cl_domains.core.recipe.Recipe`.
         estimator: the registered estimator name (default: the method name).
         embedding_dim: the width of the embeddings.
-        metrics, baselines, paper: the run's final test metrics, its baselines' and the paper's.
-        extras: domain fields (JSON-serialisable).
+        metrics: the run's final test metrics.
+        baselines: its simple baselines' test metrics, per baseline.
+        paper: the paper's numbers.
+        **extras: domain fields (JSON-serialisable).
 
     Returns:
         A dict valid for :class:`Manifest` (``files`` is filled by :func:`write_model_dir`).

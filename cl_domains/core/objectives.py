@@ -67,7 +67,17 @@ class ObjectiveConfig(StrictModel):
 
 def objective_config(method: str, loss: str, temperature: float, *, labels: bool = False) -> type[ObjectiveConfig]:
     """The ``objective`` schema of a method: its published loss and temperature as defaults, and whether
-    it has labels (``supcon`` is refused without them)."""
+    it has labels (``supcon`` is refused without them).
+
+    Args:
+        method: the method's name (names the schema class and its errors).
+        loss: the published loss, one of ``LOSSES``.
+        temperature: the published temperature.
+        labels: whether the method has labels (``supcon`` is refused without them).
+
+    Returns:
+        A :class:`ObjectiveConfig` subclass, the type of the method schema's ``objective`` field.
+    """
     return type(
         f"{method.title().replace('_', '')}ObjectiveConfig",
         (ObjectiveConfig,),
@@ -87,7 +97,11 @@ def _as_mask(positives: Tensor, columns: int) -> Tensor:
 
 
 class Objective(nn.Module):
-    """The contrastive loss named by an :class:`ObjectiveConfig`, on a method's own structure."""
+    """The contrastive loss named by an :class:`ObjectiveConfig`, on a method's own structure.
+
+    Args:
+        cfg: the recipe's ``method.objective`` (loss, temperature, learnable_temperature).
+    """
 
     def __init__(self, cfg: ObjectiveConfig):
         super().__init__()
@@ -117,6 +131,8 @@ class Objective(nn.Module):
         """The loss of ``query[A, D]`` against ``key[K, D]``.
 
         Args:
+            query: ``[A, D]`` anchors.
+            key: ``[K, D]`` keys.
             positives: long ``[A]`` (the positive key of each query; default ``arange(A)``) or bool ``[A, K]``.
             negatives: bool ``[A, K]``: which keys may be negatives (default: all but the positives).
             neg_weights: ``[A, K]`` weights of the negative keys (e.g. DebCSE's IPW, MEOW's cluster weights).
@@ -124,6 +140,11 @@ class Objective(nn.Module):
             labels: ``[A]`` (queries and keys share labels, ``A == K``) or ``(query_labels, key_labels)``;
                 ``supcon`` only: same label = positive.
             symmetric: add the key -> query direction (needs ``A == K``).
+            normalize: L2-normalise the rows first (cosine similarity).
+            reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+            chunked: ``None`` decides by size; ``True`` / ``False`` force the chunked path.
+            chunk_size: keys per block on the chunked path.
+
         Returns:
             the mean over anchors (both directions when symmetric), or per anchor with ``reduction="none"``.
         """

@@ -6,6 +6,9 @@ one paragraph naming the file, the key or row, and the value, unless the caller 
 ``allow_outside=True`` (each reader documents the recipe or schema key that sets it). Symbolic links
 inside the folder are followed: they are the user's own choice. The check never opens the file, so an
 error never shows what an outside file holds.
+
+This is the lexical check for paths written in users' files; :func:`cl_domains.core.safefs.is_inside`
+resolves symbolic links and guards the files of run directories.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from .errors import UserError
 
-__all__ = ["is_inside", "inside", "is_file"]
+__all__ = ["stays_within", "inside", "is_file"]
 
 
 def is_file(path: str | Path) -> bool:
@@ -26,8 +29,9 @@ def is_file(path: str | Path) -> bool:
         return False
 
 
-def is_inside(path: str | Path, base: str | Path) -> bool:
-    """Whether ``path`` (relative paths start from ``base``) lies under ``base`` after normalisation."""
+def stays_within(path: str | Path, base: str | Path) -> bool:
+    """Whether ``path`` (relative paths start from ``base``) lies under ``base`` after normalising ``..``
+    (without touching the disk)."""
     base_n = os.path.normpath(os.path.abspath(os.path.expanduser(str(base))))
     full = os.path.normpath(os.path.join(base_n, str(path)))
     return full == base_n or full.startswith(base_n.rstrip(os.sep) + os.sep)
@@ -64,7 +68,7 @@ def inside(
         return p if p.is_absolute() else Path(base) / p
     if "\x00" in raw:
         raise UserError(f"{file}: {key} = {raw[:80]!r} holds a NUL character; it is not a path.")
-    if p.is_absolute() or raw.startswith("~") or not is_inside(raw, base):
+    if p.is_absolute() or raw.startswith("~") or not stays_within(raw, base):
         kind = "is an absolute path" if (p.is_absolute() or raw.startswith("~")) else "leaves its folder"
         fix = f", or set {option}: true if you mean it" if option else ""
         raise UserError(

@@ -162,6 +162,11 @@ def _set_rng_state(state: tuple) -> None:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, torch's and numpy's global generators.
+
+    Args:
+        seed: the recipe's ``train.seed`` (or a process's :func:`rank_seed`).
+    """
     random.seed(seed)
     torch.manual_seed(seed)
     try:
@@ -175,11 +180,28 @@ def seed_everything(seed: int) -> None:
 def rank_seed(seed: int, rank: int, step: int = 0) -> int:
     """The torch seed of process ``rank`` > 0 (rank 0 uses ``seed`` itself), resumed at ``step``: derived with
     :func:`cl_domains.core.rng.derive_seed`, so no (seed, rank) pair shares the stream of another seed (a formula
-    such as ``seed + 1000 * rank`` gives seed 0 on rank 1 the stream of seed 1000 on rank 0)."""
+    such as ``seed + 1000 * rank`` gives seed 0 on rank 1 the stream of seed 1000 on rank 0).
+
+    Args:
+        seed: the recipe's ``train.seed``.
+        rank: the process rank under torchrun.
+        step: the step the process resumes at.
+
+    Returns:
+        The torch seed of that process.
+    """
     return derive_seed(seed, "process", rank, step)
 
 
 def pick_device(name: str) -> torch.device:
+    """The device named by ``train.device``.
+
+    Args:
+        name: ``"auto"`` (CUDA when available, else CPU) or a torch device name (``"cpu"``, ``"cuda:1"``).
+
+    Returns:
+        The torch device.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -202,6 +224,17 @@ def _schedule(cfg: TrainConfig, total: int):
 
 
 class Trainer:
+    """The training loop of every domain: optimiser and schedule, progress, dev evaluation and the best checkpoint,
+    atomic checkpoints and resume, the non-finite guard, and the run's metrics, plots and report.
+
+    Args:
+        recipe: the resolved recipe (its ``train`` section drives the loop).
+        task: the built task (data, model, loss, evaluation).
+        run: the run directory to write.
+        device: the device (default: ``train.device``).
+        callbacks: observers of steps, evaluations and the end.
+    """
+
     def __init__(
         self,
         recipe: Recipe,
@@ -273,8 +306,9 @@ class Trainer:
             tmp / "trainer.pt",
         )
         (tmp / "trainer.json").write_text(json.dumps({"state": asdict(self.state), "metrics": self.run.metrics}))
-        safe_rmtree(final, self.run.dir)
+        _clear(final, self.run.dir)
         os.replace(tmp, final)
+        _clear(self.ckpt_dir / "latest", self.run.dir)
         atomic_write_text(self.ckpt_dir / "latest", name)
         for old in _checkpoints(self.ckpt_dir)[self.cfg.keep_checkpoints :]:
             safe_rmtree(old, self.run.dir)  # never through a link, never outside the run directory
@@ -315,6 +349,7 @@ class Trainer:
                 self._restore(ckpt)
             except (
                 OSError,
+                EOFError,
                 ValueError,
                 RuntimeError,
                 KeyError,
@@ -509,7 +544,7 @@ class Trainer:
             raise UserError(f"train.batch_size = {self.cfg.batch_size} must be divisible by the {ws} processes.")
         for p in self.task.model.parameters():  # same start everywhere (what DDP does at construction)
             torch.distributed.broadcast(p.data, 0)
-        if not self.embedding_path:
+        if not self.embedding_path and not getattr(self.task, "gathers_negatives", False):
             self.run.log(
                 f"{type(self.task).__name__} has no embed_batch(): each of the {ws} processes trains on its shard "
                 "with in-shard negatives (the loss differs from one process on the global batch)."
@@ -709,6 +744,13 @@ def _checkpoints(directory: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name, reverse=True)
 
 
+def _clear(path: Path, base: Path) -> None:
+    """Make room for ``path`` (inside the checked ``checkpoints/``): a folder is deleted (never through a link),
+    a file, FIFO or link is unlinked (what a link points to is left alone)."""
+    if not safe_rmtree(path, base) and os.path.lexists(path):
+        os.unlink(path)
+
+
 def _brief(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text[:200]}"
@@ -737,7 +779,19 @@ def train_recipe(
     task on in-memory data); seeding, threads and processes are the same either way.
 
     A run directory is trained by one process at a time: a second ``train_recipe`` (or ``cl-domains run
-    --resume``) on a directory in use raises a :class:`UserError` naming the holder."""
+    --resume``) on a directory in use raises a :class:`UserError` naming the holder.
+
+    Args:
+        recipe: the resolved recipe (``None`` with ``resume``).
+        out: the folder of new run directories.
+        data_root: the data root (default: ``--data-root`` / ``$CL_DOMAINS_DATA`` / the cache).
+        resume: a run directory to continue from its newest intact checkpoint.
+        callbacks: observers of steps, evaluations and the end.
+        build: ``build(recipe, device) -> Task`` in place of the registered class.
+
+    Returns:
+        The finished run (``run.dir``, ``run.metrics``).
+    """
     from . import registry
     from .recipe import load_recipe
 
@@ -806,7 +860,19 @@ def train_task(
     callbacks: Sequence[Callback] = (),
 ) -> Run:
     """Train a built task in a new run directory under ``out``, or resume ``run`` (an existing
-    one). Under torchrun, rank 0 creates the directory and every rank uses it."""
+    one). Under torchrun, rank 0 creates the directory and every rank uses it.
+
+    Args:
+        recipe: the resolved recipe.
+        task: the built task.
+        out: the folder of new run directories.
+        run: an existing run directory to resume, or ``None``.
+        device: the device (default: ``train.device``).
+        callbacks: observers of steps, evaluations and the end.
+
+    Returns:
+        The finished run (``run.dir``, ``run.metrics``).
+    """
     resume = run is not None
     held = Run.held()
     if resume:

@@ -17,6 +17,7 @@ from ..core.recipe import StrictModel
 from ..core.registry import method
 from ..core.task import StepContext
 from .losses import AdaMEOWObjective, views_nce
+from .minibatch import adameow_batch_loss
 from .task import HetGraphTask
 
 __all__ = ["AdaMEOWConfig", "PairWeights", "AdaMEOWTask"]
@@ -63,7 +64,9 @@ class AdaMEOWTask(HetGraphTask):
         self.weights = PairWeights(self.recipe.model.hidden, self.cfg.weight_hidden, self.cfg.chunk)
         self.model = nn.ModuleDict({"encoder": self.encoder, "weights": self.weights})
 
-    def loss(self, batch: None, ctx: StepContext):
+    def loss(self, batch, ctx: StepContext):
+        if batch is not None:  # mini-batch mode: a tensor of target-node ids
+            return adameow_batch_loss(self, batch, ctx)
         _, fine, coarse = self.encoder(self.graph)
         w = self.weights(fine, coarse)
         loss = views_nce(self.objective, fine, coarse, w)

@@ -257,7 +257,11 @@ class HetGraphEstimator(Estimator):
         return super().embed(self._graph(data), as_tensor=as_tensor)
 
     def embed_tensor(self, x: Any) -> torch.Tensor:
-        """The encoder's target-node embeddings of a graph (eval mode)."""
+        """The encoder's target-node embeddings of a graph (eval mode); the graph a mini-batch model trained on is
+        embedded layer by layer with sampled neighbourhoods, as its evaluation was."""
+        task = getattr(self, "task_", None)
+        if task is not None and getattr(task, "sampled", None) is not None and x is task.data:
+            return task.embeddings()
         return self.encoder_.embed(x)
 
     def embedding_dim(self) -> int:

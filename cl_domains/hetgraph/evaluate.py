@@ -93,7 +93,7 @@ def cluster_scores(emb: Tensor, y: Tensor, runs: int = 10, seed: int = 0) -> dic
     k = int(yt.max()) + 1
     nmi, ari = [], []
     for r in range(runs):
-        with threadpool_limits(1):  # on a few shared cores, OpenMP k-means threads mostly wait on each other
+        with threadpool_limits(1):  # on a few cores, OpenMP k-means threads mostly wait on each other
             pred = KMeans(n_clusters=k, n_init=1, random_state=derive_seed(seed, "cluster", r) % 2**32).fit_predict(x)
         nmi.append(normalized_mutual_info_score(yt, pred))
         ari.append(adjusted_rand_score(yt, pred))

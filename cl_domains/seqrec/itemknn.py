@@ -64,5 +64,6 @@ class ItemKNN:
         q = sp.csr_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(len(s), self.n_items)
         )
-        scores = np.asarray((q @ self.sim).todense()) + self.fallback
+        scores = (q @ self.sim).toarray()
+        scores += self.fallback
         return torch.from_numpy(scores)

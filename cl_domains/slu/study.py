@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
+import os
 import time
 
+from ..core.errors import UserError
 from ..core.recipe import PaperConfig, Recipe, paper_applies
 from ..core.registry import method
-from ..core.runs import Run, atomic_write_text
+from ..core.runs import STATE_MAX_BYTES, Run, atomic_write_text
+from ..core.safefs import UnsafeFile, read_json, safe_rmtree
 from ..core.task import Study
 from ..core.train import Trainer
 from .config import CoconutConfig
@@ -71,9 +73,15 @@ class CILStudy(Study):
         t = time.time()
         sub_dir = run.dir / "strategies" / f"{strategy}-seed{seed}"
         done = sub_dir / "result.json"
-        if done.is_file():
-            run.log(f"{strategy} seed {seed}: finished before, kept")
-            return json.loads(done.read_text())
+        if os.path.lexists(done):
+            try:
+                result = read_json(done, STATE_MAX_BYTES, base=run.dir)
+                if not isinstance(result, dict) or not {"seed", "acc_matrix", "seconds"} <= set(result):
+                    raise UnsafeFile(f"{done} is not a strategy's result (seed, acc_matrix, seconds, metrics)")
+                run.log(f"{strategy} seed {seed}: finished before, kept")
+                return result
+            except UnsafeFile as exc:
+                run.log(f"{strategy} seed {seed}: its result is damaged ({exc}); training it again")
         task = CILTask(
             data, strategy, seed, cfg, recipe.model, recipe.train.batch_size, recipe.train.epochs,
             recipe.eval.batch_size, device,
@@ -94,8 +102,9 @@ class CILStudy(Study):
             name=f"{recipe.name}/{strategy}-seed{seed}",
             paper=PaperConfig(source="see the study's report.md"),
         )
-        if sub_dir.exists():  # unfinished: its memory and teacher lived in memory, so it starts again
-            shutil.rmtree(sub_dir)
+        if os.path.lexists(sub_dir):  # unfinished: its memory and teacher lived in memory, so it starts again
+            if not safe_rmtree(sub_dir, run.dir):  # never through a link, never outside the run
+                raise UserError(f"{sub_dir} is not a folder inside the run directory; move it away and resume again.")
         sub_run = Run.create(run.dir, sub, name=f"strategies/{strategy}-seed{seed}")
         task.recipe = sub
         Trainer(sub, task, sub_run, device=device).fit()

@@ -125,7 +125,7 @@ class EspeakLibrary:
         if self.lib is None:
             raise UserError(
                 "espeak-ng is not installed (libespeak-ng.so.1 not found): "
-                "apt-get install espeak-ng (see README, set-up)."
+                "apt-get install espeak-ng (see docs/index.md, 'Install')."
             )
         self._chunks: list[np.ndarray] = []
 

@@ -150,6 +150,11 @@ class TimeseriesEvalConfig(StrictModel):
 
     padding: int = Field(200, ge=0, description="causal window before each timestamp when encoding for forecasting")
     batch_size: int = Field(256, gt=0)
+    probe_with_raw: bool = Field(
+        False,
+        description="forecasting: also fit the test ridge probe on [representation, raw window] concatenated (the "
+        "raw window is the 'ridge on raw window' baseline's input); test keys mse_with_raw / mae_with_raw",
+    )
 
 
 def sections(x: np.ndarray, length: int) -> np.ndarray:
@@ -346,7 +351,27 @@ class TimeseriesTask(Task):
         if split == "test":
             out["mse"] = float(np.mean([out[f"mse_{h}"] for h in self.horizons]))
             out["mae"] = float(np.mean([out[f"mae_{h}"] for h in self.horizons]))
+            if self.recipe.eval.probe_with_raw:
+                out.update(self._probe_with_raw(reprs))
             return {k: v for k, v in out.items() if not k.startswith("val_")}
+        return out
+
+    def _probe_with_raw(self, reprs: np.ndarray) -> dict[str, float]:
+        """Test MSE / MAE of the ridge probe on [representation, raw window of ``eval.padding + 1`` target values]."""
+        f, pad = self.data, self.recipe.eval.padding
+        a, b, c = f.borders
+        target = f.values[:, f.n_covariates :]
+        both = np.concatenate([reprs, lagged_windows(target, pad + 1)], axis=1)
+        out: dict[str, float] = {}
+        for h in self.horizons:
+            res = ridge_probe(
+                forecast_samples(both[:a], target[:a], h, drop=pad),
+                forecast_samples(both[a:b], target[a:b], h),
+                forecast_samples(both[b:c], target[b:c], h),
+            )
+            out[f"mse_with_raw_{h}"], out[f"mae_with_raw_{h}"] = res["mse"], res["mae"]
+        for k in ("mse", "mae"):
+            out[f"{k}_with_raw"] = float(np.mean([out[f"{k}_with_raw_{h}"] for h in self.horizons]))
         return out
 
     def baselines(self) -> dict[str, dict[str, float]]:

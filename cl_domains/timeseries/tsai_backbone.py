@@ -36,7 +36,7 @@ REFUSED = {
 }
 INSTALL = (
     "install the extra: pip install torch==2.13.0 && pip install 'cl-domains[tsai]' torch==2.13.0 "
-    "(README, 'tsai backbones')"
+    "(docs/timeseries.md, 'tsai backbones')"
 )
 _PROBE_LENGTHS = (13, 48)
 
@@ -76,7 +76,7 @@ def _import_arch(arch: str) -> type:
         raise UserError(
             f"model.backbone.arch {arch!r}: importing tsai.models.{arch} failed ({type(exc).__name__}: {exc}). "
             "With the CPU torch 2.13 the torchvision that fastai pulls in cannot be loaded, so only tsai "
-            "models that do not import fastai.vision work (README, 'tsai backbones'): e.g. "
+            "models that do not import fastai.vision work (docs/timeseries.md, 'tsai backbones'): e.g. "
             "InceptionTime, FCN, ResCNN, FCNPlus."
         ) from None
     cls = getattr(module, arch, None)

@@ -7,6 +7,7 @@ import dataclasses
 import gzip
 import importlib.metadata
 import json
+import os
 import types
 import zipfile
 import zlib
@@ -19,6 +20,7 @@ from cl_domains.cli import main
 from cl_domains.core import registry
 from cl_domains.core.errors import UserError
 
+DATA = Path(os.environ.get("CL_DOMAINS_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 LATIN1 = "# caf\xe9\nname: x\n".encode("latin-1")
 
 
@@ -120,14 +122,17 @@ def test_corrupt_gzip_table_is_a_user_error(tmp_path):
 def test_eval_sts_on_a_damaged_model_folder(tmp_path, capsys):
     model = tmp_path / "model"
     model.mkdir()
+    args = ["eval", "sts", "--model", model, "--data-root", DATA]
     (model / "cl_domains_encoder.json").write_text("{not json")
-    assert_clean_exit(cli(capsys, "eval", "sts", "--model", model), codes=(2,), contains="model")
+    assert_clean_exit(cli(capsys, *args), codes=(2,), contains="cl_domains_encoder.json is not valid JSON")
     (model / "cl_domains_encoder.json").write_text("[1, 2]")
-    assert_clean_exit(cli(capsys, "eval", "sts", "--model", model), codes=(2,), contains="model")
+    assert_clean_exit(cli(capsys, *args), codes=(2,), contains="cl_domains_encoder.json is not a JSON object")
     (model / "cl_domains_encoder.json").unlink()
     (model / "config.json").write_text(json.dumps({"model_type": "bert"}))
     (model / "pytorch_model.bin").write_bytes(b"\x80\x04not a pickle at all")
-    assert_clean_exit(cli(capsys, "eval", "sts", "--model", model), codes=(2,), contains="model")
+    if not (DATA / "sentences").is_dir():
+        pytest.skip(f"no STS data at {DATA}")
+    assert_clean_exit(cli(capsys, *args), codes=(2,), contains=str(model))
 
 
 # ------------------------------------------------------------------------------------------------- plugins
@@ -193,3 +198,42 @@ def test_python_entry_points_raise_user_errors(tmp_path):
     with pytest.raises(UserError):
         plan(losses=["nope"], recipes=["supremix_airfoil"])
     assert Path(tmp_path).is_dir()
+
+
+# -------------------------------------------------------------------------------------------------- matrix cells
+def _one_cell_plan(monkeypatch):
+    from cl_domains.core import matrix
+
+    cells = matrix.plan(recipes=["supremix_airfoil"], losses=["info_nce"], seeds=[0], temperatures=[0.1])
+    monkeypatch.setattr(matrix, "plan", lambda **kw: cells)
+    return matrix, cells
+
+
+def test_an_interrupted_cell_is_marked_interrupted_with_the_resume_command(tmp_path, capsys, monkeypatch):
+    import csv
+    import subprocess
+
+    matrix, cells = _one_cell_plan(monkeypatch)
+    stopped = subprocess.CompletedProcess([], 130, "", "interrupted\n")
+    monkeypatch.setattr(matrix.subprocess, "run", lambda *a, **k: stopped)
+    result = cli(capsys, "matrix", "--out", tmp_path / "m")
+    assert_clean_exit(result, codes=(130,), contains=f"cl-domains matrix --out {tmp_path / 'm'}")
+    assert "interrupted" in result.output and "FAILED" not in result.output
+    rows = list(csv.DictReader((tmp_path / "m" / "matrix.csv").open()))
+    assert [r["status"] for r in rows] == ["interrupted"]
+
+
+def test_a_cell_held_by_another_process_is_left_alone(tmp_path, capsys, monkeypatch):
+    from filelock import FileLock
+
+    matrix, cells = _one_cell_plan(monkeypatch)
+    monkeypatch.setattr(matrix.subprocess, "run", lambda *a, **k: pytest.fail("the busy cell was trained"))
+    cell_dir = tmp_path / "m" / "cells" / cells[0].name / cells[0].key
+    cell_dir.mkdir(parents=True)
+    other = FileLock(str(cell_dir / ".lock"), timeout=0, thread_local=False)  # what another process holds
+    other.acquire()
+    try:
+        result = cli(capsys, "matrix", "--out", tmp_path / "m")
+    finally:
+        other.release()
+    assert_clean_exit(result, codes=(2,), contains="another process")

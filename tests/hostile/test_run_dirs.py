@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from harness import REPO, assert_clean_exit, run_cli, tree_digest
 from toy_task import StopAfter
+from toyruns import resume_copy
 
 from cl_domains.core.errors import UserError
 from cl_domains.core.recipe import load_recipe
@@ -87,19 +89,23 @@ def test_fifo_trainer_json_does_not_hang(run_dir):
 
 
 @pytest.mark.parametrize("step", ["abc", -1_000_000, 10**18, 3.5, True, None])
-def test_bad_step_in_trainer_json_is_skipped_like_a_damaged_checkpoint(run_dir, step, capsys):
-    set_state(run_dir / "checkpoints" / "step-0000004", step=step)
-    run = resume(run_dir)
-    assert run.metrics["steps"] == 8 and "final" in run.metrics
+def test_bad_step_in_trainer_json_is_skipped_like_a_damaged_checkpoint(toy_run, tmp_path, step, capsys):
+    result, _ = resume_copy(
+        toy_run, tmp_path / "run", lambda d: set_state(d / "checkpoints" / "step-0000006", step=step)
+    )
+    assert result["steps"] == 12 and "final" in result
     log = capsys.readouterr().err
-    assert "step-0000004 is unusable" in log and "resumed from step-0000002" in log
+    assert "step-0000006 is unusable" in log and "resumed from step-0000004" in log
 
 
-def test_no_valid_checkpoint_is_a_user_error_naming_the_files(run_dir):
-    for ckpt in ("step-0000002", "step-0000004"):
-        set_state(run_dir / "checkpoints" / ckpt, step=10**18)
-    with pytest.raises(UserError, match="step-0000004.*step.*step-0000002"):
-        resume(run_dir)
+def test_no_valid_checkpoint_is_a_user_error_naming_the_files(toy_run, tmp_path):
+    def damage(d):
+        for ckpt in ("step-0000004", "step-0000006"):
+            set_state(d / "checkpoints" / ckpt, step=10**18)
+
+    result, _ = resume_copy(toy_run, tmp_path / "run", damage)
+    assert isinstance(result, UserError)
+    assert re.search("step-0000006.*step.*step-0000004", str(result))
 
 
 def test_run_json_not_json_is_said_and_the_run_resumes(run_dir, capsys):

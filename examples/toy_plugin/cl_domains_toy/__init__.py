@@ -1,6 +1,6 @@
 """A plugin domain, ``toyline``: random points seen through two noisy views; the method ``pairs`` learns
 an embedding in which the views of one point match (InfoNCE). It uses only the documented surface of
-``cl_domains.core`` (docs/design.md, "Add a domain")."""
+``cl_domains.core`` (docs/extend/domain.md)."""
 
 from typing import Literal
 
