@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cl_domains.core.export import export_onnx, onnx_embed, onnx_session
+from cl_domains.core.export import export_onnx, onnx_embed, onnx_runner
 
 
 def _fitted(est, **attrs):
@@ -95,11 +95,11 @@ def main() -> None:
             name, est, x, size = make()
             saved = est.save(Path(tmp) / make.__name__)
             graph = est.onnx_graph()
-            session = onnx_session(export_onnx(saved), threads=args.threads)
+            runner = onnx_runner(export_onnx(saved), threads=args.threads)
             batches = [x[i : i + size] for i in range(0, len(x), size)]
-            diff = max(float(np.abs(onnx_embed(session, graph, b) - est.embed(b)).max()) for b in batches[:2])
+            diff = max(float(np.abs(onnx_embed(runner, graph, b) - est.embed(b)).max()) for b in batches[:2])
             rt = _rate(est.embed, batches, len(x), args.repeats)
-            ro = _rate(lambda b: onnx_embed(session, graph, b), batches, len(x), args.repeats)
+            ro = _rate(lambda b: onnx_embed(runner, graph, b), batches, len(x), args.repeats)
             rows.append(f"| {name} | {len(x)} | {size} | {rt:,.0f} | {ro:,.0f} | {ro / rt:.2f} | {diff:.1e} |")
             print(rows[-1], flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()

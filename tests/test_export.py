@@ -37,23 +37,23 @@ def _fitted(domain: str, name: str, request, tmp_path):
     "domain,name", [("sentences", "simcse"), ("timeseries", "ts2vec"), ("timeseries", "autotcl"), ("seqrec", "sasrec")]
 )
 def test_exported_graph_equals_embed(domain, name, request, tmp_path):
-    from cl_domains.core.export import onnx_embed, onnx_session
+    from cl_domains.core.export import onnx_embed, onnx_runner
 
     est, x = _fitted(domain, name, request, tmp_path)
     saved = est.save(tmp_path / "model")
     f = tmp_path / "enc.onnx"
     assert main(["export", str(saved), "--format", "onnx", "--out", str(f)]) == 0
     loaded = cl_domains.load(saved)
-    graph, session = loaded.onnx_graph(), onnx_session(f, threads=1)
+    graph, runner = loaded.onnx_graph(), onnx_runner(f, threads=1)
     want = loaded.embed(x)
-    got = onnx_embed(session, graph, x)
+    got = onnx_embed(runner, graph, x)
     assert got.shape == want.shape and got.dtype == np.float32
     assert np.abs(got - want).max() <= TOL
     one = x[:1] if not isinstance(x, np.ndarray) else x[:1]
-    assert np.abs(onnx_embed(session, graph, one) - loaded.embed(one)).max() <= TOL  # another batch size
+    assert np.abs(onnx_embed(runner, graph, one) - loaded.embed(one)).max() <= TOL  # another batch size
     if domain == "sentences":  # a longer sentence than the traced examples: the token axis is dynamic too
         long = ["a much longer sentence than the ones traced, with many more tokens in it than before"]
-        assert np.abs(onnx_embed(session, graph, long) - loaded.embed(long)).max() <= TOL
+        assert np.abs(onnx_embed(runner, graph, long) - loaded.embed(long)).max() <= TOL
 
 
 def test_export_without_the_extra_names_it(monkeypatch, tmp_path):

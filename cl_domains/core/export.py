@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import UserError
 
-__all__ = ["FORMATS", "OPSET", "OnnxGraph", "export_onnx", "onnx_session", "onnx_embed", "require_export"]
+__all__ = ["FORMATS", "OPSET", "OnnxGraph", "export_onnx", "onnx_runner", "onnx_embed", "require_export"]
 
 FORMATS = ("onnx",)
 OPSET = 17
@@ -111,7 +111,7 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, *, opset: 
     return path
 
 
-def onnx_session(path: str | Path, threads: int | None = None) -> Any:
+def onnx_runner(path: str | Path, threads: int | None = None) -> Any:
     """An ``onnxruntime.InferenceSession`` on the CPU for an exported file.
 
     Args:
@@ -119,7 +119,7 @@ def onnx_session(path: str | Path, threads: int | None = None) -> Any:
         threads: intra-op threads (``None``: onnxruntime's default).
 
     Returns:
-        The session.
+        The runner.
     """
     require_export()
     import onnxruntime as ort
@@ -131,15 +131,15 @@ def onnx_session(path: str | Path, threads: int | None = None) -> Any:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def onnx_embed(session: Any, graph: OnnxGraph, x: Any) -> np.ndarray:
+def onnx_embed(runner: Any, graph: OnnxGraph, x: Any) -> np.ndarray:
     """Embeddings of raw inputs ``x`` through an exported graph.
 
     Args:
-        session: from :func:`onnx_session`.
+        runner: from :func:`onnx_runner`.
         graph: the estimator's :class:`OnnxGraph` (its ``feeds`` turn ``x`` into the graph's inputs).
         x: what the estimator's ``embed`` accepts.
 
     Returns:
         ``[n, dim]`` float32.
     """
-    return np.asarray(session.run([OUTPUT], graph.feeds(x))[0], dtype=np.float32)
+    return np.asarray(runner.run([OUTPUT], graph.feeds(x))[0], dtype=np.float32)
