@@ -78,7 +78,7 @@ def test_wrong_type_and_bad_choice(tmp_path):
     p = edited(tmp_path, lambda r: r["model"].update(pooling="max"))
     with pytest.raises(
         UserError,
-        match=r"'model.pooling' = 'max' is invalid: Input should be 'cls', 'cls_mlp', 'mean' or 'first_last_avg'",
+        match=r"'model.pooling' = 'max' is invalid: Input should be 'auto', 'cls', 'cls_mlp', 'mean' or 'first_last_avg'",
     ):
         load_recipe(p)
     p = edited(tmp_path, lambda r: r["method"].update(name="debcs"))
