@@ -129,7 +129,9 @@ def _watch(p: subprocess.Popen, max_rss: float, min_free: float, timeout: float)
         try:
             rss = int(Path(f"/proc/{p.pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
             free = next(
-                int(line.split()[1]) / 2**20 for line in open("/proc/meminfo") if line.startswith("MemAvailable")
+                int(line.split()[1]) / 2**20
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemAvailable")
             )
         except (OSError, StopIteration):
             continue

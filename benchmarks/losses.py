@@ -172,6 +172,7 @@ def _peak_bytes() -> int:
 
 
 def worker(loss: str, impl: str, b: int, d: int, threads: int, repeats: int) -> dict:
+    import contextlib
     import gc
 
     import torch
@@ -180,10 +181,8 @@ def worker(loss: str, impl: str, b: int, d: int, threads: int, repeats: int) -> 
     fn = implementations(loss)[impl][0]()
     floats, extra = inputs(loss, b, d, torch.float32)
     gc.collect()
-    try:  # reset the peak-RSS counter, so the peak is that of the loss alone
+    with contextlib.suppress(OSError):  # reset the peak-RSS counter, so the peak is that of the loss alone
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
     base = _rss_bytes()
     times = []
     for _ in range(repeats + (1 if b <= 4096 else 0)):  # one warm-up call except at the largest sizes

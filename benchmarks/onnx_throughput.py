@@ -99,7 +99,9 @@ def main() -> None:
             batches = [x[i : i + size] for i in range(0, len(x), size)]
             diff = max(float(np.abs(onnx_embed(runner, graph, b) - est.embed(b)).max()) for b in batches[:2])
             rt = _rate(est.embed, batches, len(x), args.repeats)
-            ro = _rate(lambda b: onnx_embed(runner, graph, b), batches, len(x), args.repeats)
+            ro = _rate(
+                lambda b, runner=runner, graph=graph: onnx_embed(runner, graph, b), batches, len(x), args.repeats
+            )
             rows.append(f"| {name} | {len(x)} | {size} | {rt:,.0f} | {ro:,.0f} | {ro / rt:.2f} | {diff:.1e} |")
             print(rows[-1], flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()

@@ -118,9 +118,10 @@ def table(results: dict) -> str:
         gap = statistics.mean(test) - _baseline(b, "test", "native")
         verdict = "equal" if abs(gap) < 0.05 else "gain" if gap > 0 else "loses"
         per_seed = ", ".join(
-            f"{s}: {_fmt(r['dev'])} / {r['test']:.2f}{'¹' if r.get('source') else ''}" for s, r in zip(seeds, recs)
+            f"{s}: {_fmt(r['dev'])} / {r['test']:.2f}{'¹' if r.get('source') else ''}"
+            for s, r in zip(seeds, recs, strict=False)
         )
-        minutes = [f"{r['minutes']} min (seed {s})" for s, r in zip(seeds, recs) if r.get("minutes")]
+        minutes = [f"{r['minutes']} min (seed {s})" for s, r in zip(seeds, recs, strict=False) if r.get("minutes")]
         lines.append(
             f"| `{name}` | {recs[0]['pooling']} | {per_seed} | {_ms(test)} | "
             f"{_fmt(_baseline(b, 'dev', 'native'))} / {_baseline(b, 'test', 'native'):.2f} | "

@@ -8,7 +8,6 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -37,16 +36,14 @@ DATA_ROOT = typer.Option(None, "--data-root", help="data folder (default: $CL_DO
 
 @app.command()
 def run(
-    recipe: Optional[str] = typer.Argument(None, help="recipe YAML path or name (see `cl-domains list`)"),
-    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="profile of the recipe (e.g. quick, paper)"),
-    overrides: List[str] = typer.Option([], "--set", "-s", help="override a key: --set train.lr=1e-5 (repeatable)"),
+    recipe: str | None = typer.Argument(None, help="recipe YAML path or name (see `cl-domains list`)"),
+    profile: str | None = typer.Option(None, "--profile", "-p", help="profile of the recipe (e.g. quick, paper)"),
+    overrides: list[str] = typer.Option([], "--set", "-s", help="override a key: --set train.lr=1e-5 (repeatable)"),
     out_dir: Path = typer.Option(Path("runs"), "--out", help="parent folder of the run directory"),
-    data_root: Optional[Path] = DATA_ROOT,
-    resume: Optional[Path] = typer.Option(
-        None, "--resume", help="continue this run directory from its last checkpoint"
-    ),
+    data_root: Path | None = DATA_ROOT,
+    resume: Path | None = typer.Option(None, "--resume", help="continue this run directory from its last checkpoint"),
     quiet: bool = QUIET,
-    track: List[str] = TRACK,
+    track: list[str] = TRACK,
 ) -> None:
     """Train and evaluate a recipe; writes runs/<recipe>-<time>/."""
     from .core.progress import quiet_output
@@ -80,30 +77,28 @@ def run(
 
 @app.command()
 def matrix(
-    domains: Optional[str] = typer.Option(
+    domains: str | None = typer.Option(
         None, "--domains", help="comma-separated domains (default: every recipe with the profile)"
     ),
-    losses: Optional[str] = typer.Option(
+    losses: str | None = typer.Option(
         None, "--losses", help="comma-separated losses (default: all of the objective slot)"
     ),
-    temperatures: Optional[str] = typer.Option(
+    temperatures: str | None = typer.Option(
         None,
         "--temperatures",
         help="comma-separated (default: the recipe's matrix.temperatures, else own/2, own, 2*own)",
     ),
     seeds: str = typer.Option("0,1,2", "--seeds", help="comma-separated seeds"),
     profile: str = typer.Option("matrix", "--profile", "-p", help="the recipes' profile that sizes one cell"),
-    recipes: List[str] = typer.Option(
+    recipes: list[str] = typer.Option(
         [], "--recipes", help="recipe paths or names instead of the shipped ones (repeatable)"
     ),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="cells trained at once (each in its own process)"),
-    threads: Optional[int] = typer.Option(
-        None, "--threads", min=1, help="torch threads per cell (default: CPUs / jobs)"
-    ),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch threads per cell (default: CPUs / jobs)"),
     out_dir: Path = typer.Option(Path("runs/matrix"), "--out", help="the matrix folder (cells, matrix.csv/md/png)"),
-    data_root: Optional[Path] = DATA_ROOT,
+    data_root: Path | None = DATA_ROOT,
     quiet: bool = QUIET,
-    track: List[str] = TRACK,
+    track: list[str] = TRACK,
 ) -> None:
     """The loss x domain matrix: every loss x temperature x seed of each recipe; resumable (finished cells kept)."""
     from .core.matrix import plan, run_matrix
@@ -112,7 +107,7 @@ def matrix(
 
     Run.check_out(out_dir)  # a file named by --out is said before the recipes are read
 
-    def split(text: Optional[str], kind=str) -> Optional[list]:
+    def split(text: str | None, kind=str) -> list | None:
         try:
             return [kind(x) for x in text.split(",") if x.strip()] if text else None
         except ValueError:
@@ -228,7 +223,7 @@ def list_recipes(long: bool = typer.Option(False, "--long", "-l", help="every pr
             )
         )
     for cells in lines:
-        typer.echo(" ".join(_fit(c, w).ljust(w) for c, w in zip(cells, widths)).rstrip())
+        typer.echo(" ".join(_fit(c, w).ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip())
 
 
 @app.command()
@@ -255,19 +250,19 @@ def _json_or_parquet(path: Path) -> bool:
 @eval_app.command("sts")
 def eval_sts(
     model: Path = typer.Option(..., "--model", help="a saved encoder directory (a run's model/ folder)"),
-    data: Optional[Path] = typer.Option(
+    data: Path | None = typer.Option(
         None,
         "--data",
         help="STS data: a file, or a folder with STS12-16 / STS-B / SICK-R; or your own scored pairs "
         "(CSV/TSV/JSONL/parquet) with --sentence1/--sentence2/--score naming its columns",
     ),
-    sentence1: Optional[str] = typer.Option(None, "--sentence1", help="column of the first sentences (own file)"),
-    sentence2: Optional[str] = typer.Option(None, "--sentence2", help="column of the second sentences (own file)"),
-    score: Optional[str] = typer.Option(None, "--score", help="column of the gold similarity scores (own file)"),
-    pooling: Optional[str] = typer.Option(
+    sentence1: str | None = typer.Option(None, "--sentence1", help="column of the first sentences (own file)"),
+    sentence2: str | None = typer.Option(None, "--sentence2", help="column of the second sentences (own file)"),
+    score: str | None = typer.Option(None, "--score", help="column of the gold similarity scores (own file)"),
+    pooling: str | None = typer.Option(
         None, "--pooling", help="override the saved pooling (cls, mean, first_last_avg)"
     ),
-    data_root: Optional[Path] = DATA_ROOT,
+    data_root: Path | None = DATA_ROOT,
 ) -> None:
     """Per-task Spearman x100 (cosine similarity) and their average."""
     from .core import data as core_data
@@ -285,7 +280,7 @@ def eval_sts(
     _check_encoder_meta(model)  # a damaged model folder is said before any data is read
     if own:
         keys = ("--sentence1", "--sentence2", "--score")
-        names = [c or k[2:] for c, k in zip(columns, keys)]
+        names = [c or k[2:] for c, k in zip(columns, keys, strict=False)]
         tasks = [read_scored_pairs(data, *names, keys=keys)]
     else:
         tasks = find_sts_tasks(data) if data else [read_stsb(core_data.resolve("stsb/test", data_root))]
@@ -306,7 +301,7 @@ def _check_encoder_meta(model: Path) -> None:
         raise UserError(f"{meta} is not a JSON object; the model folder {model} is damaged.")
 
 
-def _load_encoder(cls, model: Path, pooling: Optional[str]):
+def _load_encoder(cls, model: Path, pooling: str | None):
     """``cls.from_pretrained`` on a user's model folder: a damaged or refused file is a UserError naming it."""
     import pickle
 
@@ -346,7 +341,7 @@ def data_list() -> None:
 
 @data_app.command("verify")
 def data_verify(
-    name: Optional[str] = typer.Argument(None, help="dataset (default: all)"), data_root: Optional[Path] = DATA_ROOT
+    name: str | None = typer.Argument(None, help="dataset (default: all)"), data_root: Path | None = DATA_ROOT
 ) -> None:
     """Check every file of a dataset against its card's sha256."""
     from .core.data import cards, verify
@@ -369,7 +364,7 @@ def data_verify(
 
 
 @data_app.command("fetch")
-def data_fetch(name: str, data_root: Optional[Path] = DATA_ROOT, force: bool = typer.Option(False, "--force")) -> None:
+def data_fetch(name: str, data_root: Path | None = DATA_ROOT, force: bool = typer.Option(False, "--force")) -> None:
     """Download a dataset from its official source (needs a network), checking sha256."""
     import gzip
     import tarfile
@@ -406,7 +401,7 @@ def embed(
         embed_file(model_dir, data, out_file, batch_size=batch_size)
 
 
-def _trackers(track: List[str]) -> list[str]:
+def _trackers(track: list[str]) -> list[str]:
     from .core.tracking import TRACKERS, require_trackers
 
     names = [n.strip() for t in track for n in t.split(",") if n.strip()]
@@ -448,7 +443,7 @@ def _tracked_matrix(names: list[str], title: str):
 def export(
     model_dir: Path = typer.Argument(..., help="a saved model directory (est.save(dir), or a run's model/ folder)"),
     fmt: str = typer.Option("onnx", "--format", help="the export format: onnx"),
-    out_file: Optional[Path] = typer.Option(None, "--out", help="the file to write (default: MODEL_DIR/model.onnx)"),
+    out_file: Path | None = typer.Option(None, "--out", help="the file to write (default: MODEL_DIR/model.onnx)"),
 ) -> None:
     """Export a saved encoder as one ONNX graph, inputs to embedding (needs the `export` extra)."""
     from .core.export import FORMATS, export_onnx

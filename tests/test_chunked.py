@@ -25,7 +25,7 @@ def same(fn, *xs, chunk=3):
     stream = fn(*xs, chunked=True, chunk_size=chunk)
     gs = torch.autograd.grad(stream.nansum(), [x for x in xs if x.requires_grad])
     torch.testing.assert_close(stream, dense, rtol=RTOL, atol=ATOL, equal_nan=True)
-    for a, b in zip(gs, gd):
+    for a, b in zip(gs, gd, strict=False):
         torch.testing.assert_close(a, b, rtol=RTOL, atol=ATOL)
     return dense
 
@@ -126,7 +126,9 @@ def test_chunked_nll_matches_contrastive_nll_with_masks_and_weight_gradients(agg
         q, k, positives=pos, negatives=neg, neg_weights=w, decoupled=decoupled, positive_agg=agg, chunk_size=4
     )
     torch.testing.assert_close(stream, dense, rtol=RTOL, atol=ATOL)
-    for x, y in zip(torch.autograd.grad(stream.sum(), [q, k, w]), torch.autograd.grad(dense.sum(), [q, k, w])):
+    for x, y in zip(
+        torch.autograd.grad(stream.sum(), [q, k, w]), torch.autograd.grad(dense.sum(), [q, k, w]), strict=False
+    ):
         torch.testing.assert_close(x, y, rtol=RTOL, atol=ATOL)
 
 

@@ -1,5 +1,7 @@
 """Dataset cards, checksums and the sentence readers (row counts on the real files)."""
 
+import io
+
 import pytest
 
 from cl_domains.core import data
@@ -63,7 +65,7 @@ def test_stsb_row_counts_in_all_forms(split, rows, data_root):
     for path in (base / f"original/sts-{split}.csv", base / f"senteval/sts-{split}.csv", base / f"sts-{split}.tsv"):
         pairs = read_stsb(path)
         assert len(pairs) == rows and len(pairs.s1) == len(pairs.s2) == rows
-        assert 0 <= pairs.scores.min() and pairs.scores.max() <= 5
+        assert pairs.scores.min() >= 0 and pairs.scores.max() <= 5
 
 
 def test_corpus_and_triplets_row_counts(data_root):
@@ -130,7 +132,7 @@ def test_fetch_downloads_extracts_and_checks_sha256(tmp_path, monkeypatch, data_
         ],
     )
     monkeypatch.setattr(data, "cards", lambda: {"demo": card})
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: open(archive, "rb"))
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(archive.read_bytes()))
     root = tmp_path / "root"
     with pytest.raises(UserError, match="run `cl-domains data fetch demo`"):
         data.resolve("demo/dev", root)

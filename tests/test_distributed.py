@@ -38,10 +38,10 @@ def test_two_process_gather_matches_one_process(tmp_path):
 
     got = run_torchrun(tmp_path, "grad")
     torch.testing.assert_close(got["loss"], loss.detach(), rtol=1e-12, atol=1e-12)
-    for g, e in zip(got["grads"], expected):
+    for g, e in zip(got["grads"], expected, strict=False):
         torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
 
     plain = run_torchrun(tmp_path, "plain")  # without gradient through the gather: wrong gradients
     torch.testing.assert_close(plain["loss"], loss.detach(), rtol=1e-12, atol=1e-12)
-    off = max(float((g - e).abs().max() / e.abs().max()) for g, e in zip(plain["grads"], expected))
+    off = max(float((g - e).abs().max() / e.abs().max()) for g, e in zip(plain["grads"], expected, strict=False))
     assert off > 0.05, f"plain all_gather should give wrong gradients, relative error only {off:.3g}"

@@ -195,10 +195,9 @@ def test_eval_mode_restores_each_module_even_after_an_error():
     model = torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
     model.train()
     model[2].eval()  # a frozen sub-module must stay frozen
-    with pytest.raises(RuntimeError):
-        with eval_mode(model):
-            assert not any(m.training for m in model.modules()) and not torch.is_grad_enabled()
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), eval_mode(model):
+        assert not any(m.training for m in model.modules()) and not torch.is_grad_enabled()
+        raise RuntimeError("boom")
     assert [m.training for m in model.modules()] == [True, True, True, False] and torch.is_grad_enabled()
     with eval_mode(model, no_grad=False):
         assert torch.is_grad_enabled()

@@ -34,7 +34,7 @@ def test_meow_weighted_infonce_matches_reference():
     torch.testing.assert_close(ours, naive, rtol=1e-10, atol=1e-10)
     g1 = torch.autograd.grad(ours, (q, k))
     g2 = torch.autograd.grad(ref.info_nce(q, k, 0.4, w=w), (q, k))
-    for a, b in zip(g1, g2):
+    for a, b in zip(g1, g2, strict=False):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
 
@@ -49,7 +49,9 @@ def test_chunked_pair_weights_equal_the_naive_mlp(chunk):
     torch.testing.assert_close(ours, naive, rtol=1e-12, atol=1e-12)
     r = torch.randn(9, 9, dtype=torch.float64)
     params = (a, b, *pw.parameters())
-    for x, y in zip(torch.autograd.grad((ours * r).sum(), params), torch.autograd.grad((naive * r).sum(), params)):
+    for x, y in zip(
+        torch.autograd.grad((ours * r).sum(), params), torch.autograd.grad((naive * r).sum(), params), strict=False
+    ):
         torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-12)
 
 

@@ -36,7 +36,7 @@ def edge_set(data, hop) -> set[tuple[int, int]]:
     (src, rel, dst), rev = hop
     ei = data[src, rel, dst].edge_index
     a, b = (ei[1], ei[0]) if rev else (ei[0], ei[1])
-    return set(zip(a.tolist(), b.tolist()))
+    return set(zip(a.tolist(), b.tolist(), strict=False))
 
 
 def test_sampled_trees_follow_the_metapath_with_the_fanouts():
@@ -48,15 +48,15 @@ def test_sampled_trees_follow_the_metapath_with_the_fanouts():
     fanouts = [[3, 2], [4, 1], [2, 3]]
     smp = MetaPathSampler(data, hops, fanouts)
     nodes = torch.arange(120)
-    for m, (path, f) in enumerate(zip(hops, fanouts)):
+    for m, (path, f) in enumerate(zip(hops, fanouts, strict=False)):
         levels = smp.tree(m, nodes, torch.Generator().manual_seed(m))
         assert [lv.shape for lv in levels] == [(120, f[0]), (120, f[0] * f[1])]
         edges = [edge_set(data, h) for h in path]
         has_out = [{a for a, _ in e} for e in edges]
         parents = nodes[:, None].expand(-1, f[0])
-        for lv, e, out, fan in zip(levels, edges, has_out, f):
+        for lv, e, out, fan in zip(levels, edges, has_out, f, strict=False):
             parents = parents.repeat_interleave(1 if lv is levels[0] else fan, 1)
-            for p, c in zip(parents.reshape(-1).tolist(), lv.reshape(-1).tolist()):
+            for p, c in zip(parents.reshape(-1).tolist(), lv.reshape(-1).tolist(), strict=False):
                 assert (c == -1 and p not in out) or (p, c) in e
             parents = lv
     nb = smp.neighbours(2, nodes, torch.Generator().manual_seed(0))

@@ -120,7 +120,7 @@ def test_summary_gain_in_percent_follows_the_metric_direction_and_the_paired_tes
 
     def cells(metric, own, other):
         out = []
-        for seed, (a, b) in enumerate(zip(own, other)):
+        for seed, (a, b) in enumerate(zip(own, other, strict=False)):
             common = dict(domain="d", recipe="r.yaml", name=f"r_{metric}", profile="matrix", temperature=0.1, seed=seed)
             out.append(Cell(loss="info_nce", own=True, metric=metric, status="done", value=a, **common))
             out.append(Cell(loss="dcl", own=False, metric=metric, status="done", value=b, **common))

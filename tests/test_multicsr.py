@@ -80,7 +80,7 @@ def test_masked_pairs_contribute_nothing_to_the_loss():
     naive = ref.info_nce(*naive_leaves[:2], T, hard=naive_leaves[2], w=keep.float())  # masked terms dropped
     naive.backward()
     assert ours.item() == pytest.approx(naive.item(), rel=1e-5)
-    for x, y in zip(leaves, naive_leaves):
+    for x, y in zip(leaves, naive_leaves, strict=False):
         assert torch.allclose(x.grad, y.grad, atol=1e-5)
     unmasked = ref.info_nce(a, p, T, hard=h)
     assert unmasked.item() > ours.item() + 1.0  # the mask changes the loss...

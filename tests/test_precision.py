@@ -55,7 +55,7 @@ def test_grad_cache_under_bf16_gives_the_direct_step_gradients(tmp_path, chunk):
     loss_c, cached = _grads(tmp_path / "c", "bf16", grad_cache_chunk=chunk)
     _, fp32 = _grads(tmp_path / "f", "fp32")
     assert math.isclose(loss, loss_c, rel_tol=1e-6)
-    for c, d, f in zip(cached, direct, fp32):
+    for c, d, f in zip(cached, direct, fp32, strict=False):
         # the same bf16 forward: equal up to bf16 rounding of each sub-batch's weight gradient (8-bit mantissa)
         assert _rel(c, d) <= 1e-2
         assert _rel(c, f) <= 3e-2 and _rel(d, f) <= 3e-2  # and near the float32 gradients
@@ -91,7 +91,7 @@ def test_fp16_scales_the_loss_and_steps(tmp_path):
         assert math.isfinite(float(loss))
         scaled = task.model[0].weight.grad.clone()
         tr._apply(extras)
-        stepped = any(not torch.equal(a, p) for a, p in zip(before, task.model.parameters()))
+        stepped = any(not torch.equal(a, p) for a, p in zip(before, task.model.parameters(), strict=False))
         assert stepped == (tr.scaler.get_scale() == scale)
         if stepped:
             break

@@ -15,7 +15,8 @@ def _quickstarts() -> dict[str, str]:
     part = text[text.index("## Quickstart") :].split("\n## ", 1)[0]
     pieces = re.split(r"^### (\S+)[ \t]*$", part, flags=re.M)
     return {
-        name: re.search(r"```python\n(.*?)```", body, re.S).group(1) for name, body in zip(pieces[1::2], pieces[2::2])
+        name: re.search(r"```python\n(.*?)```", body, re.S).group(1)
+        for name, body in zip(pieces[1::2], pieces[2::2], strict=False)
     }
 
 

@@ -33,7 +33,7 @@ def test_grad_cache_gives_the_gradients_of_a_direct_large_batch_step(tmp_path, c
     cached = ToyTask(16)
     loss, _ = trainer(tmp_path, cached, batch_size=16, grad_cache_chunk=chunk)._backward(batch, CTX)
     torch.testing.assert_close(loss, direct.loss(batch).detach(), rtol=1e-12, atol=0)
-    for g, e in zip(grads_of(cached), grads_of(direct)):
+    for g, e in zip(grads_of(cached), grads_of(direct), strict=False):
         torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
 
 
@@ -44,13 +44,13 @@ def test_grad_cache_replays_dropout_masks(tmp_path):
     reference = ToyTask(12, dropout=0.5)
     torch.manual_seed(7)
     parts = [reference.embed_batch(batch[s : s + 4]) for s in range(0, 12, 4)]
-    loss = reference.loss_from_embeddings(tuple(torch.cat(c) for c in zip(*parts)), batch)
+    loss = reference.loss_from_embeddings(tuple(torch.cat(c) for c in zip(*parts, strict=False)), batch)
     loss.backward()
     cached = ToyTask(12, dropout=0.5)
     torch.manual_seed(7)
     got, _ = trainer(tmp_path, cached, batch_size=12, grad_cache_chunk=4)._backward(batch, CTX)
     torch.testing.assert_close(got, loss.detach(), rtol=1e-12, atol=0)
-    for g, e in zip(grads_of(cached), grads_of(reference)):
+    for g, e in zip(grads_of(cached), grads_of(reference), strict=False):
         torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
     assert not torch.equal(grads_of(cached)[0], grads_of(ToyTaskNoDrop(tmp_path))[0])  # dropout did act
 

@@ -46,7 +46,7 @@ def _loss_and_grads(task, fn):
 def _same(a, b):
     (la, ga), (lb, gb) = a, b
     assert torch.equal(la, lb) and len(ga) == len(gb) > 0
-    assert all(torch.equal(x, y) for x, y in zip(ga, gb))
+    assert all(torch.equal(x, y) for x, y in zip(ga, gb, strict=False))
 
 
 def _triplets_csv(data_root, tmp_path):
@@ -173,7 +173,7 @@ def _value_and_grads(fn, inputs):
 def _close(a, b):
     (va, ga), (vb, gb) = a, b
     assert va.item() == pytest.approx(vb.item(), rel=1e-10)
-    assert all(torch.allclose(x, y, rtol=1e-9, atol=1e-12) for x, y in zip(ga, gb))
+    assert all(torch.allclose(x, y, rtol=1e-9, atol=1e-12) for x, y in zip(ga, gb, strict=False))
 
 
 @pytest.mark.parametrize("loss", SLOT_LOSSES)

@@ -4,6 +4,7 @@ the README example, and the errors for a missing column or a bad score."""
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -80,14 +81,14 @@ def test_bad_score_and_empty_sentence_name_the_row(tmp_path):
 
 def _pairs_file(tiny_data, tmp_path, ext):
     """32 (anchor, positive, negative) rows from the tiny corpus, in the format ``ext``."""
-    lines = [line.strip() for line in open(tiny_data["train"]) if line.strip()][:96]
+    lines = [line.strip() for line in Path(tiny_data["train"]).read_text().splitlines() if line.strip()][:96]
     df = pd.DataFrame({"q": lines[0:32], "a": lines[32:64], "n": lines[64:96]})
     return _write(tmp_path / f"train{ext}", df)
 
 
 def _scored_file(tiny_data, tmp_path):
     """The tiny STS-B test pairs as the user's own JSONL with other column names."""
-    rows = [line.split("\t") for line in open(tiny_data["test"]).read().splitlines()]
+    rows = [line.split("\t") for line in Path(tiny_data["test"]).read_text().splitlines()]
     df = pd.DataFrame(
         {"left": [r[5] for r in rows], "right": [r[6] for r in rows], "gold": [float(r[4]) for r in rows]}
     )

@@ -37,7 +37,7 @@ def tiny(tmp_path):
 
 
 def rows(seqs, lengths):
-    return [s[:n].tolist() for s, n in zip(seqs, lengths)]
+    return [s[:n].tolist() for s, n in zip(seqs, lengths, strict=False)]
 
 
 def test_leave_one_out_on_hand_written_file(tiny):
@@ -55,7 +55,15 @@ def test_leave_one_out_on_hand_written_file(tiny):
     seqs, lengths, _ = short.eval_batch(torch.arange(3), "test")
     assert rows(seqs, lengths) == [[3, 4], [6, 7], [9, 4]]  # the most recent max_len items
     row, item = d.history(torch.tensor([0, 2]), "test")
-    assert list(zip(row.tolist(), item.tolist())) == [(0, 1), (0, 2), (0, 3), (0, 4), (1, 2), (1, 9), (1, 4)]
+    assert list(zip(row.tolist(), item.tolist(), strict=False)) == [
+        (0, 1),
+        (0, 2),
+        (0, 3),
+        (0, 4),
+        (1, 2),
+        (1, 9),
+        (1, 4),
+    ]
     assert [d.train_part().user(u).tolist() for u in range(3)] == [[1, 2, 3], [6], [2, 9]]
 
 
@@ -126,21 +134,21 @@ def test_augmentation_semantics(batch):
         g = torch.Generator().manual_seed(seed)
         c, cn = crop(seqs, lengths, 0.5, generator=g)
         assert cn.tolist() == [5, 1, 1, 2]
-        assert all(is_contiguous_sub(s, f) for s, f in zip(rows(c, cn), full))
+        assert all(is_contiguous_sub(s, f) for s, f in zip(rows(c, cn), full, strict=False))
         m, mn = mask(seqs, lengths, 0.5, mask_id=99, generator=g)
         assert mn.tolist() == lengths.tolist() and ((m == 99).sum(1)).tolist() == [5, 1, 0, 2]
-        assert all(a in (b, 99) for r, f in zip(rows(m, mn), full) for a, b in zip(r, f))
+        assert all(a in (b, 99) for r, f in zip(rows(m, mn), full, strict=False) for a, b in zip(r, f, strict=False))
         r, rn = reorder(seqs, lengths, 0.8, generator=g)
-        for got, f in zip(rows(r, rn), full):
+        for got, f in zip(rows(r, rn), full, strict=False):
             assert sorted(got) == sorted(f)
-            moved = [i for i, (a, b) in enumerate(zip(got, f)) if a != b]
+            moved = [i for i, (a, b) in enumerate(zip(got, f, strict=False)) if a != b]
             assert not moved or moved[-1] - moved[0] < int(0.8 * len(f))  # only inside one block of floor(0.8 n)
         similar = torch.arange(20) + 100
         s_, sn = substitute(seqs, lengths, 0.5, similar=similar, generator=g)
         assert ((s_ >= 100).sum(1)).tolist() == [5, 1, 0, 2]
         i_, in_ = insert(seqs, lengths, 0.5, similar=similar, generator=g)
         assert in_.tolist() == [10, 3, 1, 7]  # row 0 grew to 15 and keeps its most recent 10
-        for got, f in zip(rows(i_, in_), full):
+        for got, f in zip(rows(i_, in_), full, strict=False):
             originals = [x for x in got if x < 100]
             assert originals == f[len(f) - len(originals) :]
             assert all(x - 100 == got[i + 1] for i, x in enumerate(got) if x >= 100)  # inserted before its own item
@@ -156,7 +164,7 @@ def test_two_views_use_different_operations(batch):
         generator=torch.Generator().manual_seed(1),
         mask_id=99,
     )
-    for r1, n1, r2, n2, n in zip(a, an, b, bn, lengths):
+    for _r1, n1, _r2, n2, n in zip(a, an, b, bn, lengths, strict=False):
         if n > 1:  # exactly one view is a crop (shorter), the other a mask (same length)
             assert sorted([int(n1), int(n2)]) == [int(0.5 * n), int(n)]
 
@@ -271,7 +279,7 @@ def test_margin_regulariser_matches_naive_value_and_gradient():
     torch.testing.assert_close(got, ref)
     ga = torch.autograd.grad(got, (a, b))
     gr = torch.autograd.grad(ref, (a, b))
-    for x, y in zip(ga, gr):
+    for x, y in zip(ga, gr, strict=False):
         torch.testing.assert_close(x, y)
 
 
@@ -342,7 +350,7 @@ def test_mclrec_three_steps_touch_only_their_parameters(tmp_path, small_file):
         snaps.append((before, snapshot()))
 
     def changed(a, b):
-        return any(not torch.equal(x, y) for x, y in zip(a, b))
+        return any(not torch.equal(x, y) for x, y in zip(a, b, strict=False))
 
     start = snapshot()
     task.train_step(next(iter(task.batches(0))), CTX, update)

@@ -43,7 +43,7 @@ def test_fit_equals_cli_run_of_the_same_recipe_and_seed(tmp_path):
 def test_loaded_model_predicts_and_evaluates_in_raw_ids(tmp_path):
     est = SASRec(**TINY).fit(log())
     top = est.predict(HISTORIES, k=4)
-    assert len(top) == 3 and all(len(t) == 4 and not set(t) & set(h) for t, h in zip(top, HISTORIES))
+    assert len(top) == 3 and all(len(t) == 4 and not set(t) & set(h) for t, h in zip(top, HISTORIES, strict=False))
     assert est.recommend(["i001"], k=2) == est.predict([["i001"]], k=2)[0]  # one history, one answer
     again = cl_domains.load(est.save(tmp_path / "m"))
     assert again.predict(HISTORIES, k=4) == top and again.evaluate(log()) == est.evaluate() == est.metrics_

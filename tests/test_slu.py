@@ -266,7 +266,7 @@ def test_mm_loss_against_the_naive_formula():
     a, t = torch.nn.functional.normalize(audio, dim=-1), torch.nn.functional.normalize(text, dim=-1)
     logits = (a @ t.T / 0.1).tolist()
     terms = []
-    for direction in (logits, [list(r) for r in zip(*logits)]):  # audio -> text, then text -> audio
+    for direction in (logits, [list(r) for r in zip(*logits, strict=False)]):  # audio -> text, then text -> audio
         for i, row in enumerate(direction):
             pos = [row[j] for j in range(6) if phrase[j] == phrase[i]]
             lse = math.log(sum(math.exp(v) for v in row))

@@ -35,7 +35,7 @@ def make_commands(folder, per_class=(4, 2), fmt="csv"):
     rng = np.random.default_rng(0)
     t = np.arange(4000) / 16000
     paths = {}
-    for split, n in zip(("train", "test"), per_class):
+    for split, n in zip(("train", "test"), per_class, strict=False):
         (folder / "audio" / split).mkdir(parents=True, exist_ok=True)
         rows = []
         for label in CLASSES:

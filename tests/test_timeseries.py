@@ -111,7 +111,7 @@ def test_hierarchical_loss_matches_naive_reference(shape, alpha):
     assert ours.item() == pytest.approx(ref.item(), rel=1e-10)
     ga = torch.autograd.grad(ours, (a, b))
     gr = torch.autograd.grad(ref, (a, b))
-    for x, y in zip(ga, gr):
+    for x, y in zip(ga, gr, strict=False):
         torch.testing.assert_close(x, y)
 
 
@@ -191,7 +191,7 @@ def test_trend_head_fft_equals_literal_mean_of_causal_convs():
     torch.testing.assert_close(head(x, last=True)[..., 0], head.reference(x)[..., -1])
     g1 = torch.autograd.grad(head(x).square().sum(), [x, head.convs[3].weight])
     g2 = torch.autograd.grad(head.reference(x).square().sum(), [x, head.convs[3].weight])
-    for a, b in zip(g1, g2):
+    for a, b in zip(g1, g2, strict=False):
         torch.testing.assert_close(a, b)
     # causal: the output at t does not depend on later inputs
     y = head(x)
@@ -478,12 +478,12 @@ def test_autotcl_counts_and_skips_non_finite_augmenter_steps(data_root, monkeypa
     task.augmenter_step(x, g)
     assert task.train_stats() == {"aug_nonfinite_steps": 0}
     moved = [p.detach().clone() for p in task.augmenter.parameters()]
-    assert any(not torch.equal(a, b) for a, b in zip(before, moved))
+    assert any(not torch.equal(a, b) for a, b in zip(before, moved, strict=False))
     monkeypatch.setattr(autotcl, "mmd", lambda a, b: (a - b).sum() * float("nan"))
     with pytest.warns(RuntimeWarning, match="non-finite"):
         stats = task.augmenter_step(x, g)
     assert stats["aug_skipped"] == 1.0 and task.train_stats() == {"aug_nonfinite_steps": 1}
-    assert all(torch.equal(a, b.detach()) for a, b in zip(moved, task.augmenter.parameters()))
+    assert all(torch.equal(a, b.detach()) for a, b in zip(moved, task.augmenter.parameters(), strict=False))
     assert "augmenter.nonfinite_steps" in dict(task.model.named_buffers())  # saved with every checkpoint
 
 

@@ -33,7 +33,7 @@ def test_every_public_class_has_its_own_docstring(domain):
     for info in pkgutil.iter_modules(package.__path__):
         module = importlib.import_module(f"{package.__name__}.{info.name}")
         for name, obj in vars(module).items():
-            if inspect.isclass(obj) and obj.__module__ == module.__name__ and not name.startswith("_"):
-                if not (obj.__dict__.get("__doc__") or "").strip():
-                    missing.append(f"{module.__name__}.{name}")
+            public = inspect.isclass(obj) and obj.__module__ == module.__name__ and not name.startswith("_")
+            if public and not (obj.__dict__.get("__doc__") or "").strip():
+                missing.append(f"{module.__name__}.{name}")
     assert not missing, f"public classes without a docstring: {missing}"

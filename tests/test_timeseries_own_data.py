@@ -28,7 +28,10 @@ def ts_text(cases, labels, *, dims=1, equal=True, regress=False, classes=("a", "
         head.append(f"@seriesLength {len(cases[0][0])}")
     head.append("@targetLabel true" if regress else "@classLabel true " + " ".join(classes))
     head.append("@data")
-    rows = [":".join(",".join(f"{v:.5f}" for v in dim) for dim in case) + f":{lab}" for case, lab in zip(cases, labels)]
+    rows = [
+        ":".join(",".join(f"{v:.5f}" for v in dim) for dim in case) + f":{lab}"
+        for case, lab in zip(cases, labels, strict=False)
+    ]
     return "\n".join(head + rows) + "\n"
 
 
@@ -268,7 +271,7 @@ def test_readme_example(tmp_path, monkeypatch):
 def long_table(cases, labels):
     rows = [
         {"sid": f"s{i:02d}", "step": t, "x1": case[0][t], "x2": case[1][t], "y": lab}
-        for i, (case, lab) in enumerate(zip(cases, labels))
+        for i, (case, lab) in enumerate(zip(cases, labels, strict=False))
         for t in range(len(case[0]))
     ]
     return pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # row order does not matter

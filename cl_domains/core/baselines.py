@@ -12,7 +12,7 @@ random convolutional features + a ridge) through the optional ``aeon`` package (
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 

@@ -18,9 +18,8 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Optional
 
 import yaml
 from pydantic import Field, field_validator
@@ -49,9 +48,9 @@ ENV = "CL_DOMAINS_DATA"
 
 class DataFile(StrictModel):
     path: str
-    sha256: Optional[str] = None
-    rows: Optional[int] = None
-    plain_sha256: Optional[str] = Field(
+    sha256: str | None = None
+    rows: int | None = None
+    plain_sha256: str | None = Field(
         None,
         description="for a .gz file: sha256 of its content; a decompressed copy "
         "at the path without .gz is accepted in its place",
@@ -68,8 +67,8 @@ class DataFile(StrictModel):
 
 class FetchSource(StrictModel):
     url: str
-    sha256: Optional[str] = None
-    archive: Optional[str] = Field(None, description="tar.gz | zip | gz; None = the file itself")
+    sha256: str | None = None
+    archive: str | None = Field(None, description="tar.gz | zip | gz; None = the file itself")
     members: dict[str, str] = Field(default_factory=dict, description="archive member -> file key")
 
     @field_validator("url")
@@ -142,7 +141,7 @@ def cards() -> dict[str, DatasetCard]:
     return _read_cards(tuple(card_dirs()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read_cards(dirs: tuple[Path, ...]) -> dict[str, DatasetCard]:
     found: dict[str, DatasetCard] = {}
     for d in dirs:
@@ -170,7 +169,7 @@ def sha256sum(path: Path) -> str:
     return h.hexdigest()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _checked(path: str, size: int, mtime: float) -> str:
     return sha256sum(Path(path))
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import gc
 import os
-from typing import Any, Iterable, cast
+from collections.abc import Iterable
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -120,7 +121,7 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     dist.all_reduce(flat)
     flat /= world_size()
     offset = 0
-    for p, g in zip(params, grads):
+    for p, g in zip(params, grads, strict=False):
         g.copy_(flat[offset : offset + p.numel()].view_as(p))
         offset += p.numel()
 

@@ -28,8 +28,9 @@ from __future__ import annotations
 import difflib
 import inspect
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import UserError
 
@@ -66,7 +67,7 @@ RENAMED_KEYWORDS: dict[str, str] = {
 }
 
 _SECTIONS = ("model", "data", "method", "train", "eval")
-_ESTIMATORS: dict[tuple[str, str], type["Estimator"]] = {}
+_ESTIMATORS: dict[tuple[str, str], type[Estimator]] = {}
 
 
 def estimator(domain: str, name: str, *, method: str | None = None) -> Callable[[type[Estimator]], type[Estimator]]:
@@ -89,7 +90,7 @@ def estimator(domain: str, name: str, *, method: str | None = None) -> Callable[
     return wrap
 
 
-def estimators(domain: str | None = None) -> dict[tuple[str, str], type["Estimator"]]:
+def estimators(domain: str | None = None) -> dict[tuple[str, str], type[Estimator]]:
     """The registered estimators, importing the domain(s) first.
 
     Args:
@@ -105,7 +106,7 @@ def estimators(domain: str | None = None) -> dict[tuple[str, str], type["Estimat
     return {k: v for k, v in _ESTIMATORS.items() if domain is None or k[0] == domain}
 
 
-def estimator_class(domain: str, name: str) -> type["Estimator"]:
+def estimator_class(domain: str, name: str) -> type[Estimator]:
     """The estimator registered as ``(domain, name)`` (``name``: an estimator or a method name).
 
     Raises:
@@ -122,7 +123,7 @@ def estimator_class(domain: str, name: str) -> type["Estimator"]:
     )
 
 
-def load(directory: str | Path) -> "Estimator":
+def load(directory: str | Path) -> Estimator:
     """A saved model of any domain, as the estimator class its manifest names.
 
     Args:
@@ -223,7 +224,7 @@ class Estimator:
         """
         return {name: getattr(self, name, None) for name in self._param_names()}
 
-    def set_params(self, **params: Any) -> "Estimator":
+    def set_params(self, **params: Any) -> Estimator:
         """Change constructor arguments; unknown or renamed names are refused like in ``__init__``.
 
         Returns:
@@ -347,7 +348,7 @@ class Estimator:
         raise NotImplementedError(f"{type(self).__name__}.restore")
 
     # ------------------------------------------------------------------ the verbs
-    def fit(self, data: Any = None, *args: Any, **kwargs: Any) -> "Estimator":
+    def fit(self, data: Any = None, *args: Any, **kwargs: Any) -> Estimator:
         """Train on ``data`` (the domain's in-memory form or a file its readers know; ``None``: the recipe's data)
         through the same loop as ``cl-domains run``.
 
@@ -462,7 +463,7 @@ class Estimator:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Estimator":
+    def load(cls, directory: str | Path) -> Estimator:
         """A fitted estimator from a saved model directory (the class its manifest names).
 
         Args:

@@ -12,9 +12,10 @@ Needs the ``export`` extra: ``pip install 'cl-domains[export]'`` (``onnx``, ``on
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -364,7 +364,7 @@ def summarize(cells: list[Cell]) -> list[dict]:
                 p = (
                     1.0
                     if all(d == diffs[0] for d in diffs) and diffs[0] == 0
-                    else float(stats.ttest_rel(*zip(*paired)).pvalue)
+                    else float(stats.ttest_rel(*zip(*paired, strict=False)).pvalue)
                 )
             own_mean = _stats(list(own.values()))[0] if own else math.nan
             gain = own_mean - mean if lower_is_better(group[0].metric) else mean - own_mean  # positive = better

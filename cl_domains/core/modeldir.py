@@ -17,7 +17,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -58,11 +58,11 @@ class Manifest(BaseModel):
     format_version: int = Field(..., ge=1, le=FORMAT_VERSION)
     domain: str
     method: str
-    estimator: Optional[str] = None
+    estimator: str | None = None
     library_version: str
     recipe: dict[str, Any]
     seed: int
-    embedding_dim: Optional[int] = None
+    embedding_dim: int | None = None
     files: dict[str, str] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
     baselines: dict[str, dict[str, float]] = Field(default_factory=dict)
@@ -228,12 +228,15 @@ def read_model_dir(directory: str | Path) -> ModelDir:
             "a run keeps its model in <run dir>/model)."
         )
     manifest = _read_json(path / MANIFEST)
-    if isinstance(manifest, dict) and isinstance(manifest.get("format_version"), int):
-        if manifest["format_version"] > FORMAT_VERSION:
-            raise UserError(
-                f"{path / MANIFEST} has format_version {manifest['format_version']}, newer than this cl-domains "
-                f"reads ({FORMAT_VERSION}): upgrade cl-domains."
-            )
+    if (
+        isinstance(manifest, dict)
+        and isinstance(manifest.get("format_version"), int)
+        and manifest["format_version"] > FORMAT_VERSION
+    ):
+        raise UserError(
+            f"{path / MANIFEST} has format_version {manifest['format_version']}, newer than this cl-domains "
+            f"reads ({FORMAT_VERSION}): upgrade cl-domains."
+        )
     _validate(manifest, path / MANIFEST)
     missing = [f for f in manifest.get("files", {}) if not (path / f).exists()]
     if missing:

@@ -15,7 +15,7 @@ import re
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -108,15 +108,15 @@ class TrainConfig(StrictModel):
     lr: float = Field(3e-5, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     epochs: int = Field(1, gt=0)
-    max_steps: Optional[int] = Field(None, gt=0, description="stop after this many steps (overrides epochs)")
+    max_steps: int | None = Field(None, gt=0, description="stop after this many steps (overrides epochs)")
     warmup_ratio: float = Field(0.0, ge=0, le=1)
     schedule: Literal["linear", "constant", "cosine"] = "linear"
-    grad_clip: Optional[float] = Field(None, gt=0)
-    eval_every: Union[PositiveInt, Literal["epoch"], None] = Field(
+    grad_clip: float | None = Field(None, gt=0)
+    eval_every: PositiveInt | Literal["epoch"] | None = Field(
         125, description="steps between dev evaluations, 'epoch', or null (end only)"
     )
-    patience: Optional[int] = Field(None, gt=0, description="stop after this many dev evaluations without improvement")
-    select_metric: Optional[str] = Field(None, description="dev metric for best-checkpoint selection")
+    patience: int | None = Field(None, gt=0, description="stop after this many dev evaluations without improvement")
+    select_metric: str | None = Field(None, description="dev metric for best-checkpoint selection")
     select_mode: Literal["max", "min"] = "max"
     checkpoint_every: int = Field(100, gt=0)
     keep_checkpoints: int = Field(
@@ -125,7 +125,7 @@ class TrainConfig(StrictModel):
         description="checkpoints kept (newest); resume falls back to an older intact one when the newest is damaged",
     )
     log_every: int = Field(10, gt=0)
-    threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (default: torch's choice)")
+    threads: int | None = Field(None, gt=0, description="torch CPU threads (default: torch's choice)")
     device: str = "auto"
     eval_before: bool = Field(True, description="score the untrained model on the test split too")
     baselines: bool = Field(True, description="score the task's baselines (e.g. the untrained backbone) beside ours")
@@ -140,7 +140,7 @@ class TrainConfig(StrictModel):
     track: list[Literal["mlflow", "tensorboard"]] = Field(
         default_factory=list, description="experiment trackers: mlflow (./mlruns or MLFLOW_TRACKING_URI), tensorboard"
     )
-    grad_cache_chunk: Optional[int] = Field(
+    grad_cache_chunk: int | None = Field(
         None,
         gt=0,
         description="GradCache: embed the batch in sub-batches of this many examples without a graph, "
@@ -161,7 +161,7 @@ class PaperConfig(StrictModel):
     )
 
 
-def paper_applies(recipe: "Recipe") -> tuple[bool, str]:
+def paper_applies(recipe: Recipe) -> tuple[bool, str]:
     """Whether the recipe's paper numbers are for the data this run uses, and why not."""
     if not recipe.paper.metrics or not recipe.paper.data:
         return True, ""
@@ -180,7 +180,7 @@ def paper_applies(recipe: "Recipe") -> tuple[bool, str]:
 class MatrixConfig(StrictModel):
     """How ``cl-domains matrix`` scores this recipe (see :mod:`cl_domains.core.matrix`)."""
 
-    metric: Optional[str] = Field(None, description="the test metric compared (default: the first paper metric)")
+    metric: str | None = Field(None, description="the test metric compared (default: the first paper metric)")
     temperatures: list[float] = Field(
         default_factory=list, description="temperatures tried (default: the method's own, and half and twice it)"
     )
@@ -190,7 +190,7 @@ class _RecipeFile(StrictModel):
     name: str
     domain: str
     description: str = ""
-    default_profile: Optional[str] = None
+    default_profile: str | None = None
     model: dict[str, Any] = Field(default_factory=dict)
     data: dict[str, Any] = Field(default_factory=dict)
     method: dict[str, Any] = Field(default_factory=dict)
@@ -208,7 +208,7 @@ class Recipe:
     name: str
     domain: str
     description: str
-    profile: Optional[str]
+    profile: str | None
     model: Any
     data: Any
     method: Any

@@ -10,6 +10,7 @@ group ``cl_domains.plugins`` (an external package declares
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import pkgutil
@@ -103,10 +104,8 @@ def _import_builtin(name: str) -> None:
     """Import the built-in domain ``name`` (if it is one) before anything else registers under its name, so that
     a plugin loaded first cannot take the name silently (inside the domain's own import this is a no-op)."""
     if name in builtin_domains():
-        try:
+        with contextlib.suppress(ModuleNotFoundError):  # its extra is not installed: the name is still the built-in's
             importlib.import_module(f"cl_domains.{name}")
-        except ModuleNotFoundError:  # its extra is not installed: the name is still the built-in's
-            pass
 
 
 def builtin_domains() -> list[str]:

@@ -3,6 +3,7 @@ a PNG of the curves and a markdown table of our numbers against the paper's."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -75,7 +76,7 @@ class Run:
         return out
 
     @classmethod
-    def create(cls, out: str | Path, recipe: Recipe, *, name: str | None = None) -> "Run":
+    def create(cls, out: str | Path, recipe: Recipe, *, name: str | None = None) -> Run:
         """A new ``<out>/<recipe>-<time>[-N]``: ``mkdir`` without ``exist_ok`` claims the name, so
         processes starting together get distinct folders. With ``name`` (e.g. a study's sub-run
         ``strategies/coconut-seed0``): exactly ``<out>/<name>``, which must not exist yet."""
@@ -194,10 +195,8 @@ class Run:
         key = Path(directory).resolve()
         lock = _HELD.pop(key, None)
         if lock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(key / LOCK_INFO)
-            except OSError:
-                pass
             lock.release()
 
     @staticmethod

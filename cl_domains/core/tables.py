@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import difflib
 import zlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from .errors import UserError
 

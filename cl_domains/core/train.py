@@ -29,9 +29,10 @@ import pickle
 import random
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -595,17 +596,19 @@ class Trainer:
                 parts.append(out if isinstance(out, tuple) else (out,))
         after = _rng_state()
         as_tuple = isinstance(out, tuple)
-        leaves = tuple(to_float32(torch.cat(cols)).requires_grad_(True) for cols in zip(*parts))  # the loss in fp32+
+        leaves = tuple(
+            to_float32(torch.cat(cols)).requires_grad_(True) for cols in zip(*parts, strict=False)
+        )  # the loss in fp32+
         full = tuple(D.gather_with_grad(x) for x in leaves)
         # 2. the loss on the whole (global) batch, gradients w.r.t. the embeddings
         loss, extras = self._loss_out(task.loss_from_embeddings(full if as_tuple else full[0], batch, ctx))
         self._check(loss, extras)
         self.scaler.scale(loss).backward()
-        for (s, e), state in zip(bounds, states):  # 3. re-embed each sub-batch with a graph, same RNG
+        for (s, e), state in zip(bounds, states, strict=False):  # 3. re-embed each sub-batch with a graph, same RNG
             _set_rng_state(state)
             out = task.embed_batch(task.slice_batch(local, s, e), ctx)
             outs = out if as_tuple else (out,)
-            torch.autograd.backward(outs, [x.grad[s:e].to(o.dtype) for x, o in zip(leaves, outs)])
+            torch.autograd.backward(outs, [x.grad[s:e].to(o.dtype) for x, o in zip(leaves, outs, strict=False)])
         _set_rng_state(after)
         return loss.detach(), extras
 

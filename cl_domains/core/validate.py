@@ -4,8 +4,8 @@ are refused with one paragraph naming the file, the column and the first bad row
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -19,8 +19,10 @@ Definitions (all computed from the typed edge lists, never from precomputed meta
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,25 +58,25 @@ __all__ = [
 SPLITS = (20, 40, 60)
 EdgeType = tuple[str, str, str]
 Hop = tuple[EdgeType, bool]  # (stored edge type, walked against its direction)
-MetaPath = Sequence[Union[str, Sequence[str]]]
+MetaPath = Sequence[str | Sequence[str]]
 
 
 # ----------------------------------------------------------------------------- schema files
 class NodeSpec(StrictModel):
-    count: Optional[int] = Field(None, gt=0, description="number of nodes (default: rows of the feature file)")
-    features: Optional[str] = Field(None, description="feature file (none: one-hot identity features)")
+    count: int | None = Field(None, gt=0, description="number of nodes (default: rows of the feature file)")
+    features: str | None = Field(None, description="feature file (none: one-hot identity features)")
 
 
 class HeCoSchema(StrictModel):
     """A HeCo-format folder: which files make which node types, edges, labels and splits."""
 
     name: str = ""
-    card: Optional[str] = Field(None, description="a dataset card whose file keys the names below are")
-    folder: Optional[str] = Field(None, description="folder of the files (default: the schema file's folder)")
+    card: str | None = Field(None, description="a dataset card whose file keys the names below are")
+    folder: str | None = Field(None, description="folder of the files (default: the schema file's folder)")
     target: str
     nodes: dict[str, NodeSpec]
     edges: dict[str, tuple[str, str]] = Field(description="edge file -> (source type, destination type)")
-    labels: Optional[str] = Field(None, description="label file of the target nodes (none: embeddings only)")
+    labels: str | None = Field(None, description="label file of the target nodes (none: embeddings only)")
     splits: list[int] = Field(default_factory=list, description="label rates with train/val/test_<rate> files")
     metapaths: dict[str, list[str]] = Field(default_factory=dict, description="default meta-paths, by name")
     allow_outside: bool = Field(
@@ -178,10 +180,9 @@ def _read_features(path: Path) -> sp.csr_matrix:
     x = None
     try:
         if path.suffix == ".npz":
-            try:
+            # HeCo's dblp/t_feat.npz is really a .npy array
+            with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
                 x = sp.csr_matrix(sp.load_npz(path), dtype=np.float32)
-            except (ValueError, KeyError, TypeError, AttributeError):  # HeCo's dblp/t_feat.npz is really a .npy array
-                pass
         if x is None:
             x = sp.csr_matrix(np.load(path, allow_pickle=False), dtype=np.float32)
     except Exception as exc:
@@ -518,7 +519,7 @@ def resolve_metapath(data, path: MetaPath, target: str | None = None) -> tuple[H
                 raise UserError(
                     f"meta-path {_show(path)}: node type {t!r} is not in the graph (node types: {', '.join(node_types)})."
                 )
-        for a, b in zip(path, path[1:]):
+        for a, b in zip(path, path[1:], strict=False):
             fwd = [e for e in edge_types if e[0] == a and e[2] == b]
             back = [e for e in edge_types if e[0] == b and e[2] == a]
             found = [(e, False) for e in fwd] or [(e, True) for e in back]
@@ -540,7 +541,7 @@ def resolve_metapath(data, path: MetaPath, target: str | None = None) -> tuple[H
                     f"meta-path {_show(path)}: edge type {tuple(e) if not isinstance(e, str) else e!r} is not in the "
                     f"graph (edge types: {edge_types}); give node types or (source, relation, destination) triples."
                 )
-        for e, f in zip(path, path[1:]):
+        for e, f in zip(path, path[1:], strict=False):
             if e[2] != f[0]:
                 raise UserError(
                     f"meta-path {_show(path)}: edge type {tuple(e)} ends at {e[2]!r} but {tuple(f)} starts at {f[0]!r}."

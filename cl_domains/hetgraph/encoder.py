@@ -85,7 +85,7 @@ def prepare(
         target = first if isinstance(first, str) else first[0]
     hops = [resolve_metapath(data, p, target) for p in metapaths.values()]
     adjs, masked, contexts, norm_sum = [], [], [], None
-    for path, k, drop in zip(hops, nei_max, adj_mask):
+    for path, k, drop in zip(hops, nei_max, adj_mask, strict=False):
         top = pathsim_topk(metapath_counts(data, path), k)
         norm = _sym_norm(top)
         adjs.append(_sparse(norm))
@@ -157,7 +157,7 @@ class SemanticAttention(nn.Module):
     def forward(self, views: list[Tensor]) -> Tensor:
         scores = torch.stack([(torch.tanh(self.fc(v)).mean(0) * self.q).sum() for v in views])
         beta = torch.softmax(scores, 0)
-        return sum(b * v for b, v in zip(beta, views))
+        return sum(b * v for b, v in zip(beta, views, strict=False))
 
 
 def _hop_count(path: list) -> int:
@@ -216,7 +216,7 @@ class MEOWEncoder(nn.Module):
         self._cache: tuple[int, GraphInputs] | None = None
 
     @classmethod
-    def from_config(cls, config: dict) -> "MEOWEncoder":
+    def from_config(cls, config: dict) -> MEOWEncoder:
         """An encoder from its saved ``config`` (also the older form naming a shipped ``dataset``)."""
         config = dict(config)
         if "dataset" in config:
@@ -241,7 +241,7 @@ class MEOWEncoder(nn.Module):
         h_masked = F.elu(self.drop(_linear(self.fc[target], g.masked_target)))
         views = []
         for m, ctx in enumerate(g.contexts):
-            agg = sum(self.drop(lin(_mm(inc, h[t]))) for lin, (t, inc) in zip(self.agg[m], ctx))
+            agg = sum(self.drop(lin(_mm(inc, h[t]))) for lin, (t, inc) in zip(self.agg[m], ctx, strict=False))
             views.append(self.gcn(F.elu(h[target] + agg), g.adjs[m]))
             views.append(self.gcn(F.elu(h_masked + agg), g.masked_adjs[m]))
         z = self.att([F.normalize(v, dim=1) for v in views])

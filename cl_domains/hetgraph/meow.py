@@ -57,7 +57,9 @@ class MEOWTask(HetGraphTask):
         need = cfg.weighted or cfg.proto_weight > 0
         # one k-means seed per clustering, drawn from this epoch's own stream
         seeds = torch.randint(2**31 - 1, (len(cfg.clusters),), generator=ctx.generator("kmeans")).tolist()
-        clusterings = [kmeans(fine, k, s, cfg.kmeans_iters) for k, s in zip(cfg.clusters, seeds)] if need else []
+        clusterings = (
+            [kmeans(fine, k, s, cfg.kmeans_iters) for k, s in zip(cfg.clusters, seeds, strict=False)] if need else []
+        )
         weights = cluster_weights([a for a, _ in clusterings]) if cfg.weighted else None
         nce = views_nce(self.objective, coarse, fine, weights)
         extras = {"nce": float(nce.detach())}

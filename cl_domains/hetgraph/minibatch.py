@@ -133,7 +133,7 @@ class SampledGraph:
             return torch.zeros(nodes.numel(), enc.project.in_features)
         levels = self.sampler.tree(m, nodes, gen, depth=len(types))
         out = 0
-        for lin, t, ids in zip(enc.agg[m], types, levels):
+        for lin, t, ids in zip(enc.agg[m], types, levels, strict=False):
             uniq = torch.unique(ids[ids >= 0])
             h = self._h(enc, t, uniq)
             pos, valid = _positions(uniq, ids)
@@ -176,8 +176,8 @@ class SampledGraph:
             rate = self.adj_mask[m] if training else 0.0
             views.append(gcn(F.elu(h_masked + ctx), dropped(p2[m], rate), dropped(p1[m], rate)))
         z = enc.att([F.normalize(v, dim=1) for v in views])
-        cat = [torch.cat(parts, 1) for parts in zip(*[(p[0], p[1]) for p in p2])]
-        cat1 = [torch.cat(parts, 1) for parts in zip(*[(p[0], p[1]) for p in p1])]
+        cat = [torch.cat(parts, 1) for parts in zip(*[(p[0], p[1]) for p in p2], strict=False)]
+        cat1 = [torch.cat(parts, 1) for parts in zip(*[(p[0], p[1]) for p in p1], strict=False)]
         coarse = gcn(h, (cat[0], cat[1]), (cat1[0], cat1[1]))
         return z, enc.proj(z), enc.proj(coarse)
 

@@ -83,7 +83,7 @@ class MetaPathSampler:
         """Levels ``0 .. depth-1`` (default: every hop) of the sample trees of ``nodes``: level ``l`` is
         ``[len(nodes), prod(fanouts[:l+1])]`` node ids of the type the ``l+1``-th hop reaches."""
         levels, cur = [], nodes
-        for csr, f in list(zip(self.paths[m], self.fanouts[m]))[: depth if depth is not None else None]:
+        for csr, f in list(zip(self.paths[m], self.fanouts[m], strict=False))[: depth if depth is not None else None]:
             nxt = csr.sample(cur.reshape(-1), f, gen).reshape(nodes.shape[0], -1)
             levels.append(nxt)
             cur = nxt

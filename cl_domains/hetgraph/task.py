@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -40,11 +40,11 @@ GiB = 2**30
 class HetGraphModelConfig(StrictModel):
     hidden: int = Field(64, gt=0)
     dropout: float = Field(0.2, ge=0, lt=1)
-    nei_max: Optional[list[int]] = Field(None, description="PathSim top-k per meta-path (default 50 each)")
+    nei_max: list[int] | None = Field(None, description="PathSim top-k per meta-path (default 50 each)")
     feat_mask: float = Field(
         0.3, ge=0, lt=1, description="fraction of target feature non-zeros zeroed in the masked copy"
     )
-    adj_mask: Optional[list[float]] = Field(
+    adj_mask: list[float] | None = Field(
         None, description="fraction of pruned meta-path edges dropped, per meta-path (default 0.2 each)"
     )
     mask_seed: int = 0
@@ -54,7 +54,7 @@ class HetGraphModelConfig(StrictModel):
         description="full: the whole graph each step (N x N terms); minibatch: train.batch_size target nodes with "
         "sampled meta-path neighbourhoods; auto: full when its memory estimate fits model.memory_limit_gib",
     )
-    fanouts: Optional[list[list[PositiveInt]]] = Field(
+    fanouts: list[list[PositiveInt]] | None = Field(
         None,
         description="minibatch: per meta-path, neighbours drawn per node at each hop (default 5 at the first hop, "
         "1 after: five random walks)",
@@ -63,13 +63,13 @@ class HetGraphModelConfig(StrictModel):
 
 
 class HetGraphDataConfig(StrictModel):
-    dataset: Optional[str] = Field(None, description="a shipped graph: acm or dblp (schema cards datasets/hetgraph/)")
-    path: Optional[str] = Field(
+    dataset: str | None = Field(None, description="a shipped graph: acm or dblp (schema cards datasets/hetgraph/)")
+    path: str | None = Field(
         None, description="a torch.save'd HeteroData (.pt) or the schema file (.yaml) of a HeCo-format folder"
     )
-    folder: Optional[str] = Field(None, description="a HeCo-format data/<dataset> folder instead of the card's files")
-    target: Optional[str] = Field(None, description="node type to embed (default: the schema's)")
-    metapaths: Optional[list[list[Union[str, list[str]]]]] = Field(
+    folder: str | None = Field(None, description="a HeCo-format data/<dataset> folder instead of the card's files")
+    target: str | None = Field(None, description="node type to embed (default: the schema's)")
+    metapaths: list[list[str | list[str]]] | None = Field(
         None, description="meta-paths from and to the target: lists of node types or of [src, relation, dst]"
     )
     trust_pickle: bool = Field(
@@ -330,8 +330,8 @@ def _fanouts(given, hops, names: list[str]) -> list[list[int]]:
     """``model.fanouts`` checked against the meta-paths' hop counts, or the defaults."""
     if given is None:
         return [default_fanouts(h) for h in hops]
-    if len(given) != len(hops) or any(len(f) != len(h) for f, h in zip(given, hops)):
-        want = ", ".join(f"{n}: {len(h)}" for n, h in zip(names, hops))
+    if len(given) != len(hops) or any(len(f) != len(h) for f, h in zip(given, hops, strict=False)):
+        want = ", ".join(f"{n}: {len(h)}" for n, h in zip(names, hops, strict=False))
         raise UserError(
             f"model.fanouts {given}: give one list per meta-path with one draw count per hop (hops: {want})."
         )

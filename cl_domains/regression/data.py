@@ -14,7 +14,6 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -46,8 +45,8 @@ SHOTS = ("many", "medium", "few")
 class Split:
     x: object  # np.ndarray [n, d] / [n, window], or (s1, s2) lists of sentences
     y: np.ndarray
-    shot: Optional[np.ndarray] = None  # "many" | "medium" | "few" per row, where the benchmark defines it
-    offset: Optional[np.ndarray] = None  # a known baseline per row: models regress y - offset (series: last value)
+    shot: np.ndarray | None = None  # "many" | "medium" | "few" per row, where the benchmark defines it
+    offset: np.ndarray | None = None  # a known baseline per row: models regress y - offset (series: last value)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -62,7 +61,7 @@ class RegressionData:
     test: Split
     feature_names: list[str] = field(default_factory=list)
     target_name: str = "target"
-    scaler: Optional[tuple[np.ndarray, np.ndarray]] = None  # training mean, std: prepare() applies them to new x
+    scaler: tuple[np.ndarray, np.ndarray] | None = None  # training mean, std: prepare() applies them to new x
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
         """New raw inputs in the form the model was trained on (series: gaps filled; both: standardised)."""
@@ -502,7 +501,7 @@ def _numbers(a, name: str) -> np.ndarray:
             float(v)
         except (ValueError, TypeError):
             parts = ("row", "step", "channel") if len(index) == 3 else ("row", "column")
-            where = ", ".join(f"{p} {i}" for p, i in zip(parts, index))
+            where = ", ".join(f"{p} {i}" for p, i in zip(parts, index, strict=False))
             raise UserError(
                 f"fit(X, y): {name} {where} holds {short_repr(v)}, not a number; encode or drop that column."
             ) from None

@@ -14,8 +14,10 @@ comparison is one flag (``--set method.name=rnc``). Protocols for the contrastiv
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Literal, Optional
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -85,16 +87,16 @@ class RegressionDataConfig(StrictModel):
     )
     split: int = Field(0, ge=0, description="published split / seed index (Airfoil 0-4, Concrete/Energy 0-19)")
     stsb_split: Literal["official", "supremix"] = "official"
-    path: Optional[str] = Field(None, description="table: a CSV/TSV/JSONL/parquet file; pbp: the folder")
-    target: Optional[str] = Field(None, description="dataset=table: the target column")
-    features: Optional[list[str]] = Field(None, description="dataset=table: feature columns (default: all others)")
+    path: str | None = Field(None, description="table: a CSV/TSV/JSONL/parquet file; pbp: the folder")
+    target: str | None = Field(None, description="dataset=table: the target column")
+    features: list[str] | None = Field(None, description="dataset=table: feature columns (default: all others)")
     dev_fraction: float = Field(0.1, gt=0, lt=1)
     test_fraction: float = Field(
         0.2, ge=0, lt=1, description="0: no test split; the final metrics are then the dev split's, named dev_*"
     )
     window: int = Field(168, gt=1)
     horizon: int = Field(12, gt=0)
-    max_train: Optional[int] = Field(None, gt=0, description="exchange_rate: keep the most recent N training windows")
+    max_train: int | None = Field(None, gt=0, description="exchange_rate: keep the most recent N training windows")
 
 
 class RegressionEvalConfig(StrictModel):
@@ -187,10 +189,8 @@ def _card_data(name: str, cfg: RegressionDataConfig, data_root) -> RegressionDat
         raise UserError(f"dataset card {name!r} holds .ts files: {TSER_ELSEWHERE}.")
     if len(files) == 1:
         (key, file), fmt = next(iter(files.items())), None
-        try:
+        with contextlib.suppress(UserError):
             fmt = table_format(file)
-        except UserError:
-            pass
         if fmt is not None:
             if not cfg.target:
                 raise UserError(f"dataset {name!r} is a table ({file.name}): set data.target to its target column.")
@@ -469,7 +469,9 @@ def inference_state(task: RegressionTask) -> tuple[nn.ModuleDict, dict[str, Any]
     }
     scaler = {}
     if data.scaler is not None:
-        scaler = {k: torch.as_tensor(np.asarray(v, np.float64)) for k, v in zip(("mean", "std"), data.scaler)}
+        scaler = {
+            k: torch.as_tensor(np.asarray(v, np.float64)) for k, v in zip(("mean", "std"), data.scaler, strict=False)
+        }
     return modules, prep, scaler
 
 

@@ -120,7 +120,7 @@ def read_sts_year(directory: str | Path) -> StsPairs:
             scores = f.read().splitlines()
         if len(pairs) != len(scores):
             raise UserError(f"{inp} has {len(pairs)} lines but {gold.name} has {len(scores)}.")
-        for n, (p, g) in enumerate(zip(pairs, scores), 1):
+        for n, (p, g) in enumerate(zip(pairs, scores, strict=False), 1):
             if not g.strip():
                 continue
             cols = p.split("\t")
@@ -227,7 +227,7 @@ def read_text_columns(
     df = read_table(path, what=what)
     require_columns(df, path, columns, what=what)
     cols = [_text_column(df, path, col, key, what) for key, col in columns.items()]
-    return list(zip(*cols))
+    return list(zip(*cols, strict=False))
 
 
 def read_scored_pairs(
@@ -244,7 +244,7 @@ def read_scored_pairs(
     path = Path(path)
     what = "scored sentence-pair file"
     df = read_table(path, what=what)
-    require_columns(df, path, dict(zip(keys, (sentence1, sentence2, score))), what=what)
+    require_columns(df, path, dict(zip(keys, (sentence1, sentence2, score), strict=False)), what=what)
     s1 = _text_column(df, path, sentence1, keys[0], what)
     s2 = _text_column(df, path, sentence2, keys[1], what)
     y = []

@@ -102,7 +102,7 @@ def neighbour_positives(
         top = sims.topk(min(k, n - 1), dim=1)
         for r in range(sims.shape[0]):
             a = start + r
-            for s, b in zip(top.values[r].tolist(), top.indices[r].tolist()):
+            for s, b in zip(top.values[r].tolist(), top.indices[r].tolist(), strict=False):
                 if s >= threshold and words[b] != words[a]:
                     nbrs[a].append(b)
     return nbrs
@@ -168,7 +168,7 @@ class DebCSETask(SentenceTask):
         g = generator(self.seed, "debcse_negative_reference")
         i = torch.randint(len(sents), (20000,), generator=g).tolist()
         j = torch.randint(len(sents), (20000,), generator=g).tolist()
-        self.neg_reference = torch.tensor([self._surf(a, b) for a, b in zip(i, j) if a != b])
+        self.neg_reference = torch.tensor([self._surf(a, b) for a, b in zip(i, j, strict=False) if a != b])
         n_nb = sum(len(c) - 1 for c in self.cands)
         self.stats = {"neighbour_positives": n_nb, "anchors_with_neighbours": sum(len(c) > 1 for c in self.cands)}
         console.print(
@@ -212,4 +212,4 @@ class DebCSETask(SentenceTask):
         z = self.encoder.embed_with_grad([self.examples[i] for i in anchors + positives], self.max_len)
         w = self.negative_weights(anchors, positives).to(z.device)
         loss = self.objective(z[:n], z[n:], neg_weights=w)  # item 6: IPW-weighted negatives
-        return loss, {"self_positives": sum(a == p for a, p in zip(anchors, positives)) / n}
+        return loss, {"self_positives": sum(a == p for a, p in zip(anchors, positives, strict=False)) / n}

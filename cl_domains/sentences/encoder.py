@@ -6,8 +6,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -90,7 +90,7 @@ class SentenceEncoder(nn.Module):
     @classmethod
     def from_pretrained(
         cls, name_or_path: str, pooling: str | None = None, max_seq_length: int | None = None
-    ) -> "SentenceEncoder":
+    ) -> SentenceEncoder:
         """Load a backbone (path, hub id or ``pkg:<package>``), or a directory saved by :meth:`save`."""
         from transformers import AutoModel, AutoTokenizer
 

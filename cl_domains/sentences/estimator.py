@@ -16,8 +16,9 @@ The recipe's ``data.dev`` / ``data.test`` (STS-B by default) select and score th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 from ..core.errors import UserError
 from ..core.estimator import Estimator, estimator

@@ -20,7 +20,7 @@ Differences from the official code (``simcse/models.py``, read for understanding
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -56,7 +56,7 @@ class MultiCSRConfig(StrictModel):
     human_pairs: bool = Field(
         False, description="train on data.train's triplets too (paper: no, only their premises seed the generation)"
     )
-    generation: Optional[GenerationConfig] = Field(None, description="stages 1-2; null: train on data.train only")
+    generation: GenerationConfig | None = Field(None, description="stages 1-2; null: train on data.train only")
     min_generated: int = Field(
         1,
         ge=0,

@@ -18,7 +18,9 @@ class _Pooled(nn.Module):
         self.encoder, self.names = encoder, names
 
     def forward(self, *tensors: Tensor) -> Tensor:
-        return self.encoder.pooled(dict(zip(self.names, tensors)), (self.encoder.pooling,))[self.encoder.pooling]
+        return self.encoder.pooled(dict(zip(self.names, tensors, strict=False)), (self.encoder.pooling,))[
+            self.encoder.pooling
+        ]
 
 
 def onnx_graph(encoder: Any):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Literal, Optional
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -53,10 +54,10 @@ class SentenceColumnsConfig(StrictModel):
     """Columns of a CSV/TSV/JSONL/parquet ``data.train``: ``text`` for the unsupervised methods (one sentence
     per row), ``anchor`` + ``positive`` (+ optional ``negative``, a hard negative) for the supervised ones."""
 
-    text: Optional[str] = Field(None, description="column of sentences (unsupervised SimCSE, DebCSE)")
-    anchor: Optional[str] = Field(None, description="column of anchors (supervised SimCSE, MultiCSR)")
-    positive: Optional[str] = Field(None, description="column of the anchor's positive")
-    negative: Optional[str] = Field(None, description="column of a hard negative (null: pairs only)")
+    text: str | None = Field(None, description="column of sentences (unsupervised SimCSE, DebCSE)")
+    anchor: str | None = Field(None, description="column of anchors (supervised SimCSE, MultiCSR)")
+    positive: str | None = Field(None, description="column of the anchor's positive")
+    negative: str | None = Field(None, description="column of a hard negative (null: pairs only)")
 
 
 class SentencesDataConfig(StrictModel):
@@ -65,10 +66,10 @@ class SentencesDataConfig(StrictModel):
         description="'<dataset>/<file>' or a path: a corpus (.txt/.gz), an NLI triplets CSV "
         "(sent0,sent1,hard_neg), or any CSV/TSV/JSONL/parquet table with data.columns set",
     )
-    columns: Optional[SentenceColumnsConfig] = Field(None, description="columns of a data.train table")
-    dev: Optional[str] = Field("stsb/dev", description="STS-B dev (model selection); null: none, the last step is kept")
-    test: Optional[str] = Field("stsb/test", description="STS-B test; null: only eval.sts / eval.extra are scored")
-    max_train: Optional[int] = Field(None, gt=0, description="train on a seeded random subset of this many examples")
+    columns: SentenceColumnsConfig | None = Field(None, description="columns of a data.train table")
+    dev: str | None = Field("stsb/dev", description="STS-B dev (model selection); null: none, the last step is kept")
+    test: str | None = Field("stsb/test", description="STS-B test; null: only eval.sts / eval.extra are scored")
+    max_train: int | None = Field(None, gt=0, description="train on a seeded random subset of this many examples")
 
 
 class StsFileConfig(StrictModel):
@@ -78,7 +79,7 @@ class StsFileConfig(StrictModel):
     sentence1: str = "sentence1"
     sentence2: str = "sentence2"
     score: str = "score"
-    name: Optional[str] = Field(None, description="metric name (default: the file name without extensions)")
+    name: str | None = Field(None, description="metric name (default: the file name without extensions)")
 
 
 class SentencesEvalConfig(StrictModel):
@@ -103,9 +104,7 @@ def _no_table(path: Path, keys: str) -> None:
     )
 
 
-def eval_sets(
-    recipe: Recipe, data_root: str | Path | None
-) -> tuple[Optional[StsPairs], Optional[StsPairs], list[StsPairs]]:
+def eval_sets(recipe: Recipe, data_root: str | Path | None) -> tuple[StsPairs | None, StsPairs | None, list[StsPairs]]:
     """The evaluation data of a sentence recipe: ``(dev, test, extra)`` from ``data.dev``, ``data.test``,
     ``eval.extra`` and ``eval.sts``."""
     d = recipe.data
@@ -179,7 +178,7 @@ class SentenceTask(Task):
         return examples
 
     # -- training data ----------------------------------------------------------
-    def _columns(self, path: Path, wanted: dict[str, Optional[str]], required: tuple[str, ...], what: str) -> dict:
+    def _columns(self, path: Path, wanted: dict[str, str | None], required: tuple[str, ...], what: str) -> dict:
         cols = self.recipe.data.columns
         missing = [k for k in required if getattr(cols, k) is None]
         if missing:

@@ -61,7 +61,7 @@ class Augmenter(nn.Module):
         super().__init__()
         widths = [dim, *hidden, dim]
         layers: list[nn.Module] = []
-        for a, b in zip(widths, widths[1:]):
+        for a, b in zip(widths, widths[1:], strict=False):
             layers += [nn.Linear(a, b), nn.GELU()]
         self.net = nn.Sequential(*layers[:-1])
 

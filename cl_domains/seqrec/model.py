@@ -240,7 +240,7 @@ class SASRecEncoder(nn.Module):
             (d / "items.json").write_text(json.dumps({"items": self.item_ids, "counts": self.item_counts}))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "SASRecEncoder":
+    def load(cls, directory: str | Path) -> SASRecEncoder:
         d = Path(directory)
         cfg = json.loads((d / "config.json").read_text())
         cfg.pop("architecture", None)

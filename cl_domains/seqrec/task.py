@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -47,18 +47,18 @@ class SeqRecDataConfig(StrictModel):
 
     alternatives = {"sequences": ("n_items",), "interactions": ("k_core",)}
 
-    sequences: Optional[str] = Field(
+    sequences: str | None = Field(
         None, description="'<dataset>/sequences' or a path: one user per line, 'user item item ...'"
     )
-    n_items: Optional[int] = Field(None, gt=0, description="number of items (default: the largest id); sequences only")
-    interactions: Optional[str] = Field(
+    n_items: int | None = Field(None, gt=0, description="number of items (default: the largest id); sequences only")
+    interactions: str | None = Field(
         None, description="interaction log: CSV/TSV/JSONL/parquet or RecBole .inter (optionally .gz), one row per event"
     )
     user: str = Field("user_id", description="the log's user column")
     item: str = Field("item_id", description="the log's item column")
-    time: Optional[str] = Field("timestamp", description="the log's time column (numbers or dates); null: file order")
-    k_core: Optional[int] = Field(None, ge=1, description="keep users and items with at least k interactions")
-    memory_limit_gb: Optional[float] = Field(
+    time: str | None = Field("timestamp", description="the log's time column (numbers or dates); null: file order")
+    k_core: int | None = Field(None, ge=1, description="keep users and items with at least k interactions")
+    memory_limit_gb: float | None = Field(
         None, gt=0, description="refuse to train when the estimated peak exceeds this (default: free memory)"
     )
 
@@ -79,7 +79,7 @@ class SeqRecEvalConfig(StrictModel):
     batch_size: int = Field(1024, gt=0, description="users scored at once (memory: batch_size x n_items floats)")
     mask_history: bool = Field(False, description="drop already-seen items from the ranking (ICLRec); MCLRec does not")
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
-    users: Optional[int] = Field(
+    users: int | None = Field(
         None, gt=0, description="score a fixed sample of this many users (short runs, e.g. the matrix); default: all"
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Literal
 
 from pydantic import Field
 
@@ -43,7 +43,7 @@ class SLUDataConfig(StrictModel):
     )
     train: str = Field(..., description="'<card>/<file>' or a path")
     test: str = Field(..., description="evaluation split ('<card>/<file>' or a path)")
-    audio_root: Optional[str] = Field(
+    audio_root: str | None = Field(
         None,
         description="folder of the real recordings (FSC release folder, SLURP slurp_real/, or the folder "
         "that a manifest's relative paths start from); null: synthesise speech with espeak-ng (fsc, massive, "
@@ -56,23 +56,23 @@ class SLUDataConfig(StrictModel):
     )
     audio_column: str = Field("path", description="manifest: column of the audio file paths")
     label_column: str = Field("label", description="manifest: column of the class names")
-    speaker_column: Optional[str] = Field(
+    speaker_column: str | None = Field(
         "speaker", description="manifest: column of the speaker ids (used when present; null: none)"
     )
-    text_column: Optional[str] = Field(
+    text_column: str | None = Field(
         "transcript",
         description="manifest: column of the transcripts (used when present, by the MM loss; null: none)",
     )
     synth_seed: int = Field(0, description="seed of the speaker -> voice map and of the subsets")
-    train_speakers: Optional[int] = Field(None, gt=0, description="keep this many training speakers (seeded)")
-    test_speakers: Optional[int] = Field(None, gt=0)
-    max_train: Optional[int] = Field(None, gt=0, description="keep this many training utterances (seeded)")
-    max_test: Optional[int] = Field(None, gt=0)
+    train_speakers: int | None = Field(None, gt=0, description="keep this many training speakers (seeded)")
+    test_speakers: int | None = Field(None, gt=0)
+    max_train: int | None = Field(None, gt=0, description="keep this many training utterances (seeded)")
+    max_test: int | None = Field(None, gt=0)
     synth_voices: list[int] = Field(
         default_factory=lambda: [40, 8],
         description="corpora without speaker ids (MASSIVE): number of synthetic training / evaluation voices",
     )
-    cache_dir: Optional[str] = Field(None, description="synthetic audio and feature cache (default: user cache)")
+    cache_dir: str | None = Field(None, description="synthetic audio and feature cache (default: user cache)")
     workers: int = Field(2, gt=0, description="synthesis processes")
 
 
@@ -100,22 +100,22 @@ class CoconutConfig(StrictModel):
     strategies: list[Literal["joint", "coconut", "replay", "finetune"]] = Field(
         default_factory=lambda: list(STRATEGIES)
     )
-    seeds: Optional[list[int]] = Field(
+    seeds: list[int] | None = Field(
         default_factory=lambda: [0, 1, 2], description="seeds of every strategy; null: train.seed alone"
     )
     n_tasks: int = Field(6, gt=0)
-    task_sizes: Optional[list[int]] = None
-    class_order: Union[Literal["seeded", "dataset"], list[str]] = Field(
+    task_sizes: list[int] | None = None
+    class_order: Literal["seeded", "dataset"] | list[str] = Field(
         "seeded",
         description="order in which classes arrive, cut into tasks: 'seeded' (a permutation drawn from "
         "class_order_seed), 'dataset' (the class ids of the corpus: FSC class-id order, SLURP alphabetical, "
         "manifest labels sorted) or the list of every class name",
     )
     class_order_seed: int = Field(0, description="seed of the 'seeded' class order (the same for every strategy)")
-    memory_size: Optional[int] = Field(None, gt=0, description="rehearsal examples (default: memory_fraction of train)")
+    memory_size: int | None = Field(None, gt=0, description="rehearsal examples (default: memory_fraction of train)")
     memory_fraction: float = Field(0.01, gt=0, le=1)
     memory_selection: Literal["reservoir", "herding"] = "reservoir"
-    memory_batch: Optional[int] = Field(
+    memory_batch: int | None = Field(
         None, gt=0, description="rehearsal examples added to each batch (default: batch size)"
     )
     nspt_weight: float = Field(

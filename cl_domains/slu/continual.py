@@ -25,7 +25,7 @@ def task_splits(n_classes: int, n_tasks: int | None = None, sizes: list[int] | N
     if sum(sizes) != n_classes or min(sizes) < 1:
         raise UserError(f"task sizes {sizes} must be positive and add up to the {n_classes} classes.")
     bounds = np.cumsum([0, *sizes])
-    return [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:], strict=False)]
 
 
 def class_order(classes: list[str], order: str | list[str] = "seeded", seed: int = 0) -> list[int]:

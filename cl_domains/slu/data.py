@@ -110,7 +110,7 @@ class Utterances:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, index) -> "Utterances":
+    def subset(self, index) -> Utterances:
         index = list(index)
         pick = lambda xs: [xs[i] for i in index]  # noqa: E731
         return Utterances(
@@ -292,7 +292,7 @@ def read_manifest(
     lines = [header + i + 1 for i in range(len(df))]
     at = "row" if kind == "parquet" else "line"
     audio, labels = [], []
-    for line, file, label in zip(lines, df[audio_column].tolist(), df[label_column].tolist()):
+    for line, file, label in zip(lines, df[audio_column].tolist(), df[label_column].tolist(), strict=False):
         if not isinstance(file, str) or not file.strip():
             raise UserError(
                 f"{path}, {at} {line}: empty audio path in column {audio_column!r}; fill it or remove the row."
@@ -317,7 +317,7 @@ def read_manifest(
         labels.append(label.strip())
     names = sorted(set(labels)) if classes is None else list(classes)
     index = {c: i for i, c in enumerate(names)}
-    for line, label in zip(lines, labels):
+    for line, label in zip(lines, labels, strict=False):
         if label not in index:
             raise UserError(
                 f"{path}, {at} {line}: label {short_repr(label)} does not occur in the training manifest "

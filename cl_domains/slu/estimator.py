@@ -147,7 +147,7 @@ class SLUEstimator(Estimator):
             if isinstance(x, (str, Path)):  # a manifest file (e.g. the test split beside in-memory tasks)
                 u = read_manifest(x, d.audio_root, audio_column=d.audio_column, label_column=d.label_column,
                                   speaker_column=None, text_column=None)  # fmt: skip
-                return [(a, u.classes[y], "") for a, y in zip(u.audio, u.labels)]
+                return [(a, u.classes[y], "") for a, y in zip(u.audio, u.labels, strict=False)]
             if hasattr(x, "columns"):
                 for key, col in (("audio_column", d.audio_column), ("label_column", d.label_column)):
                     if col not in x.columns:
@@ -159,7 +159,9 @@ class SLUEstimator(Estimator):
                         str(y),
                         t if isinstance(t, str) else "",
                     )
-                    for a, y, t in zip(x[d.audio_column], x[d.label_column], x[text] if text else [""] * len(x))
+                    for a, y, t in zip(
+                        x[d.audio_column], x[d.label_column], x[text] if text else [""] * len(x), strict=False
+                    )
                 ]
             items = x if flat else [p for task in x for p in task]
             return _pairs(items, what)
@@ -283,7 +285,7 @@ class SLUEstimator(Estimator):
         if hasattr(data, "columns"):
             d = self.recipe_.data
             root = Path(d.audio_root).expanduser() if d.audio_root else Path.cwd()
-            return [(root / str(a), str(y)) for a, y in zip(data[d.audio_column], data[d.label_column])]
+            return [(root / str(a), str(y)) for a, y in zip(data[d.audio_column], data[d.label_column], strict=False)]
         return [(a, y) for a, y, _ in _pairs(data, "test")]
 
     # ------------------------------------------------------------------ save / load

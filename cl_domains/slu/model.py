@@ -132,7 +132,7 @@ class SLUModel(nn.Module):
         save_model(self, str(d / "model.safetensors"))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "SLUModel":
+    def load(cls, directory: str | Path) -> SLUModel:
         d = Path(directory)
         model = cls(**json.loads((d / "config.json").read_text()))
         load_model(model, str(d / "model.safetensors"))

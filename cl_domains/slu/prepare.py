@@ -106,7 +106,12 @@ def prepare(cfg: SLUDataConfig, data_root=None, log=print) -> PreparedSpeech:
                 "format": cfg.format,
                 "seed": cfg.synth_seed,
                 "rows": sorted(
-                    {(v.key, t) for u in (train, test) for t, s in zip(u.texts, u.speakers) for v in [voices[s]]}
+                    {
+                        (v.key, t)
+                        for u in (train, test)
+                        for t, s in zip(u.texts, u.speakers, strict=False)
+                        for v in [voices[s]]
+                    }
                 ),
             }
         )

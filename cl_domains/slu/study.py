@@ -102,9 +102,9 @@ class CILStudy(Study):
             name=f"{recipe.name}/{strategy}-seed{seed}",
             paper=PaperConfig(source="see the study's report.md"),
         )
-        if os.path.lexists(sub_dir):  # unfinished: its memory and teacher lived in memory, so it starts again
-            if not safe_rmtree(sub_dir, run.dir):  # never through a link, never outside the run
-                raise UserError(f"{sub_dir} is not a folder inside the run directory; move it away and resume again.")
+        # unfinished: its memory and teacher lived in memory, so it starts again (never through a link or outside)
+        if os.path.lexists(sub_dir) and not safe_rmtree(sub_dir, run.dir):
+            raise UserError(f"{sub_dir} is not a folder inside the run directory; move it away and resume again.")
         sub_run = Run.create(run.dir, sub, name=f"strategies/{strategy}-seed{seed}")
         task.recipe = sub
         Trainer(sub, task, sub_run, device=device).fit()

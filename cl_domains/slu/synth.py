@@ -95,7 +95,7 @@ def assign_voices(train_speakers, eval_speakers, seed: int) -> dict[str, Voice]:
             int(rng.integers(*RATE_RANGE, endpoint=True)),
             int(rng.integers(*PITCH_RANGE, endpoint=True)),
         )
-    for s, name in zip(evals, held):
+    for s, name in zip(evals, held, strict=False):
         voices[s] = Voice(
             name, int(rng.integers(*RATE_RANGE, endpoint=True)), int(rng.integers(*PITCH_RANGE, endpoint=True))
         )
@@ -197,7 +197,7 @@ def synthesize(
     folder = Path(folder)
     by_voice: dict[Voice, set[str]] = {}
     for u in splits.values():
-        for text, spk in zip(u.texts, u.speakers):
+        for text, spk in zip(u.texts, u.speakers, strict=False):
             by_voice.setdefault(voices[spk], set()).add(text)
     jobs = [(v, sorted(texts), str(folder / "wavs")) for v, texts in sorted(by_voice.items(), key=lambda kv: kv[0].key)]
     manifest = folder / "manifest.jsonl"
@@ -220,7 +220,7 @@ def synthesize(
     out = {}
     for name, u in splits.items():
         audio = []
-        for text, spk in zip(u.texts, u.speakers):
+        for text, spk in zip(u.texts, u.speakers, strict=False):
             v = voices[spk]
             f = files.get((v.name, v.rate, v.pitch, text))
             if f is None:

@@ -135,7 +135,7 @@ class AutoTCLTask(TimeseriesTask):
         loss = keep + c.reg_weight * size + c.consistency_weight * smooth
         params = [p for p in self.augmenter.parameters() if p.requires_grad]
         grads = torch.autograd.grad(loss, params, allow_unused=True)  # the encoder's .grad stays untouched
-        for p, gr in zip(params, grads):
+        for p, gr in zip(params, grads, strict=False):
             p.grad = gr
         finite = all(gr is None or torch.isfinite(gr).all() for gr in grads)
         if finite:

@@ -79,7 +79,7 @@ class TrendHead(nn.Module):
         """``[out, in, K]``: entry ``l`` multiplies ``x[t - l]``."""
         k_max = self.kernels[-1]
         w = self.convs[0].weight.new_zeros(self.convs[0].out_channels, self.convs[0].in_channels, k_max)
-        for conv, k in zip(self.convs, self.kernels):
+        for conv, k in zip(self.convs, self.kernels, strict=False):
             w = w + F.pad(conv.weight.flip(-1), (0, k_max - k))
         return w / len(self.convs)
 

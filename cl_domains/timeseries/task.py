@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Literal, Optional
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -59,7 +60,7 @@ class TimeseriesBackboneConfig(StrictModel):
         description="ts2vec: the dilated-conv encoder; tsai: a tsai "
         "architecture (optional extra: pip install 'cl-domains[tsai]')",
     )
-    arch: Optional[str] = Field(None, description="tsai model class with per-timestamp features, e.g. InceptionTime")
+    arch: str | None = Field(None, description="tsai model class with per-timestamp features, e.g. InceptionTime")
     kwargs: dict[str, Any] = Field(
         default_factory=dict, description="keyword arguments of the tsai model, e.g. {nf: 32}"
     )
@@ -100,15 +101,15 @@ class TimeseriesDataConfig(StrictModel):
         "or a train file (.ts, or a long table: CSV/TSV/JSONL/parquet); regress: a .ts (@targetLabel true) or "
         "long-table train file",
     )
-    test: Optional[str] = Field(None, description="classify/regress from .ts files or long tables: the test file")
+    test: str | None = Field(None, description="classify/regress from .ts files or long tables: the test file")
     id: str = Field("series", description="long table (CSV/TSV/JSONL/parquet path): the series id column")
     time: str = Field("time", description="long table: the time-step column (sorts each series)")
     value: list[str] = Field(["value"], min_length=1, description="long table: one value column per dimension")
     label: str = Field("label", description="long table: the per-series class (classify) or target (regress)")
-    name: Optional[str] = Field(None, description="dataset name for split rule and target (default: from the path)")
+    name: str | None = Field(None, description="dataset name for split rule and target (default: from the path)")
     univariate: bool = True
-    target: Optional[str] = None
-    horizons: Optional[list[int]] = Field(None, description="forecast horizons (default: the paper's for the dataset)")
+    target: str | None = None
+    horizons: list[int] | None = Field(None, description="forecast horizons (default: the paper's for the dataset)")
     max_train_length: int = Field(257, gt=1, description="training sections are at most this long")
 
     @field_validator("value", mode="before")
@@ -486,7 +487,7 @@ def write_encoder(
     tensors = {"model.safetensors": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}}
     if scaler is not None:
         tensors["scaler.safetensors"] = {
-            k: torch.as_tensor(np.asarray(v, np.float64)) for k, v in zip(("mean", "std"), scaler)
+            k: torch.as_tensor(np.asarray(v, np.float64)) for k, v in zip(("mean", "std"), scaler, strict=False)
         }
     dim = network["output_dims"] * (2 if network.get("trend") else 1)
     manifest = make_manifest(recipe, embedding_dim=dim, network=network, **fields)

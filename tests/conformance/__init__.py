@@ -8,10 +8,11 @@ callable of a case receives a :class:`Ctx`: ``ctx.tmp`` (a fresh folder) and the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Case", "Ctx"]
 

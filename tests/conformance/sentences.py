@@ -26,12 +26,12 @@ def _sentences(ctx) -> list[str]:
 
 def _pairs(ctx) -> list[tuple[str, str]]:
     s = _sentences(ctx)
-    return list(zip(s, s[1:] + s[:1]))
+    return list(zip(s, s[1:] + s[:1], strict=False))
 
 
 def _triplets(ctx) -> list[tuple[str, str, str]]:
     s = _sentences(ctx)
-    return list(zip(s, s[1:] + s[:1], s[2:] + s[:2]))
+    return list(zip(s, s[1:] + s[:1], s[2:] + s[:2], strict=False))
 
 
 def _text_file(ctx) -> Path:

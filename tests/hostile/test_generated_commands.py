@@ -43,7 +43,7 @@ def test_every_command_on_hostile_input_through_a_child(tmp_path, sentinel):
         (["embed", tmp_path / "model", "--data", tmp_path / "fifo.yaml", "--out", tmp_path / "e.npy"], None),
     ]
     results = run_many([args for args, _ in cases], cwd=tmp_path)
-    for (args, needle), result in zip(cases, results):
+    for (_args, needle), result in zip(cases, results, strict=False):
         assert_clean_exit(result, codes=(2,), contains=needle)
     listing = run_many([["list"]], cwd=tmp_path)[0]  # ./recipes/zz.yaml is broken YAML
     assert_clean_exit(listing, codes=(2,), contains="zz.yaml")

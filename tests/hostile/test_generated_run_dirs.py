@@ -88,7 +88,7 @@ def test_generated_trainer_json_documents(toy_run, tmp_path, which):
     docs = hostile_documents(random.Random(SEED), valid, TRAINER_DOCS)
     for i, doc in enumerate(docs):
 
-        def damage(d: Path) -> None:
+        def damage(d: Path, doc: bytes = doc) -> None:
             for ckpt in ["step-0000006"] + (["step-0000004"] if which == "both" else []):
                 (d / "checkpoints" / ckpt / "trainer.json").write_bytes(doc)
 
@@ -141,7 +141,7 @@ def test_every_run_file_as_fifo_link_folder_or_empty(toy_run, tmp_path, sentinel
     links' target) is unchanged."""
     target = sentinel / ("step-0000001" if "step" in name or name == "checkpoints" else "notes.txt")
     for kind in OUTSIDE_KINDS:
-        result, run_dir = resume_copy(toy_run, tmp_path / kind, lambda d: _replace(d / name, kind, target))
+        result, run_dir = resume_copy(toy_run, tmp_path / kind, lambda d, kind=kind: _replace(d / name, kind, target))
         if not isinstance(result, UserError):
             assert result["steps"] == 12, (name, kind)
 

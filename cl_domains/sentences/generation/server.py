@@ -83,7 +83,7 @@ class OpenAIServer:
 
         return Handler
 
-    def start(self) -> "OpenAIServer":
+    def start(self) -> OpenAIServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
         return self
@@ -92,7 +92,7 @@ class OpenAIServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> "OpenAIServer":
+    def __enter__(self) -> OpenAIServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
