@@ -19,7 +19,7 @@ from cl_domains.core.tracking import metric_key
 pytest.importorskip("mlflow")
 pytest.importorskip("tensorboard")
 
-RUN = ["run", "autotcl_ucr", "-p", "tiny", "--set", "train.log_every=1"]
+RUN = ["run", "debcse_sts", "-p", "tiny", "--set", "train.log_every=1"]  # the main job, smallest profile
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_mlflow_and_tensorboard_hold_the_metrics_of_metrics_json(tmp_path, store
     for name, values in metrics.get("baselines", {}).items():
         assert {k: logged[metric_key(f"baseline/{name}/{k}")] for k in values} == values
     assert run.data.params["train.track"] == '["mlflow", "tensorboard"]'
-    assert run.data.params["method.name"] == "autotcl"
+    assert run.data.params["method.name"] == "debcse"
     history = MlflowClient().get_metric_history(run.info.run_id, "train/loss")
     assert [[m.step, m.value] for m in sorted(history, key=lambda m: m.step)] == losses
     artifacts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
