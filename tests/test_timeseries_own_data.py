@@ -229,7 +229,9 @@ def test_tsencoder_is_the_method_estimator_trained_by_the_core_loop(monkeypatch)
     c = AutoTCL(train={"max_steps": 2, "seed": 4}, **TINY_FIT).fit(X).embed(X)
     assert np.array_equal(a, b) and not np.array_equal(a, c)  # seeded by train.seed
     assert "BaseEstimator" not in (TSEncoder.__doc__ or "") and "contrastive method" in TSEncoder.__doc__
-    with pytest.raises(UserError, match="method must be one of autotcl, ts2vec"):
+    with pytest.raises(
+        UserError, match="no timeseries estimator named .*the timeseries estimators are: autotcl, ts2vec"
+    ):
         TSEncoder(method="simclr")
     with pytest.raises(UserError, match=r"'n_iters' is not accepted; write train=\{'max_steps': N\}"):
         TSEncoder(n_iters=5)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..core.errors import UserError
-from ..core.estimator import RENAMED_KEYWORDS, Estimator, estimator
+from ..core.estimator import RENAMED_KEYWORDS, Estimator, estimator, estimator_class
 from .data import Split, _fill_series, from_arrays
 from .task import write_regressor
 
@@ -60,7 +60,7 @@ class Regressor(Estimator):
         if cls is Regressor:  # Regressor(method=...) is the method's own class
             name = kwargs.get("method")
             name = name.get("name") if isinstance(name, dict) else name
-            cls = _class_of(name or "supremix")
+            cls = estimator_class("regression", name or "supremix")
         return super().__new__(cls)
 
     def build_recipe(self, data_settings: dict[str, Any] | None = None):
@@ -192,15 +192,6 @@ class Regressor(Estimator):
         return [str(i) for i in range(len(df))], df.to_numpy(np.float64)
 
 
-def _class_of(name: str) -> type[Regressor]:
-    from ..core.estimator import estimators
-
-    found = {c.method_name: c for c in estimators("regression").values()}
-    if name not in found:
-        raise UserError(f"Regressor: method must be one of {', '.join(sorted(found))}, got {name!r}.")
-    return found[name]
-
-
 @estimator("regression", "supremix")
 class SupReMix(Regressor):
     """SupReMix (Wu et al. 2023): supervised contrastive regression with mixup-made hard negatives and positives,
@@ -231,4 +222,4 @@ def fit(x: Any, y: Any, *, method: str = "supremix", **settings: Any) -> Regress
     Returns:
         The fitted estimator.
     """
-    return _class_of(method)(**settings).fit(x, y)
+    return estimator_class("regression", method)(**settings).fit(x, y)

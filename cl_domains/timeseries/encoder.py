@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..core.errors import UserError
-from ..core.estimator import Estimator, estimator
+from ..core.estimator import Estimator, estimator, estimator_class
 from .networks import TS2VecNet
 from .probes import encode_series
 from .task import write_encoder
@@ -96,7 +96,7 @@ class TSEncoder(Estimator):
         if cls is TSEncoder:  # TSEncoder(method=...) is the method's own class
             name = kwargs.get("method")
             name = name.get("name") if isinstance(name, dict) else name
-            cls = estimator_for(name or "ts2vec")
+            cls = estimator_class("timeseries", name or "ts2vec")
         return super().__new__(cls)
 
     # ------------------------------------------------------------------ fit
@@ -241,16 +241,6 @@ class TSEncoder(Estimator):
             x, _, ids = read_long(path)
             return [str(i) for i in ids], x
         raise UserError(f"{path}: time-series inputs are a .ts file or a long table (CSV/TSV/JSONL/parquet).")
-
-
-def estimator_for(name: str) -> type[TSEncoder]:
-    """The time-series estimator class of a method name (``ts2vec`` or ``autotcl``)."""
-    from ..core.estimator import estimators
-
-    found = {c.method_name: c for c in estimators("timeseries").values()}
-    if name not in found:
-        raise UserError(f"TSEncoder: method must be one of {', '.join(sorted(found))}, got {name!r}.")
-    return found[name]
 
 
 @estimator("timeseries", "ts2vec")
