@@ -261,7 +261,7 @@ def model_card(manifest: dict[str, Any]) -> str:
     data = recipe.get("data", {}) if isinstance(recipe.get("data"), dict) else {}
     datasets = sorted(
         {
-            str(v).split("/")[0]
+            str(v).split("/")[0] or Path(str(v)).stem  # a shipped name, or an absolute file's stem
             for k, v in data.items()
             if isinstance(v, str) and k in ("train", "path", "dataset", "name", "interactions", "sequences")
         }
